@@ -1,0 +1,81 @@
+"""gitml: MLflow's fluent API, with a Git repository as the tracking store.
+
+`import gitml as mlflow` runs MLflow tracking scripts. Names resolve lazily so that
+importing gitml stays cheap; each resolves once, then is an ordinary module attribute.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_FLUENT = "gitml.tracking.fluent"
+_LAZY: dict[str, str] = {
+    # tracking (fluent)
+    "set_tracking_uri": _FLUENT,
+    "get_tracking_uri": _FLUENT,
+    "set_experiment": _FLUENT,
+    "create_experiment": _FLUENT,
+    "get_experiment": _FLUENT,
+    "get_experiment_by_name": _FLUENT,
+    "search_experiments": _FLUENT,
+    "delete_experiment": _FLUENT,
+    "start_run": _FLUENT,
+    "active_run": _FLUENT,
+    "last_active_run": _FLUENT,
+    "end_run": _FLUENT,
+    "log_param": _FLUENT,
+    "log_params": _FLUENT,
+    "log_metric": _FLUENT,
+    "log_metrics": _FLUENT,
+    "set_tag": _FLUENT,
+    "set_tags": _FLUENT,
+    "delete_tag": _FLUENT,
+    "get_run": _FLUENT,
+    "search_runs": _FLUENT,
+    "delete_run": _FLUENT,
+    "set_experiment_tag": _FLUENT,
+    "set_experiment_tags": _FLUENT,
+    "flush": _FLUENT,
+    "ActiveRun": _FLUENT,
+    "MlflowClient": "gitml.tracking.client",
+    "GitMLClient": "gitml.tracking.client",
+    "MlflowException": "gitml.exceptions",
+    "GitMLError": "gitml.exceptions",
+}
+
+_SUBMODULES = {
+    "artifacts",
+    "cli",
+    "config",
+    "constants",
+    "entities",
+    "exceptions",
+    "models",
+    "pyfunc",
+    "pytorch",
+    "registry",
+    "serving",
+    "sklearn",
+    "store",
+    "tracking",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"gitml.{name}")
+    raise AttributeError(f"module 'gitml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
