@@ -21,6 +21,7 @@ COMMANDS = {
     "experiments": "gitml.cli.experiments:experiments",
     "runs": "gitml.cli.runs:runs",
     "models": "gitml.cli.models:models",
+    "monitor": "gitml.cli.monitor:monitor",
 }
 
 

@@ -9,7 +9,9 @@ from gitml.cli._lazy import LazyGroup
 __all__ = ["models"]
 
 # Subcommands by module: registry (registry.py), predict (predict.py), serve (serve.py).
-MODEL_COMMANDS: dict[str, str] = {}
+MODEL_COMMANDS: dict[str, str] = {
+    "serve": "gitml.cli.serve:serve",
+}
 
 
 @click.group(cls=LazyGroup, lazy=MODEL_COMMANDS)

@@ -1,0 +1,129 @@
+"""`gitml models serve`: MLflow's scoring server command line, on gitml's server."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.option(
+    "-m",
+    "--model-uri",
+    required=True,
+    help="models:/NAME/STAGE, models:/NAME@ALIAS, models:/NAME/N, runs:/ID/PATH or a folder.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (0.0.0.0 for all).",
+)
+@click.option("-p", "--port", type=int, default=5000, show_default=True, help="Port to listen on.")
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port, each with its own copy of the model.",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Watch the registry's tags and switch to the stage's or alias's new version without dropping requests.",
+)
+@click.option(
+    "--follow-interval",
+    type=click.FloatRange(min=0.2),
+    default=5.0,
+    show_default=True,
+    help="Seconds between registry checks with --follow.",
+)
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most rows merged into one model call.",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="How long a batch waits for more rows (0: only what queued while the model was busy).",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=50 * 1024 * 1024,
+    show_default=True,
+    help="Larger request bodies are refused with 413.",
+)
+@click.option(
+    "--env-manager",
+    type=click.Choice(["local"]),
+    default="local",
+    help="Accepted for MLflow compatibility: gitml serves in the current environment.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="uvicorn's log level.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    model_uri: str,
+    host: str,
+    port: int,
+    workers: int,
+    follow: bool,
+    follow_interval: float,
+    max_batch_size: int,
+    max_wait_ms: float,
+    max_body_bytes: int,
+    env_manager: str,
+    log_level: str,
+) -> None:
+    """Serve a model over REST: POST /invocations, GET /ping, /health, /version, /metrics.
+
+    The URI is resolved before the server starts (a model, stage or alias that is not there
+    is an error); the model then loads while the port is already open, and /ping answers 200
+    once it is ready.
+    """
+    from gitml.serving.app import ServeOptions
+    from gitml.serving.loading import resolve_ref
+    from gitml.serving.server import serve as run_server
+
+    repo = (ctx.find_root().obj or {}).get("repo")
+    if repo:
+        # worker processes and the registry client read the repository from here
+        os.environ["GITML_TRACKING_URI"] = str(repo)
+    if follow and not model_uri.startswith("models:/"):
+        raise click.UsageError("--follow needs a models:/ URI (a stage, an alias or latest)")
+    ref = resolve_ref(model_uri)
+    options = ServeOptions(
+        ref=ref,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_body_bytes=max_body_bytes,
+        follow=follow,
+        follow_interval_s=follow_interval,
+    )
+    what = f"{ref.name} version {ref.version}" if ref.version else ref.source
+    click.echo(
+        f"Serving {model_uri} ({what}) on http://{host}:{port} with {workers} worker(s); "
+        "GET /ping answers 200 once the model is loaded",
+        err=True,
+    )
+    status = run_server(options, host=host, port=port, workers=workers, log_level=log_level)
+    if status:
+        click.echo(f"Error: the model {model_uri} could not be loaded", err=True)
+        ctx.exit(status)

@@ -1,0 +1,249 @@
+"""The scoring server's ASGI app (Starlette): /invocations, /ping, /health, /version, /metrics.
+
+The app starts answering at once and loads the model in a thread: `/ping` is 503 until the
+model is loaded, then 200, so it means "ready" to a load balancer or a Kubernetes probe.
+Errors answer MLflow's body `{"error_code", "message"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gitml.exceptions import GitMLError, InvalidParameterValue
+from gitml.serving.batching import Batcher
+from gitml.serving.formats import InputSpec, dump_predictions, input_spec, parse_request
+from gitml.serving.loading import LoadedModel, ModelRef, load_ref
+from gitml.serving.metrics import ServingMetrics
+
+__all__ = ["BodyTooLarge", "ServeOptions", "ServingState", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+
+
+class BodyTooLarge(InvalidParameterValue):
+    """A request body over the configured limit (HTTP 413)."""
+
+    status = 413
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to serve: the resolved model, batching, limits and following."""
+
+    ref: ModelRef
+    max_batch_size: int = 256
+    max_wait_ms: float = 0.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    follow: bool = False
+    follow_interval_s: float = 5.0
+    metrics_dir: str | None = None
+
+    def to_json(self) -> str:
+        """For worker processes, which rebuild the options from the environment."""
+        d = dict(self.__dict__)
+        d["ref"] = dict(self.ref.__dict__)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeOptions:
+        """The inverse of `to_json`."""
+        d = json.loads(text)
+        d["ref"] = ModelRef(**d["ref"])
+        return cls(**d)
+
+
+class ServingState:
+    """The model being served, swapped atomically by `switch`, and the server's counters."""
+
+    def __init__(self, options: ServeOptions, loader: Callable[[str], Any] | None = None) -> None:
+        self.options = options
+        self.loader = loader
+        self.current: LoadedModel | None = None
+        self.spec: InputSpec | None = None
+        self.error: str | None = None
+        self.metrics = ServingMetrics(options.metrics_dir)
+        self.started = time.time()
+        self.on_fatal: Callable[[str], None] | None = None
+        self.follow_error: str | None = None
+        self._labels = ("", "")
+
+    def load(self, ref: ModelRef) -> LoadedModel:
+        """Load `ref` (in the calling thread); warms pandas when the model reads columns."""
+        loaded = load_ref(ref, self.loader)
+        spec = input_spec(loaded.model)
+        if spec is None or not spec.tensor:
+            with contextlib.suppress(ImportError):
+                import pandas  # noqa: F401  (first DataFrame request must not pay for the import)
+        return loaded
+
+    def switch(self, loaded: LoadedModel) -> None:
+        """Serve `loaded` from the next model call on; calls in flight finish on the old one."""
+        self.spec = input_spec(loaded.model)
+        self.current = loaded
+        self.metrics.model_info = loaded.ref.labels()
+        self.metrics.model_load_seconds = loaded.load_seconds
+
+    def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
+        """One model call (runs in the batcher's thread)."""
+        current = self.current
+        if current is None:
+            raise GitMLError("No model is loaded", "TEMPORARILY_UNAVAILABLE")
+        self._labels = current.label
+        if params:
+            return current.model.predict(data, params=params)
+        return current.model.predict(data)
+
+    def on_call(self, rows: int, ok: bool) -> None:
+        """Count a model call (on the event loop)."""
+        self.metrics.model_call(self._labels[0], self._labels[1], rows, ok)
+
+    def health(self) -> dict[str, Any]:
+        """The `/health` body."""
+        status = "ok" if self.current is not None else ("failed" if self.error else "loading")
+        from gitml import __version__
+
+        return {
+            "status": status,
+            "model_loaded": self.current is not None,
+            "model": self.current.describe() if self.current is not None else None,
+            "error": self.error,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "gitml_version": __version__,
+            "follow": self.options.follow,
+            "follow_error": self.follow_error,
+        }
+
+
+def _error(status: int, code: str, message: str) -> Any:
+    from starlette.responses import Response
+
+    body = json.dumps({"error_code": code, "message": message})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"Request body of {declared} bytes is over the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"Request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None) -> Any:
+    """The Starlette app serving `options.ref`; `loader(source)` replaces the pyfunc loader."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    state = ServingState(options, loader)
+    batcher = Batcher(state.predict, options.max_batch_size, options.max_wait_ms, state.on_call)
+    metrics = state.metrics
+
+    async def invocations(request: Any) -> Any:
+        started = time.perf_counter()
+        metrics.in_flight += 1
+        try:
+            response = await _invoke(request)
+        finally:
+            metrics.in_flight -= 1
+        metrics.request("/invocations", response.status_code)
+        metrics.latency.observe(time.perf_counter() - started)
+        return response
+
+    async def _invoke(request: Any) -> Any:
+        if state.current is None:
+            return _error(
+                503, "TEMPORARILY_UNAVAILABLE", state.error or "The model is still loading"
+            )
+        try:
+            body = await _read_body(request, options.max_body_bytes)
+            inp = parse_request(body, request.headers.get("content-type"), state.spec)
+            predictions = await batcher.submit(inp)
+            return Response(dump_predictions(predictions), media_type="application/json")
+        except GitMLError as e:
+            status = getattr(e, "status", None) or e.get_http_status_code()
+            return _error(status, e.error_code, e.message)
+        except Exception as e:  # the model's own failure: answer, count, keep serving
+            return _error(
+                500, "INTERNAL_ERROR", f"Model prediction failed: {type(e).__name__}: {e}"
+            )
+
+    async def ping(request: Any) -> Any:
+        ready = state.current is not None
+        metrics.request("/ping", 200 if ready else 503)
+        if ready:
+            return Response("\n", media_type="application/json")
+        return _error(503, "TEMPORARILY_UNAVAILABLE", state.error or "The model is still loading")
+
+    async def health(request: Any) -> Any:
+        body = state.health()
+        status = 200 if state.current is not None else 503
+        metrics.request("/health", status)
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+    async def version(request: Any) -> Any:
+        from gitml import __version__
+
+        metrics.request("/version", 200)
+        return PlainTextResponse(__version__)
+
+    async def metrics_endpoint(request: Any) -> Any:
+        metrics.request("/metrics", 200)
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    def load_initial() -> None:
+        try:
+            state.switch(state.load(options.ref))
+        except Exception as e:  # reported on /ping and /health, and fatal to the server
+            state.error = f"Cannot load model {options.ref.uri!r}: {type(e).__name__}: {e}"
+            if state.on_fatal is not None:
+                state.on_fatal(state.error)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        threading.Thread(target=load_initial, name="gitml-load", daemon=True).start()
+        tasks = []
+        if options.metrics_dir:
+            tasks.append(asyncio.create_task(_publish(state)))
+        if options.follow and options.ref.name:
+            from gitml.serving.follow import follow
+
+            tasks.append(asyncio.create_task(follow(state)))
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            batcher.close()
+
+    routes = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.serving = state
+    return app
+
+
+async def _publish(state: ServingState) -> None:
+    # each worker's counters, once a second, for whichever worker answers /metrics
+    while True:
+        with contextlib.suppress(OSError):
+            state.metrics.write_snapshot()
+        await asyncio.sleep(1.0)
