@@ -50,6 +50,18 @@ def git_config(root: Path | str) -> dict[str, str]:
     return out
 
 
+def _login_name(env: Mapping[str, str]) -> str | None:
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if env.get(name):
+            return env[name]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return None
+
+
 def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the frozen config from `environ` (default: os.environ) and the repo's git config."""
     env = os.environ if environ is None else environ
@@ -71,5 +83,5 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
         experiment_id=pick("GITML_EXPERIMENT_ID"),
         run_name=pick("GITML_RUN_NAME"),
         run_id=pick("GITML_RUN_ID"),
-        user=pick("GITML_USER") or pick("LOGNAME") or pick("USER"),
+        user=pick("GITML_USER") or _login_name(env),
     )

@@ -1,0 +1,446 @@
+"""Pull, push and sync the metadata branch and the registry tags with a Git remote.
+
+Pull fetches the branch by an explicit refspec (so shallow, single-branch CI clones get
+it too) into a remote-tracking ref, then merges it into the local branch with
+`gitml.store.merge` and a compare-and-swap ref update. Push pulls, then pushes the
+branch and the registry tags in one `git push --atomic`; when another clone pushed in
+between, it fetches, merges and pushes again, with back-off, until the push lands.
+Only the user's own Git (its credentials, its transports) talks to the remote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gitml.config import Config, resolve_config
+from gitml.exceptions import InvalidState, RemoteError, RepositoryError
+from gitml.store.merge import merge_trees, run_changes
+from gitml.store.repo import GitRepo
+
+__all__ = ["Moved", "SyncResult", "is_registry_tag", "pull", "push", "resolve_remote", "sync"]
+
+_ZERO = "0" * 40
+# Git's messages are parsed to tell a race from a refusal: ask for them untranslated.
+_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
+# A push that lost a race to another clone: fetch, merge and try again.
+_RACE = (
+    "fetch first",
+    "non-fast-forward",
+    "stale info",
+    "failed to update ref",
+    "cannot lock ref",
+    "failed to lock",
+    "incorrect old value",
+    "already exists",
+)
+_AUTH = (
+    "permission denied",
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "terminal prompts disabled",
+    "403",
+    "401",
+    "host key verification failed",
+)
+_NETWORK = (
+    "could not resolve host",
+    "connection refused",
+    "connection timed out",
+    "network is unreachable",
+    "no route to host",
+    "unable to access",
+    "does not appear to be a git repository",
+    "could not read from remote repository",
+    "connection closed",
+    "connection reset",
+    "no such file or directory",
+)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What moved in one direction: runs added and updated, registry tags added."""
+
+    runs_added: tuple[str, ...] = ()
+    runs_updated: tuple[str, ...] = ()
+    tags_added: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing moved."""
+        return not (self.runs_added or self.runs_updated or self.tags_added)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The outcome of a pull, push or sync with one remote."""
+
+    remote: str
+    branch: str
+    tip: str | None  # the local branch afterwards
+    remote_tip: str | None  # the remote branch afterwards, as last seen
+    pulled: Moved = field(default_factory=Moved)
+    pushed: Moved = field(default_factory=Moved)
+    merged: bool = False  # a merge commit was made
+    rewritten: bool = False  # the remote branch was force-rewritten since the last fetch
+    attempts: int = 1  # push attempts (more than one when other clones pushed at the same time)
+    warnings: tuple[str, ...] = ()
+
+
+def is_registry_tag(name: str) -> bool:
+    """Whether a tag name (without refs/tags/) is a registry tag, in GTO's grammar (`@` or `#`)."""
+    return "@" in name or "#" in name
+
+
+# -- running git ------------------------------------------------------------------------------
+def _git(repo: GitRepo, args: list[str], stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args],
+            cwd=repo.root,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **_ENV},
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RemoteError(f"git {args[0]} timed out after {timeout:.0f} s") from e
+    except OSError as e:
+        raise RepositoryError(f"cannot run git: {e}") from e
+
+
+def _remote_error(action: str, remote: str, stderr: str) -> RemoteError:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("hint:")]
+    detail = "; ".join(lines[-3:]) or "no message from git"
+    low = stderr.lower()
+    if any(s in low for s in _AUTH):
+        return RemoteError(
+            f"authentication to '{remote}' failed during {action}: check your Git credentials "
+            f"(SSH key, token or credential helper) for that remote ({detail})"
+        )
+    if any(s in low for s in _NETWORK):
+        return RemoteError(f"cannot reach remote '{remote}' during {action}: {detail}")
+    return RemoteError(f"{action} with remote '{remote}' failed: {detail}")
+
+
+def resolve_remote(repo: GitRepo, remote: str | None = None, config: Config | None = None) -> str:
+    """The remote to use: the argument, then `gitml.remote`, then `origin`, then the only remote."""
+    if remote:
+        return remote
+    cfg = config or resolve_config(repo.root)
+    if cfg.remote:
+        return cfg.remote
+    names = _git(repo, ["remote"]).stdout.split()
+    if "origin" in names:
+        return "origin"
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise RemoteError("this repository has no Git remote: add one with 'git remote add origin <url>'")
+    raise RemoteError(f"several remotes ({', '.join(names)}) and none configured: name one, or set gitml.remote")
+
+
+def _tracking_ref(repo: GitRepo, remote: str) -> str:
+    names = _git(repo, ["remote"]).stdout.split()
+    if remote in names:
+        return f"refs/remotes/{remote}/{repo.branch}"
+    # A URL or a path: remember it under a name derived from it.
+    digest = hashlib.sha1(remote.encode()).hexdigest()[:12]
+    return f"refs/gitml/remotes/{digest}/{repo.branch}"
+
+
+# -- the remote's state -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _RemoteState:
+    tip: str | None
+    tags: dict[str, str]  # registry tag name -> object
+
+
+def _ls_remote(repo: GitRepo, remote: str, tag_filter: Callable[[str], bool]) -> _RemoteState:
+    proc = _git(repo, ["ls-remote", remote, f"refs/heads/{repo.branch}", "refs/tags/*"])
+    if proc.returncode != 0:
+        raise _remote_error("ls-remote", remote, proc.stderr)
+    tip = None
+    tags: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{repo.branch}":
+            tip = sha
+        elif ref.startswith("refs/tags/") and not ref.endswith("^{}"):
+            name = ref[len("refs/tags/") :]
+            if tag_filter(name):
+                tags[name] = sha
+    return _RemoteState(tip, tags)
+
+
+def _local_tags(repo: GitRepo, tag_filter: Callable[[str], bool]) -> dict[str, str]:
+    proc = _git(repo, ["for-each-ref", "--format=%(objectname) %(refname)", "refs/tags"])
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        sha, _, ref = line.partition(" ")
+        name = ref[len("refs/tags/") :]
+        if tag_filter(name):
+            out[name] = sha
+    return out
+
+
+def _has_object(repo: GitRepo, sha: str) -> bool:
+    return _git(repo, ["cat-file", "-e", sha]).returncode == 0
+
+
+def _is_ancestor(repo: GitRepo, a: str, b: str) -> bool:
+    return _git(repo, ["merge-base", "--is-ancestor", a, b]).returncode == 0
+
+
+def _commit_time(repo: GitRepo, sha: str) -> int:
+    _, data = repo.objects.read(sha)
+    for line in data.split(b"\n\n", 1)[0].splitlines():
+        if line.startswith(b"committer "):
+            return int(line.rsplit(b" ", 2)[-2])
+    return 0
+
+
+# -- pull -------------------------------------------------------------------------------------
+@dataclass
+class _Pulled:
+    remote_tip: str | None
+    remote_tags: dict[str, str]
+    tags_fetched: list[str]
+    rewritten: bool
+    warnings: list[str]
+
+
+def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str], bool]) -> _Pulled:
+    state = _ls_remote(repo, remote, tag_filter)
+    local_tags = _local_tags(repo, tag_filter)
+    warnings: list[str] = []
+    new_tags = [n for n in sorted(state.tags) if n not in local_tags]
+    for name in sorted(set(state.tags) & set(local_tags)):
+        if state.tags[name] != local_tags[name]:
+            warnings.append(f"tag {name} differs locally and on '{remote}'; kept the local one")
+    previous = repo.read_ref(tracking)
+    refspecs: list[str] = []
+    if state.tip is not None and (previous != state.tip or not _has_object(repo, state.tip)):
+        refspecs.append(f"+refs/heads/{repo.branch}:{tracking}")
+    shallow = (repo.common_dir / "shallow").exists()
+    tag_specs = [f"refs/tags/{n}:refs/tags/{n}" for n in new_tags]
+    if shallow and tag_specs:
+        # Tags point at code commits: in a shallow clone fetch just those commits, not all history.
+        proc = _git(repo, ["fetch", "--no-tags", "--depth=1", "--stdin", remote], stdin="\n".join(tag_specs) + "\n")
+        if proc.returncode != 0:
+            raise _remote_error("fetch", remote, proc.stderr)
+        tag_specs = []
+    if refspecs or tag_specs:
+        proc = _git(repo, ["fetch", "--no-tags", "--stdin", remote], stdin="\n".join(refspecs + tag_specs) + "\n")
+        if proc.returncode != 0:
+            raise _remote_error("fetch", remote, proc.stderr)
+    tip = repo.read_ref(tracking) if state.tip is not None else None
+    rewritten = False
+    if previous and tip and previous != tip and _has_object(repo, previous) and not _is_ancestor(repo, previous, tip):
+        rewritten = True
+        warnings.append(
+            f"'{remote}' rewrote its {repo.branch} branch (force-push): runs it dropped are kept here "
+            "and the next push restores them"
+        )
+    if state.tip is None and previous is not None:
+        _git(repo, ["update-ref", "-d", tracking])
+    return _Pulled(tip, state.tags, new_tags, rewritten, warnings)
+
+
+def _merge_into_local(repo: GitRepo, remote: str, theirs: str | None, warnings: list[str]) -> tuple[bool, str | None]:
+    """Bring the local branch up to `theirs`; returns (merge commit made, new local tip)."""
+    if theirs is None:
+        return False, repo.tip()
+    for _ in range(100):
+        ours = repo.tip()
+        if ours == theirs:
+            return False, ours
+        if ours is None or _is_ancestor(repo, ours, theirs):
+            if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
+                return False, theirs
+            continue
+        if _is_ancestor(repo, theirs, ours):
+            return False, ours
+        proc = _git(repo, ["merge-base", ours, theirs])
+        base = proc.stdout.strip() or None
+        result = merge_trees(
+            repo,
+            repo.tree_of(base) if base else None,
+            repo.tree_of(ours),
+            repo.tree_of(theirs),
+            ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
+        )
+        changes = run_changes(repo, repo.tree_of(ours), result.tree)
+        message = (
+            f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
+        )
+        if result.warnings or result.resolved:
+            message += "\n\n" + "\n".join([*(f"warning: {w}" for w in result.warnings), *(f"resolved: {r}" for r in result.resolved)])
+        commit = repo.write_commit(result.tree, [ours, theirs], message)
+        if repo.update_ref(commit, ours, message.splitlines()[0]):
+            warnings.extend(result.warnings)
+            return True, commit
+        # A local writer committed meanwhile: merge again from its commit.
+    raise InvalidState(f"the local {repo.branch} branch kept moving during the merge; try again")
+
+
+def pull(
+    repo: GitRepo,
+    remote: str | None = None,
+    *,
+    config: Config | None = None,
+    tag_filter: Callable[[str], bool] = is_registry_tag,
+) -> SyncResult:
+    """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch."""
+    name = resolve_remote(repo, remote, config)
+    tracking = _tracking_ref(repo, name)
+    before = repo.tip()
+    got = _fetch(repo, name, tracking, tag_filter)
+    merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings)
+    changes = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
+    return SyncResult(
+        remote=name,
+        branch=repo.branch,
+        tip=tip,
+        remote_tip=got.remote_tip,
+        pulled=Moved(changes.added, changes.updated, tuple(got.tags_fetched)),
+        merged=merged,
+        rewritten=got.rewritten,
+        warnings=tuple(got.warnings),
+    )
+
+
+# -- push -------------------------------------------------------------------------------------
+def _push_once(
+    repo: GitRepo, remote: str, tip: str, remote_tip: str | None, tags: list[str]
+) -> tuple[str, str]:
+    """One atomic push; returns ("ok" | "race", detail) or raises RemoteError for a refusal."""
+    specs = [f"{tip}:refs/heads/{repo.branch}", *(f"refs/tags/{t}:refs/tags/{t}" for t in tags)]
+    lease = f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"
+    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", lease, remote, *specs])
+    if proc.returncode == 0:
+        return "ok", ""
+    refused = [ln for ln in proc.stdout.splitlines() if ln.startswith("!")]
+    if not refused:
+        raise _remote_error("push", remote, proc.stderr)
+    reasons = [ln.split("\t")[-1] for ln in refused]
+    real = [r for r in reasons if "atomic" not in r]
+    if not real or any(s in r for r in real for s in _RACE):
+        return "race", "; ".join(reasons)
+    said = [ln[len("remote:") :].strip() for ln in proc.stderr.splitlines() if ln.startswith("remote:")]
+    said = [s for s in said if s]
+    raise RemoteError(
+        f"'{remote}' refused the push: {'; '.join(real)}"
+        + (f" (the remote said: {' / '.join(said[-3:])})" if said else "")
+        + ". Nothing was lost: the runs stay on the local branch and the next push carries them"
+    )
+
+
+def push(
+    repo: GitRepo,
+    remote: str | None = None,
+    *,
+    config: Config | None = None,
+    tag_filter: Callable[[str], bool] = is_registry_tag,
+    allow_drop: bool = False,
+    timeout_s: float = 300.0,
+) -> SyncResult:
+    """Merge the remote's branch in, then push the branch and registry tags until the push lands.
+
+    Races with other clones are retried (fetch, merge, push) with randomised back-off
+    until `timeout_s`; authentication, network and refusal errors raise RemoteError at
+    once. A push that would remove runs from the remote is refused (InvalidState) unless
+    `allow_drop`.
+    """
+    name = resolve_remote(repo, remote, config)
+    tracking = _tracking_ref(repo, name)
+    before = repo.tip()
+    deadline = time.monotonic() + timeout_s
+    warnings: list[str] = []
+    fetched_tags: list[str] = []
+    merged_any = rewritten = False
+    attempt = 0
+    while True:
+        attempt += 1
+        got = _fetch(repo, name, tracking, tag_filter)
+        warnings.extend(w for w in got.warnings if w not in warnings)
+        fetched_tags.extend(t for t in got.tags_fetched if t not in fetched_tags)
+        rewritten = rewritten or got.rewritten
+        merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings)
+        merged_any = merged_any or merged
+        local_tags = _local_tags(repo, tag_filter)
+        tags = sorted(n for n in local_tags if n not in got.remote_tags)
+        if tip is None or (tip == got.remote_tip and not tags):
+            return _pushed_result(repo, name, before, tip, got.remote_tip, got.remote_tip, [], fetched_tags, merged_any, rewritten, attempt, warnings)
+        remote_tree = repo.tree_of(got.remote_tip)
+        dropped = run_changes(repo, remote_tree, repo.tree_of(tip)).removed
+        if dropped and not allow_drop:
+            shown = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+            raise InvalidState(
+                f"refusing to push: it would remove {len(dropped)} run(s) from '{name}' ({shown}). "
+                f"They are still in {tracking}; restore them on the local {repo.branch} branch "
+                f"(for example: git restore --source={tracking} on a worktree of the branch, then commit), "
+                "or push with --allow-drop if removing them is intended"
+            )
+        outcome, detail = _push_once(repo, name, tip, got.remote_tip, tags)
+        if outcome == "ok":
+            _git(repo, ["update-ref", tracking, tip])
+            return _pushed_result(repo, name, before, tip, got.remote_tip, tip, tags, fetched_tags, merged_any, rewritten, attempt, warnings)
+        if time.monotonic() > deadline:
+            raise RemoteError(
+                f"gave up pushing to '{name}' after {attempt} attempts ({detail}): other clones kept pushing. "
+                "Nothing was lost: the next push carries the local runs"
+            )
+        # Randomised exponential back-off spreads racing clones apart.
+        time.sleep(random.uniform(0.02, min(2.0, 0.05 * 2 ** min(attempt, 6))))
+
+
+def _pushed_result(
+    repo: GitRepo,
+    remote: str,
+    before: str | None,
+    tip: str | None,
+    remote_before: str | None,
+    remote_after: str | None,
+    tags: list[str],
+    fetched_tags: list[str],
+    merged: bool,
+    rewritten: bool,
+    attempts: int,
+    warnings: list[str],
+) -> SyncResult:
+    pulled = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
+    pushed = run_changes(repo, repo.tree_of(remote_before), repo.tree_of(remote_after))
+    return SyncResult(
+        remote=remote,
+        branch=repo.branch,
+        tip=tip,
+        remote_tip=remote_after,
+        pulled=Moved(pulled.added, pulled.updated, tuple(fetched_tags)),
+        pushed=Moved(pushed.added, pushed.updated, tuple(tags)),
+        merged=merged,
+        rewritten=rewritten,
+        attempts=attempts,
+        warnings=tuple(warnings),
+    )
+
+
+def sync(
+    repo: GitRepo,
+    remote: str | None = None,
+    *,
+    config: Config | None = None,
+    tag_filter: Callable[[str], bool] = is_registry_tag,
+    allow_drop: bool = False,
+) -> SyncResult:
+    """Pull, then push: afterwards the local and the remote branch hold the same runs."""
+    return push(repo, remote, config=config, tag_filter=tag_filter, allow_drop=allow_drop)

@@ -1,0 +1,262 @@
+"""`MlflowClient` (also `GitMLClient`): MLflow's tracking client over a Git repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from gitml import constants as C
+from gitml.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.tracking import names
+from gitml.tracking.tracker import Tracker, get_tracker
+from gitml.tracking.validation import (
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    check_run_id,
+)
+
+__all__ = ["GitMLClient", "MlflowClient", "PagedList"]
+
+
+class PagedList(list):  # type: ignore[type-arg]
+    """A list with the token of the next page, as MLflow's search methods return."""
+
+    def __init__(self, items: list[Any], token: str | None) -> None:
+        super().__init__(items)
+        self.token = token
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+class GitMLClient:
+    """MLflow's client API; `tracking_uri` is a path inside a Git repository (default: cwd's)."""
+
+    def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, registry_uri: str | None = None) -> None:
+        if tracking_uri is None:
+            from gitml.tracking import fluent
+
+            tracking_uri = fluent.get_tracking_uri_or_none()
+        self._tracking_uri = tracking_uri
+        self._tracker: Tracker = get_tracker(tracking_uri)
+
+    @property
+    def tracking_uri(self) -> str:
+        """The repository this client writes to."""
+        return str(self._tracker.root)
+
+    # -- experiments ---------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+    ) -> str:
+        """Create an experiment and return its id."""
+        self._tracker.experiments.ensure_default()
+        return self._tracker.experiments.create(name, artifact_location, tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """An experiment by id."""
+        return self._tracker.experiments.get(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """An experiment by name, or None."""
+        return self._tracker.experiments.by_name(name)
+
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        """Experiments matching MLflow's experiment filter (name, tags, times)."""
+        from gitml.tracking.experiment_search import search_experiments
+
+        items, token = search_experiments(
+            self._tracker.experiments.all(), view_type, max_results, filter_string, order_by, page_token
+        )
+        return PagedList(items, token)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an experiment."""
+        self._tracker.experiments.rename(str(experiment_id), new_name)
+
+    def delete_experiment(self, experiment_id: str, permanent: bool = False) -> None:
+        """Delete an experiment: restorable, or with `permanent=True` gone from the tip at once."""
+        if permanent:
+            self._tracker.purge_experiment(str(experiment_id))
+        else:
+            self._tracker.experiments.set_lifecycle(str(experiment_id), LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Undo a (non-permanent) deletion."""
+        self._tracker.experiments.set_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        """Set a tag on an experiment."""
+        self._tracker.experiments.set_tag(str(experiment_id), key, value)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Delete a tag from an experiment."""
+        self._tracker.experiments.set_tag(str(experiment_id), key, "", delete=True)
+
+    # -- runs ----------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> Run:
+        """Create a RUNNING run (no source tags: the fluent start_run adds those)."""
+        self._tracker.experiments.ensure_default()
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        run_name = run_name or tags.get("mlflow.runName") or names.random_run_name()
+        tags["mlflow.runName"] = run_name
+        user = tags.get("mlflow.user") or self._tracker.config.user
+        run_id = self._tracker.create_run(str(experiment_id), run_name, start_time, tags, user, {})
+        return self._tracker.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with its params, latest metrics and tags."""
+        return self._tracker.get_run(run_id)
+
+    def get_parent_run(self, run_id: str) -> Run | None:
+        """The parent of a nested run, or None."""
+        parent = self.get_run(run_id).data.tags.get("mlflow.parentRunId")
+        return self.get_run(parent) if parent else None
+
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        """Change a run's status or name."""
+        fields: dict[str, Any] = {}
+        if status is not None:
+            fields["status"] = RunStatus.from_string(status)
+        if name is not None:
+            fields["run_name"] = name
+            self._tracker.writer(run_id).set_tag("mlflow.runName", name)
+        if fields:
+            self._tracker.update_run(run_id, **fields)
+
+    def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
+        """Log a param (immutable: the same value again is fine, another is refused)."""
+        self._tracker.writer(run_id).log_param(key, value)
+        return value
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+        synchronous: bool | None = None,
+        **_: Any,
+    ) -> None:
+        """Log one metric point (buffered; visible to reads in this process at once)."""
+        self._tracker.writer(run_id).log_metric(key, value, timestamp if timestamp is not None else _ms(), step)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[Metric] = (),  # type: ignore[assignment]
+        params: list[Param] = (),  # type: ignore[assignment]
+        tags: list[RunTag] = (),  # type: ignore[assignment]
+        synchronous: bool | None = None,
+    ) -> None:
+        """Log many metrics, params and tags at once, within MLflow's batch limits."""
+        metrics, params, tags = list(metrics or []), list(params or []), list(tags or [])
+        for items, limit, what in ((metrics, MAX_BATCH_METRICS, "metrics"), (params, MAX_BATCH_PARAMS, "params"), (tags, MAX_BATCH_TAGS, "tags")):
+            if len(items) > limit:
+                raise InvalidParameterValue(f"a batch may hold at most {limit} {what}; got {len(items)}")
+        seen: dict[str, str] = {}
+        for p in params:
+            if p.key in seen and seen[p.key] != str(p.value):
+                raise InvalidParameterValue(f"duplicate param '{p.key}' with different values in one batch")
+            seen[p.key] = str(p.value)
+        writer = self._tracker.writer(run_id)
+        for p in params:
+            writer.log_param(p.key, p.value)
+        for t in tags:
+            writer.set_tag(t.key, t.value)
+        for m in metrics:
+            writer.log_metric(m.key, m.value, m.timestamp if m.timestamp is not None else _ms(), m.step)
+
+    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
+        """Set a run tag."""
+        self._tracker.writer(run_id).set_tag(key, value)
+        if key == "mlflow.runName":
+            self._tracker.writer(run_id).set_meta(run_name=str(value))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Delete a run tag; unknown keys are an error, as in MLflow."""
+        run = self._tracker.get_run(run_id)
+        if key not in run.data.tags:
+            raise ResourceDoesNotExist(f"no tag with name '{key}' in run {run_id}")
+        self._tracker.writer(run_id).delete_tag(key)
+
+    def set_terminated(self, run_id: str, status: str | None = None, end_time: int | None = None) -> None:
+        """End a run (FINISHED unless told otherwise) and commit everything it logged."""
+        self._tracker.end_run(run_id, status or RunStatus.FINISHED, end_time)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged point of a metric."""
+        return self._tracker.get_metric_history(run_id, key)
+
+    def search_runs(
+        self,
+        experiment_ids: list[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        """Runs matching MLflow's filter grammar, ordered, one page at a time."""
+        if isinstance(experiment_ids, (str, int)):
+            experiment_ids = [str(experiment_ids)]
+        runs, token = self._tracker.index().search(
+            experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
+        return PagedList(runs, token)
+
+    def delete_run(self, run_id: str, permanent: bool = False) -> None:
+        """Delete a run: restorable, or with `permanent=True` gone from the tip at once."""
+        if permanent:
+            self._tracker.purge_run(run_id)
+        else:
+            self._tracker.set_lifecycle(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        """Undo a (non-permanent) deletion."""
+        self._tracker.set_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    def recover_runs(self) -> list[str]:
+        """Commit the journals of crashed processes; returns the runs recovered."""
+        return self._tracker.recover(force=True)
+
+    def flush(self) -> None:
+        """Commit everything logged so far."""
+        self._tracker.flush()
+
+    def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> None:
+        """Accepted for compatibility; datasets are not tracked yet."""
+        check_run_id(run_id)
+
+
+MlflowClient = GitMLClient
+
+_ = (C, re)

@@ -1,0 +1,490 @@
+"""MLflow's fluent API (`gitml.start_run`, `gitml.log_metric`, ...): module-level state over the client."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gitml import constants as C
+from gitml.entities import Experiment, Run, RunStatus, ViewType
+from gitml.exceptions import (
+    GitMLError,
+    InvalidParameterValue,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
+from gitml.tracking.client import GitMLClient
+from gitml.tracking.tracker import Tracker, get_tracker
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "create_experiment",
+    "delete_experiment",
+    "delete_run",
+    "delete_tag",
+    "end_run",
+    "flush",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "get_tracking_uri_or_none",
+    "last_active_run",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_experiments",
+    "search_runs",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
+
+_state = threading.local()
+_tracking_uri: str | None = None
+_experiment_id: str | None = None
+_last_run_id: str | None = None
+_atexit_registered = False
+
+
+def _stack() -> list[ActiveRun]:
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    return stack
+
+
+class ActiveRun:
+    """The run `start_run` returns: a context manager that ends it (FAILED on an exception)."""
+
+    def __init__(self, run: Run, tracker: Tracker) -> None:
+        self._run = run
+        self._tracker = tracker
+        self.writer = tracker.writer(run.info.run_id)
+
+    @property
+    def info(self) -> Any:
+        return self._run.info
+
+    @property
+    def data(self) -> Any:
+        return self._run.data
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun: run_id={self._run.info.run_id}, name={self._run.info.run_name!r}>"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        if any(r is self for r in _stack()):
+            end_run(status)
+        return False
+
+
+# -- tracking URI and experiments ---------------------------------------------------------
+def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Track into the Git repository at `uri` (a path or file:// URI; None: the working dir's)."""
+    global _tracking_uri, _experiment_id
+    _tracking_uri = None if uri is None else os.fspath(uri)
+    _experiment_id = None
+    if _tracking_uri is not None:
+        get_tracker(_tracking_uri)  # fail now, with a clear message, if it is no repository
+
+
+def get_tracking_uri_or_none() -> str | None:
+    """The tracking URI set by set_tracking_uri or GITML_TRACKING_URI, or None."""
+    return _tracking_uri or os.environ.get("GITML_TRACKING_URI") or None
+
+
+def get_tracking_uri() -> str:
+    """The repository runs go to, as a path."""
+    return str(_tracker().root)
+
+
+def _tracker() -> Tracker:
+    return get_tracker(get_tracking_uri_or_none())
+
+
+def _client() -> GitMLClient:
+    return GitMLClient(get_tracking_uri_or_none())
+
+
+def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
+    """Make an experiment active, creating it by name if needed."""
+    global _experiment_id
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidParameterValue("set_experiment takes exactly one of experiment_name or experiment_id")
+    client = _client()
+    if experiment_id is not None:
+        exp = client.get_experiment(str(experiment_id))
+    else:
+        assert experiment_name is not None
+        found = client.get_experiment_by_name(experiment_name)
+        if found is None:
+            try:
+                client.create_experiment(experiment_name)
+            except ResourceAlreadyExists:
+                pass  # another process created it a moment ago
+            found = client.get_experiment_by_name(experiment_name)
+        assert found is not None
+        exp = found
+    if exp.lifecycle_stage != "active":
+        raise GitMLError(
+            f"cannot set a deleted experiment '{exp.name}' as the active experiment: "
+            "restore it (gitml experiments restore) or delete it permanently",
+            "INVALID_PARAMETER_VALUE",
+        )
+    _experiment_id = exp.experiment_id
+    return exp
+
+
+def _active_experiment_id() -> str:
+    if _experiment_id is not None:
+        return _experiment_id
+    tracker = _tracker()
+    if tracker.config.experiment_id:
+        return tracker.config.experiment_id
+    if tracker.config.experiment_name:
+        return set_experiment(tracker.config.experiment_name).experiment_id
+    tracker.experiments.ensure_default()
+    return C.DEFAULT_EXPERIMENT_ID
+
+
+def create_experiment(name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None) -> str:
+    """Create an experiment and return its id."""
+    return _client().create_experiment(name, artifact_location, tags)
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    """An experiment by id."""
+    return _client().get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    """An experiment by name, or None."""
+    return _client().get_experiment_by_name(name)
+
+
+def search_experiments(
+    view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    """Experiments matching a filter."""
+    return list(_client().search_experiments(view_type, max_results, filter_string, order_by))
+
+
+def delete_experiment(experiment_id: str) -> None:
+    """Delete an experiment (restorable)."""
+    _client().delete_experiment(experiment_id)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    """Tag the active experiment."""
+    _client().set_experiment_tag(_active_experiment_id(), key, value)
+
+
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    """Tag the active experiment with several tags."""
+    for k, v in tags.items():
+        set_experiment_tag(k, v)
+
+
+# -- runs ----------------------------------------------------------------------------------
+def _source_tags(tracker: Tracker) -> tuple[dict[str, str], dict[str, Any]]:
+    info = tracker.repo.source_info()
+    entry = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "<console>"
+    if sys.argv and sys.argv[0]:
+        try:
+            entry = str(Path(sys.argv[0]).resolve().relative_to(tracker.root))
+        except ValueError:
+            pass
+    tags = {"mlflow.source.name": entry, "mlflow.source.type": "LOCAL"}
+    if info.commit:
+        tags["mlflow.source.git.commit"] = info.commit
+    if info.branch:
+        tags["mlflow.source.git.branch"] = info.branch
+    if info.repo_url:
+        tags["mlflow.source.git.repoURL"] = info.repo_url
+    if info.dirty is not None:
+        tags["gitml.source.dirty"] = str(info.dirty).lower()
+    source = {
+        "commit": info.commit,
+        "branch": info.branch,
+        "dirty": info.dirty,
+        "entry_point": entry,
+        "repo_url": info.repo_url,
+        "type": "LOCAL",
+    }
+    return tags, source
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    log_system_metrics: bool | None = None,
+) -> ActiveRun:
+    """Start a run (or resume one by `run_id`) and make it active; use it as a context manager."""
+    global _atexit_registered, _last_run_id
+    stack = _stack()
+    if stack and not nested:
+        raise GitMLError(
+            f"Run with UUID {stack[-1].info.run_id} is already active. To start a nested run, call "
+            "start_run with nested=True",
+            "INVALID_STATE",
+        )
+    tracker = _tracker()
+    client = _client()
+    run_id = run_id or (tracker.config.run_id if not stack else None)
+    if run_id:
+        run = client.get_run(run_id)
+        if run.info.lifecycle_stage != "active":
+            raise GitMLError(f"cannot start run {run_id}: it is deleted", "INVALID_PARAMETER_VALUE")
+        if experiment_id is not None and str(experiment_id) != run.info.experiment_id:
+            raise InvalidParameterValue(f"run {run_id} belongs to experiment {run.info.experiment_id}, not {experiment_id}")
+        tracker.update_run(run_id, status=RunStatus.RUNNING, end_time=None)
+        for k, v in (tags or {}).items():
+            client.set_tag(run_id, k, v)
+        run = client.get_run(run_id)
+    else:
+        exp_id = str(experiment_id) if experiment_id is not None else _active_experiment_id()
+        all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        source_tags, source = _source_tags(tracker)
+        for k, v in source_tags.items():
+            all_tags.setdefault(k, v)
+        if tracker.config.user:
+            all_tags.setdefault("mlflow.user", tracker.config.user)
+        parent = parent_run_id or (stack[-1].info.run_id if stack and nested else None)
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        if description:
+            all_tags["mlflow.note.content"] = description
+        name = run_name or all_tags.get("mlflow.runName") or tracker.config.run_name
+        from gitml.tracking.names import random_run_name
+
+        name = name or random_run_name()
+        all_tags["mlflow.runName"] = name
+        tracker.experiments.ensure_default()
+        new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get("mlflow.user"), source)
+        run = tracker.get_run(new_id)
+    active = ActiveRun(run, tracker)
+    stack.append(active)
+    _last_run_id = run.info.run_id
+    if not _atexit_registered:
+        atexit.register(_end_runs_at_exit)
+        _atexit_registered = True
+    return active
+
+
+def _end_runs_at_exit() -> None:
+    # MLflow ends the active runs as FINISHED when the interpreter exits normally.
+    while _stack():
+        try:
+            end_run()
+        except Exception:
+            _stack().pop()
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run of this thread, or None."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, or else the last run this process started."""
+    active = active_run()
+    if active is not None:
+        return _client().get_run(active.info.run_id)
+    return _client().get_run(_last_run_id) if _last_run_id else None
+
+
+def end_run(status: str = RunStatus.FINISHED) -> None:
+    """End the active run and commit everything it logged."""
+    stack = _stack()
+    if not stack:
+        return
+    run = stack[-1]
+    try:
+        run._tracker.end_run(run.info.run_id, status)
+    finally:
+        stack.pop()
+
+
+def _get_or_start_run() -> ActiveRun:
+    stack = _stack()
+    return stack[-1] if stack else start_run()
+
+
+def _writer_for(run_id: str | None) -> Any:
+    if run_id is None:
+        return _get_or_start_run().writer
+    return _tracker().writer(run_id)
+
+
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    """Log a param of the active run (starting one if none)."""
+    _get_or_start_run().writer.log_param(key, value)
+    return value
+
+
+def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
+    """Log several params."""
+    writer = _writer_for(run_id)
+    for k, v in params.items():
+        writer.log_param(k, v)
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    synchronous: bool | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+    **_: Any,
+) -> None:
+    """Log one metric point (microseconds: buffered and journaled, committed at the next flush)."""
+    stack = _stack()
+    writer = stack[-1].writer if stack and run_id is None else _writer_for(run_id)
+    writer.log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+
+
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+    timestamp: int | None = None,
+    **_: Any,
+) -> None:
+    """Log several metrics at one step."""
+    writer = _writer_for(run_id)
+    ts = timestamp if timestamp is not None else int(time.time() * 1000)
+    for k, v in metrics.items():
+        writer.log_metric(k, v, ts, step)
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    """Tag the active run."""
+    run = _get_or_start_run()
+    _client().set_tag(run.info.run_id, key, value)
+
+
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+    """Set several tags on the active run."""
+    run = _get_or_start_run()
+    client = _client()
+    for k, v in tags.items():
+        client.set_tag(run.info.run_id, k, v)
+
+
+def delete_tag(key: str) -> None:
+    """Delete a tag of the active run."""
+    run = _get_or_start_run()
+    _client().delete_tag(run.info.run_id, key)
+
+
+def get_run(run_id: str) -> Run:
+    """A run by id."""
+    return _client().get_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    """Delete a run (restorable)."""
+    _client().delete_run(run_id)
+
+
+def flush() -> None:
+    """Commit everything logged so far in this process."""
+    _tracker().flush()
+
+
+def search_runs(
+    experiment_ids: list[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: list[str] | None = None,
+    output_format: str = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: list[str] | None = None,
+) -> Any:
+    """Runs matching a filter: a pandas DataFrame (when pandas is installed) or a list of Runs."""
+    client = _client()
+    ids: list[str] | None
+    if experiment_names:
+        ids = []
+        for name in experiment_names:
+            exp = client.get_experiment_by_name(name)
+            if exp is not None:
+                ids.append(exp.experiment_id)
+    elif experiment_ids:
+        ids = [str(e) for e in ([experiment_ids] if isinstance(experiment_ids, (str, int)) else experiment_ids)]
+    elif search_all_experiments:
+        ids = None
+    else:
+        ids = [_active_experiment_id()]
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(ids, filter_string, run_view_type, min(max_results - len(runs), 50_000), order_by, token)
+        runs.extend(page)
+        token = page.token
+        if not token or len(runs) >= max_results:
+            break
+    if output_format == "list":
+        return runs
+    if output_format != "pandas":
+        raise InvalidParameterValue(f"unsupported output_format {output_format!r}: use 'pandas' or 'list'")
+    try:
+        import pandas as pd
+    except ImportError:
+        return runs
+    return _to_frame(pd, runs)
+
+
+def _to_frame(pd: Any, runs: list[Run]) -> Any:
+    rows = []
+    for r in runs:
+        row: dict[str, Any] = {
+            "run_id": r.info.run_id,
+            "experiment_id": r.info.experiment_id,
+            "status": r.info.status,
+            "artifact_uri": r.info.artifact_uri,
+            "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True) if r.info.start_time else None,
+            "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True) if r.info.end_time else None,
+        }
+        row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in r.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
+        rows.append(row)
+    base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    return pd.DataFrame(rows, columns=base + sorted({k for row in rows for k in row} - set(base)))
+
+
+_ = ResourceDoesNotExist

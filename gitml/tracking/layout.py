@@ -1,0 +1,147 @@
+"""The files of experiments and runs on the metadata branch: encoding, decoding, schemas.
+
+Every file is checked against its JSON Schema in `schemas/` when written and when read;
+a file that fails names itself in the error, and nothing else becomes unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitml import constants as C
+from gitml.exceptions import CorruptMetadata
+
+__all__ = [
+    "SCHEMA_DIR",
+    "decode",
+    "decode_history",
+    "decode_value",
+    "encode",
+    "encode_history",
+    "encode_value",
+    "schema_for",
+    "validate",
+]
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+try:  # libyaml when present: ten times faster than the pure-Python codec
+    _Loader: Any = yaml.CSafeLoader
+    _Dumper: Any = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover
+    _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_value(value: float) -> float | str:
+    """JSON has no NaN or infinity: write them as strings."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_value(value: float | int | str) -> float:
+    """Inverse of encode_value."""
+    if isinstance(value, str):
+        return _NONFINITE[value]
+    return float(value)
+
+
+def schema_for(path: str) -> str | None:
+    """The schema file that governs a path on the branch, by its name."""
+    name = path.rsplit("/", 1)[-1]
+    if path == C.FORMAT_FILE:
+        return "format.schema.json"
+    if path.startswith(C.EXPERIMENTS_DIR + "/"):
+        return {C.EXPERIMENT_META: "experiment.schema.json", C.EXPERIMENT_TAGS: "string-map.schema.json"}.get(name)
+    if path.startswith(C.RUNS_DIR + "/"):
+        return {
+            C.RUN_META: "run.schema.json",
+            C.RUN_PARAMS: "string-map.schema.json",
+            C.RUN_TAGS: "string-map.schema.json",
+            C.RUN_METRICS: "metrics.schema.json",
+        }.get(name)
+    return None
+
+
+@cache
+def _validator(schema_name: str) -> Any:
+    import jsonschema  # imported on first validation: it is not cheap
+
+    with open(SCHEMA_DIR / schema_name) as f:
+        schema = json.load(f)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+# Blobs already validated, by schema and content hash: reads repeat, Git content never changes.
+_VALID: set[tuple[str, int]] = set()
+
+
+def validate(path: str, obj: Any, schema_name: str | None = None) -> None:
+    """Raise CorruptMetadata if `obj` does not match the schema for `path`."""
+    name = schema_name or schema_for(path)
+    if name is None:
+        return
+    error = next(iter(_validator(name).iter_errors(obj)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path)
+        raise CorruptMetadata(f"{path} does not match {name}{' at ' + where if where else ''}: {error.message}")
+
+
+def encode(path: str, obj: Any) -> bytes:
+    """Serialise (YAML for *.yaml, JSON otherwise) after validating against the schema."""
+    validate(path, obj)
+    if path.endswith(".yaml"):
+        text = yaml.dump(obj, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False)
+        return text.encode()
+    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def decode(path: str, data: bytes) -> Any:
+    """Parse and validate a file read from the branch; errors name the file."""
+    try:
+        if path.endswith(".yaml"):
+            obj = yaml.load(data, Loader=_Loader)
+        else:
+            obj = json.loads(data)
+    except (ValueError, yaml.YAMLError) as e:
+        raise CorruptMetadata(f"{path} on the metadata branch does not parse: {str(e).splitlines()[0]}") from e
+    key = (schema_for(path) or "", hash(data))
+    if key not in _VALID:
+        validate(path, obj)
+        if len(_VALID) > 200_000:
+            _VALID.clear()
+        _VALID.add(key)
+    return obj
+
+
+def encode_history(points: list[tuple[str, float, int, int]]) -> bytes:
+    """A history chunk: one JSON array per line."""
+    lines = [json.dumps([k, encode_value(v), t, s], ensure_ascii=False, allow_nan=False) for k, v, t, s in points]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def decode_history(path: str, data: bytes) -> list[tuple[str, float, int, int]]:
+    """Parse a history chunk, checking each line's shape (the history schema, inlined for speed)."""
+    out = []
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            k, v, t, s = json.loads(line)
+            if not isinstance(k, str) or not isinstance(t, int) or not isinstance(s, int):
+                raise ValueError("expected [key, value, timestamp, step]")
+            out.append((k, decode_value(v), t, s))
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptMetadata(f"{path} line {n} on the metadata branch is not a metric point: {e}") from e
+    return out

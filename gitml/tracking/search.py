@@ -1,0 +1,302 @@
+"""MLflow's search grammar (filters and order_by), compiled to SQL over the run index.
+
+Accepted beyond MLflow: `OR` and parentheses, and `IN`/`NOT IN` on params and tags.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gitml.exceptions import InvalidParameterValue
+
+__all__ = ["Compiled", "compile_filter", "compile_order_by", "parse_identifier"]
+
+_ENTITY = {
+    "metric": "metrics", "metrics": "metrics",
+    "param": "params", "params": "params", "parameter": "params", "parameters": "params",
+    "tag": "tags", "tags": "tags",
+    "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
+}  # fmt: skip
+_ATTRIBUTES = {
+    "run_id": "run_id", "run_uuid": "run_id", "id": "run_id",
+    "run_name": "run_name", "run name": "run_name",
+    "status": "status", "user_id": "user_id", "artifact_uri": "artifact_uri",
+    "start_time": "start_time", "created": "start_time", "Created": "start_time",
+    "end_time": "end_time", "experiment_id": "experiment_id", "lifecycle_stage": "lifecycle_stage",
+}  # fmt: skip
+_NUMERIC_ATTRS = {"start_time", "end_time"}
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
+    | (?P<num>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))(?![\w.])
+    | (?P<op>!=|<>|<=|>=|=|<|>|\(|\)|,)
+    | (?P<ident>(?:`[^`]*`|[\w.\-:/]|"[^"]*")+)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE"}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A WHERE fragment and its parameters."""
+
+    sql: str
+    params: list[Any]
+
+
+def _tokenize(text: str) -> list[tuple[str, Any]]:
+    tokens: list[tuple[str, Any]] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise InvalidParameterValue(f"invalid filter {text!r}: cannot parse near {text[pos:pos + 20]!r}")
+        pos = m.end()
+        if m.group("str") is not None:
+            raw = m.group("str")
+            body = raw[1:-1]
+            body = body.replace("''", "'") if raw[0] == "'" else body
+            tokens.append(("str", re.sub(r"\\(.)", r"\1", body)))
+        elif m.group("num") is not None:
+            tokens.append(("num", float(m.group("num"))))
+        elif m.group("op") is not None:
+            tokens.append(("op", "!=" if m.group("op") == "<>" else m.group("op")))
+        else:
+            word = m.group("ident").strip()
+            if word.upper() in _KEYWORDS:
+                tokens.append(("kw", word.upper()))
+            else:
+                tokens.append(("ident", word))
+    return tokens
+
+
+def _unquote(part: str) -> str:
+    part = part.strip()
+    if len(part) >= 2 and part[0] == part[-1] and part[0] in "`\"'":
+        return part[1:-1]
+    return part
+
+
+def parse_identifier(text: str) -> tuple[str, str]:
+    """`metrics.acc` / `params.\"lr\"` / `` tags.`a b` `` / `run_name` -> (entity, key)."""
+    text = text.strip()
+    if "." in text and not text.startswith(("`", '"')):
+        head, rest = text.split(".", 1)
+        entity = _ENTITY.get(head.strip().lower())
+        if entity is not None:
+            key = _unquote(rest)
+            if not key:
+                raise InvalidParameterValue(f"invalid identifier {text!r}: the key is empty")
+            if entity == "attributes":
+                return entity, _attribute(key)
+            return entity, key
+    key = _unquote(text)
+    if key in _ATTRIBUTES:
+        return "attributes", _attribute(key)
+    raise InvalidParameterValue(
+        f"invalid identifier {text!r}: expected metrics.<key>, params.<key>, tags.<key> "
+        f"or attributes.<{'|'.join(sorted(set(_ATTRIBUTES.values())))}>"
+    )
+
+
+def _attribute(key: str) -> str:
+    try:
+        return _ATTRIBUTES[key]
+    except KeyError:
+        raise InvalidParameterValue(
+            f"invalid attribute key {key!r}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))}"
+        )
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.params: list[Any] = []
+        self.n = 0  # counter for unique aliases
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self) -> tuple[str, Any]:
+        tok = self.peek()
+        if tok is None:
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: it ends too early")
+        self.i += 1
+        return tok
+
+    def expect(self, kind: str, value: Any = None) -> Any:
+        tok = self.take()
+        if tok[0] != kind or (value is not None and tok[1] != value):
+            want = value or kind
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: expected {want!r}, found {tok[1]!r}")
+        return tok[1]
+
+    def parse(self) -> str:
+        sql = self.expr()
+        if self.peek() is not None:
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: unexpected {self.peek()[1]!r}")  # type: ignore[index]
+        return sql
+
+    def expr(self) -> str:
+        parts = [self.conj()]
+        while self.peek() == ("kw", "OR"):
+            self.take()
+            parts.append(self.conj())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def conj(self) -> str:
+        parts = [self.atom()]
+        while self.peek() == ("kw", "AND"):
+            self.take()
+            parts.append(self.atom())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def atom(self) -> str:
+        if self.peek() == ("op", "("):
+            self.take()
+            sql = self.expr()
+            self.expect("op", ")")
+            return "(" + sql + ")"
+        tok = self.take()
+        if tok[0] != "ident":
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: expected an identifier, found {tok[1]!r}")
+        entity, key = parse_identifier(tok[1])
+        return self.comparison(entity, key)
+
+    def _values(self) -> list[Any]:
+        self.expect("op", "(")
+        values = []
+        while True:
+            kind, value = self.take()
+            if kind not in ("str", "num"):
+                raise InvalidParameterValue(f"invalid filter {self.text!r}: IN takes a list of values")
+            values.append(value)
+            kind, value = self.take()
+            if (kind, value) == ("op", ")"):
+                return values
+            if (kind, value) != ("op", ","):
+                raise InvalidParameterValue(f"invalid filter {self.text!r}: expected ',' or ')' in the IN list")
+
+    def comparison(self, entity: str, key: str) -> str:
+        kind, op = self.take()
+        negate = False
+        if (kind, op) == ("kw", "IS"):
+            if self.peek() == ("kw", "NOT"):
+                self.take()
+                negate = True
+            self.expect("kw", "NULL")
+            return self._null(entity, key, negate)
+        if (kind, op) == ("kw", "NOT"):
+            self.expect("kw", "IN")
+            return self._in(entity, key, self._values(), negate=True)
+        if (kind, op) == ("kw", "IN"):
+            return self._in(entity, key, self._values(), negate=False)
+        if kind not in ("op", "kw") or op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE"):
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: {op!r} is not a comparison operator")
+        vkind, value = self.take()
+        if vkind not in ("str", "num"):
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: expected a value after {op}, found {value!r}")
+        return self._compare(entity, key, op, vkind, value)
+
+    def _compare(self, entity: str, key: str, op: str, vkind: str, value: Any) -> str:
+        if entity == "metrics":
+            if vkind != "num" or op in ("LIKE", "ILIKE"):
+                raise InvalidParameterValue(
+                    f"invalid filter {self.text!r}: metric '{key}' is compared with numbers using = != < <= > >="
+                )
+            self.params += [key, value]
+            return f"r.run_id IN (SELECT run_id FROM metrics WHERE key = ? AND value {op} ?)"
+        if entity in ("params", "tags"):
+            if op not in ("=", "!=", "LIKE", "ILIKE"):
+                raise InvalidParameterValue(
+                    f"invalid filter {self.text!r}: {entity[:-1]} '{key}' supports = != LIKE ILIKE IN IS NULL, not {op}"
+                )
+            if vkind != "str":
+                raise InvalidParameterValue(
+                    f"invalid filter {self.text!r}: {entity[:-1]} values are strings: quote {value!r}"
+                )
+            cond = {"=": "value = ?", "!=": "value != ?", "LIKE": "value LIKE ?", "ILIKE": "lower(value) LIKE lower(?)"}[op]
+            self.params += [key, value]
+            return f"r.run_id IN (SELECT run_id FROM {entity} WHERE key = ? AND {cond})"
+        column = f"r.{key}"
+        if key in _NUMERIC_ATTRS:
+            if vkind != "num" or op in ("LIKE", "ILIKE"):
+                raise InvalidParameterValue(f"invalid filter {self.text!r}: attribute {key} is compared with numbers")
+            self.params.append(value)
+            return f"{column} {op} ?"
+        if vkind != "str":
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: attribute {key} values are strings: quote {value!r}")
+        if op in ("<", "<=", ">", ">="):
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: attribute {key} supports = != LIKE ILIKE IN")
+        self.params.append(value)
+        if op == "ILIKE":
+            return f"lower({column}) LIKE lower(?)"
+        return f"{column} {op} ?"
+
+    def _in(self, entity: str, key: str, values: list[Any], negate: bool) -> str:
+        marks = ", ".join("?" for _ in values)
+        if entity == "attributes":
+            self.params += values
+            return f"r.{key} {'NOT ' if negate else ''}IN ({marks})"
+        if entity == "metrics":
+            if any(isinstance(v, str) for v in values):
+                raise InvalidParameterValue(f"invalid filter {self.text!r}: metric values are numbers")
+        elif any(not isinstance(v, str) for v in values):
+            raise InvalidParameterValue(f"invalid filter {self.text!r}: {entity} values are strings: quote them")
+        self.params += [key, *values]
+        return f"r.run_id IN (SELECT run_id FROM {entity} WHERE key = ? AND value {'NOT ' if negate else ''}IN ({marks}))"
+
+    def _null(self, entity: str, key: str, negate: bool) -> str:
+        if entity == "attributes":
+            return f"r.{key} IS {'NOT ' if negate else ''}NULL"
+        self.params.append(key)
+        return f"r.run_id {'' if negate else 'NOT '}IN (SELECT run_id FROM {entity} WHERE key = ?)"
+
+
+def compile_filter(filter_string: str | None) -> Compiled:
+    """Compile a filter into a WHERE fragment over `runs r` (empty filter: `1`)."""
+    if not filter_string or not filter_string.strip():
+        return Compiled("1", [])
+    parser = _Parser(filter_string)
+    return Compiled(parser.parse(), parser.params)
+
+
+_ORDER = re.compile(r"^\s*(?P<ident>.+?)(?:\s+(?P<dir>ASC|DESC))?\s*$", re.IGNORECASE)
+
+
+def compile_order_by(order_by: list[str] | None) -> tuple[list[str], list[str], list[Any]]:
+    """(JOIN clauses, ORDER BY terms, params) for MLflow's order_by list; missing values last."""
+    joins: list[str] = []
+    terms: list[str] = []
+    params: list[Any] = []
+    for n, clause in enumerate(order_by or []):
+        m = _ORDER.match(clause or "")
+        if not m:
+            raise InvalidParameterValue(f"invalid order_by clause {clause!r}")
+        entity, key = parse_identifier(m.group("ident"))
+        direction = (m.group("dir") or "ASC").upper()
+        if entity == "attributes":
+            col = f"r.{key}"
+        else:
+            alias = f"o{n}"
+            joins.append(f"LEFT JOIN {entity} {alias} ON {alias}.run_id = r.run_id AND {alias}.key = ?")
+            params.append(key)
+            col = f"{alias}.value"
+            if entity == "metrics":
+                # NaN sorts after numbers, before missing, as MLflow orders it
+                terms.append(f"({alias}.run_id IS NULL)")
+                terms.append(f"({alias}.is_nan = 1)")
+                terms.append(f"{col} {direction}")
+                continue
+        terms.append(f"({col} IS NULL)")
+        terms.append(f"{col} {direction}")
+    terms += ["r.start_time DESC", "r.run_id ASC"]
+    return joins, terms, params

@@ -1,0 +1,530 @@
+"""One repository's tracking state in this process: run writers, flushing, recovery, reads.
+
+Writers buffer and journal; a background thread flushes every `flush_interval_s`, and
+`end_run`, reads and interpreter exit flush too. One commit carries every dirty run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+from gitml import constants as C
+from gitml.config import Config, resolve_config
+from gitml.entities import LifecycleStage, Metric, Run, RunData, RunInfo, RunStatus
+from gitml.exceptions import (
+    CorruptMetadata,
+    InvalidParameterValue,
+    InvalidState,
+    ResourceDoesNotExist,
+)
+from gitml.store.journal import Journal, orphaned_journals, read_journal
+from gitml.store.repo import GitRepo, find_repo_root
+from gitml.tracking import layout
+from gitml.tracking.experiments import ExperimentStore, now_ms
+from gitml.tracking.validation import check_run_id
+from gitml.tracking.writer import Pending, RunWriter, merge_run_files, new_token
+
+__all__ = ["Tracker", "get_tracker", "reset_all", "uri_to_root"]
+
+log = logging.getLogger("gitml")
+
+_TRACKERS: dict[Path, Tracker] = {}
+_TRACKERS_LOCK = threading.Lock()
+
+
+def uri_to_root(uri: str | os.PathLike[str] | None) -> Path:
+    """A tracking URI (a path, `file://` path or None for the working directory) to a repo root."""
+    if uri is None:
+        return find_repo_root(None)
+    text = os.fspath(uri)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    elif "://" in text:
+        raise InvalidParameterValue(
+            f"tracking URI {text!r} is not a local Git repository path; gitml tracks into a repository "
+            "on disk (share it with 'gitml push' to any Git remote)"
+        )
+    return find_repo_root(Path(text).expanduser())
+
+
+def get_tracker(tracking_uri: str | os.PathLike[str] | None = None) -> Tracker:
+    """The process's Tracker for the repository at `tracking_uri` (default: the working dir's)."""
+    root = uri_to_root(tracking_uri).resolve()
+    with _TRACKERS_LOCK:
+        tracker = _TRACKERS.get(root)
+        if tracker is None:
+            tracker = _TRACKERS[root] = Tracker(root, resolve_config(root))
+        return tracker
+
+
+def reset_all() -> None:
+    """Flush and forget every Tracker (tests; a forked child)."""
+    with _TRACKERS_LOCK:
+        trackers = list(_TRACKERS.values())
+        _TRACKERS.clear()
+    for tracker in trackers:
+        tracker.close()
+
+
+class Tracker:
+    """Everything about one repository's runs and experiments, for this process."""
+
+    def __init__(self, root: Path, config: Config) -> None:
+        self.root = root
+        self.config = config
+        self.repo = GitRepo(root, config.branch)
+        self.experiments = ExperimentStore(self.repo, self._format_changes)
+        self.journal_dir = self.repo.state_dir / "journal"
+        self._writers: dict[str, RunWriter] = {}
+        self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index: Any = None
+        self._recovered = False
+        self._closed = False
+        self._pid = os.getpid()
+        ref = weakref.ref(self)
+        atexit.register(lambda: (t := ref()) is not None and t.close())
+
+    # -- the branch format ---------------------------------------------------------------
+    def _format_changes(self, tree: str) -> dict[str, bytes | None]:
+        data = self.repo.read_file(tree, C.FORMAT_FILE)
+        if data is None:
+            return {C.FORMAT_FILE: layout.encode(C.FORMAT_FILE, {"format": C.FORMAT_VERSION, "created_by": "gitml"})}
+        self._check_format(data)
+        return {}
+
+    def _check_format(self, data: bytes) -> None:
+        version = layout.decode(C.FORMAT_FILE, data)["format"]
+        if version > C.FORMAT_VERSION:
+            raise InvalidState(
+                f"the metadata branch '{self.repo.branch}' uses format {version}; this gitml reads "
+                f"format {C.FORMAT_VERSION} and older: upgrade gitml"
+            )
+
+    def tree(self) -> str:
+        """The tip's root tree, after checking the format version."""
+        tree = self.repo.tree_of(self.repo.tip())
+        data = self.repo.read_file(tree, C.FORMAT_FILE)
+        if data is not None:
+            self._check_format(data)
+        return tree
+
+    # -- writers and flushing ------------------------------------------------------------
+    def _start_flusher(self) -> None:
+        if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._flush_loop, name="gitml-flush", daemon=True)
+            self._thread.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.config.flush_interval_s):
+            try:
+                self.flush()
+            except Exception as e:  # the journal still holds everything: retry next time
+                log.warning("gitml: background flush failed, will retry: %s", e)
+
+    def _new_writer(self, run_id: str, params: dict[str, str]) -> RunWriter:
+        token = new_token()
+        journal = Journal(self.journal_dir / f"{run_id}-{token}.jsonl")
+        writer = RunWriter(run_id, token, journal, params)
+        self._writers[run_id] = writer
+        self._start_flusher()
+        return writer
+
+    def writer(self, run_id: str) -> RunWriter:
+        """This process's writer for a run, attaching to an existing run on first use."""
+        with self._lock:
+            writer = self._writers.get(run_id)
+            if writer is not None:
+                return writer
+            check_run_id(run_id)
+            self.recover()
+            tree = self.tree()
+            base = C.run_dir(run_id)
+            meta_data = self.repo.read_file(tree, f"{base}/{C.RUN_META}")
+            if meta_data is None:
+                raise ResourceDoesNotExist(f"run '{run_id}' not found")
+            meta = layout.decode(f"{base}/{C.RUN_META}", meta_data)
+            if meta["lifecycle_stage"] == LifecycleStage.DELETED:
+                raise InvalidState(f"run '{run_id}' is deleted: restore it before writing to it")
+            params_data = self.repo.read_file(tree, f"{base}/{C.RUN_PARAMS}")
+            params = layout.decode(f"{base}/{C.RUN_PARAMS}", params_data) if params_data else {}
+            return self._new_writer(run_id, params)
+
+    def flush(self, compact: tuple[str, ...] = ()) -> None:
+        """Commit every pending write of this process in one commit."""
+        with self._flush_lock:
+            with self._lock:
+                writers = [w for w in self._writers.values() if w.dirty or w.run_id in compact]
+            if not writers:
+                return
+            for w in writers:
+                if w.run_id in compact:
+                    w.request_compaction()
+            taken = [(w, w.take()) for w in writers]
+            taken = [(w, p) for w, p in taken if not p.empty()]
+            if not taken:
+                return
+
+            def build(tree: str) -> dict[str, bytes | None]:
+                changes = self._format_changes(tree)
+                for w, p in taken:
+                    changes.update(merge_run_files(self.repo, tree, w.run_id, w.token, p))
+                return changes
+
+            try:
+                self.repo.commit(build, lambda: _flush_message(taken))
+            except BaseException:
+                for w, p in taken:
+                    w.give_back(p)
+                raise
+            with self._lock:
+                for w, _ in taken:
+                    if w.ended and not w.dirty:
+                        w.journal.close(delete=True)
+                        self._writers.pop(w.run_id, None)
+        if self.config.autopush and any(w.ended for w, _ in taken):
+            self._autopush()
+
+    def _autopush(self) -> None:
+        try:
+            from gitml.store import sync
+        except ImportError:
+            return
+        try:
+            sync.push(self.repo, remote=self.config.remote, quiet=True)  # type: ignore[attr-defined]
+        except Exception as e:  # CI must not fail a training run over a push: the next push carries it
+            log.warning("gitml: autopush failed (the next push will carry these runs): %s", e)
+
+    def close(self) -> None:
+        """Flush, end nothing, stop the flusher. Runs still active stay RUNNING (journaled)."""
+        if self._closed or self._pid != os.getpid():
+            return
+        self._stop.set()
+        try:
+            self.flush()
+        except Exception as e:
+            log.warning("gitml: final flush failed; the journal keeps the data for recovery: %s", e)
+        with self._lock:
+            for w in self._writers.values():
+                if not w.dirty and w.ended:
+                    w.journal.close(delete=True)
+                else:
+                    w.journal.close()
+            self._writers.clear()
+        self.repo.close()
+        self._closed = True
+
+    # -- runs ----------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None,
+        start_time: int | None,
+        tags: dict[str, str],
+        user_id: str | None,
+        source: dict[str, Any],
+    ) -> str:
+        """Start a run: commit it RUNNING at once, so others see it."""
+        self.recover()
+        exp = self.experiments.get(experiment_id)
+        if exp.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidState(f"experiment {experiment_id} is deleted: restore it to add runs")
+        run_id = uuid.uuid4().hex
+        meta = {
+            "run_id": run_id,
+            "experiment_id": str(experiment_id),
+            "run_name": run_name,
+            "status": RunStatus.RUNNING,
+            "start_time": start_time if start_time is not None else now_ms(),
+            "end_time": None,
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "user_id": user_id,
+            "artifact_uri": f"runs:/{run_id}",
+            "source": source,
+        }
+        with self._lock:
+            writer = self._new_writer(run_id, {})
+            writer.set_meta(**meta)
+            for k, v in tags.items():
+                writer.set_tag(k, v)
+        self.flush()
+        return run_id
+
+    def end_run(self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None) -> None:
+        """Mark a run terminated and commit everything it logged, compacting its history."""
+        RunStatus.from_string(status)
+        writer = self.writer(run_id)
+        writer.set_meta(status=status, end_time=end_time if end_time is not None else now_ms())
+        if RunStatus.is_terminated(status):
+            writer.ended = True
+        self.flush(compact=(run_id,) if writer.ended else ())
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Change run info fields (run_name, status...) and commit."""
+        self.writer(run_id).set_meta(**fields)
+        self.flush()
+
+    def set_lifecycle(self, run_id: str, stage: str) -> None:
+        """Delete (restorably) or restore a run."""
+        check_run_id(run_id)
+        self.flush()
+        path = f"{C.run_dir(run_id)}/{C.RUN_META}"
+
+        def build(tree: str) -> dict[str, bytes | None]:
+            data = self.repo.read_file(tree, path)
+            if data is None:
+                raise ResourceDoesNotExist(f"run '{run_id}' not found")
+            meta = layout.decode(path, data)
+            meta["lifecycle_stage"] = stage
+            meta["deleted_time"] = now_ms() if stage == LifecycleStage.DELETED else None
+            return {path: layout.encode(path, meta)}
+
+        verb = "deleted" if stage == LifecycleStage.DELETED else "restored"
+        self.repo.commit(build, f"run {run_id} {verb}")
+
+    def purge_run(self, run_id: str) -> None:
+        """Remove a run from the branch tip (history keeps it)."""
+        check_run_id(run_id)
+        self.flush()
+        with self._lock:
+            w = self._writers.pop(run_id, None)
+            if w is not None:
+                w.journal.close(delete=True)
+
+        def build(tree: str) -> dict[str, bytes | None]:
+            if self.repo.lookup(tree, C.run_dir(run_id)) is None:
+                raise ResourceDoesNotExist(f"run '{run_id}' not found")
+            return {C.run_dir(run_id): None}
+
+        self.repo.commit(build, f"run {run_id} permanently deleted")
+
+    def purge_experiment(self, experiment_id: str) -> None:
+        """Remove an experiment and all its runs from the branch tip."""
+        if str(experiment_id) == C.DEFAULT_EXPERIMENT_ID:
+            raise InvalidState("the Default experiment (id 0) cannot be deleted")
+        self.flush()
+        run_ids = self.index().run_ids_of_experiment(str(experiment_id))
+
+        def build(tree: str) -> dict[str, bytes | None]:
+            if self.repo.lookup(tree, C.experiment_dir(str(experiment_id))) is None:
+                raise ResourceDoesNotExist(f"no experiment with id {experiment_id!r}")
+            changes: dict[str, bytes | None] = {C.experiment_dir(str(experiment_id)): None}
+            changes.update({C.run_dir(r): None for r in run_ids})
+            return changes
+
+        self.repo.commit(build, f"experiment {experiment_id} permanently deleted with {len(run_ids)} runs")
+
+    # -- reading runs --------------------------------------------------------------------
+    def _flush_if_dirty(self, run_id: str | None = None) -> None:
+        with self._lock:
+            dirty = any(w.dirty for w in self._writers.values()) if run_id is None else (
+                run_id in self._writers and self._writers[run_id].dirty
+            )
+        if dirty:
+            self.flush()
+
+    def read_run_files(self, tree: str, run_id: str) -> dict[str, Any]:
+        """The decoded files of a run directory (meta, params, tags, metrics)."""
+        base = C.run_dir(run_id)
+        files = self.repo.list_dir(tree, base)
+        if C.RUN_META not in files:
+            raise ResourceDoesNotExist(f"run '{run_id}' not found")
+        out: dict[str, Any] = {}
+        for name in (C.RUN_META, C.RUN_PARAMS, C.RUN_TAGS, C.RUN_METRICS):
+            entry = files.get(name)
+            out[name] = layout.decode(f"{base}/{name}", self.repo.objects.read_blob(entry.sha)) if entry else {}
+        return out
+
+    def get_run(self, run_id: str) -> Run:
+        """A run as it is on the branch, with this process's pending writes flushed first."""
+        check_run_id(run_id)
+        self._flush_if_dirty(run_id)
+        files = self.read_run_files(self.tree(), run_id)
+        return run_from_files(files)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of one metric, in step then timestamp order."""
+        check_run_id(run_id)
+        self._flush_if_dirty(run_id)
+        tree = self.tree()
+        hist = f"{C.run_dir(run_id)}/{C.RUN_HISTORY_DIR}"
+        if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
+            raise ResourceDoesNotExist(f"run '{run_id}' not found")
+        points = []
+        for name, entry in self.repo.list_dir(tree, hist).items():
+            for k, v, t, s in layout.decode_history(f"{hist}/{name}", self.repo.objects.read_blob(entry.sha)):
+                if k == key:
+                    points.append(Metric(k, v, t, s))
+        points.sort(key=lambda m: (m.step, m.timestamp))
+        return points
+
+    def record_artifacts(self, run_id: str, pointers: dict[str, dict[str, Any] | None]) -> None:
+        """Merge artifact pointers into the run's artifacts.json and commit at once."""
+        import json
+
+        check_run_id(run_id)
+        path = f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS}"
+
+        def build(tree: str) -> dict[str, bytes | None]:
+            if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
+                raise ResourceDoesNotExist(f"run '{run_id}' not found")
+            data = self.repo.read_file(tree, path)
+            current = json.loads(data) if data else {}
+            for key, value in pointers.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+            return {path: (json.dumps(current, sort_keys=True, indent=1) + "\n").encode()}
+
+        self._flush_if_dirty(run_id)
+        self.repo.commit(build, f"run {run_id} artifacts: {', '.join(sorted(pointers))[:200]}")
+
+    def read_artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's artifact pointers {artifact_path: pointer}."""
+        import json
+
+        check_run_id(run_id)
+        self._flush_if_dirty(run_id)
+        tree = self.tree()
+        if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
+            raise ResourceDoesNotExist(f"run '{run_id}' not found")
+        data = self.repo.read_file(tree, f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS}")
+        if not data:
+            return {}
+        try:
+            result: dict[str, dict[str, Any]] = json.loads(data)
+        except ValueError as e:
+            raise CorruptMetadata(f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS} does not parse: {e}") from e
+        return result
+
+    def index(self) -> Any:
+        """The SQLite query index, brought up to date with the tip."""
+        if self._index is None:
+            from gitml.tracking.index import RunIndex
+
+            self._index = RunIndex(self.repo, self.repo.state_dir / "index.sqlite")
+        self._flush_if_dirty()
+        self._index.sync(self.repo.tip())
+        return self._index
+
+    # -- crash recovery ------------------------------------------------------------------
+    def recover(self, force: bool = False) -> list[str]:
+        """Commit journals left by dead processes; their runs end KILLED. Returns run ids."""
+        if self._recovered and not force:
+            return []
+        self._recovered = True
+        recovered = []
+        for path, fd in orphaned_journals(self.journal_dir):
+            try:
+                run_id, token = path.stem.rsplit("-", 1)
+                self._recover_one(path, run_id, token)
+                recovered.append(run_id)
+                path.unlink(missing_ok=True)
+            except Exception as e:
+                log.warning("gitml: could not recover journal %s: %s", path.name, e)
+            finally:
+                os.close(fd)
+        return recovered
+
+    def _recover_one(self, path: Path, run_id: str, token: str) -> None:
+        records = read_journal(path)
+        meta_path = f"{C.run_dir(run_id)}/{C.RUN_META}"
+        tree = self.tree()
+        data = self.repo.read_file(tree, meta_path)
+        committed = 0
+        status = None
+        if data is not None:
+            meta = layout.decode(meta_path, data)
+            committed = int((meta.get("journal") or {}).get(token, 0))
+            status = meta.get("status")
+        p = Pending()
+        last_time = None
+        for seq, rec in enumerate(records, 1):
+            op = rec[0]
+            if op == "m":
+                last_time = rec[3]
+                if seq > committed:
+                    p.points.append((rec[1], layout.decode_value(rec[2]), rec[3], rec[4]))
+            elif op == "p":
+                p.params[rec[1]] = rec[2]
+            elif op == "t":
+                p.tags[rec[1]] = rec[2]
+                p.deleted_tags.discard(rec[1])
+            elif op == "d":
+                p.tags.pop(rec[1], None)
+                p.deleted_tags.add(rec[1])
+            elif op == "i" and seq > committed:
+                p.meta.update(rec[1])
+        p.seq = len(records)
+        final = p.meta.get("status", status)
+        if final is None or not RunStatus.is_terminated(final):
+            p.meta["status"] = RunStatus.KILLED
+            p.meta["end_time"] = p.meta.get("end_time") or last_time or now_ms()
+        p.compact = True
+        if data is None and "run_id" not in p.meta:
+            return  # the journal never got as far as creating its run
+
+        def build(tree: str) -> dict[str, bytes | None]:
+            changes = self._format_changes(tree)
+            changes.update(merge_run_files(self.repo, tree, run_id, token, p))
+            return changes
+
+        self.repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}")
+
+
+def run_from_files(files: dict[str, Any]) -> Run:
+    """Build a Run entity from a run directory's decoded files."""
+    meta = files[C.RUN_META]
+    latest = files[C.RUN_METRICS]
+    metric_objs = tuple(
+        Metric(k, layout.decode_value(v["value"]), v["timestamp"], v["step"]) for k, v in sorted(latest.items())
+    )
+    info = RunInfo(
+        run_id=meta["run_id"],
+        experiment_id=meta["experiment_id"],
+        user_id=meta.get("user_id"),
+        status=meta["status"],
+        start_time=meta.get("start_time"),
+        end_time=meta.get("end_time"),
+        lifecycle_stage=meta["lifecycle_stage"],
+        artifact_uri=meta.get("artifact_uri") or f"runs:/{meta['run_id']}",
+        run_name=meta.get("run_name"),
+    )
+    data = RunData(
+        metrics={m.key: m.value for m in metric_objs},
+        params=dict(files[C.RUN_PARAMS]),
+        tags=dict(files[C.RUN_TAGS]),
+        metric_objs=metric_objs,
+    )
+    return Run(info, data)
+
+
+def _flush_message(taken: list[tuple[RunWriter, Pending]]) -> str:
+    parts = []
+    for w, p in taken:
+        status = p.meta.get("status")
+        if status and status != RunStatus.RUNNING:
+            latest: dict[str, float] = {}
+            for k, v, _, _ in p.points:
+                latest[k] = v
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in list(latest.items())[:3])
+            parts.append(f"run {w.run_id[:8]} {status}" + (f": {shown}" if shown else ""))
+        elif status == RunStatus.RUNNING and "start_time" in p.meta:
+            parts.append(f"run {w.run_id[:8]} started")
+        else:
+            parts.append(f"run {w.run_id[:8]}: {len(p.points)} points")
+    head = "; ".join(parts[:3]) + (f" (+{len(parts) - 3} runs)" if len(parts) > 3 else "")
+    if len(taken) > 1:
+        return head + "\n\n" + "\n".join(f"run {w.run_id}" for w, _ in taken)
+    return head + f"\n\nrun {taken[0][0].run_id}"
