@@ -1,0 +1,386 @@
+"""The PyTorch flavor: weights as a state dict (loaded with weights_only=True), the network by
+import path, and optionally a `torch.export` program; never a pickled module."""
+
+from __future__ import annotations
+
+import inspect
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gitml.exceptions import CorruptMetadata, InvalidParameterValue
+from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.signature import ModelSignature, infer_schema
+from gitml.models.utils import (
+    add_code_to_path,
+    copy_code_paths,
+    dir_size,
+    import_object,
+    object_path,
+    prepare_model_dir,
+    require,
+    save_input_example,
+    write_requirements,
+)
+
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+
+FLAVOR_NAME = "pytorch"
+LOADER_MODULE = "gitml.pytorch"
+_DATA_DIR = "data"
+_STATE_DICT = "data/state_dict.pt"
+_EXPORTED = "data/model.pt2"
+_JSON_SCALARS = (int, float, str, bool, type(None))
+
+
+def _torch() -> Any:
+    return require("torch", "torch")
+
+
+def _is_json_value(value: Any) -> bool:
+    if isinstance(value, _JSON_SCALARS):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_json_value(v) for v in value)
+    return False
+
+
+def _guess_init_kwargs(model: Any) -> dict[str, Any] | None:
+    """Constructor arguments read back from same-named attributes (`self.hidden = hidden`).
+
+    None when a required argument cannot be found; the guess is verified by the caller.
+    """
+    try:
+        params = inspect.signature(type(model).__init__).parameters
+    except (TypeError, ValueError):
+        return None
+    kwargs: dict[str, Any] = {}
+    for name, p in list(params.items())[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = model.__dict__.get(name, getattr(model, name, inspect.Parameter.empty))
+        if value is not inspect.Parameter.empty and _is_json_value(value):
+            kwargs[name] = list(value) if isinstance(value, tuple) else value
+        elif p.default is inspect.Parameter.empty:
+            return None
+    return kwargs
+
+
+def _shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def _rebuilds(cls: Any, args: list[Any], kwargs: dict[str, Any], state: Mapping[str, Any]) -> bool:
+    """Whether cls(*args, **kwargs) has the same parameter names and shapes (built on the meta
+    device: no memory, no initialisation cost)."""
+    torch = _torch()
+    try:
+        with torch.device("meta"):
+            probe = cls(*args, **kwargs)
+    except Exception:  # the user's constructor may refuse the meta device; load will tell
+        return True
+    return bool(_shapes(probe.state_dict()) == _shapes(state))
+
+
+def _as_tensor_args(example: Any) -> tuple[Any, ...]:
+    torch = _torch()
+    np = require("numpy", "torch")
+    if isinstance(example, Mapping):
+        raise InvalidParameterValue("exporting needs a tensor (or tuple of tensors) as input_example")
+    items = example if isinstance(example, tuple) else (example,)
+    out = []
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            out.append(item)
+        else:
+            out.append(torch.from_numpy(np.asarray(item)))
+    return tuple(out)
+
+
+def _export(model: Any, example: Any, target: Path) -> None:
+    torch = _torch()
+    args = _as_tensor_args(example)
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = tuple({0: batch} if a.ndim else None for a in args)
+    try:
+        program = torch.export.export(model, args, dynamic_shapes=dynamic)
+    except Exception:  # some graphs specialise the batch size; a static program still serves
+        try:
+            program = torch.export.export(model, args)
+        except Exception as e:
+            raise InvalidParameterValue(f"torch.export could not export the model: {e}") from e
+    torch.export.save(program, str(target))
+
+
+def save_model(
+    pytorch_model: Any,
+    path: str | Path,
+    code_paths: Sequence[str | Path] | None = None,
+    signature: ModelSignature | None = None,
+    input_example: Any = None,
+    init_args: Sequence[Any] | None = None,
+    init_kwargs: Mapping[str, Any] | None = None,
+    export: bool | None = None,
+    pip_requirements: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    mlflow_model: Model | None = None,
+) -> Model:
+    """Save an nn.Module as a model folder that loads without unpickling.
+
+    The weights go to `data/state_dict.pt`; the class is recorded as `module:qualname` with
+    its constructor arguments (`init_args`/`init_kwargs`, else read back from same-named
+    attributes and checked). With `export=True`, or when the class cannot be rebuilt and an
+    `input_example` is given, a `torch.export` program is saved too.
+    """
+    torch = _torch()
+    if not isinstance(pytorch_model, torch.nn.Module):
+        raise InvalidParameterValue(f"pytorch_model must be a torch.nn.Module, not {type(pytorch_model).__name__}")
+    if export and input_example is None:
+        raise InvalidParameterValue("export=True needs an input_example to trace the model with")
+    model_dir = prepare_model_dir(path)
+    meta = mlflow_model or Model()
+    code = copy_code_paths(code_paths, model_dir)
+    state = pytorch_model.state_dict()
+    cls = type(pytorch_model)
+    problem: str | None = None
+    class_path: str | None = None
+    args = list(init_args or [])
+    kwargs = dict(init_kwargs) if init_kwargs is not None else None
+    try:
+        class_path = object_path(cls, code_paths)
+    except InvalidParameterValue as e:
+        problem = e.message
+    if class_path and kwargs is None and not args:
+        kwargs = _guess_init_kwargs(pytorch_model)
+        if kwargs is None or not _rebuilds(cls, args, kwargs, state):
+            problem = (
+                f"cannot tell {cls.__name__}'s constructor arguments: pass init_kwargs={{...}} "
+                "(JSON values) to save_model/log_model"
+            )
+            class_path = None
+    if class_path is None and (input_example is None or export is False):
+        raise InvalidParameterValue(f"{problem}; or give an input_example to save a torch.export program")
+    export_ok = class_path is None or bool(export)
+
+    (model_dir / _DATA_DIR).mkdir()
+    torch.save(state, model_dir / _STATE_DICT)
+    was_training = pytorch_model.training
+    pytorch_model.eval()
+    try:
+        if export_ok:
+            _export(pytorch_model, input_example, model_dir / _EXPORTED)
+        if signature is None and input_example is not None:
+            with torch.inference_mode():
+                output = pytorch_model(*_as_tensor_args(input_example))
+            signature = ModelSignature(infer_schema(input_example), infer_schema(output))
+    finally:
+        pytorch_model.train(was_training)
+
+    conf: dict[str, Any] = {
+        "pytorch_version": str(torch.__version__),
+        "model_data": _DATA_DIR,
+        "state_dict": _STATE_DICT,
+        "model_class": class_path,
+        "init_args": args,
+        "init_kwargs": kwargs or {},
+        "exported_program": _EXPORTED if export_ok else None,
+        "code": code,
+    }
+    meta.add_flavor(FLAVOR_NAME, **conf)
+    meta.add_flavor(
+        PYFUNC_FLAVOR,
+        loader_module=LOADER_MODULE,
+        data=_DATA_DIR,
+        code=code,
+        python_version=platform.python_version(),
+    )
+    meta.signature = signature
+    meta.saved_input_example_info = save_input_example(model_dir, input_example)
+    meta.metadata = metadata
+    write_requirements(model_dir, ["torch", "numpy", *(pip_requirements or [])])
+    meta.model_size_bytes = dir_size(model_dir)
+    meta.save(model_dir)
+    return meta
+
+
+def log_model(
+    pytorch_model: Any,
+    artifact_path: str = "model",
+    *,
+    registered_model_name: str | None = None,
+    **kwargs: Any,
+) -> ModelInfo:
+    """Log an nn.Module to the active run (see `save_model` for the arguments)."""
+    from gitml.models.log import log_model as _log
+
+    return _log(
+        save_model,
+        artifact_path,
+        registered_model_name=registered_model_name,
+        pytorch_model=pytorch_model,
+        **kwargs,
+    )
+
+
+def _inside(model_dir: Path, rel: str) -> Path:
+    target = (model_dir / rel).resolve()
+    if not target.is_relative_to(model_dir.resolve()):
+        raise CorruptMetadata(f"model file {rel!r} points outside the model folder")
+    if not target.is_file():
+        raise CorruptMetadata(f"model file {rel!r} is missing")
+    return target
+
+
+def _load_state_dict(file: Path) -> Any:
+    torch = _torch()
+    try:
+        # weights_only: tensors and plain containers only; any other pickled object is refused.
+        return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise InvalidParameterValue(
+            f"refusing to load {file.name}: it is not a plain state dict of tensors ({e})"
+        ) from e
+
+
+def _has_meta_tensors(module: Any) -> bool:
+    return any(t.is_meta for t in [*module.parameters(), *module.buffers()])
+
+
+def _from_class(model_dir: Path, conf: Mapping[str, Any]) -> Any:
+    torch = _torch()
+    cls = import_object(str(conf["model_class"]))
+    if not (inspect.isclass(cls) and issubclass(cls, torch.nn.Module)):
+        raise CorruptMetadata(f"{conf['model_class']} is not a torch.nn.Module class")
+    state = _load_state_dict(_inside(model_dir, str(conf.get("state_dict") or _STATE_DICT)))
+    args = list(conf.get("init_args") or [])
+    kwargs = dict(conf.get("init_kwargs") or {})
+    model: Any = None
+    try:
+        # Built on the meta device, then the loaded tensors are adopted: no random init, no copy.
+        with torch.device("meta"):
+            model = cls(*args, **kwargs)
+        model.load_state_dict(state, strict=True, assign=True)
+        if _has_meta_tensors(model):
+            model = None  # a non-persistent buffer is not in the state dict: build for real
+    except RuntimeError as e:
+        if "size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e):
+            raise InvalidParameterValue(f"the saved weights do not fit {cls.__name__}: {e}") from e
+        model = None
+    except Exception:  # the constructor may not support the meta device
+        model = None
+    if model is None:
+        model = cls(*args, **kwargs)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise InvalidParameterValue(f"the saved weights do not fit {cls.__name__}: {e}") from e
+    return model
+
+
+def _from_export(model_dir: Path, conf: Mapping[str, Any]) -> Any:
+    torch = _torch()
+    file = _inside(model_dir, str(conf["exported_program"]))
+    try:
+        program = torch.export.load(str(file))
+    except Exception as e:
+        raise InvalidParameterValue(f"refusing to load {file.name}: not a valid exported program ({e})") from e
+    return program.module()
+
+
+def _load(model_dir: Path, meta: Model, device: Any = None, use_exported: bool | None = None) -> Any:
+    from gitml.models.pyfunc_model import load_flavor_conf
+
+    conf = load_flavor_conf(meta, FLAVOR_NAME)
+    exported = conf.get("exported_program")
+    if use_exported and not exported:
+        raise InvalidParameterValue("this model has no exported program (save it with export=True)")
+    model = None
+    if conf.get("model_class") and not use_exported:
+        add_code_to_path(model_dir, conf.get("code"))
+        try:
+            model = _from_class(model_dir, conf)
+        except InvalidParameterValue:
+            if not exported or use_exported is False:
+                raise
+    if model is None:
+        if not exported:
+            raise CorruptMetadata("the pytorch flavor has neither a model class nor an exported program")
+        model = _from_export(model_dir, conf)
+    else:
+        model.eval()
+    if device is not None:
+        model = model.to(device)
+    return model
+
+
+def load_model(
+    model_uri: str | Path,
+    dst_path: str | Path | None = None,
+    device: Any = None,
+    map_location: Any = None,
+    use_exported: bool | None = None,
+) -> Any:
+    """Load an nn.Module in eval mode, on `device` (or `map_location`, MLflow's name) if given.
+
+    The class named in the MLmodel is rebuilt and given the weights (loaded with
+    `weights_only=True`); if it cannot be imported, the exported program is used.
+    `use_exported=True` asks for the exported program.
+    """
+    from gitml.models.uri import resolve_model_uri
+
+    local = resolve_model_uri(model_uri, dst_path)
+    meta = Model.load(local)
+    return _load(local, meta, device if device is not None else map_location, use_exported)
+
+
+class _TorchPredictor:
+    """The pyfunc face of a PyTorch model: numpy in, numpy out, no gradients."""
+
+    def __init__(self, model: Any) -> None:
+        self.raw_model = model
+        torch = _torch()
+        first = next(iter(model.parameters()), None)
+        self._dtype = first.dtype if first is not None else torch.float32
+        self._device = first.device if first is not None else torch.device("cpu")
+
+    def _tensor(self, value: Any) -> Any:
+        torch = _torch()
+        np = require("numpy", "torch")
+        if hasattr(value, "to_numpy"):
+            value = value.to_numpy()
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if arr.dtype == object:
+            raise InvalidParameterValue("input must be numeric, got objects or strings")
+        tensor = torch.from_numpy(np.ascontiguousarray(arr))
+        # Floats without a signature follow the network's dtype (JSON gives float64).
+        if tensor.is_floating_point() and tensor.dtype != self._dtype and self._dtype.is_floating_point:
+            tensor = tensor.to(self._dtype)
+        return tensor.to(self._device)
+
+    def _out(self, value: Any) -> Any:
+        torch = _torch()
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy()
+        if isinstance(value, Mapping):
+            return {k: self._out(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._out(v) for v in value)
+        return value
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        torch = _torch()
+        try:
+            with torch.inference_mode():
+                if isinstance(data, Mapping):
+                    out = self.raw_model(**{k: self._tensor(v) for k, v in data.items()})
+                else:
+                    out = self.raw_model(self._tensor(data))
+        except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+            raise InvalidParameterValue(f"the model could not score this input: {e}") from e
+        return self._out(out)
+
+
+def load_pyfunc(model_dir: Path, meta: Model, device: Any = None, use_exported: bool | None = None, **_: Any) -> _TorchPredictor:
+    """The pyfunc loader of this flavor."""
+    return _TorchPredictor(_load(model_dir, meta, device, use_exported))

@@ -1,0 +1,182 @@
+"""The scikit-learn flavor: estimators and pipelines in skops format, loaded against a type allow-list."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gitml.exceptions import CorruptMetadata, InvalidParameterValue
+from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.signature import ModelSignature, infer_signature
+from gitml.models.utils import (
+    add_code_to_path,
+    copy_code_paths,
+    dir_size,
+    prepare_model_dir,
+    require,
+    save_input_example,
+    write_requirements,
+)
+
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+
+FLAVOR_NAME = "sklearn"
+LOADER_MODULE = "gitml.sklearn"
+_MODEL_FILE = "model.skops"
+_PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
+
+# `trusted`: None -> skops's own allow-list only; True -> also every type the file names;
+# a list -> also those type names.
+Trusted = bool | Sequence[str] | None
+
+
+def _skops_io() -> Any:
+    return require("skops.io", "sklearn")
+
+
+def save_model(
+    sk_model: Any,
+    path: str | Path,
+    code_paths: Sequence[str | Path] | None = None,
+    signature: ModelSignature | None = None,
+    input_example: Any = None,
+    pyfunc_predict_fn: str = "predict",
+    pip_requirements: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    mlflow_model: Model | None = None,
+) -> Model:
+    """Save a fitted estimator or pipeline as `model.skops` (no pickle) in a model folder."""
+    sio = _skops_io()
+    if pyfunc_predict_fn not in _PREDICT_FNS:
+        raise InvalidParameterValue(f"pyfunc_predict_fn must be one of {_PREDICT_FNS}")
+    if not callable(getattr(sk_model, pyfunc_predict_fn, None)):
+        raise InvalidParameterValue(f"{type(sk_model).__name__} has no {pyfunc_predict_fn} method")
+    model_dir = prepare_model_dir(path)
+    meta = mlflow_model or Model()
+    code = copy_code_paths(code_paths, model_dir)
+    try:
+        sio.dump(sk_model, model_dir / _MODEL_FILE)
+    except Exception as e:  # skops refuses objects it cannot represent safely
+        raise InvalidParameterValue(f"skops cannot save {type(sk_model).__name__}: {e}") from e
+    sklearn = require("sklearn", "sklearn")
+    meta.add_flavor(
+        FLAVOR_NAME,
+        pickled_model=None,
+        sklearn_version=str(sklearn.__version__),
+        serialization_format="skops",
+        model_file=_MODEL_FILE,
+        code=code,
+    )
+    meta.add_flavor(
+        PYFUNC_FLAVOR,
+        loader_module=LOADER_MODULE,
+        data=_MODEL_FILE,
+        code=code,
+        predict_fn=pyfunc_predict_fn,
+        python_version=platform.python_version(),
+    )
+    if signature is None and input_example is not None:
+        try:
+            output = getattr(sk_model, pyfunc_predict_fn)(input_example)
+        except Exception:  # an example the model cannot score still documents the input
+            output = None
+        signature = infer_signature(input_example, output)
+    meta.signature = signature
+    meta.saved_input_example_info = save_input_example(model_dir, input_example)
+    meta.metadata = metadata
+    write_requirements(model_dir, ["scikit-learn", "skops", "numpy", *(pip_requirements or [])])
+    meta.model_size_bytes = dir_size(model_dir)
+    meta.save(model_dir)
+    return meta
+
+
+def log_model(
+    sk_model: Any,
+    artifact_path: str = "model",
+    *,
+    registered_model_name: str | None = None,
+    **kwargs: Any,
+) -> ModelInfo:
+    """Log a fitted estimator to the active run (see `save_model` for the arguments)."""
+    from gitml.models.log import log_model as _log
+
+    return _log(
+        save_model,
+        artifact_path,
+        registered_model_name=registered_model_name,
+        sk_model=sk_model,
+        **kwargs,
+    )
+
+
+def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
+    from gitml.models.pyfunc_model import load_flavor_conf
+
+    sio = _skops_io()
+    conf = load_flavor_conf(meta, FLAVOR_NAME)
+    if conf.get("serialization_format", "skops") != "skops":
+        raise InvalidParameterValue(
+            f"this model is stored as {conf.get('serialization_format')!r}; gitml loads only skops "
+            "files, which cannot run code when read"
+        )
+    rel = str(conf.get("model_file") or _MODEL_FILE)
+    file = (model_dir / rel).resolve()
+    if not file.is_relative_to(model_dir.resolve()) or not file.is_file():
+        raise CorruptMetadata(f"model file {rel!r} is missing or outside the model folder")
+    add_code_to_path(model_dir, conf.get("code"))
+    try:
+        untrusted = sio.get_untrusted_types(file=file)
+    except Exception as e:  # not a skops zip: a pickle, a truncated file...
+        raise InvalidParameterValue(f"refusing to load {rel}: not a valid skops file ({e})") from e
+    if trusted is True:
+        allowed = list(untrusted)
+    elif trusted:
+        allowed = [str(t) for t in trusted]
+    else:
+        allowed = []
+    refused = sorted(set(untrusted) - set(allowed))
+    if refused:
+        raise InvalidParameterValue(
+            f"refusing to load {rel}: it names types outside the allow-list: {refused}. "
+            "If you trust this model, pass trusted=[...those names...] (or trusted=True)"
+        )
+    try:
+        return sio.load(file, trusted=allowed or None)
+    except Exception as e:
+        raise InvalidParameterValue(f"cannot load {rel}: {e}") from e
+
+
+def load_model(model_uri: str | Path, dst_path: str | Path | None = None, trusted: Trusted = None) -> Any:
+    """Load the estimator; types outside skops's allow-list are refused unless `trusted`
+    names them (or is True, to trust every type the file names)."""
+    from gitml.models.uri import resolve_model_uri
+
+    local = resolve_model_uri(model_uri, dst_path)
+    return _load(local, Model.load(local), trusted)
+
+
+class _SklearnPredictor:
+    """The pyfunc face of an estimator: calls the predict function chosen at save time."""
+
+    def __init__(self, model: Any, predict_fn: str) -> None:
+        self.raw_model = model
+        self._fn = getattr(model, predict_fn)
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        if isinstance(data, list):
+            np = require("numpy", "sklearn")
+            data = np.asarray(data)
+        try:
+            return self._fn(data)
+        except (ValueError, TypeError, KeyError) as e:
+            raise InvalidParameterValue(f"the model could not score this input: {e}") from e
+
+
+def load_pyfunc(model_dir: Path, meta: Model, trusted: Trusted = None, **_: Any) -> _SklearnPredictor:
+    """The pyfunc loader of this flavor."""
+    fn = str(meta.flavors[PYFUNC_FLAVOR].get("predict_fn") or "predict")
+    if fn not in _PREDICT_FNS:
+        raise CorruptMetadata(f"unknown predict_fn {fn!r}")
+    return _SklearnPredictor(_load(model_dir, meta, trusted), fn)

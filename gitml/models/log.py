@@ -1,0 +1,64 @@
+"""Logging a model to a run: save it to a temporary folder, store it as run artifacts, register it."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gitml.exceptions import InvalidParameterValue
+from gitml.models.model import Model, ModelInfo
+
+__all__ = ["log_model"]
+
+def _registry_register() -> Callable[..., Any]:
+    # Checked before anything is logged, so a missing registry leaves no half-logged model.
+    import gitml
+
+    try:
+        register = gitml.register_model  # type: ignore[attr-defined]
+    except (AttributeError, ImportError) as e:
+        raise InvalidParameterValue(
+            "registered_model_name= needs the model registry, which this gitml does not have yet; "
+            "log the model, then register it once the registry is available"
+        ) from e
+    return register  # type: ignore[no-any-return]
+
+
+def log_model(
+    save_model: Callable[..., Any],
+    artifact_path: str,
+    *,
+    registered_model_name: str | None = None,
+    run_id: str | None = None,
+    **save_kwargs: Any,
+) -> ModelInfo:
+    """Save with the flavor's `save_model` into a temporary folder and log it under
+    `artifact_path` of the run (the active one, started if needed, unless `run_id` is given)."""
+    if not artifact_path or artifact_path.startswith("/") or ".." in Path(artifact_path).parts:
+        raise InvalidParameterValue(f"invalid artifact_path {artifact_path!r}: a relative path is needed")
+    register = _registry_register() if registered_model_name else None
+
+    from gitml.artifacts.api import log_artifacts
+
+    if run_id is None:
+        from gitml.tracking.fluent import _get_or_start_run
+
+        run_id = _get_or_start_run().info.run_id
+    meta = Model(artifact_path=artifact_path, run_id=run_id)
+    with tempfile.TemporaryDirectory(prefix="gitml-model-") as tmp:
+        local = Path(tmp) / "model"
+        save_model(path=local, mlflow_model=meta, **save_kwargs)
+        log_artifacts(str(local), artifact_path, run_id=run_id)
+    info = meta.get_model_info(f"runs:/{run_id}/{artifact_path}")
+    if register is not None:
+        version = register(info.model_uri, registered_model_name)
+        number = getattr(version, "version", None)
+        info = ModelInfo(
+            **{
+                **info.__dict__,
+                "registered_model_version": int(number) if number is not None else None,
+            }
+        )
+    return info

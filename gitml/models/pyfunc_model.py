@@ -1,0 +1,91 @@
+"""The generic model (pyfunc): load any flavor by URI and predict with inputs checked against the signature."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Protocol
+
+from gitml.exceptions import InvalidParameterValue
+from gitml.models.flavors import LOADERS
+from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.signature import enforce_schema
+from gitml.models.uri import resolve_model_uri
+
+__all__ = ["PyFuncModel", "load_flavor_conf", "load_model"]
+
+
+class _Predictor(Protocol):
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any: ...
+
+
+class PyFuncModel:
+    """A loaded model of any flavor behind one `predict`; `metadata` is its MLmodel."""
+
+    def __init__(self, model_meta: Model, model_impl: _Predictor, model_dir: Path) -> None:
+        self._meta = model_meta
+        self._impl = model_impl
+        self.model_dir = model_dir
+
+    @property
+    def metadata(self) -> Model:
+        """The MLmodel of this model (`metadata.get_model_info()`, `metadata.signature`, ...)."""
+        return self._meta
+
+    @property
+    def loader_module(self) -> str:
+        """The flavor module that loaded the model."""
+        return str(self._meta.flavors[PYFUNC_FLAVOR]["loader_module"])
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Score `data` (numpy array, DataFrame, list or dict); inputs are checked against the
+        signature first, with safe casts, and a wrong input raises InvalidParameterValue."""
+        schema = self._meta.get_input_schema()
+        if schema is not None:
+            data = enforce_schema(data, schema)
+        return self._impl.predict(data, params)
+
+    def unwrap_python_model(self) -> Any:
+        """The PythonModel instance behind a pyfunc-flavored model."""
+        inner = getattr(self._impl, "python_model", None)
+        if inner is None:
+            raise InvalidParameterValue("this model was not saved from a PythonModel")
+        return inner
+
+    def get_raw_model(self) -> Any:
+        """The flavor's own object (nn.Module, estimator, PythonModel)."""
+        return getattr(self._impl, "raw_model", self._impl)
+
+    def __repr__(self) -> str:
+        return f"PyFuncModel(loader_module={self.loader_module!r}, model_uuid={self._meta.model_uuid!r})"
+
+
+def load_flavor_conf(model_meta: Model, flavor: str) -> dict[str, Any]:
+    """The flavor's section of the MLmodel, or a clear error listing the flavors it has."""
+    conf = model_meta.flavors.get(flavor)
+    if not isinstance(conf, dict):
+        raise InvalidParameterValue(
+            f"the model has no {flavor!r} flavor (it has: {', '.join(sorted(model_meta.flavors))})"
+        )
+    return conf
+
+
+def load_model(
+    model_uri: str | Path, dst_path: str | Path | None = None, **options: Any
+) -> PyFuncModel:
+    """Load any gitml model (local path, runs:/, models:/) as a PyFuncModel.
+
+    `options` go to the flavor's loader (e.g. `device=` for PyTorch, `trusted=` for
+    scikit-learn, `allow_pickle=` for pickled PythonModels).
+    """
+    local = resolve_model_uri(model_uri, dst_path)
+    meta = Model.load(local)
+    conf = load_flavor_conf(meta, PYFUNC_FLAVOR)
+    loader = conf.get("loader_module")
+    impl_module = LOADERS.get(str(loader))
+    if impl_module is None:
+        raise InvalidParameterValue(
+            f"unknown model flavor loader {loader!r}: gitml loads {sorted(LOADERS)} only"
+        )
+    impl = importlib.import_module(impl_module).load_pyfunc(local, meta, **options)
+    return PyFuncModel(meta, impl, local)

@@ -1,0 +1,87 @@
+"""Model URIs (a path, `runs:/`, `models:/`) resolved to a local model folder, in one place."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import unquote, urlparse
+
+from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
+
+__all__ = ["RunsUri", "parse_runs_uri", "resolve_model_uri"]
+
+# The registry fills this hook: `resolve_models_uri("models:/name/1") -> "runs:/<id>/<path>"`
+# (or a local path). Looked up lazily so models work before and without the registry.
+_REGISTRY_HOOK = "gitml.registry.resolve"
+
+
+class RunsUri(NamedTuple):
+    """A parsed `runs:/<run_id>/<path>` URI."""
+
+    run_id: str
+    path: str
+
+
+def parse_runs_uri(uri: str) -> RunsUri:
+    """Split `runs:/<run_id>/<path>`; the path may be empty (the run's artifact root)."""
+    if not uri.startswith("runs:/"):
+        raise InvalidParameterValue(f"not a runs:/ URI: {uri!r}")
+    rest = uri[len("runs:/") :].lstrip("/")
+    run_id, _, path = rest.partition("/")
+    if not run_id:
+        raise InvalidParameterValue(f"{uri!r} has no run id (expected runs:/<run_id>/<path>)")
+    return RunsUri(run_id, path.strip("/"))
+
+
+def _resolve_runs(uri: str, dst: Path | str | None) -> Path:
+    parsed = parse_runs_uri(uri)
+    try:
+        from gitml.artifacts.api import download_artifacts
+        from gitml.tracking.tracker import get_tracker
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and e.name and e.name.startswith("gitml"):
+            raise InvalidParameterValue(f"runs:/ URIs need gitml's artifact store ({e})") from e
+        raise MissingDependency(getattr(e, "name", None) or "dvc", "artifacts") from e
+    tracker = get_tracker()
+    local = download_artifacts(tracker, parsed.run_id, parsed.path, dst_path=str(dst) if dst else None)
+    return Path(local)
+
+
+def _resolve_models(uri: str, dst: Path | str | None) -> Path:
+    if importlib.util.find_spec(_REGISTRY_HOOK) is None:
+        raise InvalidParameterValue(
+            f"cannot resolve {uri!r}: the model registry is not available in this gitml yet"
+        )
+    hook = importlib.import_module(_REGISTRY_HOOK)
+    target = hook.resolve_models_uri(uri)
+    if str(target).startswith("models:/"):
+        raise InvalidParameterValue(f"{uri!r} resolves to another models:/ URI ({target})")
+    return resolve_model_uri(target, dst)
+
+
+def resolve_model_uri(uri: str | Path, dst: Path | str | None = None) -> Path:
+    """The local folder holding the model that `uri` names.
+
+    Accepts a local path (or `file://`), `runs:/<run_id>/<path>` (downloaded through the
+    artifact store, to `dst` if given) and `models:/<name>/<version|stage>` or
+    `models:/<name>@<alias>` (resolved by the registry to a `runs:/` URI).
+    """
+    text = str(uri)
+    if text.startswith("runs:/"):
+        return _resolve_runs(text, dst)
+    if text.startswith("models:/"):
+        return _resolve_models(text, dst)
+    if text.startswith("file://"):
+        text = unquote(urlparse(text).path)
+    elif "://" in text:
+        raise InvalidParameterValue(
+            f"unsupported model URI {text!r}: use a local path, runs:/ or models:/"
+        )
+    path = Path(text).expanduser()
+    if path.is_file() and path.name == "MLmodel":
+        path = path.parent
+    if not path.exists():
+        raise ResourceDoesNotExist(f"no model at {path}")
+    return path.resolve()

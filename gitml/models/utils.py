@@ -1,0 +1,223 @@
+"""Helpers every flavor shares: model folders, input examples, requirements, code by import path."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import shutil
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gitml.exceptions import (
+    CorruptMetadata,
+    InvalidParameterValue,
+    MissingDependency,
+    ResourceAlreadyExists,
+)
+
+__all__ = [
+    "CODE_DIR",
+    "INPUT_EXAMPLE_FILE",
+    "REQUIREMENTS_FILE",
+    "add_code_to_path",
+    "copy_code_paths",
+    "dir_size",
+    "import_object",
+    "load_input_example",
+    "object_path",
+    "prepare_model_dir",
+    "require",
+    "save_input_example",
+    "write_requirements",
+]
+
+CODE_DIR = "code"
+INPUT_EXAMPLE_FILE = "input_example.json"
+REQUIREMENTS_FILE = "requirements.txt"
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional dependency, or raise MissingDependency naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependency(module, extra) from e
+
+
+def prepare_model_dir(path: Path | str) -> Path:
+    """Create the model folder; refuse one that exists and is not empty (never overwrite a model)."""
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ResourceAlreadyExists(f"{target} already exists and is not empty")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def dir_size(path: Path) -> int:
+    """Total bytes of the files under `path`."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def write_requirements(path: Path, packages: Iterable[str]) -> None:
+    """requirements.txt pinning the installed versions of the packages the model needs."""
+    lines = []
+    for name in dict.fromkeys(["gitml", *packages]):
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(name)
+            continue
+        # Local build tags (+cpu, +cu121) name a wheel index, not a version pip can resolve.
+        lines.append(f"{name}=={version.split('+')[0]}")
+    (path / REQUIREMENTS_FILE).write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- code by import path
+
+
+def object_path(obj: Any, code_paths: Sequence[str | Path] | None = None) -> str:
+    """`module:qualname` of a class (or function), importable at load time.
+
+    A class defined in the running script (`__main__`) is named by the script's module name
+    when the script is shipped in `code_paths`; otherwise it cannot be found again.
+    """
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname:
+        raise InvalidParameterValue(
+            f"{obj!r} is not importable by name (a local or dynamic class): define it at the top "
+            "level of a module"
+        )
+    if module == "__main__":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        shipped = {Path(p).resolve() for p in code_paths or []}
+        if main_file and Path(main_file).resolve() in shipped:
+            module = Path(main_file).stem
+        else:
+            raise InvalidParameterValue(
+                f"{qualname} is defined in the running script (__main__), which a loader cannot "
+                "import: move it to a module, or pass the script in code_paths=[...]"
+            )
+    return f"{module}:{qualname}"
+
+
+def import_object(path: str) -> Any:
+    """The object named by `module:qualname` (the module is imported; nothing is unpickled)."""
+    module_name, _, qualname = path.partition(":")
+    if not module_name or not qualname:
+        raise CorruptMetadata(f"malformed import path {path!r} (expected module:qualname)")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise InvalidParameterValue(
+            f"cannot import {module_name!r} to load the model: install it, put it on PYTHONPATH, "
+            f"or save the model with code_paths=[...] ({e})"
+        ) from e
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as e:
+            raise InvalidParameterValue(f"{module_name} has no {qualname!r}") from e
+    return obj
+
+
+def copy_code_paths(code_paths: Sequence[str | Path] | None, model_dir: Path) -> str | None:
+    """Copy files and folders into `code/` of the model; returns the folder name, or None."""
+    if not code_paths:
+        return None
+    dest = model_dir / CODE_DIR
+    dest.mkdir()
+    for p in code_paths:
+        src = Path(p)
+        if not src.exists():
+            raise InvalidParameterValue(f"code path {src} does not exist")
+        if src.is_dir():
+            shutil.copytree(src, dest / src.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dest / src.name)
+    return CODE_DIR
+
+
+def add_code_to_path(model_dir: Path, code: str | None) -> None:
+    """Put the model's shipped code folder on sys.path so its classes import."""
+    if not code:
+        return
+    folder = (model_dir / code).resolve()
+    if not folder.is_relative_to(model_dir.resolve()) or not folder.is_dir():
+        raise CorruptMetadata(f"model code folder {code!r} is missing or outside the model")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
+# ---------------------------------------------------------------- input examples
+
+
+def _jsonable(value: Any) -> Any:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def save_input_example(model_dir: Path, example: Any) -> dict[str, Any] | None:
+    """Write `input_example.json` (MLflow's formats) and return its `saved_input_example_info`."""
+    if example is None:
+        return None
+    if type(example).__module__.startswith("torch") and hasattr(example, "detach"):
+        example = example.detach().cpu().numpy()
+    pd = sys.modules.get("pandas")
+    np = sys.modules.get("numpy")
+    info: dict[str, Any] = {"artifact_path": INPUT_EXAMPLE_FILE}
+    if pd is not None and isinstance(example, pd.DataFrame):
+        payload: Any = json.loads(example.to_json(orient="split", index=False, date_format="iso"))
+        payload.pop("index", None)
+        info.update(type="dataframe", pandas_orient="split")
+    elif np is not None and isinstance(example, np.ndarray):
+        payload = {"inputs": example.tolist()}
+        info.update(type="ndarray", format="tf-serving")
+    elif np is not None and isinstance(example, Mapping) and example and all(
+        isinstance(v, np.ndarray) for v in example.values()
+    ):
+        payload = {"inputs": _jsonable(example)}
+        info.update(type="tensor_dict", format="tf-serving")
+    else:
+        payload = _jsonable(example)
+        info.update(type="json_object")
+    try:
+        text = json.dumps(payload)
+    except (TypeError, ValueError) as e:
+        raise InvalidParameterValue(f"input_example is not JSON-serialisable: {e}") from e
+    (model_dir / INPUT_EXAMPLE_FILE).write_text(text)
+    return info
+
+
+def load_input_example(model_dir: Path, info: Mapping[str, Any] | None) -> Any:
+    """Read back the input example as the type it was saved from (None when there is none)."""
+    if not info:
+        return None
+    path = model_dir / str(info["artifact_path"])
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CorruptMetadata(f"input example {path} is missing or not JSON: {e}") from e
+    kind = info.get("type")
+    if kind == "dataframe":
+        pd = require("pandas", "pandas")
+        return pd.DataFrame(payload["data"], columns=payload["columns"])
+    if kind == "ndarray":
+        np = require("numpy", "torch")
+        return np.asarray(payload["inputs"])
+    if kind == "tensor_dict":
+        np = require("numpy", "torch")
+        return {k: np.asarray(v) for k, v in payload["inputs"].items()}
+    return payload
