@@ -1,0 +1,52 @@
+# The two commands of the README: `make demo` and `make test`. Each builds its own venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is an optional extra of the package (users pick their build); here it is pinned to
+# the CPU build, so no install ever resolves a multi-GB CUDA build.
+TORCH := torch==2.13.0
+EXTRAS := artifacts,ssh,torch,sklearn,pandas,serve,dev
+BENCH_VENV ?= .venv-bench
+PIP_QUIET ?= -q
+
+.PHONY: all venv sysdeps test lint typecheck demo bench bench-venv clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
+	$(PY) -m pip install $(PIP_QUIET) $(TORCH)
+	$(PY) -m pip install $(PIP_QUIET) -e '.[$(EXTRAS)]' $(TORCH)
+	touch $@
+
+venv: $(VENV)/.installed
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+lint: venv
+	$(VENV)/bin/ruff check gitml tests bench examples
+	$(VENV)/bin/mypy gitml
+
+test: venv sysdeps lint
+	$(PY) -m pytest -q
+
+demo: venv
+	$(PY) examples/image-classifier/demo.py
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) $(TORCH) mlflow==3.18.0
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) -e '.[$(EXTRAS)]' $(TORCH)
+	touch $@
+
+bench-venv: $(BENCH_VENV)/.installed
+
+# Benchmarks measure gitml beside MLflow, GTO and DVC in one run; they are not tests.
+bench: bench-venv sysdeps
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BENCH_VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
