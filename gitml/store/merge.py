@@ -86,8 +86,12 @@ def _load(path: str, data: bytes) -> Any:
 
 def _dump(path: str, obj: Any) -> bytes:
     if path.endswith((".yaml", ".yml")):
-        return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False).encode()
-    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode()
+        return yaml.dump(
+            obj, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False
+        ).encode()
+    return (
+        json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    ).encode()
 
 
 # -- key-wise three-way merge of maps ------------------------------------------------------
@@ -108,7 +112,12 @@ class _Ctx:
 
 
 def _merge_map(
-    ctx: _Ctx, path: str, base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], resolve: Resolver
+    ctx: _Ctx,
+    path: str,
+    base: dict[str, Any],
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    resolve: Resolver,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in {**base, **ours, **theirs}:
@@ -124,7 +133,9 @@ def _merge_map(
         elif t is _MISSING:
             value = o
         elif isinstance(o, dict) and isinstance(t, dict):
-            value = _merge_map(ctx, f"{path}: {key}", b if isinstance(b, dict) else {}, o, t, resolve)
+            value = _merge_map(
+                ctx, f"{path}: {key}", b if isinstance(b, dict) else {}, o, t, resolve
+            )
         else:
             value = resolve(key, b, o, t)
             ctx.resolved.append(f"{path}: {key}")
@@ -238,9 +249,13 @@ def _merge_file(ctx: _Ctx, path: str, base: Entry | None, ours: Entry, theirs: E
     kind = _kind(path)
     o_data, t_data = read(ours.sha), read(theirs.sha)
     if kind == "lines":
-        return Entry(MODE_BLOB, ctx.repo.objects.write_blob(_merge_lines(ctx, path, [t_data, o_data])))
+        return Entry(
+            MODE_BLOB, ctx.repo.objects.write_blob(_merge_lines(ctx, path, [t_data, o_data]))
+        )
     if kind == "opaque":
-        ctx.warnings.append(f"{path}: changed on both sides and not mergeable; kept the {_side(ctx)} version")
+        ctx.warnings.append(
+            f"{path}: changed on both sides and not mergeable; kept the {_side(ctx)} version"
+        )
         return ctx.newer(ours, theirs)
 
     def parse(data: bytes) -> dict[str, Any] | None:
@@ -283,7 +298,9 @@ def _merge_file(ctx: _Ctx, path: str, base: Entry | None, ours: Entry, theirs: E
     try:
         data = _dump(path, merged)
     except (TypeError, ValueError, yaml.YAMLError):  # cannot happen for parsed input; never crash
-        ctx.warnings.append(f"{path}: the merged content cannot be written; kept the {_side(ctx)} version")
+        ctx.warnings.append(
+            f"{path}: the merged content cannot be written; kept the {_side(ctx)} version"
+        )
         return ctx.newer(ours, theirs)
     return Entry(ours.mode, ctx.repo.objects.write_blob(data))
 
@@ -293,7 +310,9 @@ def _side(ctx: _Ctx) -> str:
 
 
 # -- trees ----------------------------------------------------------------------------------
-def _merge_entry(ctx: _Ctx, path: str, b: Entry | None, o: Entry | None, t: Entry | None) -> Entry | None:
+def _merge_entry(
+    ctx: _Ctx, path: str, b: Entry | None, o: Entry | None, t: Entry | None
+) -> Entry | None:
     if o == t:
         return o
     if b == o:
@@ -304,10 +323,14 @@ def _merge_entry(ctx: _Ctx, path: str, b: Entry | None, o: Entry | None, t: Entr
     if o is None or t is None:  # deleted on one side, changed on the other: keep the change
         return o or t
     if o.is_tree and t.is_tree:
-        sha = _merge_tree(ctx, path, b.sha if b is not None and b.is_tree else EMPTY_TREE, o.sha, t.sha)
+        sha = _merge_tree(
+            ctx, path, b.sha if b is not None and b.is_tree else EMPTY_TREE, o.sha, t.sha
+        )
         return Entry(MODE_TREE, sha)
     if o.is_tree != t.is_tree:
-        ctx.warnings.append(f"{path}: a file on one side and a directory on the other; kept the directory")
+        ctx.warnings.append(
+            f"{path}: a file on one side and a directory on the other; kept the directory"
+        )
         return o if o.is_tree else t
     return _merge_file(ctx, path, b if b is not None and not b.is_tree else None, o, t)
 
@@ -324,14 +347,22 @@ def _merge_tree(ctx: _Ctx, path: str, base: str, ours: str, theirs: str) -> str:
     return ctx.repo.objects.write_tree(out)
 
 
-def merge_trees(repo: GitRepo, base: str | None, ours: str, theirs: str, ours_newer: bool = False) -> MergeResult:
+def merge_trees(
+    repo: GitRepo, base: str | None, ours: str, theirs: str, ours_newer: bool = False
+) -> MergeResult:
     """Merge the root trees `ours` (local) and `theirs` (remote) from their common `base` tree.
 
     `ours_newer` says which side's commit is newer: it settles conflicting writes to keys
     that carry no timestamp of their own (tags, artifact pointers, renames).
     """
     ctx = _Ctx(repo, ours_newer)
-    entry = _merge_entry(ctx, "", Entry(MODE_TREE, base or EMPTY_TREE), Entry(MODE_TREE, ours), Entry(MODE_TREE, theirs))
+    entry = _merge_entry(
+        ctx,
+        "",
+        Entry(MODE_TREE, base or EMPTY_TREE),
+        Entry(MODE_TREE, ours),
+        Entry(MODE_TREE, theirs),
+    )
     tree = entry.sha if entry is not None else EMPTY_TREE
     return MergeResult(tree=tree, resolved=tuple(ctx.resolved), warnings=tuple(ctx.warnings))
 

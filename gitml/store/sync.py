@@ -100,7 +100,9 @@ def is_registry_tag(name: str) -> bool:
 
 
 # -- running git ------------------------------------------------------------------------------
-def _git(repo: GitRepo, args: list[str], stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _git(
+    repo: GitRepo, args: list[str], stdin: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args],
@@ -145,8 +147,12 @@ def resolve_remote(repo: GitRepo, remote: str | None = None, config: Config | No
     if len(names) == 1:
         return names[0]
     if not names:
-        raise RemoteError("this repository has no Git remote: add one with 'git remote add origin <url>'")
-    raise RemoteError(f"several remotes ({', '.join(names)}) and none configured: name one, or set gitml.remote")
+        raise RemoteError(
+            "this repository has no Git remote: add one with 'git remote add origin <url>'"
+        )
+    raise RemoteError(
+        f"several remotes ({', '.join(names)}) and none configured: name one, or set gitml.remote"
+    )
 
 
 def _tracking_ref(repo: GitRepo, remote: str) -> str:
@@ -235,17 +241,31 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
     tag_specs = [f"refs/tags/{n}:refs/tags/{n}" for n in new_tags]
     if shallow and tag_specs:
         # Tags point at code commits: in a shallow clone fetch just those commits, not all history.
-        proc = _git(repo, ["fetch", "--no-tags", "--depth=1", "--stdin", remote], stdin="\n".join(tag_specs) + "\n")
+        proc = _git(
+            repo,
+            ["fetch", "--no-tags", "--depth=1", "--stdin", remote],
+            stdin="\n".join(tag_specs) + "\n",
+        )
         if proc.returncode != 0:
             raise _remote_error("fetch", remote, proc.stderr)
         tag_specs = []
     if refspecs or tag_specs:
-        proc = _git(repo, ["fetch", "--no-tags", "--stdin", remote], stdin="\n".join(refspecs + tag_specs) + "\n")
+        proc = _git(
+            repo,
+            ["fetch", "--no-tags", "--stdin", remote],
+            stdin="\n".join(refspecs + tag_specs) + "\n",
+        )
         if proc.returncode != 0:
             raise _remote_error("fetch", remote, proc.stderr)
     tip = repo.read_ref(tracking) if state.tip is not None else None
     rewritten = False
-    if previous and tip and previous != tip and _has_object(repo, previous) and not _is_ancestor(repo, previous, tip):
+    if (
+        previous
+        and tip
+        and previous != tip
+        and _has_object(repo, previous)
+        and not _is_ancestor(repo, previous, tip)
+    ):
         rewritten = True
         warnings.append(
             f"'{remote}' rewrote its {repo.branch} branch (force-push): runs it dropped are kept here "
@@ -256,7 +276,9 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
     return _Pulled(tip, state.tags, new_tags, rewritten, warnings)
 
 
-def _merge_into_local(repo: GitRepo, remote: str, theirs: str | None, warnings: list[str]) -> tuple[bool, str | None]:
+def _merge_into_local(
+    repo: GitRepo, remote: str, theirs: str | None, warnings: list[str]
+) -> tuple[bool, str | None]:
     """Bring the local branch up to `theirs`; returns (merge commit made, new local tip)."""
     if theirs is None:
         return False, repo.tip()
@@ -280,11 +302,14 @@ def _merge_into_local(repo: GitRepo, remote: str, theirs: str | None, warnings: 
             ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
         )
         changes = run_changes(repo, repo.tree_of(ours), result.tree)
-        message = (
-            f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
-        )
+        message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
         if result.warnings or result.resolved:
-            message += "\n\n" + "\n".join([*(f"warning: {w}" for w in result.warnings), *(f"resolved: {r}" for r in result.resolved)])
+            message += "\n\n" + "\n".join(
+                [
+                    *(f"warning: {w}" for w in result.warnings),
+                    *(f"resolved: {r}" for r in result.resolved),
+                ]
+            )
         commit = repo.write_commit(result.tree, [ours, theirs], message)
         if repo.update_ref(commit, ours, message.splitlines()[0]):
             warnings.extend(result.warnings)
@@ -336,7 +361,9 @@ def _push_once(
     real = [r for r in reasons if "atomic" not in r]
     if not real or any(s in r for r in real for s in _RACE):
         return "race", "; ".join(reasons)
-    said = [ln[len("remote:") :].strip() for ln in proc.stderr.splitlines() if ln.startswith("remote:")]
+    said = [
+        ln[len("remote:") :].strip() for ln in proc.stderr.splitlines() if ln.startswith("remote:")
+    ]
     said = [s for s in said if s]
     raise RemoteError(
         f"'{remote}' refused the push: {'; '.join(real)}"
@@ -380,7 +407,20 @@ def push(
         local_tags = _local_tags(repo, tag_filter)
         tags = sorted(n for n in local_tags if n not in got.remote_tags)
         if tip is None or (tip == got.remote_tip and not tags):
-            return _pushed_result(repo, name, before, tip, got.remote_tip, got.remote_tip, [], fetched_tags, merged_any, rewritten, attempt, warnings)
+            return _pushed_result(
+                repo,
+                name,
+                before,
+                tip,
+                got.remote_tip,
+                got.remote_tip,
+                [],
+                fetched_tags,
+                merged_any,
+                rewritten,
+                attempt,
+                warnings,
+            )
         remote_tree = repo.tree_of(got.remote_tip)
         dropped = run_changes(repo, remote_tree, repo.tree_of(tip)).removed
         if dropped and not allow_drop:
@@ -394,7 +434,20 @@ def push(
         outcome, detail = _push_once(repo, name, tip, got.remote_tip, tags)
         if outcome == "ok":
             _git(repo, ["update-ref", tracking, tip])
-            return _pushed_result(repo, name, before, tip, got.remote_tip, tip, tags, fetched_tags, merged_any, rewritten, attempt, warnings)
+            return _pushed_result(
+                repo,
+                name,
+                before,
+                tip,
+                got.remote_tip,
+                tip,
+                tags,
+                fetched_tags,
+                merged_any,
+                rewritten,
+                attempt,
+                warnings,
+            )
         if time.monotonic() > deadline:
             raise RemoteError(
                 f"gave up pushing to '{name}' after {attempt} attempts ({detail}): other clones kept pushing. "

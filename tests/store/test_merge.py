@@ -45,7 +45,13 @@ def run_files(
         "lifecycle_stage": "active",
         "user_id": "test",
         "artifact_uri": f"gitml-artifacts:/{run_id}",
-        "source": {"commit": commit, "branch": "main", "dirty": False, "entry_point": "train.py", "repo_url": None},
+        "source": {
+            "commit": commit,
+            "branch": "main",
+            "dirty": False,
+            "entry_point": "train.py",
+            "repo_url": None,
+        },
         "journal": {},
     }
     return {
@@ -88,7 +94,12 @@ def grepo(repo: Path) -> GitRepo:
 RID = "ab" + "0" * 30
 
 
-def _three(grepo: GitRepo, base: dict[str, bytes | None], ours: dict[str, bytes | None], theirs: dict[str, bytes | None]) -> tuple[str, str, str]:
+def _three(
+    grepo: GitRepo,
+    base: dict[str, bytes | None],
+    ours: dict[str, bytes | None],
+    theirs: dict[str, bytes | None],
+) -> tuple[str, str, str]:
     b = _tree(grepo, EMPTY_TREE, base)
     return b, _tree(grepo, b, ours), _tree(grepo, b, theirs)
 
@@ -107,7 +118,10 @@ def test_disjoint_runs_are_unioned(grepo: GitRepo) -> None:
 def test_params_conflict_keeps_the_remote_value(grepo: GitRepo) -> None:
     p = f"runs/ab/{RID}/params.json"
     base, ours, theirs = _three(
-        grepo, {p: jdump({"lr": "0.1"})}, {p: jdump({"lr": "0.1", "bs": "32", "x": "local"})}, {p: jdump({"lr": "0.1", "ep": "3", "x": "remote"})}
+        grepo,
+        {p: jdump({"lr": "0.1"})},
+        {p: jdump({"lr": "0.1", "bs": "32", "x": "local"})},
+        {p: jdump({"lr": "0.1", "ep": "3", "x": "remote"})},
     )
     result = merge_trees(grepo, base, ours, theirs, ours_newer=True)
     assert _read(grepo, result.tree, p) == {"lr": "0.1", "bs": "32", "ep": "3", "x": "remote"}
@@ -117,8 +131,14 @@ def test_params_conflict_keeps_the_remote_value(grepo: GitRepo) -> None:
 def test_metrics_latest_by_step_then_timestamp(grepo: GitRepo) -> None:
     p = f"runs/ab/{RID}/metrics.json"
     base = {"acc": {"value": 0.1, "timestamp": 1, "step": 0}}
-    ours = {"acc": {"value": 0.5, "timestamp": 9, "step": 3}, "loss": {"value": 1.0, "timestamp": 5, "step": 7}}
-    theirs = {"acc": {"value": 0.7, "timestamp": 2, "step": 5}, "loss": {"value": 2.0, "timestamp": 6, "step": 7}}
+    ours = {
+        "acc": {"value": 0.5, "timestamp": 9, "step": 3},
+        "loss": {"value": 1.0, "timestamp": 5, "step": 7},
+    }
+    theirs = {
+        "acc": {"value": 0.7, "timestamp": 2, "step": 5},
+        "loss": {"value": 2.0, "timestamp": 6, "step": 7},
+    }
     b, o, t = _three(grepo, {p: jdump(base)}, {p: jdump(ours)}, {p: jdump(theirs)})
     for ours_newer in (True, False):
         merged = _read(grepo, merge_trees(grepo, b, o, t, ours_newer=ours_newer).tree, p)
@@ -135,14 +155,27 @@ def test_tags_merge_three_way_with_deletions(grepo: GitRepo) -> None:
         {p: jdump({"keep": "1", "gone": "x", "both": "remote", "yours": "y"})},
     )
     assert _read(grepo, merge_trees(grepo, b, o, t, ours_newer=True).tree, p) == {
-        "keep": "1", "both": "local", "mine": "m", "yours": "y"
+        "keep": "1",
+        "both": "local",
+        "mine": "m",
+        "yours": "y",
     }
     assert _read(grepo, merge_trees(grepo, b, o, t, ours_newer=False).tree, p)["both"] == "remote"
 
 
 def _meta(status: str, end: int | None, journal: dict[str, int], **extra: Any) -> bytes:
-    return jdump({"run_id": RID, "experiment_id": "0", "status": status, "lifecycle_stage": "active",
-                  "start_time": 100, "end_time": end, "journal": journal, **extra})
+    return jdump(
+        {
+            "run_id": RID,
+            "experiment_id": "0",
+            "status": status,
+            "lifecycle_stage": "active",
+            "start_time": 100,
+            "end_time": end,
+            "journal": journal,
+            **extra,
+        }
+    )
 
 
 @pytest.mark.parametrize("ours_newer", [True, False])
@@ -162,20 +195,36 @@ def test_run_meta_terminal_status_wins(grepo: GitRepo, ours_newer: bool) -> None
 
 def test_run_meta_two_terminal_statuses_take_the_later_end(grepo: GitRepo) -> None:
     p = f"runs/ab/{RID}/meta.json"
-    b, o, t = _three(grepo, {p: _meta("RUNNING", None, {})}, {p: _meta("KILLED", 500, {})}, {p: _meta("FINISHED", 800, {})})
+    b, o, t = _three(
+        grepo,
+        {p: _meta("RUNNING", None, {})},
+        {p: _meta("KILLED", 500, {})},
+        {p: _meta("FINISHED", 800, {})},
+    )
     merged = _read(grepo, merge_trees(grepo, b, o, t, ours_newer=True).tree, p)
     assert (merged["status"], merged["end_time"]) == ("FINISHED", 800)
 
 
 def test_same_experiment_created_on_both_sides(grepo: GitRepo) -> None:
     def meta(created: int, updated: int, loc: str) -> bytes:
-        return yaml.safe_dump({"name": "mnist", "experiment_id": "42", "artifact_location": loc,
-                               "lifecycle_stage": "active", "creation_time": created,
-                               "last_update_time": updated}).encode()
+        return yaml.safe_dump(
+            {
+                "name": "mnist",
+                "experiment_id": "42",
+                "artifact_location": loc,
+                "lifecycle_stage": "active",
+                "creation_time": created,
+                "last_update_time": updated,
+            }
+        ).encode()
 
     m, tg = "experiments/42/meta.yaml", "experiments/42/tags.json"
-    b, o, t = _three(grepo, {}, {m: meta(200, 300, "a"), tg: jdump({"team": "x"})},
-                     {m: meta(100, 250, "b"), tg: jdump({"owner": "y"})})
+    b, o, t = _three(
+        grepo,
+        {},
+        {m: meta(200, 300, "a"), tg: jdump({"team": "x"})},
+        {m: meta(100, 250, "b"), tg: jdump({"owner": "y"})},
+    )
     result = merge_trees(grepo, b, o, t)
     merged = _read(grepo, result.tree, m)
     assert merged["creation_time"] == 100 and merged["last_update_time"] == 300
@@ -240,7 +289,9 @@ def test_a_hand_edit_that_does_not_parse_never_crashes(grepo: GitRepo, ours_newe
 
 def test_a_parseable_hand_edit_conflict_is_resolved_and_reported(grepo: GitRepo) -> None:
     p = f"runs/ab/{RID}/params.json"
-    b, o, t = _three(grepo, {p: jdump({"lr": "0.1"})}, {p: jdump({"lr": "0.2"})}, {p: jdump({"lr": "0.3"})})
+    b, o, t = _three(
+        grepo, {p: jdump({"lr": "0.1"})}, {p: jdump({"lr": "0.2"})}, {p: jdump({"lr": "0.3"})}
+    )
     result = merge_trees(grepo, b, o, t, ours_newer=True)
     assert _read(grepo, result.tree, p) == {"lr": "0.3"}
     assert result.resolved == (f"{p}: lr",)
