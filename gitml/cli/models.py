@@ -11,6 +11,7 @@ __all__ = ["models"]
 # Subcommands by module: registry (registry.py), predict (predict.py), serve (serve.py).
 MODEL_COMMANDS: dict[str, str] = {
     "serve": "gitml.cli.serve:serve",
+    "predict": "gitml.cli.predict:predict",
 }
 
 
