@@ -1,0 +1,31 @@
+"""`gitml.register_model(model_uri, name)`: MLflow's fluent registration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gitml.registry.entities import ModelVersion
+
+__all__ = ["register_model"]
+
+
+def register_model(
+    model_uri: str,
+    name: str,
+    await_registration_for: int | None = None,
+    *,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> ModelVersion:
+    """Register the model at `model_uri` (`runs:/<run_id>/<path>` or `models:/...`) as a new version
+    of `name`, creating the registered model if needed."""
+    from gitml.exceptions import ResourceAlreadyExists
+    from gitml.registry.client import RegistryClient
+    from gitml.tracking import fluent
+
+    client = RegistryClient(fluent.get_tracking_uri_or_none())
+    try:
+        client.create_registered_model(name)
+    except ResourceAlreadyExists:
+        pass
+    return client.create_model_version(name, model_uri, tags=tags, description=description)

@@ -1,0 +1,95 @@
+"""`models:/` URIs resolved through the registry: `models:/name/3`, `models:/name/Production`,
+`models:/name/latest`, `models:/name@alias` (names may hold '/')."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.registry.registry import Registry
+from gitml.registry.state import ModelState, VersionState
+from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
+
+__all__ = ["ModelsUri", "parse_models_uri", "resolve_models_uri", "resolve_version"]
+
+
+class ModelsUri(NamedTuple):
+    """A parsed `models:/` URI: exactly one of version, stage, alias, latest is set."""
+
+    name: str
+    version: int | None = None
+    stage: str | None = None  # MLflow's name, e.g. "Production"
+    alias: str | None = None
+    latest: bool = False
+
+
+def parse_models_uri(uri: str) -> ModelsUri:
+    """Split a `models:/` URI; raise InvalidParameterValue when it is malformed."""
+    if not isinstance(uri, str) or not uri.startswith("models:/"):
+        raise InvalidParameterValue(f"not a models:/ URI: {uri!r}")
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, _, alias = rest.rpartition("@")
+        validate_model_name(name)
+        return ModelsUri(name, alias=validate_alias(alias))
+    name, _, last = rest.rpartition("/")
+    if not name or not last:
+        raise InvalidParameterValue(
+            f"invalid model URI {uri!r}: use models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
+        )
+    validate_model_name(name)
+    if last.isdigit():
+        return ModelsUri(name, version=int(last))
+    if last.lower() == "latest":
+        return ModelsUri(name, latest=True)
+    gto = stage_of_mlflow(last)
+    if gto is None:
+        raise InvalidParameterValue(f"invalid model URI {uri!r}: stage None names no version")
+    return ModelsUri(name, stage=last)
+
+
+def resolve_version(registry: Registry, parsed: ModelsUri) -> tuple[ModelState, VersionState]:
+    """The model and version a parsed URI names, as the registry is now."""
+    state = registry.state()
+    model = state.models.get(parsed.name)
+    if model is None or not model.active:
+        raise ResourceDoesNotExist(f"Registered Model with name={parsed.name} not found")
+    found: VersionState | None = None
+    if parsed.version is not None:
+        found = model.version(parsed.version)
+        if found is not None and not found.active:
+            found = None
+        what = f"version {parsed.version}"
+    elif parsed.latest:
+        found = model.latest_version()
+        what = "any version"
+    elif parsed.alias is not None:
+        found = model.current.get(parsed.alias)
+        what = f"alias {parsed.alias}"
+    else:
+        assert parsed.stage is not None
+        found = model.current.get(stage_of_mlflow(parsed.stage) or "")
+        what = f"a version in stage {parsed.stage}"
+    if found is None:
+        raise ResourceDoesNotExist(f"model {parsed.name} has no {what}")
+    return model, found
+
+
+def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
+    """The `runs:/<run_id>/<path>` URI (or the registered source) that a `models:/` URI names."""
+    parsed = parse_models_uri(uri)
+    if registry is None:
+        from gitml.tracking.tracker import get_tracker
+
+        registry = Registry(get_tracker().repo)
+    _, version = resolve_version(registry, parsed)
+    meta = version.meta
+    run_id, path, source = meta.get("run_id"), meta.get("artifact_path"), meta.get("source")
+    if isinstance(run_id, str) and isinstance(path, str):
+        return f"runs:/{run_id}/{path}"
+    if isinstance(source, str) and source:
+        return source
+    raise ResourceDoesNotExist(
+        f"{uri} is version {version.number} ({version.semver}), which records no model source "
+        "(a tag not made by gitml?)"
+    )
