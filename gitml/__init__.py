@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "GitMLClient": "gitml.tracking.client",
     "MlflowException": "gitml.exceptions",
     "GitMLError": "gitml.exceptions",
+    "register_model": "gitml.registry.fluent",
 }
 
 _SUBMODULES = {
