@@ -19,6 +19,7 @@ from gitml.entities import (
     ViewType,
 )
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.registry.client import RegistryClientMixin
 from gitml.tracking import names
 from gitml.tracking.tracker import Tracker, get_tracker
 from gitml.tracking.validation import (
@@ -43,7 +44,7 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
-class GitMLClient:
+class GitMLClient(RegistryClientMixin):
     """MLflow's client API; `tracking_uri` is a path inside a Git repository (default: cwd's)."""
 
     def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, registry_uri: str | None = None) -> None:
