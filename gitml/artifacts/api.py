@@ -1,0 +1,346 @@
+"""Log, list and download a run's artifacts: the tracker-level functions and the fluent `log_*`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gitml.artifacts.paths import (
+    check_local_file,
+    confined_path,
+    join_artifact_path,
+    normalize_artifact_path,
+    walk_local_dir,
+)
+from gitml.artifacts.pointers import (
+    FileInfo,
+    ManifestEntry,
+    dir_pointer,
+    file_pointer,
+    files_under,
+    list_children,
+    require_files,
+)
+from gitml.artifacts.runs import manifest_loader, read_pointers, store_for
+from gitml.artifacts.uri import format_runs_uri
+from gitml.exceptions import (
+    InvalidParameterValue,
+    MissingDependency,
+    RemoteError,
+    ResourceDoesNotExist,
+)
+
+__all__ = [
+    "download_artifacts",
+    "download_run_artifacts",
+    "get_artifact_uri",
+    "list_artifacts",
+    "list_run_artifacts",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_image",
+    "log_run_artifact",
+    "log_run_artifacts",
+    "log_run_bytes",
+    "log_text",
+]
+
+
+# -- which run ---------------------------------------------------------------------------
+def _target(run_id: str | None) -> tuple[Any, str]:
+    """The tracker and run id to log into: `run_id`'s, else the active run (started if none)."""
+    from gitml.tracking import fluent
+
+    if run_id is None:
+        active = fluent._get_or_start_run()
+        return active._tracker, active.info.run_id
+    return fluent._tracker(), run_id
+
+
+# -- logging (tracker level: the client and the fluent API call these) ----------------------
+def log_run_bytes(tracker: Any, run_id: str, data: bytes, artifact_file: str) -> dict[str, Any]:
+    """Store `data` as artifact file `artifact_file` of the run; returns its pointer."""
+    dest = normalize_artifact_path(artifact_file, allow_root=False)
+    store = store_for(tracker)
+    oid = store.add_bytes(data)
+    pointer = file_pointer(dest, oid, len(data))
+    tracker.record_artifacts(run_id, {dest: pointer})
+    return pointer
+
+
+def log_run_artifact(
+    tracker: Any, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+) -> dict[str, Any]:
+    """Log one local file (a folder is logged whole) under `artifact_path`; returns its pointer."""
+    local = os.fspath(local_path)
+    base = normalize_artifact_path(artifact_path)
+    name = os.path.basename(local.rstrip("/" + os.sep))
+    dest = join_artifact_path(base, name)
+    if os.path.isdir(local):
+        return log_run_artifacts(tracker, run_id, local, dest)[dest]
+    check_local_file(local)
+    md5, size = store_for(tracker).add_file(local)
+    pointer = file_pointer(dest, md5, size)
+    tracker.record_artifacts(run_id, {dest: pointer})
+    return pointer
+
+
+def _merge_folder(
+    store: Any, pointers: dict[str, dict[str, Any]], dest: str, new: list[ManifestEntry]
+) -> tuple[dict[str, Any], list[str]]:
+    """One folder pointer at `dest` holding what was there and `new` (new files win).
+
+    Logging into a folder adds to it, as MLflow's does; pointers below `dest` are folded
+    into the one manifest and their keys dropped.
+    """
+    entries: dict[str, ManifestEntry] = {}
+    if any(k == dest or k.startswith(dest + "/") or dest.startswith(k + "/") for k in pointers):
+        for rel, (md5, size) in files_under(pointers, dest, manifest_loader(store)).items():
+            if rel:
+                entries[rel] = ManifestEntry(rel, md5, size)
+    for entry in new:
+        entries[entry.relpath] = entry
+    oid, total, nfiles = store.write_manifest(entries.values())
+    stale = [k for k in pointers if k.startswith(dest + "/")]
+    return dir_pointer(dest, oid, total, nfiles), stale
+
+
+def log_run_artifacts(
+    tracker: Any, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Log the contents of a local folder under `artifact_path`; returns the pointers written.
+
+    Under a named path the folder becomes one DVC folder object (a `.dir` manifest). At the
+    run's root each top-level file and folder gets its own pointer.
+    """
+    base = normalize_artifact_path(artifact_path)
+    files = list(walk_local_dir(local_dir))  # validates every path and link first
+    store = store_for(tracker)
+    entries = store.add_files(files)
+    current = read_pointers(tracker, run_id)
+    changes: dict[str, dict[str, Any] | None] = {}
+    if base:
+        pointer, stale = _merge_folder(store, current, base, entries)
+        changes.update(dict.fromkeys(stale))
+        changes[base] = pointer
+    else:
+        groups: dict[str, list[ManifestEntry]] = {}
+        for entry in entries:
+            head, sep, rest = entry.relpath.partition("/")
+            if sep:
+                groups.setdefault(head, []).append(ManifestEntry(rest, entry.md5, entry.size))
+            else:
+                changes[head] = file_pointer(head, entry.md5, entry.size or 0)
+        for head, group in groups.items():
+            pointer, stale = _merge_folder(store, current, head, group)
+            changes.update(dict.fromkeys(stale))
+            changes[head] = pointer
+    if changes:
+        tracker.record_artifacts(run_id, changes)
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+def list_artifacts(tracker: Any, run_id: str, path: str | None = None) -> list[FileInfo]:
+    """The direct children of artifact folder `path` of the run (MLflow's `list_artifacts`)."""
+    pointers = read_pointers(tracker, run_id)
+    store = store_for(tracker)
+    try:
+        return list_children(pointers, path, manifest_loader(store))
+    except ResourceDoesNotExist as e:
+        raise ResourceDoesNotExist(f"run {run_id}, artifact {path or '/'!r}: {e.message}") from e
+
+
+def _naming_loader(store: Any, where: str) -> Any:
+    """A manifest loader whose remote errors name the run and artifact being read."""
+    load = manifest_loader(store)
+
+    def named(oid: str) -> list[ManifestEntry]:
+        try:
+            return load(oid)  # type: ignore[no-any-return]
+        except (ResourceDoesNotExist, RemoteError) as e:
+            raise type(e)(f"{where}: {e.message}") from e
+
+    return named
+
+
+def _copy_out(src: str, dst: Path) -> None:
+    # Through a temporary name: a reader never sees half a file, a crash leaves none.
+    tmp = dst.with_name(f".{dst.name}.gitml-tmp")
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dst)
+
+
+def download_artifacts(
+    tracker: Any, run_id: str, path: str | None = None, dst_path: str | os.PathLike[str] | None = None
+) -> str:
+    """Copy artifact `path` of the run (a file or folder; "" for all) under `dst_path`.
+
+    Returns the local path (`dst_path/<path>`, MLflow's layout); `dst_path` defaults to a new
+    temporary folder. Objects missing from the local cache are fetched from the remote.
+    """
+    rel = normalize_artifact_path(path)
+    pointers = read_pointers(tracker, run_id)
+    store = store_for(tracker)
+    where = f"run {run_id}, artifact {rel or '/'!r}"
+    files = require_files(pointers, run_id, rel, _naming_loader(store, where))
+    missing = {md5 for md5, _ in files.values() if not store.exists(md5)}
+    if missing:
+        try:
+            store.fetch(missing, deep=False)
+        except (ResourceDoesNotExist, RemoteError) as e:
+            raise type(e)(f"{where}: {e.message}") from e
+    dst_root = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="gitml-artifacts-"))
+    dst_root.mkdir(parents=True, exist_ok=True)
+    for sub, (md5, _) in sorted(files.items()):
+        target = confined_path(dst_root, join_artifact_path(rel, sub))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Re-check after creating parents: a link planted between check and write must not win.
+        target = confined_path(dst_root, join_artifact_path(rel, sub))
+        _copy_out(store.object_path(md5), target)
+    return str(confined_path(dst_root, rel))
+
+
+# -- the fluent API ------------------------------------------------------------------------
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+    """Log a local file as an artifact of the active run (or `run_id`), under `artifact_path`."""
+    tracker, rid = _target(run_id)
+    log_run_artifact(tracker, rid, local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+    """Log the contents of a local folder as artifacts of the active run (or `run_id`)."""
+    tracker, rid = _target(run_id)
+    log_run_artifacts(tracker, rid, local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a string as a text file artifact (UTF-8)."""
+    tracker, rid = _target(run_id)
+    log_run_bytes(tracker, rid, text.encode("utf-8"), artifact_file)
+
+
+def _dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
+    if artifact_file.lower().endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_dump(dictionary, default_flow_style=False, sort_keys=False, allow_unicode=True).encode()
+    return (json.dumps(dictionary, indent=2) + "\n").encode()
+
+
+def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a dict (or any JSON/YAML-able value) as JSON, or YAML for `.yaml`/`.yml` files."""
+    tracker, rid = _target(run_id)
+    normalize_artifact_path(artifact_file, allow_root=False)
+    log_run_bytes(tracker, rid, _dict_bytes(dictionary, artifact_file), artifact_file)
+
+
+def _log_via_temp(write: Any, artifact_file: str, run_id: str | None) -> None:
+    dest = normalize_artifact_path(artifact_file, allow_root=False)
+    tracker, rid = _target(run_id)
+    with tempfile.TemporaryDirectory(prefix="gitml-") as tmp:
+        local = os.path.join(tmp, dest.rsplit("/", 1)[-1])
+        write(local)
+        check_local_file(local)
+        md5, size = store_for(tracker).add_file(local)
+    tracker.record_artifacts(rid, {dest: file_pointer(dest, md5, size)})
+
+
+def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None, run_id: str | None = None) -> None:
+    """Log a matplotlib figure (or a plotly one, as `.html` or an image) as an artifact."""
+    kwargs = save_kwargs or {}
+
+    def write(local: str) -> None:
+        if hasattr(figure, "savefig"):  # matplotlib
+            figure.savefig(local, **kwargs)
+        elif local.endswith(".html") and hasattr(figure, "write_html"):  # plotly
+            figure.write_html(local, **kwargs)
+        elif hasattr(figure, "write_image"):
+            figure.write_image(local, **kwargs)
+        else:
+            raise InvalidParameterValue(
+                f"cannot log a {type(figure).__name__} as a figure: pass a matplotlib or plotly figure"
+            )
+
+    _log_via_temp(write, artifact_file, run_id)
+
+
+def _png_bytes(array: Any) -> bytes:
+    """Encode a 2-D (grey) or 3-D (RGB/RGBA) array as PNG, without Pillow."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    a = np.asarray(array)
+    if a.dtype.kind == "f":
+        if a.size and (a.min() < 0 or a.max() > 1):
+            raise InvalidParameterValue("float images must hold values in [0, 1]")
+        a = np.round(a * 255)
+    elif a.dtype.kind not in "iub":
+        raise InvalidParameterValue(f"cannot log an image of dtype {a.dtype}")
+    elif a.size and (a.min() < 0 or a.max() > 255):
+        raise InvalidParameterValue("integer images must hold values in [0, 255]")
+    a = a.astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        color = 0
+    elif a.ndim == 3 and a.shape[2] in (3, 4):
+        color = 2 if a.shape[2] == 3 else 6
+    else:
+        raise InvalidParameterValue(f"an image must be HxW, HxWx1, HxWx3 or HxWx4; got shape {a.shape}")
+    height, width = a.shape[:2]
+    raw = b"".join(b"\0" + a[row].tobytes() for row in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a numpy array or PIL image as an image file (PNG without Pillow; any format with it)."""
+    dest = normalize_artifact_path(artifact_file, allow_root=False)
+    if hasattr(image, "save") and hasattr(image, "mode"):  # a PIL image
+
+        def write(local: str) -> None:
+            image.save(local)
+
+        _log_via_temp(write, dest, run_id)
+        return
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    if Image is not None:
+        import numpy as np
+
+        a = np.asarray(image)
+        if a.dtype.kind == "f":
+            a = np.round(a * 255)
+        pil = Image.fromarray(a.astype(np.uint8).squeeze())
+        _log_via_temp(lambda local: pil.save(local), dest, run_id)
+        return
+    if not dest.lower().endswith(".png"):
+        raise MissingDependency("Pillow", "images")
+    tracker, rid = _target(run_id)
+    log_run_bytes(tracker, rid, _png_bytes(image), dest)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The `runs:/<run_id>[/<path>]` URI of the active run's artifacts (starting a run if none)."""
+    _, rid = _target(None)
+    return format_runs_uri(rid, artifact_path)
+
+
+# Longer names some callers use for the tracker-level functions.
+list_run_artifacts = list_artifacts
+download_run_artifacts = download_artifacts

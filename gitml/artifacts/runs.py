@@ -1,0 +1,161 @@
+"""Runs' artifacts: the store of a tracker, pointers read from the branch, push, pull, status, gc."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from gitml import constants as C
+from gitml.artifacts.pointers import ManifestLoader, pointer_oids, validate_pointer
+from gitml.artifacts.store import ArtifactStore, StatusResult, TransferSummary
+from gitml.exceptions import CorruptMetadata
+
+__all__ = [
+    "artifact_status",
+    "gc_artifacts",
+    "has_artifact_remote",
+    "manifest_loader",
+    "pull_artifacts",
+    "push_artifacts",
+    "read_pointers",
+    "run_pointers",
+    "store_for",
+]
+
+_STORES: weakref.WeakKeyDictionary[Any, ArtifactStore] = weakref.WeakKeyDictionary()
+_STORES_LOCK = threading.Lock()
+
+
+def _remote_setting(tracker: Any) -> str | None:
+    # Read once per tracker: GITML_ARTIFACT_REMOTE, else `git config gitml.artifactRemote`.
+    configured = getattr(tracker.config, "artifact_remote", None)
+    if configured:
+        return str(configured)
+    if os.environ.get("GITML_ARTIFACT_REMOTE"):
+        return os.environ["GITML_ARTIFACT_REMOTE"]
+    from gitml.config import git_config
+
+    return git_config(tracker.root).get("gitml.artifactremote") or None
+
+
+def store_for(tracker: Any) -> ArtifactStore:
+    """The artifact store of a tracker's repository (one per tracker)."""
+    with _STORES_LOCK:
+        store = _STORES.get(tracker)
+        if store is None:
+            store = ArtifactStore(tracker.root, tracker.repo.state_dir, remote=_remote_setting(tracker))
+            _STORES[tracker] = store
+        return store
+
+
+def manifest_loader(store: ArtifactStore, remote: str | None = None) -> ManifestLoader:
+    """A loader of folder manifests for the pointer views, memoised for one operation."""
+    memo: dict[str, Any] = {}
+
+    def load(oid: str) -> Any:
+        if oid not in memo:
+            memo[oid] = store.read_manifest(oid, remote=remote)
+        return memo[oid]
+
+    return load
+
+
+def read_pointers(tracker: Any, run_id: str) -> dict[str, dict[str, Any]]:
+    """The run's validated artifact pointers {artifact path: pointer}."""
+    raw = tracker.read_artifacts(run_id)
+    return {key: validate_pointer(key, value) for key, value in raw.items()}
+
+
+def _decode(path: str, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise CorruptMetadata(f"{path} does not parse: {e}") from e
+
+
+def run_pointers(
+    tracker: Any, run_ids: Iterable[str] | None = None, include_deleted: bool = True
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """{run_id: pointers} for the given runs (default: every run on the branch with artifacts)."""
+    tracker.flush()
+    repo = tracker.repo
+    tree = repo.tree_of(repo.tip())
+    if run_ids is None:
+        ids = [
+            run_id
+            for prefix in repo.list_dir(tree, C.RUNS_DIR)
+            for run_id in repo.list_dir(tree, f"{C.RUNS_DIR}/{prefix}")
+        ]
+    else:
+        ids = list(run_ids)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for run_id in ids:
+        base = C.run_dir(run_id)
+        data = repo.read_file(tree, f"{base}/{C.RUN_ARTIFACTS}")
+        if not data:
+            continue
+        if not include_deleted:
+            meta = repo.read_file(tree, f"{base}/{C.RUN_META}")
+            if meta and _decode(f"{base}/{C.RUN_META}", meta).get("lifecycle_stage") == "deleted":
+                continue
+        pointers = _decode(f"{base}/{C.RUN_ARTIFACTS}", data)
+        out[run_id] = {k: validate_pointer(k, v) for k, v in pointers.items()}
+    return out
+
+
+def _oids(tracker: Any, run_ids: Iterable[str] | None) -> set[str]:
+    oids: set[str] = set()
+    for pointers in run_pointers(tracker, run_ids).values():
+        oids |= pointer_oids(pointers.values())
+    return oids
+
+
+def has_artifact_remote(tracker: Any) -> bool:
+    """Whether a remote is configured (DVC's default remote or gitml.artifactRemote).
+
+    `gitml push` / `gitml pull` move artifacts only then; the embedded folder remote
+    under `.git/` is not one worth pushing to after every sync.
+    """
+    return store_for(tracker).has_configured_remote()
+
+
+def push_artifacts(
+    tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
+) -> TransferSummary:
+    """Push the artifacts of `run_ids` (default: every run) to the remote; returns what moved."""
+    return store_for(tracker).push(_oids(tracker, run_ids), remote=remote, jobs=jobs)
+
+
+def pull_artifacts(
+    tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
+) -> TransferSummary:
+    """Fetch the artifacts of `run_ids` (default: every run) into the local cache.
+
+    Objects the remote lacks come back in `failed` rather than raising, so one lost
+    object does not stop the rest.
+    """
+    return store_for(tracker).fetch(_oids(tracker, run_ids), remote=remote, jobs=jobs, strict=False)
+
+
+def artifact_status(
+    tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None
+) -> StatusResult:
+    """Which objects of the runs' artifacts are local, remote, both or lost."""
+    return store_for(tracker).status(_oids(tracker, run_ids), remote=remote)
+
+
+def gc_artifacts(tracker: Any, dry_run: bool = False) -> list[str]:
+    """Remove from the local cache gitml's objects that no live run names; returns their ids.
+
+    Runs deleted (lifecycle `deleted`) do not keep their artifacts. In a DVC repository
+    only objects gitml put into DVC's cache are candidates; DVC's own data is never touched.
+    Remotes are left alone: they may be shared.
+    """
+    keep: set[str] = set()
+    for pointers in run_pointers(tracker, include_deleted=False).values():
+        keep |= pointer_oids(pointers.values())
+    return store_for(tracker).gc(keep, dry_run=dry_run)

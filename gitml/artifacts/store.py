@@ -1,0 +1,539 @@
+"""The DVC-format artifact cache of a repository and its remote: add, fetch, push, status, gc.
+
+Bytes live in DVC's own layout (`files/md5/xx/<rest>`, `.dir` manifests for folders). In a
+repository with `.dvc/`, DVC's cache and remotes are used as `dvc` configures them; without
+it an embedded cache and a local folder remote live under `.git/gitml/artifacts/`.
+All DVC imports happen inside methods, so a run that logs no artifact never imports DVC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.artifacts.paths import normalize_artifact_path
+from gitml.artifacts.pointers import ManifestEntry
+from gitml.exceptions import (
+    CorruptMetadata,
+    GitMLError,
+    InvalidParameterValue,
+    RemoteError,
+    ResourceDoesNotExist,
+)
+
+__all__ = ["ArtifactStore", "StatusResult", "TransferSummary", "hash_file"]
+
+_CHUNK = 8 << 20  # streamed in 8 MiB blocks: memory stays flat for any file size
+_SMALL = 1 << 20  # below this a file is read whole: one read, one write
+_LEDGER = "ledger"  # the oids gitml put into a cache it shares with DVC (gc touches only these)
+
+
+@dataclass(frozen=True)
+class TransferSummary:
+    """What a push or pull moved: object ids transferred and failed, and where."""
+
+    remote: str
+    transferred: frozenset[str] = frozenset()
+    failed: frozenset[str] = frozenset()
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """Where the objects of some artifacts are: both sides, only local, only remote, nowhere."""
+
+    remote: str
+    synced: frozenset[str] = field(default_factory=frozenset)
+    local_only: frozenset[str] = field(default_factory=frozenset)
+    remote_only: frozenset[str] = field(default_factory=frozenset)
+    missing: frozenset[str] = field(default_factory=frozenset)
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """The md5 of a file (DVC 3's `md5` hash: the plain digest of the bytes), streamed."""
+    h = hashlib.md5(usedforsecurity=False)
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def _kernel_copy(src: str, dst: str) -> None:
+    """Copy in the kernel (copy_file_range, reflink where the file system can); no user-space buffer."""
+    with open(src, "rb") as fsrc, open(dst, "wb") as fdst:
+        size = os.fstat(fsrc.fileno()).st_size
+        done = 0
+        try:
+            while done < size:
+                n = os.copy_file_range(fsrc.fileno(), fdst.fileno(), size - done)
+                if n == 0:
+                    break
+                done += n
+        except (OSError, AttributeError):
+            fsrc.seek(done)
+            fdst.seek(done)
+            shutil.copyfileobj(fsrc, fdst, _CHUNK)
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+class ArtifactStore:
+    """The artifact cache of one repository, and its remotes.
+
+    `remote` picks the remote by default: a DVC remote name (when the repository has
+    `.dvc/`), or a URL or local folder; None means DVC's default remote, else the
+    embedded folder remote under `state_dir`.
+    """
+
+    def __init__(
+        self,
+        repo_root: str | os.PathLike[str],
+        state_dir: str | os.PathLike[str],
+        remote: str | None = None,
+    ) -> None:
+        self.root = Path(repo_root)
+        self.state_dir = Path(state_dir) / "artifacts"
+        self.default_remote = remote
+        self.uses_dvc = (self.root / ".dvc").is_dir()
+        self._lock = threading.Lock()
+        self._cache: Any = None
+        self._dvc: Any = None
+        self._remotes: dict[str | None, Any] = {}
+
+    # -- the cache -----------------------------------------------------------------------
+    def _dvc_repo(self) -> Any:
+        if self._dvc is None:
+            try:
+                from dvc.exceptions import DvcException
+                from dvc.repo import Repo
+            except ImportError as e:
+                from gitml.exceptions import MissingDependency
+
+                raise MissingDependency("dvc", "artifacts") from e
+            try:
+                self._dvc = Repo(os.fspath(self.root))
+            except DvcException as e:
+                raise InvalidParameterValue(f"cannot open the DVC repository at {self.root}: {e}") from e
+        return self._dvc
+
+    @property
+    def cache(self) -> Any:
+        """The local object database (a dvc-data `HashFileDB`), opened on first use."""
+        if self._cache is None:
+            with self._lock:
+                if self._cache is None:
+                    if self.uses_dvc:
+                        cache = self._dvc_repo().cache.local
+                    else:
+                        cache = self._local_odb(self.state_dir / "cache")
+                    os.makedirs(cache.path, exist_ok=True)
+                    self._cache = cache
+        return self._cache
+
+    @staticmethod
+    def _local_odb(folder: Path | str) -> Any:
+        try:
+            from dvc_data.hashfile.db.local import LocalHashFileDB
+            from dvc_objects.fs.local import LocalFileSystem
+        except ImportError as e:
+            from gitml.exceptions import MissingDependency
+
+            raise MissingDependency("dvc-data", "artifacts") from e
+        # DVC 3 keeps md5 objects under files/md5; old (2.x) caches lie at the top.
+        path = os.path.join(os.path.abspath(folder), "files", "md5")
+        return LocalHashFileDB(LocalFileSystem(), path, hash_name="md5")
+
+    def object_path(self, oid: str) -> str:
+        """Where object `oid` lies (or would lie) in the local cache."""
+        return str(self.cache.oid_to_path(oid))
+
+    def exists(self, oid: str) -> bool:
+        """Whether object `oid` is in the local cache."""
+        return os.path.exists(self.object_path(oid))
+
+    def _note(self, oids: Iterable[str]) -> None:
+        # Remember what gitml put into the cache, so gc never removes DVC's own data.
+        lines = "".join(f"{o}\n" for o in oids)
+        if lines:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.state_dir / _LEDGER, "a") as f:
+                f.write(lines)
+
+    def _install(self, tmp: str, oid: str) -> None:
+        """Move a finished temporary file into the cache under `oid` (atomic; first writer wins)."""
+        final = self.object_path(oid)
+        if os.path.exists(final):
+            os.unlink(tmp)
+            return
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.chmod(tmp, 0o444)  # DVC protects cache files read-only
+        os.replace(tmp, final)
+
+    def _tmp_path(self) -> str:
+        # Beside the md5 folder, not in it: listings of the cache must see only objects,
+        # and the same file system makes the final rename atomic.
+        folder = os.path.join(os.path.dirname(self.cache.path), "gitml-tmp")
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{os.getpid()}-{secrets.token_hex(8)}.tmp")
+
+    def add_bytes(self, data: bytes) -> str:
+        """Store bytes; returns their md5."""
+        oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if not self.exists(oid):
+            tmp = self._tmp_path()
+            with open(tmp, "wb") as f:
+                f.write(data)
+            self._install(tmp, oid)
+        self._note([oid])
+        return oid
+
+    def add_file(self, path: str | os.PathLike[str], note: bool = True) -> tuple[str, int]:
+        """Store one local file; returns (md5, size). Streams: memory use does not grow with size."""
+        src = os.fspath(path)
+        try:
+            before = os.stat(src)
+            if before.st_size < _SMALL:
+                with open(src, "rb") as f:
+                    data = f.read()
+                oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                if not self.exists(oid):
+                    tmp = self._tmp_path()
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    self._install(tmp, oid)
+                if note:
+                    self._note([oid])
+                return oid, len(data)
+            oid, size = self._add_large(src, before)
+        except FileNotFoundError as e:
+            raise ResourceDoesNotExist(f"no such file to log: {src!r}") from e
+        except PermissionError as e:
+            raise InvalidParameterValue(f"cannot read {src!r}: permission denied") from e
+        if note:
+            self._note([oid])
+        return oid, size
+
+    def _add_large(self, src: str, before: os.stat_result) -> tuple[str, int]:
+        # Hash the source while the kernel copies it into the cache: one pass of reading
+        # at hashing speed (md5sum's floor) instead of hash-then-copy.
+        tmp = self._tmp_path()
+        errors: list[BaseException] = []
+
+        def copy() -> None:
+            try:
+                _kernel_copy(src, tmp)
+            except BaseException as e:  # re-raised in the caller's thread
+                errors.append(e)
+
+        worker = threading.Thread(target=copy, name="gitml-artifact-copy", daemon=True)
+        worker.start()
+        try:
+            oid = hash_file(src)
+        finally:
+            worker.join()
+        try:
+            if errors:
+                raise errors[0]
+            after = os.stat(src)
+            size = os.stat(tmp).st_size
+            if _stamp(after) != _stamp(before) or size != after.st_size:
+                # The file changed while we read it: the copy is what we keep, so hash that.
+                oid = hash_file(tmp)
+            self._install(tmp, oid)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return oid, size
+
+    def add_files(self, files: Iterable[tuple[str, str, int]]) -> list[ManifestEntry]:
+        """Store local files `(relative path, local path, size)`; returns their manifest entries."""
+        entries = []
+        for rel, local, _ in files:
+            oid, size = self.add_file(local, note=False)
+            entries.append(ManifestEntry(rel, oid, size))
+        self._note(e.md5 for e in entries)
+        return entries
+
+    def write_manifest(self, entries: Iterable[ManifestEntry]) -> tuple[str, int, int]:
+        """Store a folder's `.dir` manifest; returns (its md5 with `.dir`, total size, file count).
+
+        The manifest is DVC's own folder object, so `dvc pull` of a `.dvc` file naming it
+        restores the folder.
+        """
+        from dvc_data.hashfile.hash_info import HashInfo
+        from dvc_data.hashfile.meta import Meta
+        from dvc_data.hashfile.tree import Tree
+
+        tree = Tree()
+        total = 0
+        for e in entries:
+            tree.add(tuple(e.relpath.split("/")), Meta(size=e.size), HashInfo("md5", e.md5))
+            total += e.size or 0
+        if not len(tree):
+            raise InvalidParameterValue("the folder to log holds no files")
+        # The plain manifest, as `dvc add` stores it: dvc-data's transfer reads no other kind.
+        tree.digest()
+        dir_oid = str(tree.oid)
+        if not self.exists(dir_oid):
+            tmp = self._tmp_path()
+            with open(tmp, "wb") as f:
+                f.write(tree.as_bytes())
+            self._install(tmp, dir_oid)
+        self._note([dir_oid])
+        return dir_oid, total, len(tree)
+
+    def read_manifest(self, oid: str, remote: str | None = None) -> list[ManifestEntry]:
+        """The entries of folder object `oid`, fetching the manifest from the remote if missing."""
+        if not self.exists(oid):
+            self.fetch([oid], remote=remote, deep=False)
+        try:
+            with open(self.object_path(oid), "rb") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CorruptMetadata(f"folder manifest {oid} in the artifact cache is unreadable: {e}") from e
+        if not isinstance(raw, list):
+            raise CorruptMetadata(f"folder manifest {oid} is not a list")
+        out = []
+        for item in raw:
+            if not isinstance(item, dict) or not isinstance(item.get("md5"), str):
+                raise CorruptMetadata(f"folder manifest {oid} has a malformed entry: {item!r}")
+            # Manifests come from remotes and other clones: their paths are untrusted.
+            rel = normalize_artifact_path(item.get("relpath"), allow_root=False)
+            size = item.get("size")
+            if not isinstance(size, int):
+                # DVC's manifests carry no sizes: the local copy knows it, else it is unknown.
+                try:
+                    size = os.stat(self.object_path(item["md5"])).st_size
+                except OSError:
+                    size = None
+            out.append(ManifestEntry(rel, item["md5"], size))
+        return out
+
+    # -- remotes -------------------------------------------------------------------------
+    def remote_name(self, remote: str | None = None) -> str:
+        """A readable name of the remote that `remote` (or the default) resolves to."""
+        odb = self.remote_odb(remote)
+        return str(odb.fs.unstrip_protocol(odb.path))
+
+    def has_configured_remote(self) -> bool:
+        """Whether a remote is configured (DVC's default or gitml's), beyond the embedded one."""
+        if self.default_remote:
+            return True
+        if self.uses_dvc:
+            return bool(self._dvc_repo().config["core"].get("remote"))
+        return False
+
+    def remote_odb(self, remote: str | None = None) -> Any:
+        """The remote object database for `remote` (a DVC remote name, a URL or a folder)."""
+        name = remote or self.default_remote
+        if name in self._remotes:
+            return self._remotes[name]
+        odb = self._open_remote(name)
+        self._remotes[name] = odb
+        return odb
+
+    def _open_remote(self, name: str | None) -> Any:
+        if name and ("://" in name or "/" in name or name.startswith(".")):
+            return self._url_odb(name)
+        if self.uses_dvc:
+            from dvc.exceptions import DvcException, NoRemoteError
+
+            repo = self._dvc_repo()
+            if name or repo.config["core"].get("remote"):
+                try:
+                    return repo.cloud.get_remote_odb(name, "push")
+                except NoRemoteError as e:
+                    raise InvalidParameterValue(f"no DVC remote named {name!r}: {e}") from e
+                except DvcException as e:
+                    raise RemoteError(f"cannot open DVC remote {name!r}: {e}") from e
+        elif name:
+            raise InvalidParameterValue(
+                f"no DVC remote named {name!r}: this repository has no .dvc/; "
+                "give a URL or folder, or run 'dvc init' and 'dvc remote add'"
+            )
+        return self._local_odb(self.state_dir / "remote")
+
+    def _url_odb(self, url: str) -> Any:
+        if "://" not in url or url.startswith("file://"):
+            path = url[len("file://") :] if url.startswith("file://") else url
+            if not os.path.isabs(path):
+                path = os.path.join(self.root, path)
+            return self._local_odb(path)
+        try:
+            from dvc.fs import get_cloud_fs
+            from dvc_data.hashfile.db import get_odb
+
+            cls, conf, fs_path = get_cloud_fs(None, url=url)
+            fs = cls(**conf)
+            return get_odb(fs, fs.join(fs_path, "files", "md5"), hash_name="md5")
+        except ImportError as e:
+            from gitml.exceptions import MissingDependency
+
+            raise MissingDependency(f"the DVC plugin for {url.split(':', 1)[0]}", "artifacts") from e
+        except Exception as e:  # dvc's config and plugin errors have many types
+            raise RemoteError(f"cannot open artifact remote {url!r}: {e}") from e
+
+    @staticmethod
+    def _hash_infos(oids: Iterable[str]) -> set[Any]:
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        return {HashInfo("md5", o) for o in oids}
+
+    def _expand(self, oids: Iterable[str]) -> set[str]:
+        """Object ids plus the files of every folder manifest present locally."""
+        out = set()
+        for oid in oids:
+            out.add(oid)
+            if oid.endswith(".dir") and self.exists(oid):
+                out.update(e.md5 for e in self.read_manifest(oid))
+        return out
+
+    def push(self, oids: Iterable[str], remote: str | None = None, jobs: int | None = None) -> TransferSummary:
+        """Copy objects (folders deeply: manifest and files) from the local cache to the remote."""
+        from dvc_data.hashfile.transfer import transfer
+
+        oids = set(oids)
+        dest = self.remote_odb(remote)
+        where = str(dest.fs.unstrip_protocol(dest.path))
+        missing = {o for o in oids if not self.exists(o)}
+        try:
+            # shallow=False: a folder's files go too, not only its manifest. The embedded
+            # remote sits beside the cache: read-only objects are hard-linked, not copied.
+            embedded = str(dest.path).startswith(str((self.state_dir / "remote").absolute()))
+            result = transfer(
+                self.cache, dest, self._hash_infos(oids - missing), jobs=jobs, shallow=False, hardlink=embedded
+            )
+        except GitMLError:
+            raise
+        except Exception as e:  # ssh, s3, http... each plugin raises its own types
+            raise RemoteError(f"cannot push artifacts to {where}: {e}") from e
+        return TransferSummary(
+            where,
+            frozenset(str(h.value) for h in result.transferred),
+            frozenset(str(h.value) for h in result.failed) | frozenset(missing),
+        )
+
+    def fetch(
+        self,
+        oids: Iterable[str],
+        remote: str | None = None,
+        deep: bool = True,
+        jobs: int | None = None,
+        strict: bool = True,
+    ) -> TransferSummary:
+        """Copy objects missing from the local cache from the remote; folders deeply if `deep`.
+
+        With `strict`, raises ResourceDoesNotExist naming the objects the remote lacks;
+        otherwise they come back as `failed`.
+        """
+        from dvc_data.hashfile.transfer import transfer
+
+        wanted = set(oids)
+        if deep:
+            wanted = self._expand(wanted)
+        need = {o for o in wanted if not self.exists(o)}
+        if not need:
+            return TransferSummary("local cache")
+        src = self.remote_odb(remote)
+        where = str(src.fs.unstrip_protocol(src.path))
+        got: set[str] = set()
+        for _ in range(2):  # manifests fetched in the first round name more files
+            try:
+                result = transfer(src, self.cache, self._hash_infos(need), jobs=jobs, shallow=not deep)
+            except GitMLError:
+                raise
+            except Exception as e:  # ssh, s3, http... each plugin raises its own types
+                raise RemoteError(f"cannot fetch artifacts from {where}: {e}") from e
+            fetched = {str(h.value) for h in result.transferred}
+            self._note(fetched)
+            got |= fetched
+            if not deep:
+                break
+            need = {o for o in self._expand(wanted) if not self.exists(o)}
+            if not need:
+                break
+        lacking = sorted(o for o in (self._expand(wanted) if deep else wanted) if not self.exists(o))
+        if lacking and strict:
+            shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+            raise ResourceDoesNotExist(
+                f"{len(lacking)} object(s) missing from the local cache and from the remote {where}: {shown}"
+            )
+        return TransferSummary(where, frozenset(got), frozenset(lacking))
+
+    def status(self, oids: Iterable[str], remote: str | None = None) -> StatusResult:
+        """Compare the local cache with the remote for these objects (folders deeply)."""
+        from dvc_data.hashfile.status import compare_status
+
+        dest = self.remote_odb(remote)
+        where = str(dest.fs.unstrip_protocol(dest.path))
+        infos = self._hash_infos(self._expand(oids))
+        try:
+            res = compare_status(self.cache, dest, infos, check_deleted=True, shallow=False)
+        except GitMLError:
+            raise
+        except Exception as e:
+            raise RemoteError(f"cannot read artifact remote {where}: {e}") from e
+
+        def ids(hs: Iterable[Any]) -> frozenset[str]:
+            return frozenset(str(h.value) for h in hs)
+
+        return StatusResult(where, ids(res.ok), ids(res.new), ids(res.deleted), ids(res.missing))
+
+    # -- garbage collection --------------------------------------------------------------
+    def gitml_objects(self) -> set[str]:
+        """Objects in the local cache that gitml put there (all of them in the embedded cache)."""
+        if not self.uses_dvc:
+            return set(self.cache.all())
+        try:
+            with open(self.state_dir / _LEDGER) as f:
+                noted = {line.strip() for line in f if line.strip()}
+        except FileNotFoundError:
+            return set()
+        return {o for o in noted if self.exists(o)}
+
+    def gc(self, keep: Iterable[str], dry_run: bool = False) -> list[str]:
+        """Remove gitml's objects that `keep` (folders deeply) does not name; returns them."""
+        kept = self._expand(keep)
+        doomed = sorted(self.gitml_objects() - kept)
+        if not dry_run:
+            for oid in doomed:
+                try:
+                    os.unlink(self.object_path(oid))
+                except FileNotFoundError:
+                    pass
+            if self.uses_dvc and doomed:
+                self._rewrite_ledger(set(doomed))
+        return doomed
+
+    def _rewrite_ledger(self, removed: set[str]) -> None:
+        ledger = self.state_dir / _LEDGER
+        try:
+            lines = {line.strip() for line in ledger.read_text().splitlines() if line.strip()}
+        except FileNotFoundError:
+            return
+        tmp = ledger.with_suffix(".tmp")
+        tmp.write_text("".join(f"{o}\n" for o in sorted(lines - removed)))
+        os.replace(tmp, ledger)
+
+    def close(self) -> None:
+        """Release DVC's repository object, if one was opened."""
+        if self._dvc is not None:
+            self._dvc.close()
+            self._dvc = None
