@@ -45,6 +45,14 @@ _LAZY: dict[str, str] = {
     "MlflowException": "gitml.exceptions",
     "GitMLError": "gitml.exceptions",
     "register_model": "gitml.registry.fluent",
+    # artifacts (fluent)
+    "log_artifact": "gitml.artifacts.api",
+    "log_artifacts": "gitml.artifacts.api",
+    "log_text": "gitml.artifacts.api",
+    "log_dict": "gitml.artifacts.api",
+    "log_figure": "gitml.artifacts.api",
+    "log_image": "gitml.artifacts.api",
+    "get_artifact_uri": "gitml.artifacts.api",
 }
 
 _SUBMODULES = {

@@ -257,6 +257,49 @@ class GitMLClient(RegistryClientMixin):
         """Accepted for compatibility; datasets are not tracked yet."""
         check_run_id(run_id)
 
+    # -- artifacts (gitml.artifacts.api; DVC is imported only when one is logged or read) --
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Log a local file as an artifact of the run, under `artifact_path`."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        api.log_run_artifact(self._tracker, run_id, local_path, artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Log the contents of a local folder as artifacts of the run."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        api.log_run_artifacts(self._tracker, run_id, local_dir, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Log a string as a text file artifact of the run."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        api.log_run_bytes(self._tracker, run_id, text.encode("utf-8"), artifact_file)
+
+    def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
+        """Log a dict as a JSON (or, for `.yaml`/`.yml`, YAML) artifact of the run."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        api.log_run_bytes(self._tracker, run_id, api._dict_bytes(dictionary, artifact_file), artifact_file)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[Any]:
+        """The FileInfo entries directly under artifact folder `path` of the run."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        return api.list_artifacts(self._tracker, run_id, path)
+
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+        """Copy an artifact file or folder of the run to a local path (fetched from the remote if needed)."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        return api.download_artifacts(self._tracker, run_id, path, dst_path)
+
 
 MlflowClient = GitMLClient
 
