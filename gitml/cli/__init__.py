@@ -22,6 +22,10 @@ COMMANDS = {
     "runs": "gitml.cli.runs:runs",
     "models": "gitml.cli.models:models",
     "monitor": "gitml.cli.monitor:monitor",
+    "pull": "gitml.cli.sync:pull",
+    "push": "gitml.cli.sync:push",
+    "sync": "gitml.cli.sync:sync",
+    "diff": "gitml.cli.diff:diff",
 }
 
 

@@ -21,9 +21,18 @@ from dataclasses import dataclass, field
 from gitml.config import Config, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
 from gitml.store.merge import merge_trees, run_changes
-from gitml.store.repo import GitRepo
+from gitml.store.repo import GitRepo, find_repo_root
 
-__all__ = ["Moved", "SyncResult", "is_registry_tag", "pull", "push", "resolve_remote", "sync"]
+__all__ = [
+    "Moved",
+    "SyncResult",
+    "is_registry_tag",
+    "open_repo",
+    "pull",
+    "push",
+    "resolve_remote",
+    "sync",
+]
 
 _ZERO = "0" * 40
 # Git's messages are parsed to tell a race from a refusal: ask for them untranslated.
@@ -97,6 +106,16 @@ class SyncResult:
 def is_registry_tag(name: str) -> bool:
     """Whether a tag name (without refs/tags/) is a registry tag, in GTO's grammar (`@` or `#`)."""
     return "@" in name or "#" in name
+
+
+def open_repo(path: str | os.PathLike[str] | None = None) -> tuple[GitRepo, Config]:
+    """The repository containing `path` (a path or `file://` URI; default: the working directory)."""
+    text = os.fspath(path) if path is not None else None
+    if text is not None and text.startswith("file://"):
+        text = text[len("file://") :]
+    root = find_repo_root(text)
+    config = resolve_config(root)
+    return GitRepo(root, config.branch), config
 
 
 # -- running git ------------------------------------------------------------------------------

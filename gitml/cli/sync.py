@@ -1,0 +1,102 @@
+"""`gitml push`, `gitml pull`, `gitml sync`: share runs and registry tags through a Git remote."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from gitml.cli._render import echo_json
+
+__all__ = ["pull", "push", "sync"]
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _moved(m: Any) -> str:
+    return (
+        f"{_count(len(m.runs_added), 'run')} added, {len(m.runs_updated)} updated, "
+        f"{_count(len(m.tags_added), 'registry tag')} added"
+    )
+
+
+def _render(result: Any, direction: str, as_json: bool, quiet: bool) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        echo_json(dataclasses.asdict(result))
+        return
+    if quiet:
+        return
+    where = f"{result.remote}/{result.branch}"
+    if direction in ("pull", "sync") or not result.pulled.empty:
+        if result.pulled.empty:
+            click.echo(f"Pulled from {where}: already up to date")
+        else:
+            click.echo(
+                f"Pulled from {where}: {_moved(result.pulled)}"
+                + (" (merged)" if result.merged else "")
+            )
+    if direction in ("push", "sync"):
+        if result.pushed.empty and result.tip == result.remote_tip:
+            click.echo(f"Pushed to {where}: already up to date")
+        else:
+            extra = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+            click.echo(f"Pushed to {where}: {_moved(result.pushed)}{extra}")
+
+
+def _options(f: Any) -> Any:
+    f = click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings and errors.")(
+        f
+    )
+    f = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)
+    f = click.argument("remote", required=False)(f)
+    return f
+
+
+def _repo(ctx: click.Context) -> Any:
+    from gitml.store.sync import open_repo
+
+    repo, config = open_repo(ctx.obj.get("repo") if ctx.obj else None)
+    return repo, config
+
+
+@click.command()
+@_options
+@click.pass_context
+def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
+    """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
+    from gitml.store import sync as s
+
+    repo, config = _repo(ctx)
+    _render(s.pull(repo, remote, config=config), "pull", as_json, quiet)
+
+
+@click.command()
+@_options
+@click.option(
+    "--allow-drop", is_flag=True, help="Push even if runs the remote has would be removed."
+)
+@click.pass_context
+def push(
+    ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_drop: bool
+) -> None:
+    """Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands."""
+    from gitml.store import sync as s
+
+    repo, config = _repo(ctx)
+    _render(s.push(repo, remote, config=config, allow_drop=allow_drop), "push", as_json, quiet)
+
+
+@click.command()
+@_options
+@click.pass_context
+def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
+    """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
+    from gitml.store import sync as s
+
+    repo, config = _repo(ctx)
+    _render(s.sync(repo, remote, config=config), "sync", as_json, quiet)

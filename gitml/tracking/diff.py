@@ -1,0 +1,333 @@
+"""Compare the latest finished run of two code revisions: params and metrics, side by side.
+
+A side is a run id, or a commit, branch or tag of the code; a revision's run is the latest
+FINISHED, active run whose source commit is that commit (the run's `source.commit`, or
+its `mlflow.source.git.commit` tag). When the commit itself has no such run, its
+first-parent ancestors are tried (up to `max_ancestors`), so a pull request compares
+against the last evaluated commit of its base. Lookups go through the SQLite index,
+so a diff reads two runs however many the branch holds.
+
+Whether higher is better is decided by the metric's name: names with a word such as
+loss, error, err, mse, mae, rmse, mape, perplexity, latency, time, duration, wer or cer
+are lower-is-better; every other metric is higher-is-better (`lower_is_better` overrides).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gitml.exceptions import InvalidParameterValue, RepositoryError, ResourceDoesNotExist
+
+__all__ = [
+    "Change",
+    "DiffSide",
+    "RunDiff",
+    "diff_runs",
+    "format_markdown",
+    "format_table",
+    "higher_is_better",
+]
+
+_LOWER_WORDS = {
+    "loss", "error", "err", "errors", "mse", "mae", "rmse", "mape", "smape", "msle", "rmsle",
+    "perplexity", "ppl", "latency", "time", "duration", "seconds", "ms", "wer", "cer", "fpr",
+    "fnr", "cost", "regret", "distance", "nll", "bpd", "fid",
+}  # fmt: skip
+_LOWER_SUFFIXES = ("loss", "error", "mse", "mae", "rmse")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def higher_is_better(metric: str, lower_is_better: Iterable[str] = ()) -> bool:
+    """The name heuristic: False for losses, errors and durations, True otherwise."""
+    if metric in set(lower_is_better):
+        return False
+    low = metric.lower()
+    words = set(re.split(r"[^a-z0-9]+", low))
+    return not (words & _LOWER_WORDS or low.endswith(_LOWER_SUFFIXES))
+
+
+@dataclass(frozen=True)
+class DiffSide:
+    """One side of the comparison: what the user named, the commit, and the run found for it."""
+
+    ref: str
+    commit: str | None
+    run_id: str
+    run_name: str | None
+    run_commit: str | None  # the commit the run ran on (an ancestor when `commit` had none)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One param or metric on both sides; numbers get an absolute and a relative change."""
+
+    key: str
+    old: Any
+    new: Any
+    change: float | None = None
+    relative: float | None = None  # change / |old|; None when old is 0 or not a number
+    better: bool | None = (
+        None  # metrics only: did it move the right way (None: unchanged or unknown)
+    )
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    """Params and metrics of two runs, side by side."""
+
+    a: DiffSide
+    b: DiffSide
+    params: tuple[Change, ...]
+    metrics: tuple[Change, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (non-finite floats as strings)."""
+        return _clean(asdict(self))
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return "NaN" if o != o else ("Infinity" if o > 0 else "-Infinity")
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    return o
+
+
+# -- finding the runs ---------------------------------------------------------------------------
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise RepositoryError(f"cannot run git: {e}") from e
+
+
+def _rev(root: Path, ref: str) -> str | None:
+    out = _git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}").stdout.strip()
+    return out or None
+
+
+def _default_base(root: Path) -> tuple[str, str]:
+    """The merge base of HEAD with the default branch (HEAD's parent when HEAD is on it)."""
+    head = _rev(root, "HEAD")
+    if head is None:
+        raise RepositoryError("the repository has no commits yet")
+    candidates = []
+    origin_head = _git(
+        root, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"
+    ).stdout.strip()
+    if origin_head:
+        candidates.append(origin_head)
+    candidates += ["origin/main", "origin/master", "main", "master"]
+    for name in candidates:
+        other = _rev(root, name)
+        if other is None:
+            continue
+        base = _git(root, "merge-base", head, other).stdout.strip()
+        if not base:
+            raise RepositoryError(
+                f"HEAD and {name} share no history here (a shallow clone?): fetch more history "
+                "(fetch-depth: 0 in CI) or name both sides: gitml diff A B"
+            )
+        if base != head:
+            return base, name
+        parent = _rev(root, "HEAD^")
+        if parent is not None:
+            return parent, "HEAD^"
+        raise ResourceDoesNotExist(
+            "HEAD has no parent to compare with: name both sides: gitml diff A B"
+        )
+    raise ResourceDoesNotExist(
+        "no default branch (main or master) to compare with: name both sides: gitml diff A B"
+    )
+
+
+def _latest_finished(index: Any, commit: str) -> Any | None:
+    ids = set(index.runs_at_commit(commit))
+    runs, _ = index.search(None, f"tags.`mlflow.source.git.commit` = '{commit}'", max_results=1000)
+    ids |= {r.info.run_id for r in runs}
+    done = [
+        r
+        for r in index.load(sorted(ids))
+        if r.info.status == "FINISHED" and r.info.lifecycle_stage == "active"
+    ]
+    if not done:
+        return None
+    return max(done, key=lambda r: (r.info.end_time or 0, r.info.start_time or 0, r.info.run_id))
+
+
+def _side(tracker: Any, root: Path, ref: str, max_ancestors: int) -> tuple[DiffSide, Any]:
+    index = tracker.index()
+    if _RUN_ID.match(ref):
+        found = index.load([ref])
+        if found:
+            run = found[0]
+            commit = run.data.tags.get("mlflow.source.git.commit")
+            return DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit), run
+    commit = _rev(root, ref)
+    if commit is None:
+        raise InvalidParameterValue(
+            f"{ref!r} is neither a run id nor a commit, branch or tag of this repository"
+        )
+    history = _git(
+        root, "rev-list", "--first-parent", f"--max-count={max_ancestors + 1}", commit
+    ).stdout.split()
+    for candidate in history or [commit]:
+        run = _latest_finished(index, candidate)
+        if run is not None:
+            return DiffSide(ref, commit, run.info.run_id, run.info.run_name, candidate), run
+    raise ResourceDoesNotExist(
+        f"no finished run for {ref} ({commit[:12]}) or its last {max_ancestors} first-parent ancestors: "
+        "log one there, or `gitml pull` the runs of the team first"
+    )
+
+
+# -- comparing --------------------------------------------------------------------------------
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _compare(key: str, old: Any, new: Any, higher: bool | None) -> Change:
+    a, b = _number(old), _number(new)
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return Change(key, old, new)
+    delta = b - a
+    rel = delta / abs(a) if a != 0 else None
+    better = None if delta == 0 or higher is None else (delta > 0) == higher
+    return Change(key, old, new, delta, rel, better)
+
+
+def diff_runs(
+    a: str | None = None,
+    b: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    all_keys: bool = False,
+    lower_is_better: Iterable[str] = (),
+    max_ancestors: int = 50,
+) -> RunDiff:
+    """Params and metrics of the latest finished run of `a` and of `b`.
+
+    `a` and `b` are run ids or code revisions; the defaults are the merge base of HEAD with
+    the default branch, and HEAD. Unchanged keys are left out unless `all_keys`.
+    """
+    from gitml.tracking.tracker import get_tracker
+
+    tracker = get_tracker(tracking_uri)
+    root = Path(tracker.repo.root)
+    ref_b = b or "HEAD"
+    if a is None:
+        ref_a, label = _default_base(root)
+        side_a, run_a = _side(tracker, root, ref_a, max_ancestors)
+        side_a = replace(side_a, ref=label)
+    else:
+        side_a, run_a = _side(tracker, root, a, max_ancestors)
+    side_b, run_b = _side(tracker, root, ref_b, max_ancestors)
+    lower = tuple(lower_is_better)
+    params = []
+    pa, pb = run_a.data.params, run_b.data.params
+    for key in sorted(set(pa) | set(pb)):
+        if all_keys or pa.get(key) != pb.get(key):
+            params.append(_compare(key, pa.get(key), pb.get(key), None))
+    metrics = []
+    ma, mb = run_a.data.metrics, run_b.data.metrics
+    for key in sorted(set(ma) | set(mb)):
+        old, new = ma.get(key), mb.get(key)
+        same = old == new or (
+            isinstance(old, float) and isinstance(new, float) and old != old and new != new
+        )
+        if all_keys or not same:
+            metrics.append(_compare(key, old, new, higher_is_better(key, lower)))
+    return RunDiff(side_a, side_b, tuple(params), tuple(metrics))
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _change_text(c: Change, marks: bool) -> str:
+    if c.change is None:
+        if c.old is None or c.new is None:
+            return "added" if c.old is None else "removed"
+        return "-" if c.old == c.new else "changed"
+    text = f"{c.change:+.6g}"
+    if c.relative is not None:
+        text += f" ({c.relative:+.2%})"
+    if marks and c.better is not None:
+        text = f"{'▲' if c.change > 0 else '▼'} {text} {'better' if c.better else 'worse'}"
+    return text
+
+
+def _label(side: DiffSide) -> str:
+    if side.commit and side.ref != side.commit:
+        return f"{side.ref} ({side.commit[:7]})"
+    return side.ref[:12]
+
+
+def _grid(headers: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
+    cells = [headers, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    if markdown:
+        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        return lines
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _render(d: RunDiff, markdown: bool) -> str:
+    a, b = _label(d.a), _label(d.b)
+    out: list[str] = []
+    if markdown:
+        out.append(f"Runs: `{d.a.run_id[:12]}` ({a}) → `{d.b.run_id[:12]}` ({b})")
+    else:
+        out.append(f"A: run {d.a.run_id} ({a})\nB: run {d.b.run_id} ({b})")
+    out.append("")
+    if d.metrics:
+        rows = [
+            ["metrics", c.key, _fmt(c.old), _fmt(c.new), _change_text(c, True)] for c in d.metrics
+        ]
+        out += _grid(["Path", "Metric", a, b, "Change"], rows, markdown)
+    else:
+        out.append("No metric changed.")
+    out.append("")
+    if d.params:
+        rows = [
+            ["params", c.key, _fmt(c.old), _fmt(c.new), _change_text(c, False)] for c in d.params
+        ]
+        out += _grid(["Path", "Param", a, b, "Change"], rows, markdown)
+    else:
+        out.append("No param changed.")
+    return "\n".join(out) + "\n"
+
+
+def format_table(d: RunDiff) -> str:
+    """The diff as aligned text tables for a terminal."""
+    return _render(d, markdown=False)
+
+
+def format_markdown(d: RunDiff) -> str:
+    """The diff as markdown tables in the shape of `dvc metrics diff --md`, with ▲/▼ better/worse."""
+    return _render(d, markdown=True)
