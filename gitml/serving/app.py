@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,8 @@ from gitml.serving.metrics import ServingMetrics
 __all__ = ["BodyTooLarge", "ServeOptions", "ServingState", "create_app"]
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+
+log = logging.getLogger("gitml.serving")
 
 
 class BodyTooLarge(InvalidParameterValue):
@@ -209,6 +212,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             state.switch(state.load(options.ref))
         except Exception as e:  # reported on /ping and /health, and fatal to the server
             state.error = f"Cannot load model {options.ref.uri!r}: {type(e).__name__}: {e}"
+            log.error("gitml: %s", state.error)
             if state.on_fatal is not None:
                 state.on_fatal(state.error)
 

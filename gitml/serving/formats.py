@@ -84,7 +84,7 @@ def input_spec(model: Any) -> InputSpec | None:
         return InputSpec(tensor=False, names=tuple(str(n) for n in names), required=required)
     tensors: dict[str, tuple[Any, tuple[int, ...]]] = {}
     for s in specs:
-        dtype = getattr(s, "type", None)
+        dtype = getattr(s, "dtype", None) or getattr(s, "type", None)
         shape = tuple(int(d) for d in (getattr(s, "shape", None) or ()))
         tensors[str(getattr(s, "name", None) or "")] = (dtype, shape)
     return InputSpec(tensor=True, names=tuple(str(n) for n in names), tensors=tensors)

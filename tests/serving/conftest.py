@@ -1,0 +1,112 @@
+"""Fixtures of the serving tests: free ports, real server processes, real saved models."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+GITML = [sys.executable, "-c", "import sys; from gitml.cli import main; sys.exit(main())"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process: this checkout first on the import path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A server process on 127.0.0.1:port, stopped when the test ends."""
+
+    def __init__(self, args: list[str], port: int, cwd: Path | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait(self, status: int = 200, path: str = "/ping", deadline_s: float = 30.0) -> float:
+        """Poll until `path` answers `status`; the seconds since the process started."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                raise AssertionError(f"server exited {self.proc.returncode}: {err[-2000:]}")
+            try:
+                if httpx.get(self.url + path, timeout=1.0).status_code == status:
+                    return time.perf_counter() - self.started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"{self.url}{path} did not answer {status} within {deadline_s} s")
+
+    def stop(self) -> tuple[int, str]:
+        """Stop the process (SIGTERM, then SIGKILL); its exit status and stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def start_server() -> Iterator[object]:
+    """start_server(args, port) -> Server; every server is stopped at teardown."""
+    servers: list[Server] = []
+
+    def start(args: list[str], port: int, cwd: Path | None = None) -> Server:
+        server = Server(args, port, cwd)
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def fake_server_args(port: int, mode: str, max_body: int = 1_000_000) -> list[str]:
+    """The command line of tests/serving/fake_server.py."""
+    return [sys.executable, str(HERE / "fake_server.py"), str(port), mode, str(max_body)]
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real scikit-learn model saved in gitml's format, with a column signature."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import gitml.sklearn
+    from gitml.models import infer_signature
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    path = tmp_path_factory.mktemp("models") / "iris"
+    gitml.sklearn.save_model(model, str(path), signature=infer_signature(X, model.predict(X)))
+    return path

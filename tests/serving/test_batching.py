@@ -1,0 +1,135 @@
+"""The batcher: concurrent requests merged into few model calls, failures kept to their owner."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gitml.serving.batching import Batcher
+from gitml.serving.formats import parse_json
+
+
+class Recorder:
+    """Row sums, recording the rows of each call and the thread it ran in."""
+
+    def __init__(self, delay: float = 0.005) -> None:
+        self.calls: list[int] = []
+        self.threads: set[str] = set()
+        self.delay = delay
+
+    def __call__(self, data: Any, params: Any) -> Any:
+        self.calls.append(len(data))
+        self.threads.add(threading.current_thread().name)
+        if (np.asarray(data) < 0).any():
+            raise ValueError("negative input")
+        time.sleep(self.delay)
+        return np.asarray(data).sum(axis=1)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_are_merged_and_answered_in_order() -> None:
+    model = Recorder()
+    hooks: list[tuple[int, bool]] = []
+    batcher = Batcher(model, max_batch_size=64, on_call=lambda r, ok: hooks.append((r, ok)))
+
+    async def main() -> list[Any]:
+        tasks = [batcher.submit(parse_json({"inputs": [[i, i]]}, None)) for i in range(40)]
+        return await asyncio.gather(*tasks)
+
+    results = run(main())
+    batcher.close()
+    assert [r.tolist() for r in results] == [[2 * i] for i in range(40)]
+    assert sum(model.calls) == 40
+    assert len(model.calls) < 40, "concurrent requests were not batched"
+    assert max(model.calls) <= 64
+    assert model.threads and threading.main_thread().name not in model.threads
+    assert sum(r for r, _ in hooks) == 40 and all(ok for _, ok in hooks)
+
+
+@pytest.mark.parametrize("max_batch", [1, 3, 8])
+def test_max_batch_size_is_respected(max_batch: int) -> None:
+    model = Recorder()
+    batcher = Batcher(model, max_batch_size=max_batch)
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(batcher.submit(parse_json({"inputs": [[1, 2]]}, None)) for _ in range(20))
+        )
+
+    run(main())
+    batcher.close()
+    assert max(model.calls) <= max_batch and sum(model.calls) == 20
+
+
+def test_a_bad_request_fails_alone() -> None:
+    model = Recorder()
+    hooks: list[tuple[int, bool]] = []
+    batcher = Batcher(model, on_call=lambda r, ok: hooks.append((r, ok)))
+
+    async def main() -> list[Any]:
+        bodies = [{"inputs": [[-1, 0]]} if i == 5 else {"inputs": [[i, 0]]} for i in range(12)]
+        tasks = [batcher.submit(parse_json(b, None)) for b in bodies]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = run(main())
+    batcher.close()
+    assert isinstance(results[5], ValueError)
+    assert all(r.tolist() == [i] for i, r in enumerate(results) if i != 5)
+    assert (1, False) in hooks
+
+
+def test_incompatible_requests_are_not_merged() -> None:
+    model = Recorder(delay=0.02)
+    batcher = Batcher(model)
+
+    async def main() -> list[Any]:
+        bodies = [{"inputs": [[1, 2]]}, {"inputs": [[1, 2, 3]]}, {"inputs": [[4, 5]]}]
+        return await asyncio.gather(*(batcher.submit(parse_json(b, None)) for b in bodies))
+
+    results = run(main())
+    batcher.close()
+    assert [r.tolist() for r in results] == [[3], [6], [9]]
+    assert sorted(model.calls) == [1, 2]
+
+
+def test_max_wait_holds_a_batch_open() -> None:
+    model = Recorder(delay=0.0)
+    batcher = Batcher(model, max_wait_ms=100)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(parse_json({"inputs": [[1, 1]]}, None)))
+        await asyncio.sleep(0.02)
+        second = batcher.submit(parse_json({"inputs": [[2, 2]]}, None))
+        await asyncio.gather(first, second)
+
+    run(main())
+    batcher.close()
+    assert model.calls == [2]
+
+
+def test_aggregate_outputs_fall_back_to_one_call_per_request() -> None:
+    calls: list[int] = []
+
+    def total(data: Any, params: Any) -> float:
+        calls.append(len(data))
+        time.sleep(0.01)
+        return float(np.asarray(data).sum())
+
+    batcher = Batcher(total)
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(batcher.submit(parse_json({"inputs": [[i, 1]]}, None)) for i in range(4))
+        )
+
+    results = run(main())
+    batcher.close()
+    assert results == [1.0, 2.0, 3.0, 4.0]
