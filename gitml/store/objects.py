@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import subprocess
 import tempfile
 import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitml.exceptions import CorruptMetadata, RepositoryError
 
-__all__ = ["EMPTY_TREE", "Entry", "ObjectStore", "parse_tree", "serialize_tree"]
+__all__ = ["EMPTY_TREE", "Entry", "ObjectStore", "parse_tree", "serialize_tree", "write_pack"]
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 MODE_BLOB = "100644"
@@ -65,10 +68,11 @@ def serialize_tree(entries: dict[str, Entry]) -> bytes:
 
 
 class ObjectStore:
-    """Reads objects with one long-lived `git cat-file --batch`; writes loose objects directly.
+    """Reads objects with one long-lived `git cat-file --batch`; writes objects in-process.
 
-    Writing loose objects in-process costs tens of microseconds where a `git hash-object`
-    call costs milliseconds; Git reads them like any other object. Thread-safe.
+    Writing in-process costs microseconds where a `git hash-object` call costs
+    milliseconds; a commit's objects go into one small pack, since creating files is
+    the slowest part of writing. Git reads both like any other object. Thread-safe.
     """
 
     def __init__(self, git_dir: Path, objects_dir: Path) -> None:
@@ -78,6 +82,11 @@ class ObjectStore:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid = os.getpid()
         self._trees: dict[str, dict[str, Entry]] = {}
+        # Objects this process wrote recently: re-reading them skips a cat-file round trip
+        # (which, for an object in a brand-new pack, makes git rescan its pack directory).
+        self._recent: dict[str, tuple[str, bytes]] = {}
+        self._batch_objects: dict[str, tuple[str, bytes]] | None = None
+        self._batch_owner: int | None = None
 
     # -- reading -------------------------------------------------------------------------
     def _batch(self) -> subprocess.Popen[bytes]:
@@ -93,6 +102,9 @@ class ObjectStore:
 
     def read(self, sha: str) -> tuple[str, bytes]:
         """Return (type, content) of an object; raise CorruptMetadata if it is missing."""
+        recent = self._recent.get(sha)
+        if recent is not None:
+            return recent
         with self._lock:
             proc = self._batch()
             assert proc.stdin is not None and proc.stdout is not None
@@ -144,9 +156,20 @@ class ObjectStore:
 
     # -- writing -------------------------------------------------------------------------
     def write(self, kind: str, data: bytes) -> str:
-        """Store an object as a loose object (no-op when present) and return its hex sha."""
+        """Store an object and return its hex sha.
+
+        Inside `batch()` objects are collected and written as one pack file at the end
+        (creating files is the slow part of a commit); outside, as a loose object.
+        """
         header = f"{kind} {len(data)}\0".encode()
         sha = hashlib.sha1(header + data).hexdigest()
+        if len(data) < 65536:
+            if len(self._recent) > 4096:
+                self._recent.clear()
+            self._recent[sha] = (kind, data)
+        if self._batch_objects is not None and self._batch_owner == threading.get_ident():
+            self._batch_objects[sha] = (kind, data)
+            return sha
         path = self.objects_dir / sha[:2] / sha[2:]
         if path.exists():
             return sha
@@ -163,6 +186,21 @@ class ObjectStore:
             raise
         return sha
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect the objects written by this thread inside the block into one pack."""
+        if self._batch_objects is not None:
+            yield  # nested: the outer batch writes the pack
+            return
+        self._batch_objects, self._batch_owner = {}, threading.get_ident()
+        try:
+            yield
+            objects = self._batch_objects
+        finally:
+            self._batch_objects, self._batch_owner = None, None
+        if objects:
+            write_pack(self.objects_dir / "pack", objects)
+
     def write_blob(self, data: bytes) -> str:
         """Store a blob."""
         return self.write("blob", data)
@@ -170,12 +208,67 @@ class ObjectStore:
     def write_tree(self, entries: dict[str, Entry]) -> str:
         """Store a tree and remember its entries."""
         if not entries:
-            return EMPTY_TREE if self._has_empty_tree() else self.write("tree", b"")
+            self.write("tree", b"")  # git knows the empty tree, other tools may not
+            return EMPTY_TREE
         sha = self.write("tree", serialize_tree(entries))
         self._trees[sha] = dict(entries)
         return sha
 
-    def _has_empty_tree(self) -> bool:
-        # Git knows the empty tree without storing it, but other tools may not: store it.
-        self.write("tree", b"")
-        return True
+
+_TYPE_CODES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+
+
+def write_pack(pack_dir: Path, objects: dict[str, tuple[str, bytes]]) -> Path:
+    """Write objects as a version-2 pack with its index, as Git itself would; returns the .pack path."""
+    pack_dir.mkdir(parents=True, exist_ok=True)
+    parts = [b"PACK", struct.pack(">II", 2, len(objects))]
+    offset = 12
+    entries = []  # (binsha, crc, offset)
+    for sha, (kind, data) in objects.items():
+        size = len(data)
+        byte = (_TYPE_CODES[kind] << 4) | (size & 0x0F)
+        size >>= 4
+        head = bytearray()
+        while size:
+            head.append(byte | 0x80)
+            byte = size & 0x7F
+            size >>= 7
+        head.append(byte)
+        record = bytes(head) + zlib.compress(data, 1)
+        parts.append(record)
+        entries.append((bytes.fromhex(sha), zlib.crc32(record) & 0xFFFFFFFF, offset))
+        offset += len(record)
+    body = b"".join(parts)
+    pack_sha = hashlib.sha1(body).digest()
+    pack_bytes = body + pack_sha
+
+    entries.sort()
+    fanout = [0] * 256
+    for binsha, _, _ in entries:
+        fanout[binsha[0]] += 1
+    total, cumulative = 0, []
+    for count in fanout:
+        total += count
+        cumulative.append(total)
+    idx = [b"\377tOc", struct.pack(">I", 2), struct.pack(">256I", *cumulative)]
+    idx += [e[0] for e in entries]
+    idx += [struct.pack(">I", e[1]) for e in entries]
+    idx += [struct.pack(">I", e[2]) for e in entries]
+    idx.append(pack_sha)
+    idx_body = b"".join(idx)
+    idx_bytes = idx_body + hashlib.sha1(idx_body).digest()
+
+    name = f"pack-{pack_sha.hex()}"
+    final_pack, final_idx = pack_dir / f"{name}.pack", pack_dir / f"{name}.idx"
+    for final, data in ((final_pack, pack_bytes), (final_idx, idx_bytes)):
+        fd, tmp = tempfile.mkstemp(dir=pack_dir, prefix="tmp_gitml_")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)  # the .idx last: Git finds packs by their index
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return final_pack

@@ -30,26 +30,49 @@ def _git(args: list[str], cwd: Path | str, check: bool = True) -> subprocess.Com
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check)
 
 
+_ROOTS: dict[str, Path] = {}
+
+
+def _discover(start: Path) -> Path | None:
+    """Walk up from `start` to the first directory holding `.git` (no subprocess)."""
+    for p in (start, *start.parents):
+        if (p / ".git").exists():
+            return p
+        if p.name.endswith(".git") and (p / "HEAD").is_file() and (p / "objects").is_dir():
+            return p  # a bare repository
+    return None
+
+
 def find_repo_root(path: Path | str | None = None) -> Path:
     """The top of the Git repository containing `path` (default: the working directory)."""
-    start = Path(path or os.getcwd())
+    start = Path(path or os.getcwd()).absolute()
+    key = str(start)
+    cached = _ROOTS.get(key)
+    if cached is not None and cached.exists():
+        return cached
     if not start.exists():
         raise RepositoryError(f"{start} does not exist")
-    proc = _git(["rev-parse", "--absolute-git-dir"], cwd=start if start.is_dir() else start.parent, check=False)
+    root = None if "GIT_DIR" in os.environ else _discover(start)
+    if root is None:
+        root = _find_with_git(start)
+    if len(_ROOTS) > 1000:
+        _ROOTS.clear()
+    _ROOTS[key] = root
+    return root
+
+
+def _find_with_git(start: Path) -> Path:
+    where = start if start.is_dir() else start.parent
+    proc = _git(["rev-parse", "--absolute-git-dir"], cwd=where, check=False)
     if proc.returncode != 0:
         raise RepositoryError(
             f"{start} is not inside a Git repository: run 'git init' there first, "
             "or point gitml at one with set_tracking_uri() / GITML_TRACKING_URI"
         )
-    git_dir = Path(proc.stdout.strip())
-    top = _git(["rev-parse", "--show-toplevel"], cwd=git_dir, check=False)
+    top = _git(["rev-parse", "--show-toplevel"], cwd=where, check=False)
     if top.returncode == 0 and top.stdout.strip():
         return Path(top.stdout.strip())
-    # A work tree's top is not reachable from inside its git dir: ask from the start path.
-    top = _git(["rev-parse", "--show-toplevel"], cwd=start if start.is_dir() else start.parent, check=False)
-    if top.returncode == 0 and top.stdout.strip():
-        return Path(top.stdout.strip())
-    return git_dir  # a bare repository
+    return Path(proc.stdout.strip())  # a bare repository
 
 
 @dataclass(frozen=True)
@@ -86,6 +109,7 @@ class GitRepo:
         self.objects = ObjectStore(self.git_dir, self.common_dir / "objects")
         self.state_dir = self.common_dir / "gitml"
         self._identity: str | None = None
+        self._repo_url: str | None = None
         self._commit_lock = threading.Lock()
 
     # -- refs ----------------------------------------------------------------------------
@@ -115,7 +139,56 @@ class GitRepo:
         return None
 
     def update_ref(self, new: str, old: str | None, message: str) -> bool:
-        """Move the branch from `old` to `new` only if it still points at `old`."""
+        """Move the branch from `old` to `new` only if it still points at `old`.
+
+        Uses Git's own lock-file protocol on the loose ref (what `git update-ref` does),
+        in-process: a subprocess would cost more than the rest of a commit.
+        """
+        if (self.common_dir / "reftable").exists():
+            return self._update_ref_with_git(new, old, message)
+        path = self.common_dir / self.ref
+        lock = Path(str(path) + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            self._break_stale_lock(lock)
+            return False
+        try:
+            if self.read_ref(self.ref) != old:
+                return False
+            os.write(fd, (new + "\n").encode())
+            os.close(fd)
+            fd = -1
+            os.replace(lock, path)
+            self._append_reflog(old, new, message)
+            return True
+        finally:
+            if fd != -1:  # gave up before the rename: release the lock
+                os.close(fd)
+                lock.unlink(missing_ok=True)
+
+    def _break_stale_lock(self, lock: Path) -> None:
+        # A writer killed between taking and releasing the lock leaves it behind; git
+        # would refuse forever. Locks are held for microseconds: one minute old is dead.
+        try:
+            if time.time() - lock.stat().st_mtime > 60:
+                lock.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+
+    def _append_reflog(self, old: str | None, new: str, message: str) -> None:
+        log_path = self.common_dir / "logs" / self.ref
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            stamp = f"{int(time.time())} {time.strftime('%z') or '+0000'}"
+            line = f"{old or _ZERO} {new} {self.identity()} {stamp}\tgitml: {message.splitlines()[0][:200]}\n"
+            with open(log_path, "a") as f:
+                f.write(line)
+        except OSError:
+            pass  # the reflog is a convenience; the ref itself moved
+
+    def _update_ref_with_git(self, new: str, old: str | None, message: str) -> bool:
         proc = _git(
             ["update-ref", "-m", f"gitml: {message}"[:200], self.ref, new, old or _ZERO],
             cwd=self.git_dir,
@@ -257,28 +330,76 @@ class GitRepo:
                 changes = build(base_tree)
                 if not changes:
                     return None
-                tree = self.apply(base_tree, changes)
-                if tree == base_tree:
-                    return tip
-                text = message() if callable(message) else message
-                new = self.write_commit(tree, [tip] if tip else [], text)
+                with self.objects.batch():
+                    tree = self.apply(base_tree, changes)
+                    if tree == base_tree:
+                        return tip
+                    text = message() if callable(message) else message
+                    new = self.write_commit(tree, [tip] if tip else [], text)
                 if self.update_ref(new, tip, text.splitlines()[0]):
+                    self._maybe_repack()
                     return new
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.2)
         raise ConcurrencyError(f"gave up moving {self.ref} after {attempts} races with other writers")
 
+    def _maybe_repack(self) -> None:
+        """Fold many small packs into few, in the background, as `git gc --auto` would."""
+        pack_dir = self.common_dir / "objects" / "pack"
+        try:
+            count = sum(1 for p in os.scandir(pack_dir) if p.name.endswith(".pack"))
+        except FileNotFoundError:
+            return
+        if count < 40:
+            return
+        lock = self.state_dir / "repack.lock"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            if lock.exists() and time.time() - lock.stat().st_mtime > 600:
+                lock.unlink(missing_ok=True)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            os.close(fd)
+        except FileExistsError:
+            return
+        # Geometric repacking merges only the small packs: cheap however large the repo.
+        script = 'git repack -d -q --geometric=2 --no-write-bitmap-index >/dev/null 2>&1; rm -f "$1"'
+        subprocess.Popen(
+            ["sh", "-c", script, "sh", str(lock)],
+            cwd=self.git_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
     # -- the code's own state ------------------------------------------------------------
-    def source_info(self) -> SourceInfo:
+    def head(self) -> tuple[str | None, str | None]:
+        """(commit, branch) of HEAD, read from Git's files; (None, None) with no commits."""
+        try:
+            text = (self.git_dir / "HEAD").read_text().strip()
+        except OSError:
+            return None, None
+        if text.startswith("ref: "):
+            ref = text[5:]
+            branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else None
+            return self.read_ref(ref), branch
+        return (text if len(text) == 40 else None), None
+
+    def is_dirty(self) -> bool | None:
+        """Whether tracked files differ from HEAD (None: bare, no commits, or unknown)."""
+        if self.bare or self.head()[0] is None:
+            return None
+        status = _git(["status", "--porcelain", "--untracked-files=no"], cwd=self.root, check=False)
+        return bool(status.stdout.strip()) if status.returncode == 0 else None
+
+    def source_info(self, check_dirty: bool = True) -> SourceInfo:
         """The commit and branch HEAD is on and whether the work tree is dirty."""
-        head = _git(["rev-parse", "-q", "--verify", "HEAD"], cwd=self.root, check=False).stdout.strip() or None
-        branch = _git(["symbolic-ref", "-q", "--short", "HEAD"], cwd=self.root, check=False).stdout.strip() or None
-        dirty: bool | None = None
-        if not self.bare:
-            status = _git(["status", "--porcelain", "--untracked-files=no"], cwd=self.root, check=False)
-            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-        url = _git(["config", "remote.origin.url"], cwd=self.git_dir, check=False).stdout.strip() or None
-        return SourceInfo(commit=head, branch=branch, dirty=dirty, repo_url=url)
+        commit, branch = self.head()
+        dirty = self.is_dirty() if check_dirty else None
+        if self._repo_url is None:
+            url = _git(["config", "remote.origin.url"], cwd=self.git_dir, check=False).stdout.strip()
+            self._repo_url = url
+        return SourceInfo(commit=commit, branch=branch, dirty=dirty, repo_url=self._repo_url or None)
 
     def close(self) -> None:
         """Release the object reader."""

@@ -40,6 +40,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "reset",
     "search_experiments",
     "search_runs",
     "set_experiment",
@@ -53,7 +54,7 @@ __all__ = [
 
 _state = threading.local()
 _tracking_uri: str | None = None
-_experiment_id: str | None = None
+_experiment_ids: dict[str, str] = {}  # repository root -> active experiment id
 _last_run_id: str | None = None
 _atexit_registered = False
 
@@ -72,6 +73,26 @@ class ActiveRun:
         self._run = run
         self._tracker = tracker
         self.writer = tracker.writer(run.info.run_id)
+        self._source_thread: threading.Thread | None = None
+
+    def _record_dirty_flag_later(self) -> None:
+        # `git status` is the slowest part of starting a run: ask it off the caller's
+        # path; the flag reaches the branch with the next flush (end_run waits for it).
+        def work() -> None:
+            dirty = self._tracker.repo.is_dirty()
+            if dirty is None:
+                return
+            _, source = _source_tags(self._tracker, dirty)
+            self.writer.set_tag("gitml.source.dirty", str(dirty).lower())
+            self.writer.set_meta(source=source)
+
+        self._source_thread = threading.Thread(target=work, name="gitml-source", daemon=True)
+        self._source_thread.start()
+
+    def _wait_for_source(self) -> None:
+        if self._source_thread is not None:
+            self._source_thread.join(timeout=60)
+            self._source_thread = None
 
     @property
     def info(self) -> Any:
@@ -102,9 +123,8 @@ class ActiveRun:
 # -- tracking URI and experiments ---------------------------------------------------------
 def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     """Track into the Git repository at `uri` (a path or file:// URI; None: the working dir's)."""
-    global _tracking_uri, _experiment_id
+    global _tracking_uri
     _tracking_uri = None if uri is None else os.fspath(uri)
-    _experiment_id = None
     if _tracking_uri is not None:
         get_tracker(_tracking_uri)  # fail now, with a clear message, if it is no repository
 
@@ -129,7 +149,6 @@ def _client() -> GitMLClient:
 
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
     """Make an experiment active, creating it by name if needed."""
-    global _experiment_id
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterValue("set_experiment takes exactly one of experiment_name or experiment_id")
     client = _client()
@@ -152,14 +171,14 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
             "restore it (gitml experiments restore) or delete it permanently",
             "INVALID_PARAMETER_VALUE",
         )
-    _experiment_id = exp.experiment_id
+    _experiment_ids[str(client._tracker.root)] = exp.experiment_id
     return exp
 
 
 def _active_experiment_id() -> str:
-    if _experiment_id is not None:
-        return _experiment_id
     tracker = _tracker()
+    if str(tracker.root) in _experiment_ids:
+        return _experiment_ids[str(tracker.root)]
     if tracker.config.experiment_id:
         return tracker.config.experiment_id
     if tracker.config.experiment_name:
@@ -210,8 +229,8 @@ def set_experiment_tags(tags: dict[str, Any]) -> None:
 
 
 # -- runs ----------------------------------------------------------------------------------
-def _source_tags(tracker: Tracker) -> tuple[dict[str, str], dict[str, Any]]:
-    info = tracker.repo.source_info()
+def _source_tags(tracker: Tracker, dirty: bool | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    info = tracker.repo.source_info(check_dirty=False)
     entry = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "<console>"
     if sys.argv and sys.argv[0]:
         try:
@@ -225,12 +244,12 @@ def _source_tags(tracker: Tracker) -> tuple[dict[str, str], dict[str, Any]]:
         tags["mlflow.source.git.branch"] = info.branch
     if info.repo_url:
         tags["mlflow.source.git.repoURL"] = info.repo_url
-    if info.dirty is not None:
-        tags["gitml.source.dirty"] = str(info.dirty).lower()
+    if dirty is not None:
+        tags["gitml.source.dirty"] = str(dirty).lower()
     source = {
         "commit": info.commit,
         "branch": info.branch,
-        "dirty": info.dirty,
+        "dirty": dirty,
         "entry_point": entry,
         "repo_url": info.repo_url,
         "type": "LOCAL",
@@ -292,12 +311,23 @@ def start_run(
         new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get("mlflow.user"), source)
         run = tracker.get_run(new_id)
     active = ActiveRun(run, tracker)
+    if not run_id:
+        active._record_dirty_flag_later()
     stack.append(active)
     _last_run_id = run.info.run_id
     if not _atexit_registered:
         atexit.register(_end_runs_at_exit)
         _atexit_registered = True
     return active
+
+
+def reset() -> None:
+    """Forget the active runs, experiments and tracking URI (tests; a fresh start)."""
+    global _tracking_uri, _last_run_id
+    _stack().clear()
+    _experiment_ids.clear()
+    _tracking_uri = None
+    _last_run_id = None
 
 
 def _end_runs_at_exit() -> None:
@@ -330,6 +360,7 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
         return
     run = stack[-1]
     try:
+        run._wait_for_source()
         run._tracker.end_run(run.info.run_id, status)
     finally:
         stack.pop()

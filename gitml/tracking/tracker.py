@@ -56,7 +56,7 @@ def uri_to_root(uri: str | os.PathLike[str] | None) -> Path:
 
 def get_tracker(tracking_uri: str | os.PathLike[str] | None = None) -> Tracker:
     """The process's Tracker for the repository at `tracking_uri` (default: the working dir's)."""
-    root = uri_to_root(tracking_uri).resolve()
+    root = uri_to_root(tracking_uri)
     with _TRACKERS_LOCK:
         tracker = _TRACKERS.get(root)
         if tracker is None:

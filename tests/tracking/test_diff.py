@@ -1,0 +1,139 @@
+"""`diff_runs`: the latest finished run of two revisions, compared and rendered."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import gitml as mlflow
+from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.tracking.diff import diff_runs, format_markdown, format_table, higher_is_better
+from tests.conftest import git
+
+
+def commit(repo: Path, text: str) -> str:
+    (repo / "train.py").write_text(text)
+    git("commit", "-q", "-am", text, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo).strip()
+
+
+def log_run(params: dict[str, object], metrics: dict[str, float], status: str = "FINISHED") -> str:
+    with mlflow.start_run() as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+    if status != "FINISHED":
+        mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+@pytest.fixture
+def branches(repo: Path) -> dict[str, str]:
+    """main with a run, and a feature branch with a better and a worse metric."""
+    mlflow.set_tracking_uri(str(repo))
+    base = log_run({"lr": 0.1, "epochs": 3}, {"accuracy": 0.80, "val_loss": 0.50, "f1": 0.6})
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    commit(repo, "print('v2')\n")
+    head = log_run({"lr": 0.2, "epochs": 3}, {"accuracy": 0.90, "val_loss": 0.55, "f1": 0.6})
+    return {"base": base, "head": head}
+
+
+def test_defaults_compare_merge_base_with_head(branches: dict[str, str]) -> None:
+    d = diff_runs()
+    assert (d.a.run_id, d.b.run_id) == (branches["base"], branches["head"])
+    assert d.a.ref == "main" and d.b.ref == "HEAD"
+    assert [p.key for p in d.params] == ["lr"]  # unchanged params are left out
+    lr = d.params[0]
+    assert (lr.old, lr.new) == ("0.1", "0.2") and lr.change == pytest.approx(0.1)
+    m = {c.key: c for c in d.metrics}
+    assert set(m) == {"accuracy", "val_loss"}
+    assert m["accuracy"].change == pytest.approx(0.1) and m["accuracy"].relative == pytest.approx(0.125)
+    assert m["accuracy"].better is True
+    assert m["val_loss"].better is False  # a loss going up is worse
+    assert {c.key for c in diff_runs(all_keys=True).metrics} == {"accuracy", "val_loss", "f1"}
+
+
+def test_sides_by_run_id_branch_and_tag(branches: dict[str, str], repo: Path) -> None:
+    git("tag", "release-1", "main", cwd=repo)
+    d = diff_runs(branches["head"], "release-1")
+    assert (d.a.run_id, d.b.run_id) == (branches["head"], branches["base"])
+    assert d.b.commit == git("rev-parse", "main", cwd=repo).strip()
+    assert {c.key: c.better for c in d.metrics} == {"accuracy": False, "val_loss": True}
+
+
+def test_latest_finished_run_wins(branches: dict[str, str], repo: Path) -> None:
+    newer = log_run({"lr": 0.3}, {"accuracy": 0.95})
+    log_run({"lr": 9}, {"accuracy": 0.0}, status="FAILED")  # not finished: ignored
+    assert diff_runs("main", "HEAD").b.run_id == newer
+
+
+def test_a_commit_without_runs_uses_its_nearest_ancestor_with_one(branches: dict[str, str], repo: Path) -> None:
+    evaluated = git("rev-parse", "HEAD", cwd=repo).strip()
+    commit(repo, "print('docs only')\n")
+    d = diff_runs("main", "HEAD")
+    assert d.b.run_id == branches["head"] and d.b.run_commit == evaluated
+    assert d.b.commit != evaluated
+
+
+def test_a_run_found_by_its_source_commit_tag(branches: dict[str, str], repo: Path) -> None:
+    target = commit(repo, "print('v3')\n")
+    git("checkout", "-q", "main", cwd=repo)
+    with mlflow.start_run() as run:  # ran elsewhere, then attributed to `target` by its tag
+        mlflow.set_tag("mlflow.source.git.commit", target)
+        mlflow.log_metric("accuracy", 0.99)
+    assert diff_runs("main", target, max_ancestors=0).b.run_id == run.info.run_id
+
+
+def test_errors_name_the_side(branches: dict[str, str], repo: Path) -> None:
+    with pytest.raises(InvalidParameterValue, match="nope"):
+        diff_runs("nope", "HEAD")
+    orphan = commit(repo, "print('x')\n")
+    git("checkout", "-q", "--orphan", "lonely", cwd=repo)
+    git("commit", "-q", "-m", "lonely", cwd=repo)
+    with pytest.raises(ResourceDoesNotExist, match="no finished run for HEAD"):
+        diff_runs(orphan, "HEAD")
+
+
+def test_markdown_has_the_shape_of_dvc_metrics_diff(branches: dict[str, str]) -> None:
+    md = format_markdown(diff_runs())
+    lines = md.splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.startswith("| Path") and "Metric" in ln)
+    cols = [c.strip() for c in lines[header].strip("|").split("|")]
+    assert cols == ["Path", "Metric", "main (" + cols[2][6:], "HEAD (" + cols[3][6:], "Change"]
+    assert set(lines[header + 1]) <= {"|", "-"}
+    acc = next(ln for ln in lines if "| accuracy" in ln)
+    assert "▲ +0.1 (+12.50%) better" in acc
+    loss = next(ln for ln in lines if "| val_loss" in ln)
+    assert "▲ +0.05 (+10.00%) worse" in loss
+    assert any("| Param" in ln for ln in lines)
+    text = format_table(diff_runs())
+    assert "accuracy" in text and "|" not in text
+
+
+def test_json_is_plain_data_and_non_finite_values_survive(branches: dict[str, str]) -> None:
+    log_run({"lr": 0.2, "epochs": 3}, {"accuracy": math.nan, "val_loss": math.inf})
+    d = diff_runs()
+    data = json.loads(json.dumps(d.to_dict()))
+    m = {c["key"]: c for c in data["metrics"]}
+    assert m["accuracy"]["new"] == "NaN" and m["accuracy"]["change"] is None
+    assert m["val_loss"]["new"] == "Infinity"
+    assert data["a"]["run_id"] == branches["base"]
+
+
+@pytest.mark.parametrize(
+    ("name", "higher"),
+    [
+        ("accuracy", True), ("val_acc", True), ("f1", True), ("auc", True), ("recall@5", True),
+        ("loss", False), ("val_loss", False), ("trainloss", False), ("test/mse", False),
+        ("rmse", False), ("error_rate", False), ("epoch_time", False), ("latency_ms", False),
+        ("perplexity", False), ("wer", False),
+    ],
+)  # fmt: skip
+def test_better_direction_by_name(name: str, higher: bool) -> None:
+    assert higher_is_better(name) is higher
+
+
+def test_lower_is_better_override() -> None:
+    assert higher_is_better("score", lower_is_better=["score"]) is False
