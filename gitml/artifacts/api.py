@@ -170,11 +170,10 @@ def _naming_loader(store: Any, where: str) -> Any:
 
 
 def _copy_out(src: str, dst: Path) -> None:
-    # Through a temporary name: a reader never sees half a file, a crash leaves none.
-    tmp = dst.with_name(f".{dst.name}.gitml-tmp")
-    shutil.copyfile(src, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dst)
+    # A plain copy (sendfile): the cache object is read-only, the user's copy is not.
+    if dst.is_symlink():
+        dst.unlink()  # replace a link that stays inside dst rather than write through it
+    shutil.copyfile(src, dst)
 
 
 def download_artifacts(
@@ -198,11 +197,14 @@ def download_artifacts(
             raise type(e)(f"{where}: {e.message}") from e
     dst_root = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="gitml-artifacts-"))
     dst_root.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = set()
     for sub, (md5, _) in sorted(files.items()):
         target = confined_path(dst_root, join_artifact_path(rel, sub))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Re-check after creating parents: a link planted between check and write must not win.
-        target = confined_path(dst_root, join_artifact_path(rel, sub))
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+            # Re-check after creating parents: a link planted meanwhile must not win.
+            target = confined_path(dst_root, join_artifact_path(rel, sub))
         _copy_out(store.object_path(md5), target)
     return str(confined_path(dst_root, rel))
 

@@ -113,6 +113,8 @@ class ArtifactStore:
         self.uses_dvc = (self.root / ".dvc").is_dir()
         self._lock = threading.Lock()
         self._cache: Any = None
+        self._cache_path: str | None = None
+        self._dirs: set[str] = set()
         self._dvc: Any = None
         self._remotes: dict[str | None, Any] = {}
 
@@ -131,6 +133,20 @@ class ArtifactStore:
             except DvcException as e:
                 raise InvalidParameterValue(f"cannot open the DVC repository at {self.root}: {e}") from e
         return self._dvc
+
+    @property
+    def cache_path(self) -> str:
+        """The md5 object folder of the local cache (`.../files/md5`).
+
+        The embedded cache's path is known without importing DVC, so logging an artifact
+        costs no DVC import; a DVC repository's cache is wherever DVC's config puts it.
+        """
+        if self._cache_path is None:
+            if self.uses_dvc:
+                self._cache_path = str(self.cache.path)
+            else:
+                self._cache_path = os.path.join(os.path.abspath(self.state_dir / "cache"), "files", "md5")
+        return self._cache_path
 
     @property
     def cache(self) -> Any:
@@ -160,8 +176,8 @@ class ArtifactStore:
         return LocalHashFileDB(LocalFileSystem(), path, hash_name="md5")
 
     def object_path(self, oid: str) -> str:
-        """Where object `oid` lies (or would lie) in the local cache."""
-        return str(self.cache.oid_to_path(oid))
+        """Where object `oid` lies (or would lie) in the local cache: DVC's `xx/<rest>` layout."""
+        return f"{self.cache_path}{os.sep}{oid[:2]}{os.sep}{oid[2:]}"
 
     def exists(self, oid: str) -> bool:
         """Whether object `oid` is in the local cache."""
@@ -175,31 +191,42 @@ class ArtifactStore:
             with open(self.state_dir / _LEDGER, "a") as f:
                 f.write(lines)
 
+    def _makedirs(self, folder: str) -> None:
+        # Creating files is the cost that matters here; skip mkdir calls already made.
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
+
     def _install(self, tmp: str, oid: str) -> None:
         """Move a finished temporary file into the cache under `oid` (atomic; first writer wins)."""
         final = self.object_path(oid)
-        if os.path.exists(final):
-            os.unlink(tmp)
-            return
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.chmod(tmp, 0o444)  # DVC protects cache files read-only
+        self._makedirs(os.path.dirname(final))
         os.replace(tmp, final)
 
     def _tmp_path(self) -> str:
         # Beside the md5 folder, not in it: listings of the cache must see only objects,
         # and the same file system makes the final rename atomic.
-        folder = os.path.join(os.path.dirname(self.cache.path), "gitml-tmp")
-        os.makedirs(folder, exist_ok=True)
+        folder = os.path.join(os.path.dirname(self.cache_path), "gitml-tmp")
+        self._makedirs(folder)
         return os.path.join(folder, f"{os.getpid()}-{secrets.token_hex(8)}.tmp")
+
+    def _write_object(self, oid: str, data: bytes) -> None:
+        tmp = self._tmp_path()
+        # Created read-only at once (DVC protects cache files so), with no chmod after.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        self._install(tmp, oid)
 
     def add_bytes(self, data: bytes) -> str:
         """Store bytes; returns their md5."""
         oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
         if not self.exists(oid):
-            tmp = self._tmp_path()
-            with open(tmp, "wb") as f:
-                f.write(data)
-            self._install(tmp, oid)
+            self._write_object(oid, data)
         self._note([oid])
         return oid
 
@@ -213,10 +240,7 @@ class ArtifactStore:
                     data = f.read()
                 oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
                 if not self.exists(oid):
-                    tmp = self._tmp_path()
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                    self._install(tmp, oid)
+                    self._write_object(oid, data)
                 if note:
                     self._note([oid])
                 return oid, len(data)
@@ -255,6 +279,7 @@ class ArtifactStore:
             if _stamp(after) != _stamp(before) or size != after.st_size:
                 # The file changed while we read it: the copy is what we keep, so hash that.
                 oid = hash_file(tmp)
+            os.chmod(tmp, 0o444)  # DVC protects cache files read-only
             self._install(tmp, oid)
         except BaseException:
             if os.path.exists(tmp):
@@ -274,30 +299,20 @@ class ArtifactStore:
     def write_manifest(self, entries: Iterable[ManifestEntry]) -> tuple[str, int, int]:
         """Store a folder's `.dir` manifest; returns (its md5 with `.dir`, total size, file count).
 
-        The manifest is DVC's own folder object, so `dvc pull` of a `.dvc` file naming it
-        restores the folder.
+        The bytes are exactly what dvc-data's `Tree.digest()` produces for the folder (a
+        test holds the two equal), so `dvc pull` of a `.dvc` file naming it restores the
+        folder; written here so that logging never pays DVC's import.
         """
-        from dvc_data.hashfile.hash_info import HashInfo
-        from dvc_data.hashfile.meta import Meta
-        from dvc_data.hashfile.tree import Tree
-
-        tree = Tree()
-        total = 0
-        for e in entries:
-            tree.add(tuple(e.relpath.split("/")), Meta(size=e.size), HashInfo("md5", e.md5))
-            total += e.size or 0
-        if not len(tree):
+        by_path = {e.relpath: e for e in entries}
+        if not by_path:
             raise InvalidParameterValue("the folder to log holds no files")
-        # The plain manifest, as `dvc add` stores it: dvc-data's transfer reads no other kind.
-        tree.digest()
-        dir_oid = str(tree.oid)
+        listing = [{"md5": by_path[rel].md5, "relpath": rel} for rel in sorted(by_path)]
+        data = json.dumps(listing, sort_keys=True).encode("utf-8")
+        dir_oid = hashlib.md5(data, usedforsecurity=False).hexdigest() + ".dir"
         if not self.exists(dir_oid):
-            tmp = self._tmp_path()
-            with open(tmp, "wb") as f:
-                f.write(tree.as_bytes())
-            self._install(tmp, dir_oid)
+            self._write_object(dir_oid, data)
         self._note([dir_oid])
-        return dir_oid, total, len(tree)
+        return dir_oid, sum(e.size or 0 for e in by_path.values()), len(by_path)
 
     def read_manifest(self, oid: str, remote: str | None = None) -> list[ManifestEntry]:
         """The entries of folder object `oid`, fetching the manifest from the remote if missing."""
