@@ -76,7 +76,13 @@ class RegistryClientMixin:
         if reg.model_exists(name):
             raise already_exists(name)
         now = _ms()
-        record: dict[str, Any] = {"name": name, "created_at": now, "updated_at": now, "tags": _str_map(tags, "tags")}
+        record: dict[str, Any] = {
+            "name": name,
+            "created_at": now,
+            "updated_at": now,
+            "since": _since(reg, name),
+            "tags": _str_map(tags, "tags"),
+        }
         if description is not None:
             record["description"] = str(description)
 
@@ -113,7 +119,9 @@ class RegistryClientMixin:
         validate_model_name(name)
         reg = self._registry()
         reg.require_model(name)
-        self._change_model_record(reg, name, lambda r: r.__setitem__("description", str(description or "")), "describe")
+        self._change_model_record(
+            reg, name, lambda r: r.__setitem__("description", str(description or "")), "describe"
+        )
         return self.get_registered_model(name)
 
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
@@ -121,18 +129,30 @@ class RegistryClientMixin:
         validate_model_name(name)
         reg = self._registry()
         reg.require_model(name)
-        self._change_model_record(reg, name, lambda r: r.setdefault("tags", {}).__setitem__(str(key), str(value)), f"tag {key}")
+        self._change_model_record(
+            reg,
+            name,
+            lambda r: r.setdefault("tags", {}).__setitem__(str(key), str(value)),
+            f"tag {key}",
+        )
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         """Remove a tag from the registered model."""
         validate_model_name(name)
         reg = self._registry()
         reg.require_model(name)
-        self._change_model_record(reg, name, lambda r: r.setdefault("tags", {}).pop(str(key), None), f"untag {key}")
+        self._change_model_record(
+            reg, name, lambda r: r.setdefault("tags", {}).pop(str(key), None), f"untag {key}"
+        )
 
     def _change_model_record(self, reg: Registry, name: str, edit: Any, what: str) -> None:
         def change(current: dict[str, Any] | None) -> dict[str, Any]:
-            record = current or {"name": name, "created_at": _ms(), "tags": {}}
+            record = current or {
+                "name": name,
+                "created_at": _ms(),
+                "since": _since(reg, name),
+                "tags": {},
+            }
             edit(record)
             record["updated_at"] = _ms()
             return record
@@ -159,17 +179,39 @@ class RegistryClientMixin:
                 return []
             ops: list[Op] = []
             for v in old.by_number:
-                info = {**v.meta, "model": new_name, "version": v.number, "semver": v.semver, "renamed_from": name}
+                info = {
+                    **v.meta,
+                    "model": new_name,
+                    "version": v.number,
+                    "semver": v.semver,
+                    "renamed_from": name,
+                }
                 info.pop("gitml", None)
                 ops.append(Op(new_name, Action.REGISTER, v.commit, info, semver=v.semver))
                 if not v.active:
-                    ops.append(Op(new_name, Action.DEREGISTER, v.commit, _brief(new_name, v), semver=v.semver))
+                    ops.append(
+                        Op(
+                            new_name,
+                            Action.DEREGISTER,
+                            v.commit,
+                            _brief(new_name, v),
+                            semver=v.semver,
+                        )
+                    )
             assignments = sorted(
                 ((e.key, s, v) for v in old.active_versions() for s, e in v.active_stages()),
                 key=lambda t: t[0],
             )
             for _, stage, v in assignments:
-                ops.append(Op(new_name, Action.ASSIGN, v.commit, {**_brief(new_name, v), "stage": stage}, stage=stage))
+                ops.append(
+                    Op(
+                        new_name,
+                        Action.ASSIGN,
+                        v.commit,
+                        {**_brief(new_name, v), "stage": stage},
+                        stage=stage,
+                    )
+                )
             ops += _retire(old, f"renamed to {new_name}")
             return ops
 
@@ -177,11 +219,30 @@ class RegistryClientMixin:
         meta = reg.metadata()
         record, versions = meta.model(name), meta.versions.get(name)
         if record is not None:
-            update_model_meta(reg.repo, new_name, lambda _: {**record, "name": new_name, "updated_at": _ms()}, f"registry: rename {name} to {new_name}")
-            update_model_meta(reg.repo, name, lambda _: None, f"registry: rename {name} to {new_name}")
+            update_model_meta(
+                reg.repo,
+                new_name,
+                lambda _: {
+                    **record,
+                    "name": new_name,
+                    "updated_at": _ms(),
+                    "since": _since(reg, new_name),
+                },
+                f"registry: rename {name} to {new_name}",
+            )
+            update_model_meta(
+                reg.repo, name, lambda _: None, f"registry: rename {name} to {new_name}"
+            )
         if versions:
-            update_versions_meta(reg.repo, new_name, lambda _: dict(versions), f"registry: rename {name} to {new_name}")
-            update_versions_meta(reg.repo, name, lambda _: None, f"registry: rename {name} to {new_name}")
+            update_versions_meta(
+                reg.repo,
+                new_name,
+                lambda _: dict(versions),
+                f"registry: rename {name} to {new_name}",
+            )
+            update_versions_meta(
+                reg.repo, name, lambda _: None, f"registry: rename {name} to {new_name}"
+            )
         return self.get_registered_model(new_name)
 
     def delete_registered_model(self, name: str) -> None:
@@ -220,13 +281,25 @@ class RegistryClientMixin:
             info["description"] = str(description)
         source_commit = info.get("source_commit")
         base = source_commit if isinstance(source_commit, str) else reg.head_commit()
-        anchor = reg.anchor_commit(base, f"gitml: a version of model {name}" + (f" from run {run_id or info.get('run_id')}" if info.get("run_id") else ""))
+        anchor = reg.anchor_commit(
+            base,
+            f"gitml: a version of model {name}"
+            + (f" from run {run_id or info.get('run_id')}" if info.get("run_id") else ""),
+        )
 
         def plan(state: RegistryState) -> list[Op]:
             model = state.models.get(name)
             semver = next_semver(model if model is not None else None, state_names(state))
             number = (len(model.versions) if model is not None else 0) + 1
-            return [Op(name, Action.REGISTER, anchor, {**info, "version": number, "semver": semver}, semver=semver)]
+            return [
+                Op(
+                    name,
+                    Action.REGISTER,
+                    anchor,
+                    {"model": name, "version": number, "semver": semver, **info},
+                    semver=semver,
+                )
+            ]
 
         created = reg.emit(plan)
         semver = created[0].split("@", 1)[1]
@@ -234,12 +307,16 @@ class RegistryClientMixin:
         version_tags = _str_map(tags, "tags")
         if version_tags:
             update_versions_meta(
-                reg.repo, name, _set_version(anchor, lambda r: r.setdefault("tags", {}).update(version_tags)),
+                reg.repo,
+                name,
+                _set_version(anchor, lambda r: r.setdefault("tags", {}).update(version_tags)),
                 f"registry: tag {name} version {version.number}",
             )
         return self.get_model_version(name, version.number)
 
-    def _version_info(self, reg: Registry, name: str, source: str, run_id: str | None) -> dict[str, Any]:
+    def _version_info(
+        self, reg: Registry, name: str, source: str, run_id: str | None
+    ) -> dict[str, Any]:
         """What the version tag's message records: run, source, artifact pointer, signature, metrics."""
         if not isinstance(source, str) or not source:
             raise InvalidParameterValue(f"invalid model source {source!r}")
@@ -263,7 +340,9 @@ class RegistryClientMixin:
             return info
         run = self._tracker.get_run(run_id)
         commit = run.data.tags.get(_GIT_COMMIT_TAG)
-        info["source_commit"] = commit if isinstance(commit, str) and reg.commit_exists(commit) else None
+        info["source_commit"] = (
+            commit if isinstance(commit, str) and reg.commit_exists(commit) else None
+        )
         if path is not None:
             info["artifact"], info["signature"] = self._model_pointer(run, path)
         info["metrics"] = {k: float(v) for k, v in sorted(run.data.metrics.items())}
@@ -275,30 +354,41 @@ class RegistryClientMixin:
         pointers = self._tracker.read_artifacts(run_id)
         history = _log_model_history(run.data.tags.get(_LOG_MODEL_TAG))
         logged = next((h for h in history if h.get("artifact_path") == path), None)
-        signature = logged.get("signature") if logged and isinstance(logged.get("signature"), dict) else None
+        signature = (
+            logged.get("signature")
+            if logged and isinstance(logged.get("signature"), dict)
+            else None
+        )
         key = path.strip("/")
         if f"{key}/MLmodel" in pointers or (key in pointers and logged is not None):
             pointer = pointers.get(key) or pointers[f"{key}/MLmodel"]
             return dict(pointer), signature
         if key in pointers:
             pointer = pointers[key]
-            if str(pointer.get("md5", "")).endswith(".dir") and self._folder_has_mlmodel(run_id, key):
+            if str(pointer.get("md5", "")).endswith(".dir") and self._folder_has_mlmodel(
+                run_id, key
+            ):
                 return dict(pointer), signature
-            raise InvalidParameterValue(f"runs:/{run_id}/{key} is not a model folder (no MLmodel file in it)")
+            raise InvalidParameterValue(
+                f"runs:/{run_id}/{key} is not a model folder (no MLmodel file in it)"
+            )
         raise InvalidParameterValue(
             f"run {run_id} has no model at {key!r}: log one there with log_model() first"
         )
 
     def _folder_has_mlmodel(self, run_id: str, path: str) -> bool:
+        from gitml.exceptions import GitMLError
+
         try:
-            from gitml.artifacts.api import list_artifacts
+            from gitml.artifacts.runs import manifest_loader, store_for
         except ImportError:  # no artifact store in this install: trust the pointer
             return True
         try:
-            listing = list_artifacts(self._tracker, run_id, path)
-        except Exception:  # an unreachable remote must not block registration
+            md5 = str(self._tracker.read_artifacts(run_id)[path]["md5"])
+            entries = manifest_loader(store_for(self._tracker))(md5)
+        except GitMLError:  # a manifest out of reach (remote down) must not block registration
             return True
-        return any(getattr(f, "path", "").rsplit("/", 1)[-1] == "MLmodel" for f in listing)
+        return any(e.relpath == "MLmodel" for e in entries)
 
     def get_model_version(self, name: str, version: Any) -> ModelVersion:
         """One version by number."""
@@ -334,39 +424,62 @@ class RegistryClientMixin:
                 continue
             for v in model.active_versions():
                 mv = reg.version_entity(model, v, meta)
-                if all(_match(getattr(mv, f) or "", op, value) for f, op, value in conditions if f != "name"):
+                if all(
+                    _match(getattr(mv, f) or "", op, value)
+                    for f, op, value in conditions
+                    if f != "name"
+                ):
                     out.append(mv)
         out = _order(out, order_by, default="name", tiebreak=lambda m: -m.version)
         return _page(out, max_results, page_token)
 
-    def update_model_version(self, name: str, version: Any, description: str | None = None) -> ModelVersion:
+    def update_model_version(
+        self, name: str, version: Any, description: str | None = None
+    ) -> ModelVersion:
         """Set the version's description."""
         validate_model_name(name)
         reg = self._registry()
         model, v, _ = reg.require_version(name, version)
         update_versions_meta(
-            reg.repo, name, _set_version(v.commit, lambda r: r.__setitem__("description", str(description or ""))),
+            reg.repo,
+            name,
+            _set_version(v.commit, lambda r: r.__setitem__("description", str(description or ""))),
             f"registry: describe {name} version {v.number}",
         )
         return self.get_model_version(name, v.number)
 
-    def set_model_version_tag(self, name: str, version: Any = None, key: str | None = None, value: Any = None, stage: str | None = None) -> None:
+    def set_model_version_tag(
+        self,
+        name: str,
+        version: Any = None,
+        key: str | None = None,
+        value: Any = None,
+        stage: str | None = None,
+    ) -> None:
         """Set a tag on a version (by number, or the latest in `stage`)."""
         validate_model_name(name)
         if key is None:
             raise InvalidParameterValue("set_model_version_tag needs a key")
         v = self._version_or_stage(name, version, stage)
         update_versions_meta(
-            self._registry().repo, name, _set_version(v.commit, lambda r: r.setdefault("tags", {}).__setitem__(str(key), str(value))),
+            self._registry().repo,
+            name,
+            _set_version(
+                v.commit, lambda r: r.setdefault("tags", {}).__setitem__(str(key), str(value))
+            ),
             f"registry: tag {name} version {v.number} {key}",
         )
 
-    def delete_model_version_tag(self, name: str, version: Any = None, key: str | None = None, stage: str | None = None) -> None:
+    def delete_model_version_tag(
+        self, name: str, version: Any = None, key: str | None = None, stage: str | None = None
+    ) -> None:
         """Remove a tag from a version."""
         validate_model_name(name)
         v = self._version_or_stage(name, version, stage)
         update_versions_meta(
-            self._registry().repo, name, _set_version(v.commit, lambda r: r.setdefault("tags", {}).pop(str(key), None)),
+            self._registry().repo,
+            name,
+            _set_version(v.commit, lambda r: r.setdefault("tags", {}).pop(str(key), None)),
             f"registry: untag {name} version {v.number} {key}",
         )
 
@@ -413,7 +526,9 @@ class RegistryClientMixin:
         validate_model_name(name)
         target = stage_of_mlflow(stage)
         if archive_existing_versions and target not in ("staging", "production"):
-            raise InvalidParameterValue("archive_existing_versions applies to Staging and Production only")
+            raise InvalidParameterValue(
+                "archive_existing_versions applies to Staging and Production only"
+            )
         reg = self._registry()
         _, found, _ = reg.require_version(name, version)
         semver = found.semver
@@ -422,20 +537,66 @@ class RegistryClientMixin:
             model = state.models[name]
             v = model.versions[semver]
             if not v.active:
-                raise ResourceDoesNotExist(f"Model Version (name={name}, version={v.number}) not found")
+                raise ResourceDoesNotExist(
+                    f"Model Version (name={name}, version={v.number}) not found"
+                )
             ops: list[Op] = []
             for s, _ in v.active_stages():
                 if mlflow_stage_of(s) is not None and s != target:
-                    ops.append(Op(name, Action.UNASSIGN, v.commit, {**_brief(name, v), "stage": s}, stage=s))
+                    ops.append(
+                        Op(
+                            name,
+                            Action.UNASSIGN,
+                            v.commit,
+                            {**_brief(name, v), "stage": s},
+                            stage=s,
+                        )
+                    )
             if archive_existing_versions and target is not None:
                 for other in model.active_versions():
                     if other is v or other.active_assignment(target) is None:
                         continue
-                    ops.append(Op(name, Action.UNASSIGN, other.commit, {**_brief(name, other), "stage": target, "reason": f"archived: version {v.number} moved to {stage}"}, stage=target))
+                    ops.append(
+                        Op(
+                            name,
+                            Action.UNASSIGN,
+                            other.commit,
+                            {
+                                **_brief(name, other),
+                                "stage": target,
+                                "reason": f"archived: version {v.number} moved to {stage}",
+                            },
+                            stage=target,
+                        )
+                    )
                     if other.active_assignment("archived") is None:
-                        ops.append(Op(name, Action.ASSIGN, other.commit, {**_brief(name, other), "stage": "archived", "mlflow_stage": "Archived"}, stage="archived"))
+                        ops.append(
+                            Op(
+                                name,
+                                Action.ASSIGN,
+                                other.commit,
+                                {
+                                    **_brief(name, other),
+                                    "stage": "archived",
+                                    "mlflow_stage": "Archived",
+                                },
+                                stage="archived",
+                            )
+                        )
             if target is not None and model.current.get(target) is not v:
-                ops.append(Op(name, Action.ASSIGN, v.commit, {**_brief(name, v), "stage": target, "mlflow_stage": mlflow_stage_of(target)}, stage=target))
+                ops.append(
+                    Op(
+                        name,
+                        Action.ASSIGN,
+                        v.commit,
+                        {
+                            **_brief(name, v),
+                            "stage": target,
+                            "mlflow_stage": mlflow_stage_of(target),
+                        },
+                        stage=target,
+                    )
+                )
             return ops
 
         reg.emit(plan)
@@ -453,15 +614,32 @@ class RegistryClientMixin:
         def plan(state: RegistryState) -> list[Op]:
             model = state.models[name]
             v = model.versions[semver]
-            if model.current.get(alias) is v and sum(1 for o in model.active_versions() if o.active_assignment(alias)) == 1:
+            if (
+                model.current.get(alias) is v
+                and sum(1 for o in model.active_versions() if o.active_assignment(alias)) == 1
+            ):
                 return []
             ops = [
-                Op(name, Action.UNASSIGN, o.commit, {**_brief(name, o), "alias": alias}, stage=alias)
+                Op(
+                    name,
+                    Action.UNASSIGN,
+                    o.commit,
+                    {**_brief(name, o), "alias": alias},
+                    stage=alias,
+                )
                 for o in model.active_versions()
                 if o is not v and o.active_assignment(alias) is not None
             ]
             if model.current.get(alias) is not v:
-                ops.append(Op(name, Action.ASSIGN, v.commit, {**_brief(name, v), "alias": alias}, stage=alias))
+                ops.append(
+                    Op(
+                        name,
+                        Action.ASSIGN,
+                        v.commit,
+                        {**_brief(name, v), "alias": alias},
+                        stage=alias,
+                    )
+                )
             return ops
 
         reg.emit(plan)
@@ -478,7 +656,13 @@ class RegistryClientMixin:
         def plan(state: RegistryState) -> list[Op]:
             m = state.models[name]
             return [
-                Op(name, Action.UNASSIGN, o.commit, {**_brief(name, o), "alias": alias}, stage=alias)
+                Op(
+                    name,
+                    Action.UNASSIGN,
+                    o.commit,
+                    {**_brief(name, o), "alias": alias},
+                    stage=alias,
+                )
                 for o in m.active_versions()
                 if o.active_assignment(alias) is not None
             ]
@@ -512,13 +696,25 @@ class RegistryClient(RegistryClientMixin):
 
 
 # -- helpers -----------------------------------------------------------------------------
+def _since(reg: Registry, name: str) -> int:
+    # The newest tag time of the model: a deprecation after it deletes the branch record.
+    model = reg.state().models.get(name)
+    return model.last_time if model is not None else 0
+
+
 def _brief(name: str, v: VersionState) -> dict[str, Any]:
     return {"model": name, "version": v.number, "semver": v.semver}
 
 
 def _retire(model: ModelState, reason: str) -> list[Op]:
     ops = [
-        Op(model.name, Action.DEREGISTER, v.commit, {**_brief(model.name, v), "reason": reason}, semver=v.semver)
+        Op(
+            model.name,
+            Action.DEREGISTER,
+            v.commit,
+            {**_brief(model.name, v), "reason": reason},
+            semver=v.semver,
+        )
         for v in model.active_versions()
     ]
     commit = model.events[0].commit
@@ -565,10 +761,14 @@ def _parse_conditions(filter_string: str | None, allowed: set[str]) -> list[tupl
     for part in re.split(r"\s+AND\s+", filter_string.strip(), flags=re.IGNORECASE):
         m = _COND.match(part)
         if m is None:
-            raise InvalidParameterValue(f"invalid filter {filter_string!r}: expected e.g. name = 'my-model'")
+            raise InvalidParameterValue(
+                f"invalid filter {filter_string!r}: expected e.g. name = 'my-model'"
+            )
         field_name = m["field"].lower()
         if field_name not in allowed:
-            raise InvalidParameterValue(f"invalid filter field {m['field']!r}: use one of {', '.join(sorted(allowed))}")
+            raise InvalidParameterValue(
+                f"invalid filter field {m['field']!r}: use one of {', '.join(sorted(allowed))}"
+            )
         op, raw = m["op"].upper(), m["value"]
         if op == "IN":
             value: Any = [_unquote(x.strip()) for x in raw[1:-1].split(",") if x.strip()]
@@ -605,17 +805,36 @@ def _filter_names(names: list[str], filter_string: str | None) -> list[str]:
     return names
 
 
-def _order(items: list[Any], order_by: list[str] | None, default: str, tiebreak: Any = None) -> list[Any]:
+_ORDER_FIELDS = {
+    "name": "name",
+    "version": "version",
+    "version_number": "version",
+    "timestamp": "creation_timestamp",
+    "creation_timestamp": "creation_timestamp",
+    "last_updated_timestamp": "last_updated_timestamp",
+}
+
+
+def _order(
+    items: list[Any], order_by: list[str] | None, default: str, tiebreak: Any = None
+) -> list[Any]:
     keys = order_by or [default]
     out = list(items)
     if tiebreak is not None:
         out.sort(key=tiebreak)
     for spec in reversed(keys):
         field_name, _, direction = spec.strip().partition(" ")
-        attr = {"timestamp": "creation_timestamp", "creation_timestamp": "creation_timestamp"}.get(field_name, field_name)
-        if not out or not hasattr(out[0], attr):
-            raise InvalidParameterValue(f"invalid order_by {spec!r}")
-        out.sort(key=lambda x: getattr(x, attr) or 0 if attr != "name" else x.name, reverse=direction.strip().upper() == "DESC")
+        attr = _ORDER_FIELDS.get(field_name.lower())
+        if attr is None or direction.strip().upper() not in ("", "ASC", "DESC"):
+            raise InvalidParameterValue(
+                f"invalid order_by {spec!r}: use name, version or a timestamp, ASC or DESC"
+            )
+        if out and not hasattr(out[0], attr):
+            raise InvalidParameterValue(f"invalid order_by {spec!r} here")
+        out.sort(
+            key=lambda x: getattr(x, attr) or 0 if attr != "name" else x.name,
+            reverse=direction.strip().upper() == "DESC",
+        )
     return out
 
 

@@ -36,7 +36,10 @@ MODEL_FILE = "model.json"
 VERSIONS_FILE = "versions.json"
 _MODELS = f"{REGISTRY_DIR}/models"
 _SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-_SCHEMA_OF = {MODEL_FILE: "registry-model.schema.json", VERSIONS_FILE: "registry-versions.schema.json"}
+_SCHEMA_OF = {
+    MODEL_FILE: "registry-model.schema.json",
+    VERSIONS_FILE: "registry-versions.schema.json",
+}
 
 
 @cache
@@ -53,7 +56,9 @@ def validate_obj(obj: Any, schema_name: str, where: str) -> None:
     error = next(iter(_validator(schema_name).iter_errors(obj)), None)
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path)
-        raise CorruptMetadata(f"{where} does not match {schema_name}{' at ' + at if at else ''}: {error.message}")
+        raise CorruptMetadata(
+            f"{where} does not match {schema_name}{' at ' + at if at else ''}: {error.message}"
+        )
 
 
 def _path(name: str, file: str) -> str:
@@ -78,7 +83,9 @@ def _encode(path: str, obj: dict[str, Any], file: str) -> bytes:
 class MetadataView:
     """All registry metadata at one commit: {model name: model.json} and {model name: versions.json}."""
 
-    def __init__(self, models: dict[str, dict[str, Any]], versions: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, models: dict[str, dict[str, Any]], versions: dict[str, dict[str, Any]]
+    ) -> None:
         self.models = models
         self.versions = versions
 

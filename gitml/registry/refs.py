@@ -47,7 +47,9 @@ class NewTag:
     time: int
 
 
-def _git(repo: GitRepo, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _git(
+    repo: GitRepo, args: list[str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["git", *args], cwd=repo.git_dir, input=stdin, capture_output=True, text=True, check=False
     )

@@ -113,7 +113,9 @@ class Registry:
         """Descriptions and tags from the metadata branch."""
         return read_metadata(self.repo)
 
-    def model_exists(self, name: str, state: RegistryState | None = None, meta: MetadataView | None = None) -> bool:
+    def model_exists(
+        self, name: str, state: RegistryState | None = None, meta: MetadataView | None = None
+    ) -> bool:
         """Whether `name` is a registered model (active tags, or created on the branch since)."""
         state = state or self.state()
         model = state.models.get(name)
@@ -122,8 +124,12 @@ class Registry:
         record = (meta or self.metadata()).model(name)
         if record is None:
             return False
-        # Deprecated by tags after the branch record was written: deleted (e.g. by `gto deprecate`).
-        return model is None or int(record["created_at"]) >= model.updated_at * 1000
+        if model is None:
+            return True
+        # A deprecation newer than the tags the record was created after deletes the model
+        # (e.g. `gto deprecate`); tag times, not clocks, since gitml's may run a little ahead.
+        deprecated = [e.time for e in model.events if e.action is Action.DEPRECATE]
+        return not deprecated or max(deprecated) <= int(record.get("since", 0))
 
     def require_model(self, name: str) -> tuple[RegistryState, MetadataView, ModelState | None]:
         """State, metadata and the model's tag state; raise if the model does not exist."""
@@ -133,7 +139,9 @@ class Registry:
         model = state.models.get(name)
         return state, meta, model if model is not None and model.active else model
 
-    def require_version(self, name: str, version: object) -> tuple[ModelState, VersionState, MetadataView]:
+    def require_version(
+        self, name: str, version: object
+    ) -> tuple[ModelState, VersionState, MetadataView]:
         """The model and its active version `version`; raise if either does not exist."""
         number = parse_version_number(version)
         _, meta, model = self.require_model(name)
@@ -143,7 +151,9 @@ class Registry:
         return model, found, meta
 
     # -- entities ------------------------------------------------------------------------
-    def version_entity(self, model: ModelState, v: VersionState, meta: MetadataView) -> ModelVersion:
+    def version_entity(
+        self, model: ModelState, v: VersionState, meta: MetadataView
+    ) -> ModelVersion:
         """The MLflow-shaped ModelVersion of a version."""
         info = v.meta
         extra = meta.version(model.name, v.commit)
@@ -171,8 +181,12 @@ class Registry:
             semver=v.semver,
             git_tag=reg.tag,
             git_commit=v.commit,
-            source_commit=info.get("source_commit") if isinstance(info.get("source_commit"), str) else None,
-            metrics=dict(info.get("metrics") or {}) if isinstance(info.get("metrics"), dict) else {},
+            source_commit=info.get("source_commit")
+            if isinstance(info.get("source_commit"), str)
+            else None,
+            metrics=dict(info.get("metrics") or {})
+            if isinstance(info.get("metrics"), dict)
+            else {},
             signature=info.get("signature") if isinstance(info.get("signature"), dict) else None,
         )
 
@@ -210,7 +224,9 @@ class Registry:
             created.append(active.created_at * 1000)
             updated.append(active.updated_at * 1000)
         aliases = (
-            {s: v.number for s, v in active.current.items() if mlflow_stage_of(s) is None} if active else {}
+            {s: v.number for s, v in active.current.items() if mlflow_stage_of(s) is None}
+            if active
+            else {}
         )
         description = record.get("description")
         return RegisteredModel(
@@ -223,7 +239,9 @@ class Registry:
             aliases=aliases,
         )
 
-    def model_names(self, state: RegistryState | None = None, meta: MetadataView | None = None) -> list[str]:
+    def model_names(
+        self, state: RegistryState | None = None, meta: MetadataView | None = None
+    ) -> list[str]:
         """Names of every registered model, sorted."""
         state = state or self.state()
         meta = meta or self.metadata()
@@ -289,18 +307,30 @@ class Registry:
             model = state.models.get(op.model)
             if op.model not in clock:
                 clock[op.model] = max(now, (model.last_time + 1) if model else 0)
-                counters[op.model] = max(model.max_counter if model else 0, state_counter(state, op.model))
+                counters[op.model] = max(
+                    model.max_counter if model else 0, state_counter(state, op.model)
+                )
             stamp = clock[op.model]
             clock[op.model] += 1
             if op.action is Action.REGISTER:
                 name = format_tag(op.model, op.action, version=op.semver)
             else:
                 counters[op.model] += 1
-                name = format_tag(op.model, op.action, version=op.semver, stage=op.stage, counter=counters[op.model])
+                name = format_tag(
+                    op.model,
+                    op.action,
+                    version=op.semver,
+                    stage=op.stage,
+                    counter=counters[op.model],
+                )
                 while name in taken:  # a lightweight or hand-made tag holds the number
                     counters[op.model] += 1
                     name = format_tag(
-                        op.model, op.action, version=op.semver, stage=op.stage, counter=counters[op.model]
+                        op.model,
+                        op.action,
+                        version=op.semver,
+                        stage=op.stage,
+                        counter=counters[op.model],
                     )
             taken.add(name)
             summary = _summary(op)
@@ -315,7 +345,9 @@ class Registry:
         exactly as it was (`git diff <source> <tag>` is empty) and gives each version its own.
         """
         tree = self.repo.tree_of(source_commit)
-        return self.repo.write_commit(tree, [source_commit], f"{note}\n\ngitml-version-id: {uuid.uuid4().hex}")
+        return self.repo.write_commit(
+            tree, [source_commit], f"{note}\n\ngitml-version-id: {uuid.uuid4().hex}"
+        )
 
     def head_commit(self) -> str:
         """The commit HEAD points at (what a version without a run commit is tagged at)."""
@@ -330,7 +362,9 @@ class Registry:
         )
         sha = proc.stdout.strip()
         if proc.returncode != 0 or not sha:
-            raise RepositoryError(f"{self.repo.root} has no commits: commit your code before registering a model")
+            raise RepositoryError(
+                f"{self.repo.root} has no commits: commit your code before registering a model"
+            )
         return sha
 
     def commit_exists(self, sha: str) -> bool:

@@ -21,7 +21,15 @@ from typing import Any
 from gitml.registry.refs import RawTag
 from gitml.registry.tags import Action, TagName, parse_tag, semver_key
 
-__all__ = ["Event", "ModelState", "Problem", "RegistryState", "VersionState", "build_state", "load_message"]
+__all__ = [
+    "Event",
+    "ModelState",
+    "Problem",
+    "RegistryState",
+    "VersionState",
+    "build_state",
+    "load_message",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +196,9 @@ def _version_of(model: ModelState, event: Event, problems: list[Problem]) -> Ver
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        problems.append(Problem(event.tag, f"no registered version of {model.name} at {event.commit[:12]}"))
+        problems.append(
+            Problem(event.tag, f"no registered version of {model.name} at {event.commit[:12]}")
+        )
         return None
     # Several versions share the commit (GTO refuses this); gitml's messages name the version.
     named = load_message(event.raw.message).get("semver")
@@ -196,7 +206,10 @@ def _version_of(model: ModelState, event: Event, problems: list[Problem]) -> Ver
         if v.semver == named:
             return v
     problems.append(
-        Problem(event.tag, f"{len(candidates)} versions of {model.name} share commit {event.commit[:12]}")
+        Problem(
+            event.tag,
+            f"{len(candidates)} versions of {model.name} share commit {event.commit[:12]}",
+        )
     )
     return None
 
@@ -212,7 +225,9 @@ def build_state(tags: Iterable[RawTag]) -> RegistryState:
                 state.problems.append(Problem(raw.name, "not in GTO's tag grammar"))
             continue
         if not raw.annotated:
-            state.problems.append(Problem(raw.name, "a lightweight tag (GTO reads annotated tags only)"))
+            state.problems.append(
+                Problem(raw.name, "a lightweight tag (GTO reads annotated tags only)")
+            )
             continue
         if raw.target_type != "commit":
             state.problems.append(Problem(raw.name, f"points at a {raw.target_type}, not a commit"))
@@ -235,7 +250,9 @@ def build_state(tags: Iterable[RawTag]) -> RegistryState:
             version = model.versions.get(semver)
             if version is None:
                 if action is Action.DEREGISTER:
-                    state.problems.append(Problem(event.tag, f"deregisters {semver}, never registered"))
+                    state.problems.append(
+                        Problem(event.tag, f"deregisters {semver}, never registered")
+                    )
                     continue
                 version = model.versions[semver] = VersionState(model.name, semver, event.commit)
             version.direct.append(event)

@@ -69,7 +69,11 @@ class TagName:
 
 
 # MLflow's stages and the GTO stage names they are written as; 'None' is no stage at all.
-MLFLOW_STAGES: dict[str, str] = {"Staging": "staging", "Production": "production", "Archived": "archived"}
+MLFLOW_STAGES: dict[str, str] = {
+    "Staging": "staging",
+    "Production": "production",
+    "Archived": "archived",
+}
 _GTO_TO_MLFLOW = {v: k for k, v in MLFLOW_STAGES.items()}
 
 
@@ -93,9 +97,13 @@ def format_tag(
     else:
         body = f"{artifact}@deprecated"
     if (action in (Action.REGISTER, Action.DEREGISTER)) != (version is not None):
-        raise InvalidParameterValue(f"a {action.value} tag needs a version exactly when it registers one")
+        raise InvalidParameterValue(
+            f"a {action.value} tag needs a version exactly when it registers one"
+        )
     if (action in (Action.ASSIGN, Action.UNASSIGN)) != (stage is not None):
-        raise InvalidParameterValue(f"a {action.value} tag needs a stage exactly when it assigns one")
+        raise InvalidParameterValue(
+            f"a {action.value} tag needs a stage exactly when it assigns one"
+        )
     return body if counter is None else f"{body}#{counter}"
 
 

@@ -1,0 +1,48 @@
+"""Helpers for registry tests: hand-made tags at chosen times, GTO's own view."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import git
+
+# Tag times after every commit's time: GTO counts a version's commit time as an event of
+# the model, so a tag older than its commit would not read as the newest event.
+BASE_TIME = int(time.time()) + 100_000
+GTO = str(Path(sys.executable).parent / "gto")
+
+
+def tag(repo: Path, name: str, when: int, target: str = "HEAD", message: str | None = None) -> None:
+    """An annotated tag made by plain git with a chosen tagger time."""
+    # Small numbers are not read as epoch seconds by git: count from a fixed base.
+    env = {**os.environ, "GIT_COMMITTER_DATE": f"{BASE_TIME + when} +0000"}
+    subprocess.run(
+        ["git", "tag", "-a", name, target, "-m", message or f"hand-made {name}"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def commit(repo: Path, text: str) -> str:
+    """A new commit on the current branch; returns its sha."""
+    (repo / "file.txt").write_text(text)
+    git("add", "file.txt", cwd=repo)
+    git("commit", "-q", "-m", text, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo).strip()
+
+
+def gto(repo: Path, *args: str) -> Any:
+    """Run the real GTO CLI and parse its --json output."""
+    proc = subprocess.run(
+        [GTO, *args, "--json"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
