@@ -6,7 +6,7 @@ from typing import Any
 
 from gitml.registry.entities import ModelVersion
 
-__all__ = ["register_model"]
+__all__ = ["register_model", "register_model_with"]
 
 
 def register_model(
@@ -19,13 +19,29 @@ def register_model(
 ) -> ModelVersion:
     """Register the model at `model_uri` (`runs:/<run_id>/<path>` or `models:/...`) as a new version
     of `name`, creating the registered model if needed."""
-    from gitml.exceptions import ResourceAlreadyExists
     from gitml.registry.client import RegistryClient
     from gitml.tracking import fluent
 
     client = RegistryClient(fluent.get_tracking_uri_or_none())
+    return register_model_with(client, model_uri, name, tags=tags, description=description)
+
+
+def register_model_with(
+    client: Any,
+    model_uri: str,
+    name: str,
+    *,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> ModelVersion:
+    """`register_model` through a given client (a RegistryClient or an MlflowClient)."""
+    from gitml.exceptions import ResourceAlreadyExists
+
     try:
         client.create_registered_model(name)
     except ResourceAlreadyExists:
         pass
-    return client.create_model_version(name, model_uri, tags=tags, description=description)
+    mv: ModelVersion = client.create_model_version(
+        name, model_uri, tags=tags, description=description
+    )
+    return mv

@@ -10,7 +10,14 @@ from gitml.registry.registry import Registry
 from gitml.registry.state import ModelState, VersionState
 from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
 
-__all__ = ["ModelsUri", "parse_models_uri", "resolve_models_uri", "resolve_version"]
+__all__ = [
+    "CurrentVersion",
+    "ModelsUri",
+    "current_version",
+    "parse_models_uri",
+    "resolve_models_uri",
+    "resolve_version",
+]
 
 
 class ModelsUri(NamedTuple):
@@ -62,14 +69,14 @@ def resolve_version(registry: Registry, parsed: ModelsUri) -> tuple[ModelState, 
         what = f"version {parsed.version}"
     elif parsed.latest:
         found = model.latest_version()
-        what = "any version"
+        what = "versions"
     elif parsed.alias is not None:
         found = model.current.get(parsed.alias)
         what = f"alias {parsed.alias}"
     else:
         assert parsed.stage is not None
         found = model.current.get(stage_of_mlflow(parsed.stage) or "")
-        what = f"a version in stage {parsed.stage}"
+        what = f"version in stage {parsed.stage}"
     if found is None:
         raise ResourceDoesNotExist(f"model {parsed.name} has no {what}")
     return model, found
@@ -92,4 +99,77 @@ def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
     raise ResourceDoesNotExist(
         f"{uri} is version {version.number} ({version.semver}), which records no model source "
         "(a tag not made by gitml?)"
+    )
+
+
+class CurrentVersion(NamedTuple):
+    """What a deploy script needs: the version in a stage or alias and where its model is."""
+
+    name: str
+    version: int
+    semver: str
+    stage: str | None
+    alias: str | None
+    model_uri: str  # models:/<name>/<version>
+    source: str  # runs:/<run_id>/<path> (what to load)
+    run_id: str | None
+    git_tag: str
+    git_commit: str
+
+    def to_dictionary(self) -> dict[str, object]:
+        """A plain dict (JSON-ready)."""
+        return dict(self._asdict())
+
+
+def current_version(
+    name: str,
+    stage: str | None = None,
+    alias: str | None = None,
+    registry: Registry | None = None,
+    tracking_uri: str | None = None,
+) -> CurrentVersion:
+    """The version current in `stage` (MLflow or GTO spelling) or under `alias`, or the latest,
+    in the registry given or that of the repository at `tracking_uri` (default: the working dir's)."""
+    validate_model_name(name)
+    if stage is not None and alias is not None:
+        raise InvalidParameterValue("give a stage or an alias, not both")
+    if registry is None:
+        from gitml.tracking.tracker import get_tracker
+
+        registry = Registry(get_tracker(tracking_uri).repo)
+    if alias is not None:
+        parsed = ModelsUri(name, alias=validate_alias(alias))
+    elif stage is not None:
+        try:
+            gto_stage = stage_of_mlflow(stage)
+        except InvalidParameterValue:
+            # Any other GTO stage (`gto assign --stage dev`) reads as an alias here.
+            alias, stage = validate_alias(stage), None
+            parsed = ModelsUri(name, alias=alias)
+        else:
+            if gto_stage is None:
+                raise InvalidParameterValue("stage None names no version")
+            parsed = ModelsUri(name, stage=stage)
+    else:
+        parsed = ModelsUri(name, latest=True)
+    _, version = resolve_version(registry, parsed)
+    meta = version.meta
+    run_id = meta.get("run_id") if isinstance(meta.get("run_id"), str) else None
+    path = meta.get("artifact_path")
+    source = (
+        f"runs:/{run_id}/{path}"
+        if run_id and isinstance(path, str)
+        else str(meta.get("source") or "")
+    )
+    return CurrentVersion(
+        name=name,
+        version=version.number,
+        semver=version.semver,
+        stage=stage_of_mlflow(stage) if stage else None,
+        alias=alias,
+        model_uri=f"models:/{name}/{version.number}",
+        source=source,
+        run_id=run_id,
+        git_tag=version.registration.tag,
+        git_commit=version.commit,
     )
