@@ -12,6 +12,13 @@ __all__ = ["models"]
 MODEL_COMMANDS: dict[str, str] = {
     "serve": "gitml.cli.serve:serve",
     "predict": "gitml.cli.predict:predict",
+    "register": "gitml.cli.registry:register",
+    "list": "gitml.cli.registry:list_models",
+    "show": "gitml.cli.registry:show",
+    "history": "gitml.cli.registry:history",
+    "transition-stage": "gitml.cli.registry:transition_stage",
+    "alias": "gitml.cli.registry:alias",
+    "current": "gitml.cli.registry:current",
 }
 
 
