@@ -44,7 +44,7 @@ def _compare(left: Any, op: str, right: Any) -> bool:
 
 
 def _clauses(filter_string: str | None) -> list[tuple[str, str, str, Any]]:
-    out = []
+    out: list[tuple[str, str, str, Any]] = []
     if not filter_string or not filter_string.strip():
         return out
     for part in re.split(r"\s+AND\s+", filter_string.strip(), flags=re.IGNORECASE):
@@ -63,6 +63,14 @@ def _clauses(filter_string: str | None) -> list[tuple[str, str, str, Any]]:
             kind = "attr"
         out.append((kind, key, m.group("op").upper(), value))
     return out
+
+
+def _sort_key(attr: str) -> Any:
+    def key(exp: Experiment) -> tuple[bool, Any]:
+        value = getattr(exp, attr)
+        return (value is None, value if value is not None else 0)
+
+    return key
 
 
 def search_experiments(
@@ -95,7 +103,7 @@ def search_experiments(
         if attr not in ("name", "creation_time", "last_update_time", "experiment_id"):
             raise InvalidParameterValue(f"invalid experiment order_by {clause!r}")
         desc = len(parts) > 1 and parts[1].upper() == "DESC"
-        found.sort(key=lambda e, a=attr: (getattr(e, a) is None, getattr(e, a) or 0), reverse=desc)
+        found.sort(key=_sort_key(attr), reverse=desc)
     offset = 0
     if page_token:
         try:

@@ -108,7 +108,7 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -117,7 +117,6 @@ class ActiveRun:
             status = RunStatus.FAILED
         if any(r is self for r in _stack()):
             end_run(status)
-        return False
 
 
 # -- tracking URI and experiments ---------------------------------------------------------

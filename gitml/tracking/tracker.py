@@ -92,7 +92,13 @@ class Tracker:
         self._closed = False
         self._pid = os.getpid()
         ref = weakref.ref(self)
-        atexit.register(lambda: (t := ref()) is not None and t.close())
+
+        def close_at_exit() -> None:
+            tracker = ref()
+            if tracker is not None:
+                tracker.close()
+
+        atexit.register(close_at_exit)
 
     # -- the branch format ---------------------------------------------------------------
     def _format_changes(self, tree: str) -> dict[str, bytes | None]:
@@ -201,7 +207,7 @@ class Tracker:
         except ImportError:
             return
         try:
-            sync.push(self.repo, remote=self.config.remote, quiet=True)  # type: ignore[attr-defined]
+            sync.push(self.repo, remote=self.config.remote, config=self.config)
         except Exception as e:  # CI must not fail a training run over a push: the next push carries it
             log.warning("gitml: autopush failed (the next push will carry these runs): %s", e)
 

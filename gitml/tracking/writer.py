@@ -186,10 +186,10 @@ def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -
         path = f"{base}/{C.RUN_METRICS}"
         latest = _read_json(repo, tree, path, {})
         current = {k: (layout.decode_value(v["value"]), v["timestamp"], v["step"]) for k, v in latest.items()}
-        for k, v, t, s in p.points:
-            old = current.get(k)
-            if old is None or _newer((v, t, s), old):
-                current[k] = (v, t, s)
+        for key, value, ts, step in p.points:
+            old = current.get(key)
+            if old is None or _newer((value, ts, step), old):
+                current[key] = (value, ts, step)
         enc = {k: {"value": layout.encode_value(v), "timestamp": t, "step": s} for k, (v, t, s) in current.items()}
         out[path] = layout.encode(path, enc)
 
