@@ -320,9 +320,16 @@ class ArtifactStore:
             self.fetch([oid], remote=remote, deep=False)
         try:
             with open(self.object_path(oid), "rb") as f:
-                raw = json.load(f)
-        except (OSError, ValueError) as e:
+                data = f.read()
+        except OSError as e:
             raise CorruptMetadata(f"folder manifest {oid} in the artifact cache is unreadable: {e}") from e
+        return self._parse_manifest(oid, data)
+
+    def _parse_manifest(self, oid: str, data: bytes) -> list[ManifestEntry]:
+        try:
+            raw = json.loads(data)
+        except ValueError as e:
+            raise CorruptMetadata(f"folder manifest {oid} does not parse: {e}") from e
         if not isinstance(raw, list):
             raise CorruptMetadata(f"folder manifest {oid} is not a list")
         out = []
@@ -368,7 +375,8 @@ class ArtifactStore:
         if name and ("://" in name or "/" in name or name.startswith(".")):
             return self._url_odb(name)
         if self.uses_dvc:
-            from dvc.exceptions import DvcException, NoRemoteError
+            from dvc.config import NoRemoteError
+            from dvc.exceptions import DvcException
 
             repo = self._dvc_repo()
             if name or repo.config["core"].get("remote"):
@@ -411,13 +419,22 @@ class ArtifactStore:
 
         return {HashInfo("md5", o) for o in oids}
 
-    def _expand(self, oids: Iterable[str]) -> set[str]:
-        """Object ids plus the files of every folder manifest present locally."""
+    def _expand(self, oids: Iterable[str], remote_odb: Any = None) -> set[str]:
+        """Object ids plus the files their folder manifests name (read locally, else from
+        `remote_odb` when given, without storing them)."""
         out = set()
         for oid in oids:
             out.add(oid)
-            if oid.endswith(".dir") and self.exists(oid):
+            if not oid.endswith(".dir"):
+                continue
+            if self.exists(oid):
                 out.update(e.md5 for e in self.read_manifest(oid))
+            elif remote_odb is not None:
+                try:
+                    data = remote_odb.fs.cat_file(remote_odb.oid_to_path(oid))
+                except FileNotFoundError:
+                    continue  # lost on both sides: status reports it missing
+                out.update(e.md5 for e in self._parse_manifest(oid, data))
         return out
 
     def push(self, oids: Iterable[str], remote: str | None = None, jobs: int | None = None) -> TransferSummary:
@@ -498,9 +515,10 @@ class ArtifactStore:
 
         dest = self.remote_odb(remote)
         where = str(dest.fs.unstrip_protocol(dest.path))
-        infos = self._hash_infos(self._expand(oids))
         try:
-            res = compare_status(self.cache, dest, infos, check_deleted=True, shallow=False)
+            infos = self._hash_infos(self._expand(oids, dest))
+            # Folders are expanded above (from either side), so each object counts once.
+            res = compare_status(self.cache, dest, infos, check_deleted=True, shallow=True)
         except GitMLError:
             raise
         except Exception as e:

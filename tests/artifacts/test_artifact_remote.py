@@ -1,0 +1,225 @@
+"""Artifacts against real remotes: a local folder remote, another clone, DVC's own `dvc pull`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gitml
+from gitml.artifacts import api
+from gitml.artifacts.runs import (
+    artifact_status,
+    gc_artifacts,
+    has_artifact_remote,
+    pull_artifacts,
+    push_artifacts,
+    read_pointers,
+    store_for,
+)
+from gitml.exceptions import ResourceDoesNotExist
+from gitml.tracking.client import MlflowClient
+from gitml.tracking.tracker import get_tracker, reset_all
+from tests.conftest import git, make_repo
+
+from .conftest import make_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _objects(folder: Path) -> dict[str, Path]:
+    """{oid: path} of the objects in a DVC-layout folder (`files/md5/xx/rest`).
+
+    Dot files are DVC's partial uploads (`.<random>.tmp`, renamed into place when whole).
+    """
+    base = folder / "files" / "md5"
+    return {p.parent.name + p.name: p for p in base.glob("??/*") if p.is_file() and not p.name.startswith(".")}
+
+
+def _dvc(*args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc.stdout
+
+
+def _log_some(repo: Path) -> str:
+    make_files(repo / "out", {"a.txt": "A", "sub/b.txt": "BB"})
+    (repo / "model.bin").write_bytes(b"\x00\x01" * 5000)
+    with gitml.start_run() as run:
+        gitml.log_artifact("model.bin")
+        gitml.log_artifacts("out", "plots")
+    return str(run.info.run_id)
+
+
+def test_push_to_a_folder_remote_then_fetch_on_demand(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    git("config", "gitml.artifactRemote", str(remote), cwd=repo)
+    rid = _log_some(repo)
+    tracker = get_tracker()
+    assert has_artifact_remote(tracker)
+    status = artifact_status(tracker)
+    assert len(status.local_only) == 4 and not status.synced  # the model, 2 files, 1 manifest
+    result = push_artifacts(tracker)
+    assert result.ok and len(result.transferred) == 4
+    assert set(_objects(remote)) == result.transferred
+    for oid, path in _objects(remote).items():
+        if not oid.endswith(".dir"):
+            assert hashlib.md5(path.read_bytes()).hexdigest() == oid
+    assert push_artifacts(tracker).transferred == frozenset()  # nothing new the second time
+
+    shutil.rmtree(repo / ".git/gitml/artifacts/cache")
+    assert len(artifact_status(tracker).remote_only) == 4
+    # reading fetches what is missing, manifests first
+    assert [f.path for f in MlflowClient().list_artifacts(rid, "plots")] == ["plots/a.txt", "plots/sub"]
+    assert gitml.artifacts.load_text(f"runs:/{rid}/plots/sub/b.txt") == "BB"
+    got = Path(gitml.artifacts.download_artifacts(f"runs:/{rid}/model.bin", dst_path=tmp_path / "dl"))
+    assert got.read_bytes() == b"\x00\x01" * 5000
+
+
+def test_another_clone_reads_the_artifacts(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    git("config", "gitml.artifactRemote", str(remote), cwd=repo)
+    rid = _log_some(repo)
+    push_artifacts(get_tracker())
+    reset_all()
+
+    clone = make_repo(tmp_path / "clone")
+    git("fetch", "-q", str(repo), "gitml:gitml", cwd=clone)
+    git("config", "gitml.artifactRemote", str(remote), cwd=clone)
+    out = gitml.artifacts.download_artifacts(f"runs:/{rid}/plots", dst_path=tmp_path / "dl", tracking_uri=str(clone))
+    assert (Path(out) / "sub/b.txt").read_text() == "BB"
+    result = pull_artifacts(get_tracker(str(clone)))
+    assert result.ok and "d" not in result.failed
+    assert set(_objects(clone / ".git/gitml/artifacts/cache")) == set(_objects(remote))
+
+
+def test_object_missing_on_the_remote_names_run_and_path(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    git("config", "gitml.artifactRemote", str(remote), cwd=repo)
+    rid = _log_some(repo)
+    tracker = get_tracker()
+    push_artifacts(tracker)
+    md5 = read_pointers(tracker, rid)["model.bin"]["md5"]
+    _objects(remote)[md5].unlink()
+    shutil.rmtree(repo / ".git/gitml/artifacts/cache")
+    with pytest.raises(ResourceDoesNotExist) as info:
+        api.download_artifacts(tracker, rid, "model.bin", tmp_path / "dl")
+    assert rid in info.value.message and "'model.bin'" in info.value.message and md5 in info.value.message
+    # the rest still pulls; the lost object is reported, not raised
+    result = pull_artifacts(tracker)
+    assert result.failed == frozenset({md5}) and len(result.transferred) == 3
+    assert len(artifact_status(tracker).missing) == 1
+
+
+def test_the_embedded_default_remote_needs_no_setup(repo: Path) -> None:
+    rid = _log_some(repo)
+    tracker = get_tracker()
+    assert not has_artifact_remote(tracker)
+    result = push_artifacts(tracker)
+    embedded = repo / ".git/gitml/artifacts/remote"
+    assert result.ok and len(_objects(embedded)) == 4
+    shutil.rmtree(repo / ".git/gitml/artifacts/cache")
+    assert gitml.artifacts.load_text(f"runs:/{rid}/plots/a.txt") == "A"
+
+
+_PUSH = """
+import sys
+from gitml.tracking.tracker import get_tracker
+from gitml.artifacts.runs import push_artifacts
+print(push_artifacts(get_tracker(sys.argv[1]), jobs=1).ok)
+"""
+
+
+def test_interrupted_push_is_completed_by_the_next(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    git("config", "gitml.artifactRemote", str(remote), cwd=repo)
+    make_files(repo / "many", {f"f{i:03d}.bin": os.urandom(64 << 10).hex() for i in range(300)})
+    with gitml.start_run() as run:
+        gitml.log_artifacts("many", "many")
+    reset_all()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _PUSH, str(repo)], env=env, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and len(_objects(remote)) < 20:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _objects(remote)
+    assert 0 < len(partial) < 301, "the push was not caught half-way"
+    for oid, path in partial.items():  # whatever landed is whole: objects are renamed in place
+        assert oid.endswith(".dir") or hashlib.md5(path.read_bytes()).hexdigest() == oid
+    assert not any(o.endswith(".dir") for o in partial)  # the manifest goes last
+
+    tracker = get_tracker(str(repo))
+    result = push_artifacts(tracker)
+    assert result.ok and len(result.transferred) == 301 - len(partial)
+    assert len(_objects(remote)) == 301
+    status = artifact_status(tracker)
+    assert len(status.synced) == 301 and not status.local_only
+    shutil.rmtree(repo / ".git/gitml/artifacts/cache")
+    out = Path(api.download_artifacts(tracker, run.info.run_id, "many", tmp_path / "dl"))
+    assert len(list(out.iterdir())) == 300
+
+
+def test_gc_drops_only_what_no_live_run_names(repo: Path) -> None:
+    make_files(repo / "shared", {"s.txt": "shared"})
+    (repo / "only.txt").write_text("only in the deleted run")
+    with gitml.start_run() as keep:
+        gitml.log_artifacts("shared", "s")
+    with gitml.start_run() as doomed:
+        gitml.log_artifacts("shared", "s")
+        gitml.log_artifact("only.txt")
+    tracker = get_tracker()
+    assert gc_artifacts(tracker, dry_run=True) == []
+    MlflowClient().delete_run(doomed.info.run_id)
+    only = hashlib.md5(b"only in the deleted run").hexdigest()
+    assert gc_artifacts(tracker, dry_run=True) == [only]
+    assert store_for(tracker).exists(only)
+    assert gc_artifacts(tracker) == [only]
+    assert not store_for(tracker).exists(only)
+    assert gitml.artifacts.load_text(f"runs:/{keep.info.run_id}/s/s.txt") == "shared"
+
+
+def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: Path, tmp_path: Path) -> None:
+    """Objects gitml pushes are DVC's own: `dvc pull` of `.dvc` files naming them restores the bytes."""
+    remote = tmp_path / "dvc-remote"
+    _dvc("init", "-q", cwd=repo)
+    _dvc("remote", "add", "-d", "store", str(remote), cwd=repo)
+    (repo / "tracked.csv").write_text("x,y\n1,2\n")
+    _dvc("add", "-q", "tracked.csv", cwd=repo)  # DVC's own data, which gc must not touch
+    rid = _log_some(repo)
+    tracker = get_tracker()
+    assert has_artifact_remote(tracker)
+    pointers = read_pointers(tracker, rid)
+    cache = _objects(repo / ".dvc/cache")
+    assert pointers["model.bin"]["md5"] in cache and pointers["plots"]["md5"] in cache
+    assert not (repo / ".git/gitml/artifacts/cache").exists()
+    assert push_artifacts(tracker).ok
+
+    MlflowClient().delete_run(rid)
+    removed = gc_artifacts(tracker)
+    assert pointers["model.bin"]["md5"] in removed
+    assert hashlib.md5(b"x,y\n1,2\n").hexdigest() in _objects(repo / ".dvc/cache")
+
+    other = make_repo(tmp_path / "plain-dvc")
+    _dvc("init", "-q", cwd=other)
+    _dvc("remote", "add", "-d", "store", str(remote), cwd=other)
+    model, plots = pointers["model.bin"], pointers["plots"]
+    (other / "model.bin.dvc").write_text(
+        f"outs:\n- md5: {model['md5']}\n  size: {model['size']}\n  hash: md5\n  path: model.bin\n"
+    )
+    (other / "plots.dvc").write_text(
+        f"outs:\n- md5: {plots['md5']}\n  size: {plots['size']}\n  nfiles: {plots['nfiles']}\n"
+        "  hash: md5\n  path: plots\n"
+    )
+    _dvc("pull", "-q", "model.bin.dvc", "plots.dvc", cwd=other)
+    assert (other / "model.bin").read_bytes() == b"\x00\x01" * 5000
+    assert (other / "plots/sub/b.txt").read_text() == "BB"
+    assert (other / "plots/a.txt").read_text() == "A"
