@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,21 @@ from typing import Any
 from gitml.exceptions import InvalidParameterValue
 from gitml.models.model import Model, ModelInfo
 
-__all__ = ["log_model"]
+__all__ = ["LOG_MODEL_HISTORY_TAG", "log_model"]
+
+LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+_HISTORY_KEYS = {
+    "artifact_path",
+    "flavors",
+    "model_uuid",
+    "run_id",
+    "saved_input_example_info",
+    "signature",
+    "utc_time_created",
+}
+# The tracking store's limit on a tag value (MLflow's).
+_MAX_TAG = 8000
+
 
 def _registry_register() -> Callable[..., Any]:
     # Checked before anything is logged, so a missing registry leaves no half-logged model.
@@ -24,6 +39,31 @@ def _registry_register() -> Callable[..., Any]:
             "log the model, then register it once the registry is available"
         ) from e
     return register  # type: ignore[no-any-return]
+
+
+def _record_history(run_id: str, meta: Model) -> None:
+    """Append the model to the run's `mlflow.log-model.history` tag, as MLflow does (the
+    registry reads it to find models and their signatures in a run)."""
+    from gitml.tracking.client import GitMLClient
+
+    client = GitMLClient()
+    try:
+        history = json.loads(client.get_run(run_id).data.tags.get(LOG_MODEL_HISTORY_TAG, "[]"))
+    except ValueError:
+        history = []
+    if not isinstance(history, list):
+        history = []
+    entry = {k: v for k, v in meta.to_dict().items() if k in _HISTORY_KEYS}
+    history = [h for h in history if not (isinstance(h, dict) and h.get("artifact_path") == meta.artifact_path)]
+    history.append(entry)
+    text = json.dumps(history)
+    while len(text) > _MAX_TAG and len(history) > 1:
+        history.pop(0)  # the oldest entries give way; the model just logged must be there
+        text = json.dumps(history)
+    if len(text) > _MAX_TAG:
+        entry["flavors"] = {name: {} for name in meta.flavors}
+        text = json.dumps([entry])
+    client.set_tag(run_id, LOG_MODEL_HISTORY_TAG, text)
 
 
 def log_model(
@@ -51,6 +91,7 @@ def log_model(
         local = Path(tmp) / "model"
         save_model(path=local, mlflow_model=meta, **save_kwargs)
         log_artifacts(str(local), artifact_path, run_id=run_id)
+    _record_history(run_id, meta)
     info = meta.get_model_info(f"runs:/{run_id}/{artifact_path}")
     if register is not None:
         version = register(info.model_uri, registered_model_name)

@@ -25,14 +25,11 @@ class RunsUri(NamedTuple):
 
 
 def parse_runs_uri(uri: str) -> RunsUri:
-    """Split `runs:/<run_id>/<path>`; the path may be empty (the run's artifact root)."""
-    if not uri.startswith("runs:/"):
-        raise InvalidParameterValue(f"not a runs:/ URI: {uri!r}")
-    rest = uri[len("runs:/") :].lstrip("/")
-    run_id, _, path = rest.partition("/")
-    if not run_id:
-        raise InvalidParameterValue(f"{uri!r} has no run id (expected runs:/<run_id>/<path>)")
-    return RunsUri(run_id, path.strip("/"))
+    """Split `runs:/<run_id>/<path>`; the path is normalised and confined (`..` is refused)."""
+    from gitml.artifacts.uri import resolve_runs_uri
+
+    run_id, path = resolve_runs_uri(uri)
+    return RunsUri(run_id, path)
 
 
 def _resolve_runs(uri: str, dst: Path | str | None) -> Path:

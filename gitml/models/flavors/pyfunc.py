@@ -240,7 +240,13 @@ def load_pyfunc(model_dir: Path, meta: Model, allow_pickle: bool | None = None, 
         else:
             # As unpickling would, without running code: a bare instance and its saved attributes.
             python_model = cls.__new__(cls)
-            state = json.loads(_inside(model_dir, str(conf["python_model_state"])).read_text())
+            state_file = _inside(model_dir, str(conf["python_model_state"]))
+            try:
+                state = json.loads(state_file.read_text())
+            except (OSError, ValueError) as e:
+                raise CorruptMetadata(f"{state_file.name} is not the model's JSON state: {e}") from e
+            if not isinstance(state, dict):
+                raise CorruptMetadata(f"{state_file.name} is not a JSON object")
             python_model.__dict__.update(state)
     else:
         raise CorruptMetadata("the python_function flavor names no python_model")

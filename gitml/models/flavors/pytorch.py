@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import platform
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -285,7 +286,14 @@ def _from_export(model_dir: Path, conf: Mapping[str, Any]) -> Any:
         program = torch.export.load(str(file))
     except Exception as e:
         raise InvalidParameterValue(f"refusing to load {file.name}: not a valid exported program ({e})") from e
-    return program.module()
+    module = program.module()
+
+    def _eval(self: Any, mode: bool = True) -> Any:
+        return self  # traced in eval mode at save time: it already behaves as eval
+
+    # torch makes eval() raise on exported modules; MLflow users call it after loading.
+    module.eval = types.MethodType(_eval, module)
+    return module
 
 
 def _load(model_dir: Path, meta: Model, device: Any = None, use_exported: bool | None = None) -> Any:

@@ -1,0 +1,124 @@
+"""scikit-learn flavor: estimators and pipelines in skops format, with an allow-list on load."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+import gitml.pyfunc
+import gitml.sklearn
+from gitml.exceptions import InvalidParameterValue, MissingDependency
+from gitml.models import ColSpec, Schema
+from tests.models.skfuncs import double
+
+Evil = tuple[Callable[[Path], None], Path]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((60, 3)), columns=["a", "b", "c"])
+    return frame, (frame["a"] + frame["b"] > 1).astype(int)
+
+
+@pytest.fixture(scope="module")
+def logreg(data: tuple[pd.DataFrame, pd.Series]) -> LogisticRegression:
+    return LogisticRegression().fit(*data)
+
+
+def test_logistic_regression_round_trip(tmp_path: Path, data: tuple[pd.DataFrame, pd.Series], logreg: LogisticRegression) -> None:
+    X, _ = data
+    meta = gitml.sklearn.save_model(logreg, tmp_path / "m", input_example=X.head(3))
+    assert meta.signature is not None
+    assert meta.signature.inputs == Schema([ColSpec("double", c) for c in "abc"])
+    loaded = gitml.sklearn.load_model(tmp_path / "m")
+    assert np.array_equal(loaded.predict_proba(X), logreg.predict_proba(X))
+    model = gitml.pyfunc.load_model(tmp_path / "m")
+    assert np.array_equal(model.predict(X), logreg.predict(X))
+    # dicts, records and lists reach the estimator as the same table
+    assert np.array_equal(model.predict(X.to_dict(orient="list")), logreg.predict(X))
+    assert np.array_equal(model.predict(X.to_dict(orient="records")), logreg.predict(X))
+    assert np.array_equal(model.predict(X.to_numpy().tolist()), logreg.predict(X))
+    assert not list((tmp_path / "m").glob("*.pkl"))
+
+
+def test_pipeline_round_trip_with_predict_proba(tmp_path: Path, data: tuple[pd.DataFrame, pd.Series]) -> None:
+    X, y = data
+    pipe = Pipeline([("scale", StandardScaler()), ("abs", FunctionTransformer(np.abs)), ("lr", LogisticRegression())]).fit(X.to_numpy(), y)
+    gitml.sklearn.save_model(pipe, tmp_path / "m", input_example=X.to_numpy()[:2], pyfunc_predict_fn="predict_proba")
+    model = gitml.pyfunc.load_model(tmp_path / "m")
+    assert np.array_equal(model.predict(X.to_numpy()), pipe.predict_proba(X.to_numpy()))
+    info = model.metadata.get_model_info()
+    assert info.flavors["python_function"]["predict_fn"] == "predict_proba"
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+
+
+def test_wrong_columns_are_named(tmp_path: Path, data: tuple[pd.DataFrame, pd.Series], logreg: LogisticRegression) -> None:
+    X, _ = data
+    gitml.sklearn.save_model(logreg, tmp_path / "m", input_example=X.head(2))
+    model = gitml.pyfunc.load_model(tmp_path / "m")
+    with pytest.raises(InvalidParameterValue, match=r"missing required column\(s\) \['c'\]"):
+        model.predict(X[["a", "b"]])
+    with pytest.raises(InvalidParameterValue, match="column 'a'"):
+        model.predict(X.assign(a="text"))
+
+
+def test_untrusted_types_are_refused_until_trusted(tmp_path: Path, data: tuple[pd.DataFrame, pd.Series]) -> None:
+    X, y = data
+    pipe = Pipeline([("f", FunctionTransformer(double)), ("lr", LogisticRegression())]).fit(X, y)
+    gitml.sklearn.save_model(pipe, tmp_path / "m")
+    with pytest.raises(InvalidParameterValue, match=r"outside the allow-list: \['tests.models.skfuncs.double'\]"):
+        gitml.sklearn.load_model(tmp_path / "m")
+    with pytest.raises(InvalidParameterValue, match="allow-list"):
+        gitml.pyfunc.load_model(tmp_path / "m")
+    with pytest.raises(InvalidParameterValue, match="allow-list"):
+        gitml.sklearn.load_model(tmp_path / "m", trusted=["something.else"])
+    by_name = gitml.sklearn.load_model(tmp_path / "m", trusted=["tests.models.skfuncs.double"])
+    assert np.array_equal(by_name.predict(X), pipe.predict(X))
+    model = gitml.pyfunc.load_model(tmp_path / "m", trusted=True)
+    assert np.array_equal(model.predict(X), pipe.predict(X))
+
+
+def test_malicious_pickle_is_refused(tmp_path: Path, logreg: LogisticRegression, evil: Evil) -> None:
+    plant, marker = evil
+    gitml.sklearn.save_model(logreg, tmp_path / "m")
+    plant(tmp_path / "m" / "model.skops")
+    for trusted in (None, True):
+        with pytest.raises(InvalidParameterValue, match="not a valid skops file"):
+            gitml.sklearn.load_model(tmp_path / "m", trusted=trusted)
+    with pytest.raises(InvalidParameterValue, match="not a valid skops file"):
+        gitml.pyfunc.load_model(tmp_path / "m")
+    assert not marker.exists()
+
+
+def test_pickle_format_is_not_loaded(tmp_path: Path, logreg: LogisticRegression, evil: Evil) -> None:
+    import yaml
+
+    plant, marker = evil
+    gitml.sklearn.save_model(logreg, tmp_path / "m")
+    plant(tmp_path / "m" / "model.pkl")
+    data = yaml.safe_load((tmp_path / "m" / "MLmodel").read_text())
+    data["flavors"]["sklearn"].update(serialization_format="cloudpickle", model_file="model.pkl")
+    (tmp_path / "m" / "MLmodel").write_text(yaml.safe_dump(data))
+    with pytest.raises(InvalidParameterValue, match="gitml loads only skops files"):
+        gitml.sklearn.load_model(tmp_path / "m")
+    assert not marker.exists()
+
+
+def test_not_an_estimator(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterValue, match="has no predict method"):
+        gitml.sklearn.save_model(object(), tmp_path / "m")
+
+
+def test_missing_skops_names_the_extra(tmp_path: Path, logreg: LogisticRegression, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    with pytest.raises(MissingDependency, match=r"gitml\[sklearn\]"):
+        gitml.sklearn.save_model(logreg, tmp_path / "m")
