@@ -22,7 +22,7 @@ def runs(repo: Path) -> dict[str, str]:
         ("c", {"acc": 0.95}, {"lr": "0.1"}, {}),
         ("d", {"acc": float("nan"), "loss": 0.1}, {"lr": "0.001", "opt": "Adam"}, {"team": "vision"}),
     ]
-    for i, (name, metrics, params, tags) in enumerate(specs):
+    for name, metrics, params, tags in specs:
         with mlflow.start_run(run_name=name) as run:
             mlflow.log_metrics(metrics)
             mlflow.log_params(params)
