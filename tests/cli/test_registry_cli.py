@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gitml.cli import main
-from tests.registry.conftest import new_model_run  # noqa: F401  (a fixture)
+from tests.registry._util import model_runner
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -24,9 +23,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 @pytest.fixture
-def registered(
-    repo: Path, new_model_run: Callable[..., str], capsys: pytest.CaptureFixture[str]
-) -> list[str]:
+def registered(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    new_model_run = model_runner(tmp_path)
     runs = [new_model_run({"accuracy": 0.8}), new_model_run({"accuracy": 0.9})]
     capsys.readouterr()
     for r in runs:

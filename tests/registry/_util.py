@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,22 @@ def gto(repo: Path, *args: str) -> Any:
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def model_runner(tmp_path: Path) -> Callable[..., str]:
+    """A function logging a run with a real model folder (MLmodel + weights) at `path`."""
+    import gitml
+    from gitml.artifacts.api import log_artifacts
+
+    folder = tmp_path / "model-src"
+    folder.mkdir(exist_ok=True)
+    (folder / "MLmodel").write_text("flavors: {}\n")
+    (folder / "weights.bin").write_bytes(b"\x00\x01")
+
+    def make(metrics: dict[str, float] | None = None, path: str = "model") -> str:
+        with gitml.start_run() as run:
+            gitml.log_metrics(metrics or {"accuracy": 0.9})
+            log_artifacts(str(folder), path)
+        return str(run.info.run_id)
+
+    return make

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.registry._util import model_runner
+
 
 @pytest.fixture
 def new_model_run(repo: Path, tmp_path: Path) -> Callable[..., str]:
-    """A function logging a run with a model folder (MLmodel + weights) at `model`; returns the run id."""
-    import gitml
-    from gitml.artifacts.api import log_artifacts
-
-    folder = tmp_path / "model-src"
-    folder.mkdir()
-    (folder / "MLmodel").write_text("flavors: {}\n")
-    (folder / "weights.bin").write_bytes(b"\x00\x01")
-
-    def make(metrics: dict[str, float] | None = None, path: str = "model") -> str:
-        with gitml.start_run() as run:
-            gitml.log_metrics(metrics or {"accuracy": 0.9})
-            log_artifacts(str(folder), path)
-        return str(run.info.run_id)
-
-    return make
+    """A function logging a run with a model folder at `model`; returns the run id."""
+    return model_runner(tmp_path)
