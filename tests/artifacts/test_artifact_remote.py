@@ -49,6 +49,12 @@ def _dvc(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
+def _add_remote(repo: Path, remote: Path) -> None:
+    """What `dvc remote add -d store <remote>` writes (without a second DVC start-up)."""
+    with open(repo / ".dvc/config", "a") as f:
+        f.write(f"[core]\n    remote = store\n['remote \"store\"']\n    url = {remote}\n")
+
+
 def _log_some(repo: Path) -> str:
     make_files(repo / "out", {"a.txt": "A", "sub/b.txt": "BB"})
     (repo / "model.bin").write_bytes(b"\x00\x01" * 5000)
@@ -191,7 +197,7 @@ def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: P
     """Objects gitml pushes are DVC's own: `dvc pull` of `.dvc` files naming them restores the bytes."""
     remote = tmp_path / "dvc-remote"
     _dvc("init", "-q", cwd=repo)
-    _dvc("remote", "add", "-d", "store", str(remote), cwd=repo)
+    _add_remote(repo, remote)
     (repo / "tracked.csv").write_text("x,y\n1,2\n")
     _dvc("add", "-q", "tracked.csv", cwd=repo)  # DVC's own data, which gc must not touch
     rid = _log_some(repo)
@@ -210,7 +216,7 @@ def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: P
 
     other = make_repo(tmp_path / "plain-dvc")
     _dvc("init", "-q", cwd=other)
-    _dvc("remote", "add", "-d", "store", str(remote), cwd=other)
+    _add_remote(other, remote)
     model, plots = pointers["model.bin"], pointers["plots"]
     (other / "model.bin.dvc").write_text(
         f"outs:\n- md5: {model['md5']}\n  size: {model['size']}\n  hash: md5\n  path: model.bin\n"
