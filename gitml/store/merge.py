@@ -37,14 +37,15 @@ Rules (``ours`` is the local branch, ``theirs`` the remote one, which was publis
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from gitml import constants as C
-from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry
+from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, parse_tree
 from gitml.store.repo import GitRepo
 
 __all__ = ["MergeResult", "RunChanges", "merge_trees", "run_changes"]
@@ -98,6 +99,52 @@ def _dump(path: str, obj: Any) -> bytes:
 Resolver = Callable[[str, Any, Any, Any], Any]
 
 
+_TREES: dict[str, dict[str, Entry]] = {}
+
+
+class _TreeReader:
+    """Tree reads with a local cache, and many reads in one `git cat-file --batch` run."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        # Shared by every reader: a tree's entries never change for its hash.
+        self.trees = _TREES
+
+    def read_tree(self, sha: str) -> dict[str, Entry]:
+        cached = self.trees.get(sha)
+        return cached if cached is not None else self.repo.objects.read_tree(sha)
+
+    def prefetch(self, shas: Iterable[str]) -> None:
+        """Read many trees at once: one process instead of one round trip per tree."""
+        wanted = [s for s in dict.fromkeys(shas) if s != EMPTY_TREE and s not in self.trees]
+        if len(wanted) < 8:
+            return
+        try:
+            proc = subprocess.run(
+                ["git", "--git-dir", str(self.repo.git_dir), "cat-file", "--batch"],
+                input="".join(s + "\n" for s in wanted).encode(),
+                capture_output=True,
+                check=False,
+            )
+        except OSError:
+            return  # the one-by-one reads still work
+        if len(self.trees) > 100_000:
+            self.trees.clear()
+        out, pos = proc.stdout, 0
+        for sha in wanted:
+            end = out.find(b"\n", pos)
+            if end < 0:
+                return
+            fields = out[pos:end].split()
+            pos = end + 1
+            if len(fields) != 3:
+                continue  # missing: the one-by-one read will say so
+            size = int(fields[2])
+            if fields[1] == b"tree":
+                self.trees[sha] = parse_tree(out[pos : pos + size])
+            pos += size + 1
+
+
 @dataclass
 class _Ctx:
     """State of one merge: which side is newer, and what was noted."""
@@ -106,6 +153,11 @@ class _Ctx:
     ours_newer: bool
     resolved: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    trees: _TreeReader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.trees = _TreeReader(self.repo)
 
     def newer(self, ours: Any, theirs: Any) -> Any:
         return ours if self.ours_newer else theirs
@@ -336,8 +388,19 @@ def _merge_entry(
 
 
 def _merge_tree(ctx: _Ctx, path: str, base: str, ours: str, theirs: str) -> str:
-    read = ctx.repo.objects.read_tree
+    read = ctx.trees.read_tree
     b, o, t = read(base), read(ours), read(theirs)
+    # Subtrees both sides changed are read next: fetch them all in one go.
+    ctx.trees.prefetch(
+        e.sha
+        for name in o.keys() & t.keys()
+        if o[name] != t[name]
+        and o[name].is_tree
+        and t[name].is_tree
+        and b.get(name) not in (o[name], t[name])
+        for e in (b.get(name), o[name], t[name])
+        if e is not None and e.is_tree
+    )
     out: dict[str, Entry] = {}
     for name in {**o, **t}:
         sub = f"{path}/{name}" if path else name
@@ -356,13 +419,15 @@ def merge_trees(
     that carry no timestamp of their own (tags, artifact pointers, renames).
     """
     ctx = _Ctx(repo, ours_newer)
-    entry = _merge_entry(
-        ctx,
-        "",
-        Entry(MODE_TREE, base or EMPTY_TREE),
-        Entry(MODE_TREE, ours),
-        Entry(MODE_TREE, theirs),
-    )
+    # New trees and blobs go into one pack (or into the caller's batch), not thousands of files.
+    with repo.objects.batch():
+        entry = _merge_entry(
+            ctx,
+            "",
+            Entry(MODE_TREE, base or EMPTY_TREE),
+            Entry(MODE_TREE, ours),
+            Entry(MODE_TREE, theirs),
+        )
     tree = entry.sha if entry is not None else EMPTY_TREE
     return MergeResult(tree=tree, resolved=tuple(ctx.resolved), warnings=tuple(ctx.warnings))
 
@@ -377,12 +442,19 @@ def run_changes(repo: GitRepo, old_tree: str | None, new_tree: str | None) -> Ru
     new_runs = repo.lookup(new_tree or EMPTY_TREE, C.RUNS_DIR)
     if old_runs == new_runs:
         return RunChanges()
-    read = repo.objects.read_tree
+    reader = _TreeReader(repo)
 
     def entries(entry: Entry | None) -> dict[str, Entry]:
-        return read(entry.sha) if entry is not None and entry.is_tree else {}
+        return reader.read_tree(entry.sha) if entry is not None and entry.is_tree else {}
 
     old_top, new_top = entries(old_runs), entries(new_runs)
+    changed = [p for p in {**old_top, **new_top} if old_top.get(p) != new_top.get(p)]
+    reader.prefetch(
+        e.sha
+        for p in changed
+        for e in (old_top.get(p), new_top.get(p))
+        if e is not None and e.is_tree
+    )
     for prefix in {**old_top, **new_top}:
         if old_top.get(prefix) == new_top.get(prefix):
             continue

@@ -305,31 +305,31 @@ def _merge_into_local(
         ours = repo.tip()
         if ours == theirs:
             return False, ours
-        if ours is None or _is_ancestor(repo, ours, theirs):
+        base = _git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
+        if ours is None or base == ours:
             if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
                 return False, theirs
             continue
-        if _is_ancestor(repo, theirs, ours):
+        if base == theirs:
             return False, ours
-        proc = _git(repo, ["merge-base", ours, theirs])
-        base = proc.stdout.strip() or None
-        result = merge_trees(
-            repo,
-            repo.tree_of(base) if base else None,
-            repo.tree_of(ours),
-            repo.tree_of(theirs),
-            ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
-        )
-        changes = run_changes(repo, repo.tree_of(ours), result.tree)
-        message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
-        if result.warnings or result.resolved:
-            message += "\n\n" + "\n".join(
-                [
-                    *(f"warning: {w}" for w in result.warnings),
-                    *(f"resolved: {r}" for r in result.resolved),
-                ]
+        # The merged trees and the merge commit go into one pack.
+        with repo.objects.batch():
+            result = merge_trees(
+                repo,
+                repo.tree_of(base) if base else None,
+                repo.tree_of(ours),
+                repo.tree_of(theirs),
+                ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
             )
-        commit = repo.write_commit(result.tree, [ours, theirs], message)
+            changes = run_changes(repo, repo.tree_of(ours), result.tree)
+            message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
+            notes = [
+                *(f"warning: {w}" for w in result.warnings),
+                *(f"resolved: {r}" for r in result.resolved),
+            ]
+            if notes:
+                message += "\n\n" + "\n".join(notes)
+            commit = repo.write_commit(result.tree, [ours, theirs], message)
         if repo.update_ref(commit, ours, message.splitlines()[0]):
             warnings.extend(result.warnings)
             return True, commit

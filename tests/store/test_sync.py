@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_merge import jdump, run_files, write_runs
 
 from gitml.exceptions import InvalidState, RemoteError
 from gitml.store.merge import run_changes
 from gitml.store.repo import GitRepo
 from gitml.store.sync import pull, push, sync
 from tests.conftest import git, make_repo
+from tests.store.test_merge import jdump, run_files, write_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -343,8 +343,8 @@ def test_ssh_remote(
 # -- stress ---------------------------------------------------------------------------------
 _WORKER = """
 import sys, time
-sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from test_merge import write_runs
+sys.path.insert(0, {root!r})
+from tests.store.test_merge import write_runs
 from gitml.store.repo import GitRepo
 from gitml.store.sync import push
 repo = GitRepo({path!r}, "gitml")
@@ -367,9 +367,7 @@ def test_eight_clones_push_at_the_same_moment(remote: Path, tmp_path: Path) -> N
             [
                 sys.executable,
                 "-c",
-                _WORKER.format(
-                    tests=str(Path(__file__).parent), root=str(ROOT), path=str(c.root), start=start
-                ),
+                _WORKER.format(root=str(ROOT), path=str(c.root), start=start),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -49,7 +49,9 @@ def test_defaults_compare_merge_base_with_head(branches: dict[str, str]) -> None
     assert (lr.old, lr.new) == ("0.1", "0.2") and lr.change == pytest.approx(0.1)
     m = {c.key: c for c in d.metrics}
     assert set(m) == {"accuracy", "val_loss"}
-    assert m["accuracy"].change == pytest.approx(0.1) and m["accuracy"].relative == pytest.approx(0.125)
+    assert m["accuracy"].change == pytest.approx(0.1) and m["accuracy"].relative == pytest.approx(
+        0.125
+    )
     assert m["accuracy"].better is True
     assert m["val_loss"].better is False  # a loss going up is worse
     assert {c.key for c in diff_runs(all_keys=True).metrics} == {"accuracy", "val_loss", "f1"}
@@ -69,7 +71,9 @@ def test_latest_finished_run_wins(branches: dict[str, str], repo: Path) -> None:
     assert diff_runs("main", "HEAD").b.run_id == newer
 
 
-def test_a_commit_without_runs_uses_its_nearest_ancestor_with_one(branches: dict[str, str], repo: Path) -> None:
+def test_a_commit_without_runs_uses_its_nearest_ancestor_with_one(
+    branches: dict[str, str], repo: Path
+) -> None:
     evaluated = git("rev-parse", "HEAD", cwd=repo).strip()
     commit(repo, "print('docs only')\n")
     d = diff_runs("main", "HEAD")

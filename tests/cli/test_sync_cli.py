@@ -1,0 +1,117 @@
+"""`gitml push/pull/sync/diff` as a user runs them: exit codes, stdout and stderr apart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitml.store.repo import GitRepo
+from tests.conftest import git, make_repo
+from tests.store.test_merge import write_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gitml(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", "from gitml.cli import main; main()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
+    seed = make_repo(tmp_path / "seed")
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(bare), cwd=tmp_path)
+    git("push", "-q", str(bare), "main", cwd=seed)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        git("clone", "-q", str(bare), str(d), cwd=tmp_path)
+    return bare, a, b
+
+
+def test_push_then_pull_say_what_moved(clones: tuple[Path, Path, Path]) -> None:
+    bare, a, b = clones
+    ids = write_runs(GitRepo(a, "gitml"), 2)
+    out = gitml("push", cwd=a)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Pushed to origin/gitml: 2 runs added, 0 updated, 0 registry tags added\n"
+    assert out.stderr == ""
+    out = gitml("pull", "--json", cwd=b)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert sorted(data["pulled"]["runs_added"]) == sorted(ids) and data["remote"] == "origin"
+    out = gitml("sync", "-q", cwd=b)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    out = gitml("pull", "origin", cwd=b)
+    assert out.stdout == "Pulled from origin/gitml: already up to date\n"
+
+
+def test_errors_are_one_line_and_exit_1(clones: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, a, _ = clones
+    out = gitml("push", str(tmp_path / "missing.git"), cwd=a)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("Error: cannot reach remote") and out.stderr.count("\n") == 1
+    lonely = make_repo(tmp_path / "lonely")
+    out = gitml("pull", cwd=lonely)
+    assert out.returncode == 1 and "no Git remote" in out.stderr
+
+
+def test_refused_push_and_drop_guard(clones: tuple[Path, Path, Path]) -> None:
+    bare, a, _ = clones
+    r = GitRepo(a, "gitml")
+    ids = write_runs(r, 2)
+    assert gitml("push", "-q", cwd=a).returncode == 0
+    r.commit(lambda tree: {f"runs/{ids[0][:2]}/{ids[0]}": None}, "drop a run")
+    out = gitml("push", cwd=a)
+    assert (
+        out.returncode == 1 and "would remove 1 run" in out.stderr and "--allow-drop" in out.stderr
+    )
+    out = gitml("push", "--allow-drop", cwd=a)
+    assert out.returncode == 0, out.stderr
+
+
+def test_help_of_every_command(clones: tuple[Path, Path, Path]) -> None:
+    _, a, _ = clones
+    for cmd in ("push", "pull", "sync", "diff"):
+        out = gitml(cmd, "--help", cwd=a)
+        assert (
+            out.returncode == 0
+            and "Usage:" in out.stdout
+            and "REMOTE" in out.stdout
+            or cmd == "diff"
+        )
+
+
+def test_diff_cli_md_and_json(repo: Path) -> None:
+    env_script = (
+        "import gitml, sys; gitml.set_tracking_uri('.');\n"
+        "with gitml.start_run():\n"
+        "    gitml.log_metric('accuracy', float(sys.argv[1])); gitml.log_param('lr', sys.argv[1])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", env_script, "0.5"], cwd=repo, check=True, env=env)
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    (repo / "train.py").write_text("v2\n")
+    git("commit", "-q", "-am", "v2", cwd=repo)
+    subprocess.run([sys.executable, "-c", env_script, "0.75"], cwd=repo, check=True, env=env)
+    out = gitml("diff", "--md", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    assert "| metrics | accuracy | 0.5" in out.stdout and "▲ +0.25 (+50.00%) better" in out.stdout
+    out = gitml("diff", "main", "feature", "--json", cwd=repo)
+    data = json.loads(out.stdout)
+    assert data["metrics"][0]["better"] is True and data["a"]["ref"] == "main"
+    out = gitml("diff", "nope", cwd=repo)
+    assert out.returncode == 1 and out.stderr.startswith("Error: 'nope' is neither")
