@@ -45,6 +45,8 @@ class NewTag:
     target: str
     message: str
     time: int
+    tagger: str | None = None  # "Name <email>"; default: the repository's identity
+    tz: str | None = None  # "+0100"; default: the local time zone
 
 
 def _git(
@@ -85,9 +87,9 @@ def refs_stamp(repo: GitRepo) -> tuple[object, ...] | None:
     return tuple(stamp)
 
 
-def read_tags(repo: GitRepo) -> list[RawTag]:
-    """Every tag of the repository, read with one `git for-each-ref` call."""
-    proc = _git(repo, ["for-each-ref", "refs/tags", f"--format={_FIELDS}"])
+def read_tags(repo: GitRepo, namespace: str = "refs/tags") -> list[RawTag]:
+    """Every tag of the repository (or refs under `namespace`), read with one `git for-each-ref`."""
+    proc = _git(repo, ["for-each-ref", namespace, f"--format={_FIELDS}"])
     if proc.returncode != 0:
         raise RepositoryError(f"cannot list tags: {proc.stderr.strip()}")
     out: list[RawTag] = []
@@ -102,7 +104,7 @@ def read_tags(repo: GitRepo) -> list[RawTag]:
         stamp, _, tz = date.partition(" ")
         out.append(
             RawTag(
-                name=ref[len("refs/tags/") :],
+                name=ref[len(namespace) + 1 :],
                 sha=sha,
                 target=target if annotated else sha,
                 target_type=target_type if annotated else kind,
@@ -128,23 +130,24 @@ def _local_tz() -> str:
 def _tag_object(repo: GitRepo, tag: NewTag) -> str:
     body = (
         f"object {tag.target}\ntype commit\ntag {tag.name}\n"
-        f"tagger {repo.identity()} {tag.time} {_local_tz()}\n\n{tag.message.rstrip()}\n"
+        f"tagger {tag.tagger or repo.identity()} {tag.time} {tag.tz or _local_tz()}\n\n{tag.message.rstrip()}\n"
     )
     return repo.objects.write("tag", body.encode())
 
 
-def create_tags(repo: GitRepo, tags: Sequence[NewTag]) -> bool:
+def create_tags(repo: GitRepo, tags: Sequence[NewTag], extra: Sequence[str] = ()) -> bool:
     """Create all `tags` in one ref transaction, or none; False if one of the names exists.
 
     Each ref is created with the all-zero old value, so Git refuses to overwrite a tag
     that another process created first: the caller re-reads and retries with new names.
+    `extra` holds more `git update-ref --stdin` commands for the same transaction.
     """
-    if not tags:
+    if not tags and not extra:
         return True
     lines = ["start"]
     for tag in tags:
         lines.append(f"create refs/tags/{tag.name} {_tag_object(repo, tag)}")
-    lines += ["prepare", "commit", ""]
+    lines += [*extra, "prepare", "commit", ""]
     proc = _git(repo, ["update-ref", "--stdin"], stdin="\n".join(lines))
     if proc.returncode == 0:
         return True

@@ -1,0 +1,273 @@
+"""Registry tags across clones: when two clones made the same tag name, renumber the local one.
+
+Two clones that register a model at the same time both create `name@v3.0.0`; two that
+promote at once both create `name#production#7`. Tags are never overwritten, so the
+clone that pushes second keeps the remote's tag and re-creates its own under the next
+free name (`name@v4.0.0`, `name#production#8`), with the same target, tagger, time and
+message (its version fields updated), then pushes that. Nothing is lost, no tag moves
+on the remote, and versions stay distinct.
+
+`reconcile_tags()` does the renaming for a caller that moves refs itself (`gitml push`);
+`push_registry()` is the whole loop for tags alone.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from gitml.exceptions import ConcurrencyError, RemoteError
+from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
+from gitml.registry.state import build_state, load_message
+from gitml.registry.tags import Action, format_tag, parse_tag, semver_key, semver_of_major
+from gitml.store.repo import GitRepo
+
+__all__ = [
+    "INCOMING",
+    "Renamed",
+    "is_registry_tag",
+    "push_registry",
+    "reconcile_tags",
+    "registry_refspecs",
+]
+
+# Where the remote's side of a conflicting tag is fetched to, while it is reconciled.
+INCOMING = "refs/gitml/incoming-tags"
+_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A local tag re-created under a new name because the remote has another tag of that name."""
+
+    old: str
+    new: str
+
+
+def is_registry_tag(name: str) -> bool:
+    """Whether a tag name is in GTO's grammar (the tags `gitml push` moves)."""
+    return parse_tag(name) is not None
+
+
+def registry_refspecs(repo: GitRepo) -> list[str]:
+    """`refs/tags/X:refs/tags/X` for every registry tag of the repository (for a push)."""
+    return [
+        f"refs/tags/{t.name}:refs/tags/{t.name}" for t in read_tags(repo) if is_registry_tag(t.name)
+    ]
+
+
+def _git(
+    repo: GitRepo, args: list[str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        ["git", *args],
+        cwd=repo.git_dir,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **_ENV},
+    )
+
+
+def _remote_tags(repo: GitRepo, remote: str) -> dict[str, str]:
+    proc = _git(repo, ["ls-remote", "--tags", remote])
+    if proc.returncode != 0:
+        raise RemoteError(f"cannot list the tags of '{remote}': {proc.stderr.strip()}")
+    out = {}
+    for line in proc.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith("refs/tags/") and not ref.endswith("^{}"):
+            name = ref[len("refs/tags/") :]
+            if is_registry_tag(name):
+                out[name] = sha
+    return out
+
+
+def _renamed_message(raw: RawTag, semver: str, number: int) -> str:
+    info = load_message(raw.message)
+    if info.get("gitml") != 1:
+        return raw.message  # not ours: keep it as it is
+    lines = raw.message.splitlines()
+    summary = lines[0] if lines and lines[0].startswith("#") else None
+    info.update({"version": number, "semver": semver})
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    body = yaml.dump(info, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    return (f"{summary} (renumbered to {semver} on sync)\n" if summary else "") + body
+
+
+def reconcile_tags(
+    repo: GitRepo, remote: str, names: Iterable[str], remote_tags: Mapping[str, str] | None = None
+) -> list[Renamed]:
+    """Take the remote's tag for each of `names` and re-create the local one under a free name.
+
+    `names` are registry tags that exist locally and on `remote` with different objects.
+    Afterwards refs/tags/<name> is the remote's, and the local tag lives on as a new name
+    that is free locally and on the remote, ready to push.
+    """
+    names = sorted(set(names))
+    if not names:
+        return []
+    specs = "\n".join(f"+refs/tags/{n}:{INCOMING}/{n}" for n in names) + "\n"
+    proc = _git(
+        repo, ["fetch", "--no-tags", "--no-write-fetch-head", "--stdin", remote], stdin=specs
+    )
+    if proc.returncode != 0:
+        raise RemoteError(f"cannot fetch tags {names} from '{remote}': {proc.stderr.strip()}")
+    try:
+        return _reconcile(repo, names, remote_tags)
+    finally:
+        for n in names:
+            _git(repo, ["update-ref", "-d", f"{INCOMING}/{n}"])
+
+
+def _reconcile(
+    repo: GitRepo, names: list[str], remote_tags: Mapping[str, str] | None
+) -> list[Renamed]:
+    local = {t.name: t for t in read_tags(repo)}
+    incoming = {t.name: t for t in read_tags(repo, INCOMING)}
+    conflicts = sorted(
+        (n for n in names if n in local and n in incoming and local[n].sha != incoming[n].sha),
+        key=_conflict_order,
+    )
+    # Local tags of a renumbered version that the remote does not have move with it.
+    remote_names = set(remote_tags or ()) | set(incoming)
+    union = [t for n, t in local.items() if n not in conflicts] + [incoming[n] for n in conflicts]
+    state = build_state(union)
+    taken = set(local) | remote_names
+    counters = {name: m.max_counter for name, m in state.models.items()}
+    plans: list[tuple[RawTag, str]] = []
+    moved_versions: dict[tuple[str, str], tuple[str, int]] = {}
+    semvers: dict[str, list[str]] = {}
+    for name in conflicts:
+        raw, parsed = local[name], parse_tag(name)
+        if parsed is None:
+            continue
+        if parsed.action is Action.REGISTER:
+            assert parsed.version is not None
+            model = state.models.get(parsed.model)
+            versions = semvers.setdefault(
+                parsed.model, list(model.versions) if model is not None else []
+            )
+            major = max(len(versions) + 1, max((semver_key(v)[0] for v in versions), default=0) + 1)
+            while (
+                format_tag(parsed.model, Action.REGISTER, version=semver_of_major(major)) in taken
+            ):
+                major += 1
+            semver = semver_of_major(major)
+            new = format_tag(parsed.model, Action.REGISTER, version=semver)
+            moved_versions[(parsed.model, parsed.version)] = (semver, len(versions) + 1)
+            versions.append(semver)  # the next clash of this model numbers after it
+            plans.append((raw, new))
+            taken.add(new)
+        else:
+            counters[parsed.model] = counters.get(parsed.model, 0) + 1
+            new = format_tag(
+                parsed.model,
+                parsed.action,
+                version=parsed.version,
+                stage=parsed.stage,
+                counter=counters[parsed.model],
+            )
+            while new in taken:
+                counters[parsed.model] += 1
+                new = format_tag(
+                    parsed.model,
+                    parsed.action,
+                    version=parsed.version,
+                    stage=parsed.stage,
+                    counter=counters[parsed.model],
+                )
+            plans.append((raw, new))
+            taken.add(new)
+    # Deregistrations of a renumbered version, made here and not yet pushed, follow it.
+    follow: list[tuple[RawTag, str, str]] = []
+    for name, raw in local.items():
+        parsed = parse_tag(name)
+        if parsed is None or parsed.action is not Action.DEREGISTER or name in remote_names:
+            continue
+        moved = moved_versions.get((parsed.model, parsed.version or ""))
+        if moved is not None:
+            new = format_tag(
+                parsed.model, Action.DEREGISTER, version=moved[0], counter=parsed.counter
+            )
+            follow.append((raw, new, name))
+    new_tags: list[NewTag] = []
+    renamed: list[Renamed] = []
+    for raw, new in plans:
+        parsed = parse_tag(new)
+        message = raw.message
+        if parsed is not None and parsed.action is Action.REGISTER:
+            old_parsed = parse_tag(raw.name)
+            assert old_parsed is not None and parsed.version is not None
+            message = _renamed_message(
+                raw, parsed.version, moved_versions[(parsed.model, old_parsed.version or "")][1]
+            )
+        new_tags.append(_copy(raw, new, message))
+        renamed.append(Renamed(raw.name, new))
+    for raw, new, _ in follow:
+        new_tags.append(_copy(raw, new, raw.message))
+        renamed.append(Renamed(raw.name, new))
+    extra = [f"update refs/tags/{n} {incoming[n].sha} {local[n].sha}" for n in conflicts]
+    extra += [f"delete refs/tags/{old} {raw.sha}" for raw, _, old in follow]
+    if not create_tags(repo, new_tags, extra):
+        raise ConcurrencyError(
+            "the local tags changed while reconciling them with the remote: try again"
+        )
+    return renamed
+
+
+def _conflict_order(name: str) -> tuple[object, ...]:
+    # Versions renumber in semver order, other tags in counter order.
+    parsed = parse_tag(name)
+    if parsed is None:
+        return ("", 0, ())
+    if parsed.version is not None:
+        return (parsed.model, 0, semver_key(parsed.version))
+    return (parsed.model, 1, (parsed.counter or 0,))
+
+
+def _copy(raw: RawTag, name: str, message: str) -> NewTag:
+    tagger = f"{raw.tagger_name} <{raw.tagger_email}>" if raw.tagger_email else raw.tagger_name
+    return NewTag(name, raw.target, message, raw.time, tagger=tagger or None, tz=raw.tz)
+
+
+def push_registry(repo: GitRepo, remote: str, timeout_s: float = 120.0) -> list[Renamed]:
+    """Push every local registry tag to `remote`, renumbering local tags that clash; retry races.
+
+    Returns the local tags that were renamed on the way.
+    """
+    renamed: list[Renamed] = []
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        theirs = _remote_tags(repo, remote)
+        ours = {t.name: t.sha for t in read_tags(repo) if is_registry_tag(t.name) and t.annotated}
+        clashes = [n for n in ours if n in theirs and theirs[n] != ours[n]]
+        if clashes:
+            renamed += reconcile_tags(repo, remote, clashes, theirs)
+            ours = {
+                t.name: t.sha for t in read_tags(repo) if is_registry_tag(t.name) and t.annotated
+            }
+        todo = sorted(n for n in ours if n not in theirs)
+        if not todo:
+            return renamed
+        specs = [f"refs/tags/{n}:refs/tags/{n}" for n in todo]
+        proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", remote, *specs])
+        if proc.returncode == 0:
+            return renamed
+        if "rejected" not in proc.stdout and "already exists" not in proc.stdout + proc.stderr:
+            raise RemoteError(f"'{remote}' refused the registry tags: {proc.stderr.strip()}")
+        if time.monotonic() > deadline:
+            raise ConcurrencyError(
+                f"gave up pushing registry tags to '{remote}' after {timeout_s:.0f}s of races"
+            )
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 1.0)
