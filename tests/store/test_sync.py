@@ -387,3 +387,45 @@ def test_eight_clones_push_at_the_same_moment(remote: Path, tmp_path: Path) -> N
     fresh = clone(remote, tmp_path / "fresh", "--depth", "1", "--single-branch")
     assert len(pull(fresh).pulled.runs_added) == 200
     assert len(runs_on(fresh.root)) == 200
+
+
+# -- through the tracking API -----------------------------------------------------------------
+def test_autopush_at_the_end_of_every_run(two: tuple[GitRepo, GitRepo], remote: Path) -> None:
+    import gitml as mlflow
+
+    a, _ = two
+    git("config", "gitml.autopush", "true", cwd=a.root)
+    mlflow.set_tracking_uri(str(a.root))
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.5)
+    assert run.info.run_id in runs_on(remote)
+    meta = show_json(remote, "gitml", f"runs/{run.info.run_id[:2]}/{run.info.run_id}/meta.json")
+    assert meta["status"] == "FINISHED"
+
+
+def test_api_runs_in_a_shallow_ci_clone_and_the_same_experiment_name(
+    two: tuple[GitRepo, GitRepo], remote: Path, tmp_path: Path
+) -> None:
+    import gitml as mlflow
+
+    a, _ = two
+    mlflow.set_tracking_uri(str(a.root))
+    mlflow.set_experiment("mnist")
+    with mlflow.start_run() as first:
+        mlflow.log_param("lr", "0.1")
+    push(a)
+    ci = clone(remote, tmp_path / "ci", "--depth", "1", "--single-branch")
+    head = git("rev-parse", "HEAD", cwd=ci.root).strip()
+    mlflow.set_tracking_uri(str(ci.root))
+    mlflow.set_experiment("mnist")  # created here too, before pulling: the same id
+    with mlflow.start_run() as second:
+        mlflow.log_metric("acc", 0.9)
+    result = sync(ci)
+    assert result.merged and first.info.run_id in result.pulled.runs_added
+    assert (
+        git("ls-tree", "--name-only", "gitml", "experiments/", cwd=remote).count("\n") == 2
+    )  # Default + mnist
+    exp = mlflow.get_experiment_by_name("mnist")
+    found = {r.info.run_id for r in mlflow.MlflowClient().search_runs([exp.experiment_id])}
+    assert found == {first.info.run_id, second.info.run_id}
+    assert mlflow.get_run(second.info.run_id).data.tags["mlflow.source.git.commit"] == head
