@@ -501,7 +501,14 @@ class ArtifactStore:
             need = {o for o in self._expand(wanted) if not self.exists(o)}
             if not need:
                 break
-        lacking = sorted(o for o in (self._expand(wanted) if deep else wanted) if not self.exists(o))
+        try:
+            # A folder whose files are not all there is not fetched (DVC's rule: the manifest
+            # comes last); read it from the remote to name the exact files that are lost.
+            lacking = sorted(o for o in (self._expand(wanted, src) if deep else wanted) if not self.exists(o))
+        except GitMLError:
+            raise
+        except Exception as e:
+            raise RemoteError(f"cannot read artifact remote {where}: {e}") from e
         if lacking and strict:
             shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
             raise ResourceDoesNotExist(

@@ -26,6 +26,7 @@ COMMANDS = {
     "push": "gitml.cli.sync:push",
     "sync": "gitml.cli.sync:sync",
     "diff": "gitml.cli.diff:diff",
+    "artifacts": "gitml.cli.artifacts:artifacts",
 }
 
 
