@@ -124,7 +124,11 @@ class MonitorServer:
         self._stop = threading.Event()
         self._samples: dict[str, list[Sample]] = {}
         self._refreshed = 0.0
-        self.refresh()  # fail early on a repository that cannot be read
+        # the first read is not guarded: a repository that cannot be read fails at start
+        self._samples = self.collect()
+        self._refreshed = time.time()
+        self.text = render_registry(self._samples, self._refreshed, 0)
+        self._serving = False
         self.httpd = http.server.ThreadingHTTPServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self._threads: list[threading.Thread] = []
@@ -177,6 +181,7 @@ class MonitorServer:
 
     def start(self) -> None:
         """Serve and refresh in background threads."""
+        self._serving = True
         for target in (self.httpd.serve_forever, self._refresher):
             t = threading.Thread(target=target, daemon=True, name="gitml-monitor")
             t.start()
@@ -187,10 +192,12 @@ class MonitorServer:
         t = threading.Thread(target=self._refresher, daemon=True, name="gitml-monitor-refresh")
         t.start()
         self._threads.append(t)
+        self._serving = True
         self.httpd.serve_forever()
 
     def stop(self) -> None:
         """Stop serving and refreshing."""
         self._stop.set()
-        self.httpd.shutdown()
+        if self._serving:  # shutdown() waits for a serve_forever loop that must have started
+            self.httpd.shutdown()
         self.httpd.server_close()

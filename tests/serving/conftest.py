@@ -110,3 +110,37 @@ def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "iris"
     gitml.sklearn.save_model(model, str(path), signature=infer_signature(X, model.predict(X)))
     return path
+
+
+def build_registry(root: Path, factors: list[tuple[float, float]], name: str = "scaled") -> None:
+    """Log and register one `Scaled` model per (factor, accuracy) in the repo at `root`.
+
+    Version N has factor factors[N-1][0]; its run logged accuracy factors[N-1][1].
+    """
+    import numpy as np
+
+    import gitml
+    from gitml.models.signature import infer_signature
+    from tests.serving.pymodels import Scaled
+
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        signature = infer_signature(np.zeros((2, 3)), np.zeros(2))
+        for factor, accuracy in factors:
+            with gitml.start_run():
+                gitml.log_param("factor", factor)
+                gitml.log_metric("accuracy", accuracy)
+                info = gitml.pyfunc.log_model(
+                    "model", python_model=Scaled(factor), signature=signature
+                )
+            gitml.register_model(info.model_uri, name)
+    finally:
+        os.chdir(here)
+
+
+def registry_client(root: Path) -> object:
+    """A registry client on the repo at `root`."""
+    from gitml.tracking.client import MlflowClient
+
+    return MlflowClient(tracking_uri=str(root))
