@@ -31,6 +31,8 @@ def _render(result: Any, direction: str, as_json: bool, quiet: bool) -> None:
         return
     if quiet:
         return
+    for old, new in result.renamed_tags:
+        click.echo(f"Renumbered local tag {old} as {new}: the remote already has another {old}")
     where = f"{result.remote}/{result.branch}"
     if direction in ("pull", "sync") or not result.pulled.empty:
         if result.pulled.empty:
@@ -69,10 +71,11 @@ def _repo(ctx: click.Context) -> Any:
 @click.pass_context
 def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
     """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
+    from gitml.registry.sync import is_registry_tag
     from gitml.store import sync as s
 
     repo, config = _repo(ctx)
-    _render(s.pull(repo, remote, config=config), "pull", as_json, quiet)
+    _render(s.pull(repo, remote, config=config, tag_filter=is_registry_tag), "pull", as_json, quiet)
 
 
 @click.command()
@@ -85,10 +88,19 @@ def push(
     ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_drop: bool
 ) -> None:
     """Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands."""
+    from gitml.registry.sync import is_registry_tag, reconcile_tags
     from gitml.store import sync as s
 
     repo, config = _repo(ctx)
-    _render(s.push(repo, remote, config=config, allow_drop=allow_drop), "push", as_json, quiet)
+    result = s.push(
+        repo,
+        remote,
+        config=config,
+        tag_filter=is_registry_tag,
+        reconcile=reconcile_tags,
+        allow_drop=allow_drop,
+    )
+    _render(result, "push", as_json, quiet)
 
 
 @click.command()
@@ -96,7 +108,11 @@ def push(
 @click.pass_context
 def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
     """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
+    from gitml.registry.sync import is_registry_tag, reconcile_tags
     from gitml.store import sync as s
 
     repo, config = _repo(ctx)
-    _render(s.sync(repo, remote, config=config), "sync", as_json, quiet)
+    result = s.sync(
+        repo, remote, config=config, tag_filter=is_registry_tag, reconcile=reconcile_tags
+    )
+    _render(result, "sync", as_json, quiet)

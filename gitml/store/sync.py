@@ -15,8 +15,9 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gitml.config import Config, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
@@ -101,6 +102,12 @@ class SyncResult:
     rewritten: bool = False  # the remote branch was force-rewritten since the last fetch
     attempts: int = 1  # push attempts (more than one when other clones pushed at the same time)
     warnings: tuple[str, ...] = ()
+    renamed_tags: tuple[tuple[str, str], ...] = ()  # (old, new): local tags renumbered on a clash
+
+
+# (repo, remote, clashing tag names, the remote's tags) -> objects with .old and .new names:
+# renumbers local registry tags whose names the remote gave to other tags (see gitml.registry.sync).
+Reconcile = Callable[[GitRepo, str, list[str], dict[str, str]], Sequence[Any]]
 
 
 def is_registry_tag(name: str) -> bool:
@@ -249,9 +256,6 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
     local_tags = _local_tags(repo, tag_filter)
     warnings: list[str] = []
     new_tags = [n for n in sorted(state.tags) if n not in local_tags]
-    for name in sorted(set(state.tags) & set(local_tags)):
-        if state.tags[name] != local_tags[name]:
-            warnings.append(f"tag {name} differs locally and on '{remote}'; kept the local one")
     previous = repo.read_ref(tracking)
     refspecs: list[str] = []
     if state.tip is not None and (previous != state.tip or not _has_object(repo, state.tip)):
@@ -349,6 +353,12 @@ def pull(
     tracking = _tracking_ref(repo, name)
     before = repo.tip()
     got = _fetch(repo, name, tracking, tag_filter)
+    local_tags = _local_tags(repo, tag_filter)
+    for n in sorted(local_tags):
+        if got.remote_tags.get(n, local_tags[n]) != local_tags[n]:
+            got.warnings.append(
+                f"tag {n} is another tag on '{name}': kept the local one (gitml push renumbers it)"
+            )
     merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings)
     changes = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
     return SyncResult(
@@ -365,12 +375,16 @@ def pull(
 
 # -- push -------------------------------------------------------------------------------------
 def _push_once(
-    repo: GitRepo, remote: str, tip: str, remote_tip: str | None, tags: list[str]
+    repo: GitRepo, remote: str, tip: str | None, remote_tip: str | None, tags: list[str]
 ) -> tuple[str, str]:
     """One atomic push; returns ("ok" | "race", detail) or raises RemoteError for a refusal."""
-    specs = [f"{tip}:refs/heads/{repo.branch}", *(f"refs/tags/{t}:refs/tags/{t}" for t in tags)]
-    lease = f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"
-    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", lease, remote, *specs])
+    specs = [f"refs/tags/{t}:refs/tags/{t}" for t in tags]
+    lease: list[str] = []
+    if tip is not None:
+        specs.insert(0, f"{tip}:refs/heads/{repo.branch}")
+        # Compare-and-swap on the remote: the push lands only onto the tip just merged.
+        lease = [f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"]
+    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, remote, *specs])
     if proc.returncode == 0:
         return "ok", ""
     refused = [ln for ln in proc.stdout.splitlines() if ln.startswith("!")]
@@ -397,6 +411,7 @@ def push(
     *,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = is_registry_tag,
+    reconcile: Reconcile | None = None,
     allow_drop: bool = False,
     timeout_s: float = 300.0,
 ) -> SyncResult:
@@ -405,7 +420,9 @@ def push(
     Races with other clones are retried (fetch, merge, push) with randomised back-off
     until `timeout_s`; authentication, network and refusal errors raise RemoteError at
     once. A push that would remove runs from the remote is refused (InvalidState) unless
-    `allow_drop`.
+    `allow_drop`. A local registry tag whose name the remote gave to another tag is
+    renumbered by `reconcile` when given (the registry's rule), else left unpushed with a
+    warning.
     """
     name = resolve_remote(repo, remote, config)
     tracking = _tracking_ref(repo, name)
@@ -413,6 +430,7 @@ def push(
     deadline = time.monotonic() + timeout_s
     warnings: list[str] = []
     fetched_tags: list[str] = []
+    renamed: list[tuple[str, str]] = []
     merged_any = rewritten = False
     attempt = 0
     while True:
@@ -424,53 +442,46 @@ def push(
         merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings)
         merged_any = merged_any or merged
         local_tags = _local_tags(repo, tag_filter)
+        clashes = sorted(n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha)
+        if clashes and reconcile is not None:
+            renamed += [(r.old, r.new) for r in reconcile(repo, name, clashes, got.remote_tags)]
+            local_tags = _local_tags(repo, tag_filter)
+            clashes = sorted(
+                n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha
+            )
+        for n in clashes:
+            note = f"tag {n} is another tag on '{name}': the local one was not pushed (rename it to push it)"
+            if note not in warnings:
+                warnings.append(note)
         tags = sorted(n for n in local_tags if n not in got.remote_tags)
-        if tip is None or (tip == got.remote_tip and not tags):
+        done = tip is None or tip == got.remote_tip
+        if done and not tags:
             return _pushed_result(
-                repo,
-                name,
-                before,
-                tip,
-                got.remote_tip,
-                got.remote_tip,
-                [],
-                fetched_tags,
-                merged_any,
-                rewritten,
-                attempt,
-                warnings,
-            )
-        remote_tree = repo.tree_of(got.remote_tip)
-        dropped = run_changes(repo, remote_tree, repo.tree_of(tip)).removed
-        if dropped and not allow_drop:
-            shown = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
-            raise InvalidState(
-                f"refusing to push: it would remove {len(dropped)} run(s) from '{name}' ({shown}). "
-                f"They are still in {tracking}; restore them on the local {repo.branch} branch "
-                f"(for example: git restore --source={tracking} on a worktree of the branch, then commit), "
-                "or push with --allow-drop if removing them is intended"
-            )
+                repo, name, before, tip, got.remote_tip, got.remote_tip, [], fetched_tags,
+                merged_any, rewritten, attempt, warnings, renamed,
+            )  # fmt: skip
+        if tip is not None:
+            dropped = run_changes(repo, repo.tree_of(got.remote_tip), repo.tree_of(tip)).removed
+            if dropped and not allow_drop:
+                shown = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+                raise InvalidState(
+                    f"refusing to push: it would remove {len(dropped)} run(s) from '{name}' ({shown}). "
+                    f"They are still in {tracking}; restore them on the local {repo.branch} branch "
+                    f"(for example: git restore --source={tracking} on a worktree of the branch, then "
+                    "commit), or push with --allow-drop if removing them is intended"
+                )
         outcome, detail = _push_once(repo, name, tip, got.remote_tip, tags)
         if outcome == "ok":
-            _git(repo, ["update-ref", tracking, tip])
+            if tip is not None:
+                _git(repo, ["update-ref", tracking, tip])
             return _pushed_result(
-                repo,
-                name,
-                before,
-                tip,
-                got.remote_tip,
-                tip,
-                tags,
-                fetched_tags,
-                merged_any,
-                rewritten,
-                attempt,
-                warnings,
-            )
+                repo, name, before, tip, got.remote_tip, tip or got.remote_tip, tags, fetched_tags,
+                merged_any, rewritten, attempt, warnings, renamed,
+            )  # fmt: skip
         if time.monotonic() > deadline:
             raise RemoteError(
-                f"gave up pushing to '{name}' after {attempt} attempts ({detail}): other clones kept pushing. "
-                "Nothing was lost: the next push carries the local runs"
+                f"gave up pushing to '{name}' after {attempt} attempts ({detail}): other clones kept "
+                "pushing. Nothing was lost: the next push carries the local runs"
             )
         # Randomised exponential back-off spreads racing clones apart.
         time.sleep(random.uniform(0.02, min(2.0, 0.05 * 2 ** min(attempt, 6))))
@@ -489,6 +500,7 @@ def _pushed_result(
     rewritten: bool,
     attempts: int,
     warnings: list[str],
+    renamed: list[tuple[str, str]],
 ) -> SyncResult:
     pulled = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
     pushed = run_changes(repo, repo.tree_of(remote_before), repo.tree_of(remote_after))
@@ -503,6 +515,7 @@ def _pushed_result(
         rewritten=rewritten,
         attempts=attempts,
         warnings=tuple(warnings),
+        renamed_tags=tuple(renamed),
     )
 
 
@@ -512,7 +525,15 @@ def sync(
     *,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = is_registry_tag,
+    reconcile: Reconcile | None = None,
     allow_drop: bool = False,
 ) -> SyncResult:
     """Pull, then push: afterwards the local and the remote branch hold the same runs."""
-    return push(repo, remote, config=config, tag_filter=tag_filter, allow_drop=allow_drop)
+    return push(
+        repo,
+        remote,
+        config=config,
+        tag_filter=tag_filter,
+        reconcile=reconcile,
+        allow_drop=allow_drop,
+    )

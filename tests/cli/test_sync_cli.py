@@ -115,3 +115,18 @@ def test_diff_cli_md_and_json(repo: Path) -> None:
     assert data["metrics"][0]["better"] is True and data["a"]["ref"] == "main"
     out = gitml("diff", "nope", cwd=repo)
     assert out.returncode == 1 and out.stderr.startswith("Error: 'nope' is neither")
+
+
+def test_a_clashing_registry_tag_is_renumbered_on_push(clones: tuple[Path, Path, Path]) -> None:
+    bare, a, b = clones
+    for clone, text in ((a, "a\n"), (b, "b\n")):
+        (clone / "train.py").write_text(text)
+        git("commit", "-q", "-am", f"model {text.strip()}", cwd=clone)
+        git("tag", "-a", "-m", f"from {text.strip()}", "mnist@v1.0.0", cwd=clone)
+    assert gitml("push", "-q", cwd=a).returncode == 0
+    out = gitml("push", cwd=b)
+    assert out.returncode == 0, out.stderr
+    assert "Renumbered local tag mnist@v1.0.0 as mnist@v2.0.0" in out.stdout
+    assert set(git("tag", cwd=bare).split()) == {"mnist@v1.0.0", "mnist@v2.0.0"}
+    msg_v1 = git("tag", "-l", "--format=%(contents)", "mnist@v1.0.0", cwd=bare)
+    assert "from a" in msg_v1  # the tag pushed first is never moved

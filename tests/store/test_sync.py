@@ -429,3 +429,21 @@ def test_api_runs_in_a_shallow_ci_clone_and_the_same_experiment_name(
     found = {r.info.run_id for r in mlflow.MlflowClient().search_runs([exp.experiment_id])}
     assert found == {first.info.run_id, second.info.run_id}
     assert mlflow.get_run(second.info.run_id).data.tags["mlflow.source.git.commit"] == head
+
+
+def test_a_clashing_tag_without_reconcile_is_kept_local_with_a_warning(
+    two: tuple[GitRepo, GitRepo], remote: Path
+) -> None:
+    a, b = two
+    git("tag", "-a", "-m", "a", "m@v1.0.0", cwd=a.root)
+    write_runs(a, 1)
+    push(a)
+    (b.root / "train.py").write_text("other\n")
+    git("commit", "-q", "-am", "other", cwd=b.root)
+    git("tag", "-a", "-m", "b", "m@v1.0.0", cwd=b.root)
+    (rb,) = write_runs(b, 1)
+    assert any("m@v1.0.0" in w and "kept the local one" in w for w in pull(b).warnings)
+    result = push(b)
+    assert any("m@v1.0.0" in w and "not pushed" in w for w in result.warnings)
+    assert rb in runs_on(remote)  # the branch still lands
+    assert git("tag", "-l", "--format=%(contents)", "m@v1.0.0", cwd=remote).strip() == "a"
