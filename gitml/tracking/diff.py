@@ -4,8 +4,9 @@ A side is a run id, or a commit, branch or tag of the code; a revision's run is 
 FINISHED, active run whose source commit is that commit (the run's `source.commit`, or
 its `mlflow.source.git.commit` tag). When the commit itself has no such run, its
 first-parent ancestors are tried (up to `max_ancestors`), so a pull request compares
-against the last evaluated commit of its base. Lookups go through the SQLite index,
-so a diff reads two runs however many the branch holds.
+against the last evaluated commit of its base. Runs are found through the SQLite query
+index when it is built, else with one `git grep` over the branch (a fresh CI clone has no
+index, and building one reads every run); either way only the matching runs are read.
 
 Whether higher is better is decided by the metric's name: names with a word such as
 loss, error, err, mse, mae, rmse, mape, perplexity, latency, time, duration, wer or cer
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RepositoryError, ResourceDoesNotExist
 
 __all__ = [
@@ -149,26 +151,94 @@ def _default_base(root: Path) -> tuple[str, str]:
     )
 
 
-def _latest_finished(index: Any, commit: str) -> Any | None:
-    ids = set(index.runs_at_commit(commit))
-    runs, _ = index.search(None, f"tags.`mlflow.source.git.commit` = '{commit}'", max_results=1000)
-    ids |= {r.info.run_id for r in runs}
-    done = [
-        r
-        for r in index.load(sorted(ids))
-        if r.info.status == "FINISHED" and r.info.lifecycle_stage == "active"
-    ]
+def _latest(runs: Iterable[Any]) -> Any | None:
+    done = [r for r in runs if r.info.status == "FINISHED" and r.info.lifecycle_stage == "active"]
     if not done:
         return None
     return max(done, key=lambda r: (r.info.end_time or 0, r.info.start_time or 0, r.info.run_id))
 
 
-def _side(tracker: Any, root: Path, ref: str, max_ancestors: int) -> tuple[DiffSide, Any]:
-    index = tracker.index()
+class _IndexLookup:
+    """Runs by source commit through the SQLite query index (when it is already built)."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.index = tracker.index()
+
+    def run(self, run_id: str) -> Any | None:
+        found = self.index.load([run_id])
+        return found[0] if found else None
+
+    def runs_at(self, commits: list[str]) -> dict[str, list[Any]]:
+        out = {}
+        for commit in commits:
+            ids = set(self.index.runs_at_commit(commit))
+            tagged, _ = self.index.search(
+                None, f"tags.`mlflow.source.git.commit` = '{commit}'", max_results=1000
+            )
+            ids |= {r.info.run_id for r in tagged}
+            out[commit] = self.index.load(sorted(ids))
+        return out
+
+
+class _GrepLookup:
+    """Runs by source commit with one `git grep` over the branch: no index to build first.
+
+    A fresh CI clone that just pulled thousands of runs has no query index; building one
+    reads every run, while `git grep` finds the few files naming the commits, in C.
+    """
+
+    def __init__(self, tracker: Any) -> None:
+        from gitml.tracking.tracker import run_from_files
+
+        tracker.flush()  # this process's pending writes first, as the index path does
+        self.tracker = tracker
+        self.tip = tracker.repo.tip()
+        self.tree = tracker.repo.tree_of(self.tip)
+        self.build = run_from_files
+
+    def run(self, run_id: str) -> Any | None:
+        try:
+            return self.build(self.tracker.read_run_files(self.tree, run_id))
+        except ResourceDoesNotExist:
+            return None
+
+    def runs_at(self, commits: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {c: [] for c in commits}
+        if self.tip is None or not commits:
+            return out
+        args = ["grep", "-F", "-l", "--no-color"]
+        for c in commits:
+            args += ["-e", c]
+        args += [self.tip, "--", "runs/*/meta.json", "runs/*/tags.json"]
+        proc = _git(Path(self.tracker.repo.git_dir), *args)
+        ids = {line.rsplit("/", 2)[-2] for line in proc.stdout.splitlines() if line.count("/") >= 3}
+        for run_id in sorted(ids):
+            try:
+                files = self.tracker.read_run_files(self.tree, run_id)
+            except ResourceDoesNotExist:
+                continue
+            run = self.build(files)
+            source = files[C.RUN_META].get("source") or {}
+            named = {source.get("commit") if isinstance(source, dict) else None}
+            named.add(run.data.tags.get("mlflow.source.git.commit"))
+            for commit in named & set(out):
+                out[str(commit)].append(run)
+        return out
+
+
+def _lookup(tracker: Any) -> _IndexLookup | _GrepLookup:
+    # The index answers in milliseconds once built; building it reads every run.
+    if (tracker.repo.state_dir / "index.sqlite").exists():
+        return _IndexLookup(tracker)
+    return _GrepLookup(tracker)
+
+
+def _side(
+    lookup: _IndexLookup | _GrepLookup, root: Path, ref: str, max_ancestors: int
+) -> tuple[DiffSide, Any]:
     if _RUN_ID.match(ref):
-        found = index.load([ref])
-        if found:
-            run = found[0]
+        run = lookup.run(ref)
+        if run is not None:
             commit = run.data.tags.get("mlflow.source.git.commit")
             return DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit), run
     commit = _rev(root, ref)
@@ -178,9 +248,10 @@ def _side(tracker: Any, root: Path, ref: str, max_ancestors: int) -> tuple[DiffS
         )
     history = _git(
         root, "rev-list", "--first-parent", f"--max-count={max_ancestors + 1}", commit
-    ).stdout.split()
-    for candidate in history or [commit]:
-        run = _latest_finished(index, candidate)
+    ).stdout.split() or [commit]
+    found = lookup.runs_at(history)
+    for candidate in history:
+        run = _latest(found.get(candidate, []))
         if run is not None:
             return DiffSide(ref, commit, run.info.run_id, run.info.run_name, candidate), run
     raise ResourceDoesNotExist(
@@ -232,13 +303,14 @@ def diff_runs(
     tracker = get_tracker(tracking_uri)
     root = Path(tracker.repo.root)
     ref_b = b or "HEAD"
+    lookup = _lookup(tracker)
     if a is None:
         ref_a, label = _default_base(root)
-        side_a, run_a = _side(tracker, root, ref_a, max_ancestors)
+        side_a, run_a = _side(lookup, root, ref_a, max_ancestors)
         side_a = replace(side_a, ref=label)
     else:
-        side_a, run_a = _side(tracker, root, a, max_ancestors)
-    side_b, run_b = _side(tracker, root, ref_b, max_ancestors)
+        side_a, run_a = _side(lookup, root, a, max_ancestors)
+    side_b, run_b = _side(lookup, root, ref_b, max_ancestors)
     lower = tuple(lower_is_better)
     params = []
     pa, pb = run_a.data.params, run_b.data.params
@@ -289,10 +361,15 @@ def _grid(headers: list[str], rows: list[list[str]], markdown: bool) -> list[str
     cells = [headers, *rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     if markdown:
-        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+        lines = [
+            "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+            for row in cells
+        ]
         lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
         return lines
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
 

@@ -11,6 +11,7 @@ import pytest
 import gitml as mlflow
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.tracking.diff import diff_runs, format_markdown, format_table, higher_is_better
+from gitml.tracking.tracker import get_tracker
 from tests.conftest import git
 
 
@@ -29,14 +30,25 @@ def log_run(params: dict[str, object], metrics: dict[str, float], status: str = 
     return run.info.run_id
 
 
-@pytest.fixture
-def branches(repo: Path) -> dict[str, str]:
-    """main with a run, and a feature branch with a better and a worse metric."""
+@pytest.fixture(params=["index", "grep"])
+def branches(repo: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """main with a run, and a feature branch with a better and a worse metric.
+
+    Runs are looked up through the query index when it exists, else with `git grep`:
+    every test runs both ways.
+    """
     mlflow.set_tracking_uri(str(repo))
     base = log_run({"lr": 0.1, "epochs": 3}, {"accuracy": 0.80, "val_loss": 0.50, "f1": 0.6})
     git("checkout", "-q", "-b", "feature", cwd=repo)
     commit(repo, "print('v2')\n")
     head = log_run({"lr": 0.2, "epochs": 3}, {"accuracy": 0.90, "val_loss": 0.55, "f1": 0.6})
+    tracker = get_tracker(str(repo))
+    index_file = tracker.repo.state_dir / "index.sqlite"
+    if request.param == "index":
+        tracker.index()
+        assert index_file.exists()
+    else:
+        index_file.unlink(missing_ok=True)
     return {"base": base, "head": head}
 
 
