@@ -206,13 +206,22 @@ class _GrepLookup:
         out: dict[str, list[Any]] = {c: [] for c in commits}
         if self.tip is None or not commits:
             return out
+        # meta.json records the source commit; the tags only matter for runs attributed by
+        # hand (`mlflow.source.git.commit` set to another commit): grep them only if needed.
+        self._collect(commits, "meta.json", out)
+        if not any(_latest(runs) for runs in out.values()):
+            self._collect(commits, "tags.json", out)
+        return out
+
+    def _collect(self, commits: list[str], file: str, out: dict[str, list[Any]]) -> None:
         args = ["grep", "-F", "-l", "--no-color"]
         for c in commits:
             args += ["-e", c]
-        args += [self.tip, "--", "runs/*/meta.json", "runs/*/tags.json"]
+        args += [self.tip or "", "--", f"runs/*/{file}"]
         proc = _git(Path(self.tracker.repo.git_dir), *args)
         ids = {line.rsplit("/", 2)[-2] for line in proc.stdout.splitlines() if line.count("/") >= 3}
-        for run_id in sorted(ids):
+        seen = {r.info.run_id for runs in out.values() for r in runs}
+        for run_id in sorted(ids - seen):
             try:
                 files = self.tracker.read_run_files(self.tree, run_id)
             except ResourceDoesNotExist:
@@ -223,7 +232,6 @@ class _GrepLookup:
             named.add(run.data.tags.get("mlflow.source.git.commit"))
             for commit in named & set(out):
                 out[str(commit)].append(run)
-        return out
 
 
 def _lookup(tracker: Any) -> _IndexLookup | _GrepLookup:
