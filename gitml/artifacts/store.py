@@ -200,20 +200,38 @@ class ArtifactStore:
     def _install(self, tmp: str, oid: str) -> None:
         """Move a finished temporary file into the cache under `oid` (atomic; first writer wins)."""
         final = self.object_path(oid)
-        self._makedirs(os.path.dirname(final))
-        os.replace(tmp, final)
-
-    def _tmp_path(self) -> str:
-        # Beside the md5 folder, not in it: listings of the cache must see only objects,
-        # and the same file system makes the final rename atomic.
-        folder = os.path.join(os.path.dirname(self.cache_path), "gitml-tmp")
+        folder = os.path.dirname(final)
         self._makedirs(folder)
-        return os.path.join(folder, f"{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:
+            if not os.path.exists(tmp):
+                raise
+            # The folder went away since we made it (a removed cache): make it again.
+            self._dirs.clear()
+            self._makedirs(folder)
+            os.replace(tmp, final)
+
+    def _new_tmp(self, mode: int = 0o444) -> tuple[str, int]:
+        """A new empty temporary file beside the md5 folder, open for writing: (path, fd).
+
+        Beside the md5 folder, not in it: listings of the cache must see only objects,
+        and the same file system makes the final rename atomic.
+        """
+        folder = os.path.join(os.path.dirname(self.cache_path), "gitml-tmp")
+        path = os.path.join(folder, f"{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        self._makedirs(folder)
+        try:
+            return path, os.open(path, flags, mode)
+        except FileNotFoundError:
+            self._dirs.clear()  # the cache was removed under us: make its folders again
+            self._makedirs(folder)
+            return path, os.open(path, flags, mode)
 
     def _write_object(self, oid: str, data: bytes) -> None:
-        tmp = self._tmp_path()
         # Created read-only at once (DVC protects cache files so), with no chmod after.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        tmp, fd = self._new_tmp()
         try:
             view = memoryview(data)
             while view:
@@ -246,8 +264,12 @@ class ArtifactStore:
                 return oid, len(data)
             oid, size = self._add_large(src, before)
         except FileNotFoundError as e:
+            if os.path.exists(src):
+                raise  # a cache folder, not the user's file
             raise ResourceDoesNotExist(f"no such file to log: {src!r}") from e
         except PermissionError as e:
+            if os.access(src, os.R_OK):
+                raise InvalidParameterValue(f"cannot write the artifact cache: {e}") from e
             raise InvalidParameterValue(f"cannot read {src!r}: permission denied") from e
         if note:
             self._note([oid])
@@ -256,7 +278,8 @@ class ArtifactStore:
     def _add_large(self, src: str, before: os.stat_result) -> tuple[str, int]:
         # Hash the source while the kernel copies it into the cache: one pass of reading
         # at hashing speed (md5sum's floor) instead of hash-then-copy.
-        tmp = self._tmp_path()
+        tmp, fd = self._new_tmp(0o644)
+        os.close(fd)
         errors: list[BaseException] = []
 
         def copy() -> None:

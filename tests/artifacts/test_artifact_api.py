@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -343,3 +344,15 @@ def test_manifest_bytes_equal_dvc_datas_tree(repo: Path) -> None:
     tree.digest()
     assert tree.oid == oid
     assert Path(store.object_path(oid)).read_bytes() == tree.as_bytes()
+
+
+def test_a_cache_removed_under_a_running_process_is_made_again(repo: Path) -> None:
+    (repo / "small.txt").write_text("s")
+    (repo / "big.bin").write_bytes(os.urandom(2 << 20))
+    with gitml.start_run() as run:
+        gitml.log_artifact("small.txt")
+        shutil.rmtree(repo / ".git/gitml/artifacts")
+        gitml.log_artifact("small.txt", "again")
+        gitml.log_artifact("big.bin")
+    assert gitml.artifacts.load_text(f"runs:/{run.info.run_id}/again/small.txt") == "s"
+    assert len(_cache_objects(repo)) == 2
