@@ -85,6 +85,10 @@ def test_divergent_clones_merge_and_both_land(two: tuple[GitRepo, GitRepo], remo
     assert runs_on(remote) == set(ra + rb)
     parents = git("log", "-1", "--format=%P", "gitml", cwd=b.root).split()
     assert len(parents) == 2  # a normal merge commit: git log tells who logged what
+    fsck = subprocess.run(
+        ["git", "fsck", "--strict", "--no-dangling"], cwd=b.root, capture_output=True, text=True
+    )
+    assert fsck.returncode == 0 and fsck.stdout == "", fsck.stdout + fsck.stderr
     pull(a)
     assert runs_on(a.root) == set(ra + rb)
 
@@ -102,6 +106,14 @@ def test_no_remote_configured(repo: Path) -> None:
     r = GitRepo(repo, "gitml")
     with pytest.raises(RemoteError, match="no Git remote"):
         pull(r)
+
+
+def test_nothing_on_either_side(two: tuple[GitRepo, GitRepo], remote: Path) -> None:
+    a, _ = two
+    result = pull(a)
+    assert (result.tip, result.remote_tip, result.pulled.empty) == (None, None, True)
+    result = push(a)
+    assert result.pushed.empty and "gitml" not in git("branch", "--list", cwd=remote)
 
 
 def test_a_refused_push_loses_nothing_and_a_later_push_lands(
