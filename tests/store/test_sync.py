@@ -326,7 +326,12 @@ def ssh_server(tmp_path: Path) -> Iterator[dict[str, str]]:
             "-o BatchMode=yes -o LogLevel=ERROR"
         )
 
-    yield {"user": getpass.getuser(), "ok": command("user"), "bad": command("stranger")}
+    yield {
+        "user": getpass.getuser(),
+        "ok": command("user"),
+        "bad": command("stranger"),
+        "port": str(port),
+    }
     proc.terminate()
     proc.wait(timeout=5)
 
@@ -350,6 +355,14 @@ def test_ssh_remote(
     monkeypatch.setenv("GIT_SSH_COMMAND", ssh_server["bad"])
     with pytest.raises(RemoteError, match="authentication to 'origin' failed"):
         pull(a)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setenv(
+        "GIT_SSH_COMMAND", ssh_server["ok"].replace(f"-p {ssh_server['port']}", f"-p {closed}")
+    )
+    with pytest.raises(RemoteError, match="cannot reach remote 'origin'"):
+        push(a)
 
 
 # -- stress ---------------------------------------------------------------------------------
