@@ -12,6 +12,7 @@ lose nothing.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -98,16 +99,44 @@ class MetadataView:
         return dict(self.versions.get(name, {}).get(commit, {}))
 
 
+_EMPTY = MetadataView({}, {})
 _cache_lock = threading.Lock()
 _cache: dict[tuple[str, str], MetadataView] = {}
 
 
+def _branch_stamp(repo: GitRepo) -> tuple[object, ...]:
+    # The branch moves by a rename into refs/heads/ (or a rewrite of packed-refs): stat both.
+    stamp: list[object] = [str(repo.common_dir), repo.branch]
+    for path in (repo.common_dir / repo.ref, repo.common_dir / "packed-refs"):
+        try:
+            st = os.stat(path)
+            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except (FileNotFoundError, NotADirectoryError):
+            stamp.append(None)
+    return tuple(stamp)
+
+
+_by_stamp: dict[str, tuple[tuple[object, ...], MetadataView]] = {}
+
+
 def read_metadata(repo: GitRepo) -> MetadataView:
-    """Read every registry metadata file at the branch tip (cached by the tree's hash)."""
+    """Read every registry metadata file at the branch tip (cached while the branch stays put)."""
+    stamp = _branch_stamp(repo)
+    with _cache_lock:
+        known = _by_stamp.get(str(repo.common_dir))
+    if known is not None and known[0] == stamp:
+        return known[1]
+    view = _read_metadata(repo)
+    with _cache_lock:
+        _by_stamp[str(repo.common_dir)] = (stamp, view)
+    return view
+
+
+def _read_metadata(repo: GitRepo) -> MetadataView:
     tree = repo.tree_of(repo.tip())
     entry = repo.lookup(tree, _MODELS)
     if entry is None or not entry.is_tree:
-        return MetadataView({}, {})
+        return _EMPTY
     key = (str(repo.common_dir), entry.sha)
     with _cache_lock:
         hit = _cache.get(key)

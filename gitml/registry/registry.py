@@ -154,7 +154,17 @@ class Registry:
     def version_entity(
         self, model: ModelState, v: VersionState, meta: MetadataView
     ) -> ModelVersion:
-        """The MLflow-shaped ModelVersion of a version."""
+        """The MLflow-shaped ModelVersion of a version (memoised with the state it comes from)."""
+        hit = model.memo.get(v.semver)
+        if hit is not None and hit[0] is meta:
+            return hit[1]  # type: ignore[no-any-return]
+        entity = self._version_entity(model, v, meta)
+        model.memo[v.semver] = (meta, entity)
+        return entity
+
+    def _version_entity(
+        self, model: ModelState, v: VersionState, meta: MetadataView
+    ) -> ModelVersion:
         info = v.meta
         extra = meta.version(model.name, v.commit)
         stages = [(s, e) for s, e in v.active_stages() if mlflow_stage_of(s) is not None]
@@ -214,7 +224,16 @@ class Registry:
         return [out[n] for n in sorted(out)]
 
     def model_entity(self, name: str, state: RegistryState, meta: MetadataView) -> RegisteredModel:
-        """The MLflow-shaped RegisteredModel (call only for an existing model)."""
+        """The MLflow-shaped RegisteredModel (call only for an existing model); memoised."""
+        key = ("model", name)
+        hit = state.memo.get(key)
+        if hit is not None and hit[0] is meta:
+            return hit[1]  # type: ignore[no-any-return]
+        entity = self._model_entity(name, state, meta)
+        state.memo[key] = (meta, entity)
+        return entity
+
+    def _model_entity(self, name: str, state: RegistryState, meta: MetadataView) -> RegisteredModel:
         model = state.models.get(name)
         active = model if model is not None and model.active else None
         record = meta.model(name) or {}
@@ -245,8 +264,13 @@ class Registry:
         """Names of every registered model, sorted."""
         state = state or self.state()
         meta = meta or self.metadata()
+        hit = state.memo.get("names")
+        if hit is not None and hit[0] is meta:
+            return list(hit[1])
         names = {m.name for m in state.active_models()} | set(meta.models)
-        return sorted(n for n in names if self.model_exists(n, state, meta))
+        out = sorted(n for n in names if self.model_exists(n, state, meta))
+        state.memo["names"] = (meta, out)
+        return list(out)
 
     def history(self, name: str) -> list[RegistryEvent]:
         """Every registry event of the model, oldest first, from the tags alone."""

@@ -139,6 +139,7 @@ class ModelState:
     by_number: list[VersionState] = field(default_factory=list)  # index = number - 1
     current: dict[str, VersionState] = field(default_factory=dict)  # stage -> current version
     max_counter: int = 0
+    memo: dict[Any, Any] = field(default_factory=dict)  # entities derived from this state
 
     @property
     def active(self) -> bool:
@@ -184,6 +185,8 @@ class RegistryState:
 
     models: dict[str, ModelState] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Values derived from this state (entities...): they live exactly as long as it does.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def active_models(self) -> list[ModelState]:
         """Models that are not deprecated, by name."""

@@ -261,3 +261,15 @@ def test_bad_input(repo: Path, new_model_run: Runs) -> None:
     # A hand-made tag that does not parse is skipped, not fatal.
     git("tag", "-a", "iris@v-broken", "-m", "oops", cwd=repo)
     assert client.get_registered_model("iris").latest_versions[0].version == 1
+
+
+def test_models_uri_downloads_through_the_model_layer(
+    repo: Path, new_model_run: Runs, tmp_path: Path
+) -> None:
+    from gitml.models.uri import resolve_model_uri
+
+    gitml.register_model(f"runs:/{new_model_run()}/model", "iris")
+    MlflowClient().set_registered_model_alias("iris", "champion", 1)
+    local = resolve_model_uri("models:/iris@champion", tmp_path / "download")
+    assert (local / "MLmodel").read_text() == "flavors: {}\n"
+    assert (local / "weights.bin").read_bytes() == b"\x00\x01"
