@@ -28,6 +28,9 @@ MLMODEL_FILE = "MLmodel"
 MLMODEL_FORMAT = 1
 PYFUNC_FLAVOR = "python_function"
 _SCHEMA_FILE = "mlmodel.schema.json"
+# libyaml's loader is as safe as SafeLoader and ~10x faster (it dominated model load times).
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @lru_cache(maxsize=1)
@@ -166,7 +169,7 @@ class Model:
 
     def to_yaml(self) -> str:
         """The MLmodel file's text."""
-        return yaml.safe_dump(self.to_dict(), default_flow_style=False, sort_keys=True)
+        return str(yaml.dump(self.to_dict(), Dumper=_Dumper, default_flow_style=False, sort_keys=True))
 
     def save(self, path: Path | str) -> None:
         """Write the MLmodel file (`path` is the file or the model folder); validated first."""
@@ -176,7 +179,7 @@ class Model:
         data = self.to_dict()
         _validate(data, str(target))
         try:
-            text = yaml.safe_dump(data, default_flow_style=False, sort_keys=True)
+            text = yaml.dump(data, Dumper=_Dumper, default_flow_style=False, sort_keys=True)
         except yaml.YAMLError as e:
             raise InvalidParameterValue(f"MLmodel holds a value YAML cannot write: {e}") from e
         target.write_text(text)
@@ -223,7 +226,7 @@ class Model:
         if not target.is_file():
             raise ResourceDoesNotExist(f"no MLmodel file at {target}: is this a model folder?")
         try:
-            data = yaml.safe_load(target.read_text())
+            data = yaml.load(target.read_text(), Loader=_Loader)  # a safe loader
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise CorruptMetadata(f"{target}: MLmodel is not valid YAML: {e}") from e
         return cls.from_dict(data, str(target))
