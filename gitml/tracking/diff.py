@@ -168,7 +168,7 @@ class _IndexLookup:
         found = self.index.load([run_id])
         return found[0] if found else None
 
-    def runs_at(self, commits: list[str]) -> dict[str, list[Any]]:
+    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
         out = {}
         for commit in commits:
             ids = set(self.index.runs_at_commit(commit))
@@ -195,6 +195,9 @@ class _GrepLookup:
         self.tip = tracker.repo.tip()
         self.tree = tracker.repo.tree_of(self.tip)
         self.build = run_from_files
+        self.found: dict[str, list[Any]] = {}  # commit -> runs naming it
+        self.done: set[tuple[str, str]] = set()  # (commit, file) already searched
+        self.read: set[str] = set()  # run ids already read
 
     def run(self, run_id: str) -> Any | None:
         try:
@@ -202,26 +205,26 @@ class _GrepLookup:
         except ResourceDoesNotExist:
             return None
 
-    def runs_at(self, commits: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {c: [] for c in commits}
-        if self.tip is None or not commits:
-            return out
-        # meta.json records the source commit; the tags only matter for runs attributed by
-        # hand (`mlflow.source.git.commit` set to another commit): grep them only if needed.
-        self._collect(commits, "meta.json", out)
-        if not any(_latest(runs) for runs in out.values()):
-            self._collect(commits, "tags.json", out)
-        return out
+    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
+        # meta.json records the source commit; tags only matter for runs attributed by hand
+        # (`mlflow.source.git.commit` set to another commit): the caller asks when needed.
+        file = "tags.json" if by_tags else "meta.json"
+        missing = [c for c in commits if (c, file) not in self.done]
+        if missing and self.tip is not None:
+            self._collect(missing, file)
+        self.done.update((c, file) for c in missing)
+        return {c: self.found.get(c, []) for c in commits}
 
-    def _collect(self, commits: list[str], file: str, out: dict[str, list[Any]]) -> None:
+    def _collect(self, commits: list[str], file: str) -> None:
         args = ["grep", "-F", "-l", "--no-color"]
         for c in commits:
             args += ["-e", c]
         args += [self.tip or "", "--", f"runs/*/{file}"]
         proc = _git(Path(self.tracker.repo.git_dir), *args)
         ids = {line.rsplit("/", 2)[-2] for line in proc.stdout.splitlines() if line.count("/") >= 3}
-        seen = {r.info.run_id for runs in out.values() for r in runs}
-        for run_id in sorted(ids - seen):
+        wanted = set(commits)
+        for run_id in sorted(ids - self.read):
+            self.read.add(run_id)
             try:
                 files = self.tracker.read_run_files(self.tree, run_id)
             except ResourceDoesNotExist:
@@ -230,8 +233,8 @@ class _GrepLookup:
             source = files[C.RUN_META].get("source") or {}
             named = {source.get("commit") if isinstance(source, dict) else None}
             named.add(run.data.tags.get("mlflow.source.git.commit"))
-            for commit in named & set(out):
-                out[str(commit)].append(run)
+            for commit in named & wanted:
+                self.found.setdefault(str(commit), []).append(run)
 
 
 def _lookup(tracker: Any) -> _IndexLookup | _GrepLookup:
@@ -241,14 +244,8 @@ def _lookup(tracker: Any) -> _IndexLookup | _GrepLookup:
     return _GrepLookup(tracker)
 
 
-def _side(
-    lookup: _IndexLookup | _GrepLookup, root: Path, ref: str, max_ancestors: int
-) -> tuple[DiffSide, Any]:
-    if _RUN_ID.match(ref):
-        run = lookup.run(ref)
-        if run is not None:
-            commit = run.data.tags.get("mlflow.source.git.commit")
-            return DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit), run
+def _history(root: Path, ref: str, max_ancestors: int) -> tuple[str, list[str]]:
+    """The commit `ref` names and its first-parent ancestors (itself first)."""
     commit = _rev(root, ref)
     if commit is None:
         raise InvalidParameterValue(
@@ -256,16 +253,51 @@ def _side(
         )
     history = _git(
         root, "rev-list", "--first-parent", f"--max-count={max_ancestors + 1}", commit
-    ).stdout.split() or [commit]
-    found = lookup.runs_at(history)
-    for candidate in history:
-        run = _latest(found.get(candidate, []))
-        if run is not None:
-            return DiffSide(ref, commit, run.info.run_id, run.info.run_name, candidate), run
+    ).stdout.split()
+    return commit, history or [commit]
+
+
+def _pick(
+    lookup: _IndexLookup | _GrepLookup,
+    ref: str,
+    commit: str,
+    history: list[str],
+    max_ancestors: int,
+) -> tuple[DiffSide, Any]:
+    for by_tags in (False, True):
+        found = lookup.runs_at(history, by_tags=by_tags)
+        for candidate in history:
+            run = _latest(found.get(candidate, []))
+            if run is not None:
+                return DiffSide(ref, commit, run.info.run_id, run.info.run_name, candidate), run
     raise ResourceDoesNotExist(
         f"no finished run for {ref} ({commit[:12]}) or its last {max_ancestors} first-parent ancestors: "
         "log one there, or `gitml pull` the runs of the team first"
     )
+
+
+def _sides(
+    lookup: _IndexLookup | _GrepLookup, root: Path, refs: list[str], max_ancestors: int
+) -> list[tuple[DiffSide, Any]]:
+    resolved: list[tuple[DiffSide, Any] | tuple[str, list[str]]] = []
+    for ref in refs:
+        run = lookup.run(ref) if _RUN_ID.match(ref) else None
+        if run is not None:
+            commit = run.data.tags.get("mlflow.source.git.commit")
+            resolved.append(
+                (DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit), run)
+            )
+        else:
+            resolved.append(_history(root, ref, max_ancestors))
+    # Both sides' commits in one search (one `git grep` when there is no index).
+    lookup.runs_at([c for r in resolved if isinstance(r[0], str) for c in r[1]])
+    out = []
+    for ref, r in zip(refs, resolved, strict=True):
+        if isinstance(r[0], DiffSide):
+            out.append((r[0], r[1]))
+        else:
+            out.append(_pick(lookup, ref, r[0], r[1], max_ancestors))
+    return out
 
 
 # -- comparing --------------------------------------------------------------------------------
@@ -312,13 +344,9 @@ def diff_runs(
     root = Path(tracker.repo.root)
     ref_b = b or "HEAD"
     lookup = _lookup(tracker)
-    if a is None:
-        ref_a, label = _default_base(root)
-        side_a, run_a = _side(lookup, root, ref_a, max_ancestors)
-        side_a = replace(side_a, ref=label)
-    else:
-        side_a, run_a = _side(lookup, root, a, max_ancestors)
-    side_b, run_b = _side(lookup, root, ref_b, max_ancestors)
+    ref_a, label = _default_base(root) if a is None else (a, a)
+    (side_a, run_a), (side_b, run_b) = _sides(lookup, root, [ref_a, ref_b], max_ancestors)
+    side_a = replace(side_a, ref=label)
     lower = tuple(lower_is_better)
     params = []
     pa, pb = run_a.data.params, run_b.data.params
