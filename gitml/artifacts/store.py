@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -34,6 +35,7 @@ __all__ = ["ArtifactStore", "StatusResult", "TransferSummary", "hash_file"]
 _CHUNK = 8 << 20  # streamed in 8 MiB blocks: memory stays flat for any file size
 _SMALL = 1 << 20  # below this a file is read whole: one read, one write
 _LEDGER = "ledger"  # the oids gitml put into a cache it shares with DVC (gc touches only these)
+_OID = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
 @dataclass(frozen=True)
@@ -230,8 +232,20 @@ class ArtifactStore:
             return path, os.open(path, flags, mode)
 
     def _write_object(self, oid: str, data: bytes) -> None:
-        # Created read-only at once (DVC protects cache files so), with no chmod after.
-        tmp, fd = self._new_tmp()
+        # The temporary file sits beside its object (`xx/.<random>.tmp`, as DVC names its
+        # own): one folder touched per object. Created read-only at once, as DVC protects
+        # cache files, with no chmod after.
+        final = self.object_path(oid)
+        folder = os.path.dirname(final)
+        tmp = os.path.join(folder, f".{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        self._makedirs(folder)
+        try:
+            fd = os.open(tmp, flags, 0o444)
+        except FileNotFoundError:
+            self._dirs.clear()  # the cache was removed under us: make its folders again
+            self._makedirs(folder)
+            fd = os.open(tmp, flags, 0o444)
         try:
             view = memoryview(data)
             while view:
@@ -563,7 +577,8 @@ class ArtifactStore:
     def gitml_objects(self) -> set[str]:
         """Objects in the local cache that gitml put there (all of them in the embedded cache)."""
         if not self.uses_dvc:
-            return set(self.cache.all())
+            # Only names of objects: a killed writer may leave `.<random>.tmp` files behind.
+            return {o for o in self.cache.all() if _OID.match(o)}
         try:
             with open(self.state_dir / _LEDGER) as f:
                 noted = {line.strip() for line in f if line.strip()}
