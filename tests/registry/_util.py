@@ -41,7 +41,17 @@ def commit(repo: Path, text: str) -> str:
 
 
 def gto(repo: Path, *args: str) -> Any:
-    """Run the real GTO CLI and parse its --json output."""
+    """What `gto show [NAME] --json` says, from the real GTO (its API in-process: no start-up cost)."""
+    from gto.api import show
+
+    assert args[0] == "show" and len(args) <= 2, args
+    result = show(str(repo), args[1]) if len(args) == 2 else show(str(repo))
+    # The command line's JSON, as it prints it (datetimes as strings).
+    return json.loads(json.dumps(result, default=str))
+
+
+def gto_cli(repo: Path, *args: str) -> Any:
+    """Run the real GTO command line and parse its --json output."""
     proc = subprocess.run(
         [GTO, *args, "--json"], cwd=repo, capture_output=True, text=True, check=False
     )
