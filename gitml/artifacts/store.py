@@ -416,6 +416,12 @@ class ArtifactStore:
             from dvc.exceptions import DvcException
 
             repo = self._dvc_repo()
+            known = sorted(repo.config.get("remote", {}))
+            if name and name not in known:
+                raise InvalidParameterValue(
+                    f"no DVC remote named {name!r} (configured: {', '.join(known) or 'none'}); "
+                    "add one with 'dvc remote add', or give a URL or folder"
+                )
             if name or repo.config["core"].get("remote"):
                 try:
                     return repo.cloud.get_remote_odb(name, "push")

@@ -24,7 +24,7 @@ from gitml.artifacts.runs import (
     read_pointers,
     store_for,
 )
-from gitml.exceptions import ResourceDoesNotExist
+from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.tracking.client import MlflowClient
 from gitml.tracking.tracker import get_tracker, reset_all
 from tests.conftest import git, make_repo
@@ -229,3 +229,31 @@ def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: P
     assert (other / "model.bin").read_bytes() == b"\x00\x01" * 5000
     assert (other / "plots/sub/b.txt").read_text() == "BB"
     assert (other / "plots/a.txt").read_text() == "A"
+
+
+def test_dvc_repository_without_a_remote_and_named_remotes(repo: Path, tmp_path: Path) -> None:
+    _dvc("init", "-q", cwd=repo)
+    rid = _log_some(repo)
+    tracker = get_tracker()
+    assert not has_artifact_remote(tracker)
+    # no DVC remote yet: the embedded folder remote under .git/ takes the bytes
+    assert push_artifacts(tracker).ok
+    assert len(_objects(repo / ".git/gitml/artifacts/remote")) == 4
+    # a named, non-default DVC remote
+    with open(repo / ".dvc/config", "a") as f:
+        f.write(f"['remote \"side\"']\n    url = {tmp_path / 'side'}\n")
+    reset_all()
+    tracker = get_tracker()
+    result = push_artifacts(tracker, [rid], remote="side")
+    assert result.ok and set(_objects(tmp_path / "side")) == result.transferred
+    with pytest.raises(InvalidParameterValue, match="no DVC remote named 'nope'"):
+        push_artifacts(tracker, remote="nope")
+
+
+def test_remote_names_need_dvc_and_relative_folders_are_the_repos(repo: Path) -> None:
+    _log_some(repo)
+    tracker = get_tracker()
+    with pytest.raises(InvalidParameterValue, match="no .dvc/"):
+        push_artifacts(tracker, remote="origin")
+    result = push_artifacts(tracker, remote="./relative-remote")
+    assert result.ok and len(_objects(repo / "relative-remote")) == 4
