@@ -55,9 +55,12 @@ _AUTH = (
     "could not read username",
     "could not read password",
     "terminal prompts disabled",
-    "403",
-    "401",
+    "error: 403",
+    "error: 401",
+    "the requested url returned error: 403",
     "host key verification failed",
+    "access denied",
+    "invalid username or password",
 )
 _NETWORK = (
     "could not resolve host",
@@ -70,6 +73,7 @@ _NETWORK = (
     "could not read from remote repository",
     "connection closed",
     "connection reset",
+    "kex_exchange_identification",
     "no such file or directory",
 )
 
