@@ -6,7 +6,6 @@ for the repository and for reading runs. `RegistryClient` is the mixin on its ow
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -35,7 +34,6 @@ from gitml.registry.tags import (
 __all__ = ["RegistryClient", "RegistryClientMixin", "RegistryPagedList"]
 
 _GIT_COMMIT_TAG = "mlflow.source.git.commit"
-_LOG_MODEL_TAG = "mlflow.log-model.history"
 
 
 class RegistryPagedList(list):  # type: ignore[type-arg]
@@ -349,46 +347,64 @@ class RegistryClientMixin:
         return info
 
     def _model_pointer(self, run: Any, path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The artifact pointer of the model folder at `path`; raise when no model is there."""
+        """The artifact pointer of the model folder at `path` and the signature its MLmodel
+        holds; raise when no model is there."""
         run_id = run.info.run_id
         pointers = self._tracker.read_artifacts(run_id)
-        history = _log_model_history(run.data.tags.get(_LOG_MODEL_TAG))
-        logged = next((h for h in history if h.get("artifact_path") == path), None)
-        signature = (
-            logged.get("signature")
-            if logged and isinstance(logged.get("signature"), dict)
-            else None
-        )
         key = path.strip("/")
-        if f"{key}/MLmodel" in pointers or (key in pointers and logged is not None):
-            pointer = pointers.get(key) or pointers[f"{key}/MLmodel"]
-            return dict(pointer), signature
+        if key in pointers and str(pointers[key].get("md5", "")).endswith(".dir"):
+            found, mlmodel = self._folder_mlmodel(pointers[key])
+            if not found:
+                raise InvalidParameterValue(
+                    f"runs:/{run_id}/{key} is not a model folder (no MLmodel file in it)"
+                )
+            return dict(pointers[key]), _signature(mlmodel)
+        if f"{key}/MLmodel" in pointers:  # a folder logged file by file
+            pointer = pointers[f"{key}/MLmodel"]
+            folder = {
+                "path": key,
+                "md5": None,
+                "files": {k: v for k, v in pointers.items() if k.startswith(key + "/")},
+            }
+            return folder, _signature(self._read_object(str(pointer.get("md5", ""))))
         if key in pointers:
-            pointer = pointers[key]
-            if str(pointer.get("md5", "")).endswith(".dir") and self._folder_has_mlmodel(
-                run_id, key
-            ):
-                return dict(pointer), signature
-            raise InvalidParameterValue(
-                f"runs:/{run_id}/{key} is not a model folder (no MLmodel file in it)"
-            )
+            raise InvalidParameterValue(f"runs:/{run_id}/{key} is a file, not a model folder")
         raise InvalidParameterValue(
             f"run {run_id} has no model at {key!r}: log one there with log_model() first"
         )
 
-    def _folder_has_mlmodel(self, run_id: str, path: str) -> bool:
+    def _folder_mlmodel(self, pointer: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the folder's manifest lists an MLmodel, and its content when it is local."""
         from gitml.exceptions import GitMLError
 
         try:
             from gitml.artifacts.runs import manifest_loader, store_for
         except ImportError:  # no artifact store in this install: trust the pointer
-            return True
+            return True, None
         try:
-            md5 = str(self._tracker.read_artifacts(run_id)[path]["md5"])
-            entries = manifest_loader(store_for(self._tracker))(md5)
+            entries = manifest_loader(store_for(self._tracker))(str(pointer["md5"]))
         except GitMLError:  # a manifest out of reach (remote down) must not block registration
-            return True
-        return any(e.relpath == "MLmodel" for e in entries)
+            return True, None
+        md5 = next((e.md5 for e in entries if e.relpath == "MLmodel"), None)
+        if md5 is None:
+            return False, None
+        return True, self._read_object(md5)
+
+    def _read_object(self, md5: str) -> dict[str, Any] | None:
+        """An MLmodel file from the local artifact cache, parsed (None if not here or not YAML)."""
+        try:
+            from gitml.artifacts.runs import store_for
+
+            store = store_for(self._tracker)
+            if not md5 or not store.exists(md5):
+                return None
+            with open(store.object_path(md5), "rb") as f:
+                data = f.read(1_000_000)
+        except (ImportError, OSError):
+            return None
+        from gitml.registry.state import load_message
+
+        return load_message(data.decode("utf-8", "replace")) or None
 
     def get_model_version(self, name: str, version: Any) -> ModelVersion:
         """One version by number."""
@@ -734,14 +750,10 @@ def _set_version(commit: str, edit: Any) -> Any:
     return change
 
 
-def _log_model_history(value: object) -> list[dict[str, Any]]:
-    if not isinstance(value, str):
-        return []
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return []
-    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+def _signature(mlmodel: dict[str, Any] | None) -> dict[str, Any] | None:
+    # MLflow's MLmodel keeps the signature as {"inputs": "<json>", "outputs": "<json>"}.
+    sig = (mlmodel or {}).get("signature")
+    return sig if isinstance(sig, dict) else None
 
 
 _COND = re.compile(

@@ -69,10 +69,15 @@ def model_runner(tmp_path: Path) -> Callable[..., str]:
     (folder / "MLmodel").write_text("flavors: {}\n")
     (folder / "weights.bin").write_bytes(b"\x00\x01")
 
-    def make(metrics: dict[str, float] | None = None, path: str = "model") -> str:
+    def make(
+        metrics: dict[str, float] | None = None, path: str = "model", mlmodel: str | None = None
+    ) -> str:
+        if mlmodel is not None:
+            (folder / "MLmodel").write_text(mlmodel)
         with gitml.start_run() as run:
             gitml.log_metrics(metrics or {"accuracy": 0.9})
             log_artifacts(str(folder), path)
+        (folder / "MLmodel").write_text("flavors: {}\n")
         return str(run.info.run_id)
 
     return make

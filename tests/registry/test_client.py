@@ -273,3 +273,16 @@ def test_models_uri_downloads_through_the_model_layer(
     local = resolve_model_uri("models:/iris@champion", tmp_path / "download")
     assert (local / "MLmodel").read_text() == "flavors: {}\n"
     assert (local / "weights.bin").read_bytes() == b"\x00\x01"
+
+
+def test_signature_and_file_sources(repo: Path, new_model_run: Runs) -> None:
+    sig = {"inputs": '[{"type": "double", "name": "x"}]', "outputs": '[{"type": "long"}]'}
+    run_id = new_model_run(mlmodel=yaml.safe_dump({"flavors": {}, "signature": sig}))
+    mv = gitml.register_model(f"runs:/{run_id}/model", "iris")
+    assert mv.signature == sig
+    assert _tag_message(repo, "iris@v1.0.0")["signature"] == sig
+    from gitml.artifacts.api import log_text
+
+    log_text("hello", "notes/readme.txt", run_id=run_id)
+    with pytest.raises(InvalidParameterValue, match="a file, not a model folder"):
+        gitml.register_model(f"runs:/{run_id}/notes/readme.txt", "iris")
