@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,3 +215,45 @@ def test_missing_torch_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(MissingDependency, match=r"gitml\[torch\]"):
         gitml.pytorch.save_model(object(), tmp_path / "m")
+
+
+def _rewrite_pt2(path: Path, edit: Callable[[dict[str, bytes]], None]) -> None:
+    with zipfile.ZipFile(path) as archive:
+        files = {n: archive.read(n) for n in archive.namelist()}
+    edit(files)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+def _member(files: dict[str, bytes], suffix: str) -> str:
+    return next(n for n in files if n.endswith(suffix))
+
+
+@pytest.mark.parametrize("attack", ["opaque constant", "pickled weight"])
+def test_crafted_exported_program_runs_nothing(tmp_path: Path, cnn: CNN, images: np.ndarray, evil: Evil, attack: str) -> None:
+    """Plain torch.export.load unpickles both of these (torch 2.13); gitml's loader must not."""
+    plant, marker = evil
+    gitml.pytorch.save_model(cnn, tmp_path / "m", input_example=images[:2], export=True)
+    plant(tmp_path / "payload")
+    payload = (tmp_path / "payload").read_bytes()
+
+    def edit(files: dict[str, bytes]) -> None:
+        if attack == "opaque constant":
+            name = _member(files, "_constants_config.json")
+            config = json.loads(files[name])
+            config["config"]["evil"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}
+            files[name] = json.dumps(config).encode()
+            files[name.rsplit("/", 1)[0] + "/opaque_obj_0"] = payload
+        else:
+            name = _member(files, "_weights_config.json")
+            config = json.loads(files[name])
+            first = next(iter(config["config"].values()))
+            first["use_pickle"] = True
+            files[name] = json.dumps(config).encode()
+            files[name.rsplit("/", 1)[0] + "/" + first["path_name"]] = payload
+
+    _rewrite_pt2(tmp_path / "m" / "data" / "model.pt2", edit)
+    with pytest.raises(InvalidParameterValue, match="refusing to load model.pt2"):
+        gitml.pytorch.load_model(tmp_path / "m", use_exported=True)
+    assert not marker.exists()
