@@ -37,7 +37,7 @@ __all__ = [
 
 _ZERO = "0" * 40
 # Git's messages are parsed to tell a race from a refusal: ask for them untranslated.
-_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
+_ENV = {"LC_ALL": "C", "LANGUAGE": "C"}
 # A push that lost a race to another clone: fetch, merge and try again.
 _RACE = (
     "fetch first",
@@ -140,7 +140,7 @@ def _git(
             input=stdin,
             capture_output=True,
             text=True,
-            env={**os.environ, **_ENV},
+            env=_env(),
             timeout=timeout,
             check=False,
         )
@@ -148,6 +148,22 @@ def _git(
         raise RemoteError(f"git {args[0]} timed out after {timeout:.0f} s") from e
     except OSError as e:
         raise RepositoryError(f"cannot run git: {e}") from e
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, **_ENV}
+    # A person at a terminal may type a password when Git asks; a CI job or a background
+    # auto-push must fail at once instead of waiting for one.
+    if "GIT_TERMINAL_PROMPT" not in env and not _interactive():
+        env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def _interactive() -> bool:
+    try:
+        return os.isatty(0) and not os.environ.get("CI")
+    except OSError:
+        return False
 
 
 def _remote_error(action: str, remote: str, stderr: str) -> RemoteError:
