@@ -472,3 +472,34 @@ def test_a_clashing_tag_without_reconcile_is_kept_local_with_a_warning(
     assert any("m@v1.0.0" in w and "not pushed" in w for w in result.warnings)
     assert rb in runs_on(remote)  # the branch still lands
     assert git("tag", "-l", "--format=%(contents)", "m@v1.0.0", cwd=remote).strip() == "a"
+
+
+def test_api_run_pushed_running_then_finished_on_another_clone(
+    two: tuple[GitRepo, GitRepo], remote: Path
+) -> None:
+    import gitml as mlflow
+
+    a, b = two
+    mlflow.set_tracking_uri(str(a.root))
+    run = mlflow.start_run()
+    rid = run.info.run_id
+    mlflow.log_metric("loss", 1.0, step=0)
+    mlflow.flush()
+    push(a)
+    assert show_json(remote, "gitml", f"runs/{rid[:2]}/{rid}/meta.json")["status"] == "RUNNING"
+    pull(b)
+    client_b = mlflow.MlflowClient(str(b.root))
+    client_b.set_tag(rid, "reviewed", "yes")
+    client_b.set_terminated(rid, "KILLED")  # e.g. a scheduler gave up on it
+    push(b)
+    mlflow.set_tracking_uri(str(a.root))
+    mlflow.log_metric("loss", 0.5, step=1)  # the run goes on and ends on clone A
+    mlflow.end_run()
+    result = sync(a)
+    assert result.merged
+    meta = show_json(remote, "gitml", f"runs/{rid[:2]}/{rid}/meta.json")
+    assert meta["status"] == "FINISHED"  # both terminal: the later end (clone A's) wins
+    assert show_json(remote, "gitml", f"runs/{rid[:2]}/{rid}/tags.json")["reviewed"] == "yes"
+    assert show_json(remote, "gitml", f"runs/{rid[:2]}/{rid}/metrics.json")["loss"]["step"] == 1
+    got = mlflow.MlflowClient(str(a.root)).get_run(rid)
+    assert got.data.metrics["loss"] == 0.5 and got.data.tags["reviewed"] == "yes"
