@@ -68,14 +68,21 @@ def _record_history(run_id: str, meta: Model) -> None:
 
 def log_model(
     save_model: Callable[..., Any],
-    artifact_path: str,
+    artifact_path: str | None,
     *,
+    name: str | None = None,
     registered_model_name: str | None = None,
     run_id: str | None = None,
     **save_kwargs: Any,
 ) -> ModelInfo:
     """Save with the flavor's `save_model` into a temporary folder and log it under
-    `artifact_path` of the run (the active one, started if needed, unless `run_id` is given)."""
+    `artifact_path` of the run (the active one, started if needed, unless `run_id` is given).
+
+    `name` is MLflow 3's spelling of `artifact_path`; either may be given (default "model").
+    """
+    if artifact_path is not None and name is not None and artifact_path != name:
+        raise InvalidParameterValue("give artifact_path or name, not both")
+    artifact_path = artifact_path if artifact_path is not None else (name or "model")
     if not artifact_path or artifact_path.startswith("/") or ".." in Path(artifact_path).parts:
         raise InvalidParameterValue(f"invalid artifact_path {artifact_path!r}: a relative path is needed")
     register = _registry_register() if registered_model_name else None

@@ -219,7 +219,12 @@ class Model:
 
     @classmethod
     def load(cls, path: Path | str) -> Model:
-        """Read and validate an MLmodel file (`path` is the file or the model folder)."""
+        """Read and validate an MLmodel file (`path` is the file, the model folder, or a model
+        URI such as `runs:/<run_id>/model`)."""
+        if isinstance(path, str) and path.startswith(("runs:/", "models:/")):
+            from gitml.models.uri import resolve_model_uri
+
+            path = resolve_model_uri(path)
         target = Path(path)
         if target.is_dir():
             target = target / MLMODEL_FILE

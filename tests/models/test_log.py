@@ -105,3 +105,16 @@ def test_unknown_registered_model(repo: Path) -> None:
 
     with pytest.raises(ResourceDoesNotExist):
         gitml.pyfunc.load_model("models:/nobody/1")
+
+
+def test_mlflow3_name_spelling(repo: Path) -> None:
+    from gitml.models import Model
+
+    with gitml.start_run():
+        info = gitml.pyfunc.log_model(name="named", python_model=AddN(1))
+        default = gitml.pyfunc.log_model(python_model=AddN(1))
+        with pytest.raises(InvalidParameterValue, match="not both"):
+            gitml.pyfunc.log_model("a", name="b", python_model=AddN(1))
+    assert info.artifact_path == "named" and default.artifact_path == "model"
+    assert info.model_uri is not None
+    assert Model.load(info.model_uri).model_uuid == info.model_uuid

@@ -196,11 +196,25 @@ def save_model(
     return meta
 
 
-def log_model(artifact_path: str = "model", python_model: Any = None, *, registered_model_name: str | None = None, **kwargs: Any) -> ModelInfo:
+def log_model(
+    artifact_path: str | None = None,
+    python_model: Any = None,
+    *,
+    name: str | None = None,
+    registered_model_name: str | None = None,
+    **kwargs: Any,
+) -> ModelInfo:
     """Log a PythonModel to the active run (see `save_model` for the arguments)."""
     from gitml.models.log import log_model as _log
 
-    return _log(save_model, artifact_path, registered_model_name=registered_model_name, python_model=python_model, **kwargs)
+    return _log(
+        save_model,
+        artifact_path,
+        name=name,
+        registered_model_name=registered_model_name,
+        python_model=python_model,
+        **kwargs,
+    )
 
 
 def _pickle_allowed(allow_pickle: bool | None) -> bool:

@@ -212,8 +212,9 @@ def save_model(
 
 def log_model(
     pytorch_model: Any,
-    artifact_path: str = "model",
+    artifact_path: str | None = None,
     *,
+    name: str | None = None,
     registered_model_name: str | None = None,
     **kwargs: Any,
 ) -> ModelInfo:
@@ -223,6 +224,7 @@ def log_model(
     return _log(
         save_model,
         artifact_path,
+        name=name,
         registered_model_name=registered_model_name,
         pytorch_model=pytorch_model,
         **kwargs,

@@ -94,8 +94,9 @@ def save_model(
 
 def log_model(
     sk_model: Any,
-    artifact_path: str = "model",
+    artifact_path: str | None = None,
     *,
+    name: str | None = None,
     registered_model_name: str | None = None,
     **kwargs: Any,
 ) -> ModelInfo:
@@ -105,6 +106,7 @@ def log_model(
     return _log(
         save_model,
         artifact_path,
+        name=name,
         registered_model_name=registered_model_name,
         sk_model=sk_model,
         **kwargs,
