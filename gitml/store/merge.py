@@ -28,8 +28,9 @@ Rules (``ours`` is the local branch, ``theirs`` the remote one, which was publis
                       wrote one, the merge is the union of their lines.
   other JSON/YAML     maps merge key by key, recursively; conflicts take the newer side.
 
-- A file that does not parse on one side (a bad hand edit) yields the other side's
-  version; if neither parses, the newer side's. Each such case is reported in
+- A JSON file that does not parse on one side (a bad hand edit) is read as YAML when it
+  can be (unquoted strings, trailing commas) and merged; otherwise the other side's
+  version is kept; if neither parses, the newer side's. Each such case is reported in
   ``MergeResult.warnings``; nothing raises, and the dropped version stays reachable as a
   parent of the merge commit.
 """
@@ -296,6 +297,25 @@ def _merge_lines(ctx: _Ctx, path: str, sides: list[bytes]) -> bytes:
     return b"".join(line + b"\n" for line in seen)
 
 
+def _salvage(path: str, data: bytes, kind: str) -> dict[str, Any] | None:
+    """A hand edit that broke the JSON often still reads as YAML (unquoted strings, ...)."""
+    if not path.endswith(".json"):
+        return None
+    try:
+        obj = yaml.load(data, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        return None
+    if kind == "params" or path.endswith("/tags.json"):  # string maps: keep them strings
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}
+    try:
+        json.dumps(obj, allow_nan=False)  # YAML dates and the like cannot go back to JSON
+    except (TypeError, ValueError):
+        return None
+    return obj
+
+
 def _merge_file(ctx: _Ctx, path: str, base: Entry | None, ours: Entry, theirs: Entry) -> Entry:
     read = ctx.repo.objects.read_blob
     kind = _kind(path)
@@ -310,14 +330,19 @@ def _merge_file(ctx: _Ctx, path: str, base: Entry | None, ours: Entry, theirs: E
         )
         return ctx.newer(ours, theirs)
 
-    def parse(data: bytes) -> dict[str, Any] | None:
+    def parse(data: bytes, side: str) -> dict[str, Any] | None:
         try:
             obj = _load(path, data)
         except (ValueError, yaml.YAMLError):
-            return None
+            obj = _salvage(path, data, kind)
+            if obj is None:
+                return None
+            ctx.warnings.append(
+                f"{path}: the {side} version does not parse as JSON; merged what YAML reads of it"
+            )
         return obj if isinstance(obj, dict) else None
 
-    o, t = parse(o_data), parse(t_data)
+    o, t = parse(o_data, "local"), parse(t_data, "remote")
     if o is None or t is None:
         if o is None and t is None:
             ctx.warnings.append(f"{path}: neither side parses; kept the {_side(ctx)} version")
@@ -325,7 +350,7 @@ def _merge_file(ctx: _Ctx, path: str, base: Entry | None, ours: Entry, theirs: E
         bad = "local" if o is None else "remote"
         ctx.warnings.append(f"{path}: the {bad} version does not parse; kept the other one")
         return theirs if o is None else ours
-    b = (parse(read(base.sha)) if base is not None and not base.is_tree else None) or {}
+    b = (parse(read(base.sha), "base") if base is not None and not base.is_tree else None) or {}
 
     if kind == "params":
         merged = _merge_map(ctx, path, b, o, t, _params_resolver)

@@ -315,3 +315,17 @@ def test_merge_reads_only_subtrees_changed_on_both_sides(grepo: GitRepo) -> None
     assert run_changes(grepo, base, result.tree).added == ("aa" + "1" * 30, "aa" + "2" * 30)
     # root, runs/ and runs/aa on three sides: nothing else of the 2,000 runs
     assert len(reads) <= 9
+
+
+def test_a_broken_json_edit_that_reads_as_yaml_is_salvaged(grepo: GitRepo) -> None:
+    p, t = f"runs/ab/{RID}/params.json", f"runs/ab/{RID}/tags.json"
+    b, o, th = _three(
+        grepo,
+        {p: jdump({"lr": "0.1"}), t: jdump({})},
+        {p: b'{"lr": "0.1", opt: adam, "n": 3,}\n', t: b"{team: vision}\n"},
+        {p: jdump({"lr": "0.1", "bs": "8"}), t: jdump({"x": "1"})},
+    )
+    result = merge_trees(grepo, b, o, th)
+    assert _read(grepo, result.tree, p) == {"lr": "0.1", "opt": "adam", "n": "3", "bs": "8"}
+    assert _read(grepo, result.tree, t) == {"team": "vision", "x": "1"}
+    assert sum("merged what YAML reads" in w for w in result.warnings) == 2

@@ -235,7 +235,8 @@ def test_a_hand_made_conflicting_edit(
     b.commit(lambda tree: {p: jdump({"lr": "0.1", "bs": "16"})}, "add param")
     result = sync(b)
     assert any(p in w and "does not parse" in w for w in result.warnings)
-    assert show_json(remote, "gitml", p) == {"lr": "0.1", "bs": "16"}
+    # what still reads of the broken version (as YAML) is merged with the other side's
+    assert show_json(remote, "gitml", p) == {"lr": "0.1", "bs": "16", "note": "oops"}
     # the broken version is still in the history: a parent of the merge commit
     assert "oops" in git("show", f"gitml^2:{p}", cwd=b.root)
 
