@@ -404,6 +404,8 @@ def _push_once(
         specs.insert(0, f"{tip}:refs/heads/{repo.branch}")
         # Compare-and-swap on the remote: the push lands only onto the tip just merged.
         lease = [f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"]
+    # --no-verify: the user's pre-push hooks guard their code (tests, linters), not metadata;
+    # running them at the end of every training run would be slow and surprising.
     proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, remote, *specs])
     if proc.returncode == 0:
         return "ok", ""
