@@ -257,3 +257,17 @@ def test_crafted_exported_program_runs_nothing(tmp_path: Path, cnn: CNN, images:
     with pytest.raises(InvalidParameterValue, match="refusing to load model.pt2"):
         gitml.pytorch.load_model(tmp_path / "m", use_exported=True)
     assert not marker.exists()
+
+
+def test_loaded_model_can_be_fine_tuned(tmp_path: Path, cnn: CNN, images: np.ndarray) -> None:
+    gitml.pytorch.save_model(cnn, tmp_path / "m")
+    loaded = gitml.pytorch.load_model(tmp_path / "m")
+    before = loaded.fc2.weight.detach().clone()
+    assert isinstance(loaded.fc2.weight, nn.Parameter) and loaded.fc2.weight.requires_grad
+    loaded.train()
+    loaded(torch.from_numpy(images)).sum().backward()
+    torch.optim.SGD(loaded.parameters(), lr=0.1).step()
+    assert not torch.equal(loaded.fc2.weight, before)
+    # the weights file is mapped copy-on-write: training never writes back to the model
+    again = gitml.pytorch.load_model(tmp_path / "m")
+    assert torch.equal(again.fc2.weight, before)
