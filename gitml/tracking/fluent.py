@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from gitml import constants as C
@@ -19,6 +17,7 @@ from gitml.exceptions import (
     ResourceDoesNotExist,
 )
 from gitml.tracking.client import GitMLClient
+from gitml.tracking.source import runs_to_frame, source_tags
 from gitml.tracking.tracker import Tracker, get_tracker
 
 __all__ = [
@@ -82,7 +81,7 @@ class ActiveRun:
             dirty = self._tracker.repo.is_dirty()
             if dirty is None:
                 return
-            _, source = _source_tags(self._tracker, dirty)
+            _, source = source_tags(self._tracker, dirty)
             self.writer.set_tag("gitml.source.dirty", str(dirty).lower())
             self.writer.set_meta(source=source)
 
@@ -228,34 +227,6 @@ def set_experiment_tags(tags: dict[str, Any]) -> None:
 
 
 # -- runs ----------------------------------------------------------------------------------
-def _source_tags(tracker: Tracker, dirty: bool | None = None) -> tuple[dict[str, str], dict[str, Any]]:
-    info = tracker.repo.source_info(check_dirty=False)
-    entry = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "<console>"
-    if sys.argv and sys.argv[0]:
-        try:
-            entry = str(Path(sys.argv[0]).resolve().relative_to(tracker.root))
-        except ValueError:
-            pass
-    tags = {"mlflow.source.name": entry, "mlflow.source.type": "LOCAL"}
-    if info.commit:
-        tags["mlflow.source.git.commit"] = info.commit
-    if info.branch:
-        tags["mlflow.source.git.branch"] = info.branch
-    if info.repo_url:
-        tags["mlflow.source.git.repoURL"] = info.repo_url
-    if dirty is not None:
-        tags["gitml.source.dirty"] = str(dirty).lower()
-    source = {
-        "commit": info.commit,
-        "branch": info.branch,
-        "dirty": dirty,
-        "entry_point": entry,
-        "repo_url": info.repo_url,
-        "type": "LOCAL",
-    }
-    return tags, source
-
-
 def start_run(
     run_id: str | None = None,
     experiment_id: str | None = None,
@@ -291,8 +262,8 @@ def start_run(
     else:
         exp_id = str(experiment_id) if experiment_id is not None else _active_experiment_id()
         all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
-        source_tags, source = _source_tags(tracker)
-        for k, v in source_tags.items():
+        found_tags, source = source_tags(tracker)
+        for k, v in found_tags.items():
             all_tags.setdefault(k, v)
         if tracker.config.user:
             all_tags.setdefault("mlflow.user", tracker.config.user)
@@ -495,26 +466,7 @@ def search_runs(
         import pandas as pd
     except ImportError:
         return runs
-    return _to_frame(pd, runs)
-
-
-def _to_frame(pd: Any, runs: list[Run]) -> Any:
-    rows = []
-    for r in runs:
-        row: dict[str, Any] = {
-            "run_id": r.info.run_id,
-            "experiment_id": r.info.experiment_id,
-            "status": r.info.status,
-            "artifact_uri": r.info.artifact_uri,
-            "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True) if r.info.start_time else None,
-            "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True) if r.info.end_time else None,
-        }
-        row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
-        row.update({f"params.{k}": v for k, v in r.data.params.items()})
-        row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
-        rows.append(row)
-    base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
-    return pd.DataFrame(rows, columns=base + sorted({k for row in rows for k in row} - set(base)))
+    return runs_to_frame(pd, runs)
 
 
 _ = ResourceDoesNotExist

@@ -24,7 +24,7 @@ from gitml.exceptions import (
     InvalidState,
     ResourceDoesNotExist,
 )
-from gitml.store.journal import Journal, orphaned_journals, read_journal
+from gitml.store.journal import Journal
 from gitml.store.repo import GitRepo, find_repo_root
 from gitml.tracking import layout
 from gitml.tracking.experiments import ExperimentStore, now_ms
@@ -80,7 +80,7 @@ class Tracker:
         self.root = root
         self.config = config
         self.repo = GitRepo(root, config.branch)
-        self.experiments = ExperimentStore(self.repo, self._format_changes)
+        self.experiments = ExperimentStore(self.repo, self.format_changes)
         self.journal_dir = self.repo.state_dir / "journal"
         self._writers: dict[str, RunWriter] = {}
         self._lock = threading.RLock()
@@ -101,7 +101,8 @@ class Tracker:
         atexit.register(close_at_exit)
 
     # -- the branch format ---------------------------------------------------------------
-    def _format_changes(self, tree: str) -> dict[str, bytes | None]:
+    def format_changes(self, tree: str) -> dict[str, bytes | None]:
+        """Adds gitml.yaml to a commit on a branch that lacks it; refuses newer formats."""
         data = self.repo.read_file(tree, C.FORMAT_FILE)
         if data is None:
             return {C.FORMAT_FILE: layout.encode(C.FORMAT_FILE, {"format": C.FORMAT_VERSION, "created_by": "gitml"})}
@@ -182,7 +183,7 @@ class Tracker:
                 return
 
             def build(tree: str) -> dict[str, bytes | None]:
-                changes = self._format_changes(tree)
+                changes = self.format_changes(tree)
                 for w, p in taken:
                     changes.update(merge_run_files(self.repo, tree, w.run_id, w.token, p))
                 return changes
@@ -430,63 +431,9 @@ class Tracker:
         if self._recovered and not force:
             return []
         self._recovered = True
-        recovered = []
-        for path, fd in orphaned_journals(self.journal_dir):
-            try:
-                run_id, token = path.stem.rsplit("-", 1)
-                self._recover_one(path, run_id, token)
-                recovered.append(run_id)
-                path.unlink(missing_ok=True)
-            except Exception as e:
-                log.warning("gitml: could not recover journal %s: %s", path.name, e)
-            finally:
-                os.close(fd)
-        return recovered
+        from gitml.tracking.recovery import recover_orphans
 
-    def _recover_one(self, path: Path, run_id: str, token: str) -> None:
-        records = read_journal(path)
-        meta_path = f"{C.run_dir(run_id)}/{C.RUN_META}"
-        tree = self.tree()
-        data = self.repo.read_file(tree, meta_path)
-        committed = 0
-        status = None
-        if data is not None:
-            meta = layout.decode(meta_path, data)
-            committed = int((meta.get("journal") or {}).get(token, 0))
-            status = meta.get("status")
-        p = Pending()
-        last_time = None
-        for seq, rec in enumerate(records, 1):
-            op = rec[0]
-            if op == "m":
-                last_time = rec[3]
-                if seq > committed:
-                    p.points.append((rec[1], layout.decode_value(rec[2]), rec[3], rec[4]))
-            elif op == "p":
-                p.params[rec[1]] = rec[2]
-            elif op == "t":
-                p.tags[rec[1]] = rec[2]
-                p.deleted_tags.discard(rec[1])
-            elif op == "d":
-                p.tags.pop(rec[1], None)
-                p.deleted_tags.add(rec[1])
-            elif op == "i" and seq > committed:
-                p.meta.update(rec[1])
-        p.seq = len(records)
-        final = p.meta.get("status", status)
-        if final is None or not RunStatus.is_terminated(final):
-            p.meta["status"] = RunStatus.KILLED
-            p.meta["end_time"] = p.meta.get("end_time") or last_time or now_ms()
-        p.compact = True
-        if data is None and "run_id" not in p.meta:
-            return  # the journal never got as far as creating its run
-
-        def build(tree: str) -> dict[str, bytes | None]:
-            changes = self._format_changes(tree)
-            changes.update(merge_run_files(self.repo, tree, run_id, token, p))
-            return changes
-
-        self.repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}")
+        return recover_orphans(self)
 
 
 def run_from_files(files: dict[str, Any]) -> Run:

@@ -1,0 +1,86 @@
+"""Crash recovery: commit what a killed process left in its journal, and mark its run KILLED."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitml import constants as C
+from gitml.entities import RunStatus
+from gitml.store.journal import orphaned_journals, read_journal
+from gitml.tracking import layout
+from gitml.tracking.experiments import now_ms
+from gitml.tracking.writer import Pending, merge_run_files
+
+if TYPE_CHECKING:
+    from gitml.tracking.tracker import Tracker
+
+__all__ = ["recover_orphans"]
+
+log = logging.getLogger("gitml")
+
+
+def recover_orphans(tracker: Tracker) -> list[str]:
+    """Recover every journal no live process holds; returns the run ids recovered."""
+    recovered = []
+    for path, fd in orphaned_journals(tracker.journal_dir):
+        try:
+            run_id, token = path.stem.rsplit("-", 1)
+            _recover_one(tracker, path, run_id, token)
+            recovered.append(run_id)
+            path.unlink(missing_ok=True)
+        except Exception as e:  # one bad journal must not stop the others
+            log.warning("gitml: could not recover journal %s: %s", path.name, e)
+        finally:
+            os.close(fd)
+    return recovered
+
+
+def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> None:
+    """Replay the journal records the branch does not have yet (by the run's journal watermark)."""
+    repo = tracker.repo
+    records = read_journal(path)
+    meta_path = f"{C.run_dir(run_id)}/{C.RUN_META}"
+    tree = tracker.tree()
+    data = repo.read_file(tree, meta_path)
+    committed = 0
+    status = None
+    if data is not None:
+        meta = layout.decode(meta_path, data)
+        committed = int((meta.get("journal") or {}).get(token, 0))
+        status = meta.get("status")
+    p = Pending()
+    last_time = None
+    for seq, rec in enumerate(records, 1):
+        op = rec[0]
+        if op == "m":
+            last_time = rec[3]
+            if seq > committed:
+                p.points.append((rec[1], layout.decode_value(rec[2]), rec[3], rec[4]))
+        elif op == "p":
+            p.params[rec[1]] = rec[2]
+        elif op == "t":
+            p.tags[rec[1]] = rec[2]
+            p.deleted_tags.discard(rec[1])
+        elif op == "d":
+            p.tags.pop(rec[1], None)
+            p.deleted_tags.add(rec[1])
+        elif op == "i" and seq > committed:
+            p.meta.update(rec[1])
+    p.seq = len(records)
+    final = p.meta.get("status", status)
+    if final is None or not RunStatus.is_terminated(final):
+        p.meta["status"] = RunStatus.KILLED
+        p.meta["end_time"] = p.meta.get("end_time") or last_time or now_ms()
+    p.compact = True
+    if data is None and "run_id" not in p.meta:
+        return  # the journal never got as far as creating its run
+
+    def build(tree: str) -> dict[str, bytes | None]:
+        changes = tracker.format_changes(tree)
+        changes.update(merge_run_files(repo, tree, run_id, token, p))
+        return changes
+
+    repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}")
