@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -127,8 +128,11 @@ def read_metadata(repo: GitRepo) -> MetadataView:
     if known is not None and known[0] == stamp:
         return known[1]
     view = _read_metadata(repo)
-    with _cache_lock:
-        _by_stamp[str(repo.common_dir)] = (stamp, view)
+    newest = max((part[0] for part in stamp[2:] if isinstance(part, tuple)), default=0)
+    # A stamp younger than a file system clock tick could miss a change in the same tick.
+    if time.time_ns() - newest > 50_000_000:
+        with _cache_lock:
+            _by_stamp[str(repo.common_dir)] = (stamp, view)
     return view
 
 

@@ -57,20 +57,30 @@ def _git(
     )
 
 
+# directory -> (its stat, its sub-directories): a directory whose stat is unchanged has the
+# same entries, so only changed directories are listed again (refs/tags may hold 10,000 files).
+_SUBDIRS: dict[str, tuple[tuple[int, int], list[str]]] = {}
+_SUBDIRS_LOCK = threading.Lock()
+
+
 def refs_stamp(repo: GitRepo) -> tuple[object, ...] | None:
     """What changes whenever a tag is created, moved or deleted; None when it cannot be told.
 
     Git writes refs by renaming a lock file into place, which changes the mtime of the
     directory holding the ref; packed refs live in one file. So the stamps of packed-refs
-    and of every directory under refs/tags tell whether the tags changed.
+    and of every directory under refs/tags tell whether the tags changed. A stamp younger
+    than the file system's clock tick could miss a second change in the same tick, so such
+    a stamp is not returned (None: read again), as Git treats a "racily clean" index.
     """
     common = repo.common_dir
     if (common / "reftable").exists():
         return None
     stamp: list[object] = []
+    newest = 0
     try:
         st = os.stat(common / "packed-refs")
         stamp.append(("packed", st.st_mtime_ns, st.st_size, st.st_ino))
+        newest = st.st_mtime_ns
     except FileNotFoundError:
         stamp.append(("packed", None))
     stack = [str(common / "refs" / "tags")]
@@ -78,13 +88,32 @@ def refs_stamp(repo: GitRepo) -> tuple[object, ...] | None:
         path = stack.pop()
         try:
             st = os.stat(path)
-            with os.scandir(path) as entries:
-                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             stamp.append((path, None))
             continue
-        stamp.append((path, st.st_mtime_ns, st.st_ino))
+        key = (st.st_mtime_ns, st.st_ino)
+        with _SUBDIRS_LOCK:
+            known = _SUBDIRS.get(path)
+        if known is None or known[0] != key:
+            try:
+                with os.scandir(path) as entries:
+                    subdirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            except FileNotFoundError:
+                continue
+            with _SUBDIRS_LOCK:
+                _SUBDIRS[path] = (key, subdirs)
+        else:
+            subdirs = known[1]
+        stack.extend(subdirs)
+        stamp.append((path, *key))
+        newest = max(newest, st.st_mtime_ns)
+    if time.time_ns() - newest < _RACY_NS:
+        return None
     return tuple(stamp)
+
+
+# Coarser than any file system clock tick Git runs on (Linux: a jiffy, 1 to 10 ms).
+_RACY_NS = 50_000_000
 
 
 def read_tags(repo: GitRepo, namespace: str = "refs/tags") -> list[RawTag]:

@@ -37,7 +37,7 @@ from gitml.registry.tags import (
 )
 from gitml.store.repo import GitRepo
 
-__all__ = ["Op", "Registry", "dump_message", "parse_version_number"]
+__all__ = ["Op", "Registry", "dump_message", "open_registry", "parse_version_number"]
 
 _STATE_LOCK = threading.Lock()
 # common dir -> (refs stamp, state): a warm read costs a few stat calls.
@@ -398,6 +398,23 @@ class Registry:
         except Exception:  # a missing object reads as an error: it is simply not there
             return False
         return kind == "commit"
+
+
+def open_registry(tracking_uri: str | None = None) -> Registry:
+    """The registry of the repository at `tracking_uri` (default: the working directory's),
+    without starting a tracker: what read-only callers such as deploy scripts need."""
+    from pathlib import Path
+
+    from gitml.config import resolve_config
+    from gitml.store.repo import find_repo_root
+
+    text = (
+        tracking_uri[len("file://") :]
+        if tracking_uri and tracking_uri.startswith("file://")
+        else tracking_uri
+    )
+    root = find_repo_root(Path(text).expanduser() if text else None)
+    return Registry(GitRepo(root, resolve_config(root).branch))
 
 
 def state_names(state: RegistryState) -> set[str]:

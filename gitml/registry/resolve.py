@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.registry.registry import Registry
+from gitml.registry.registry import Registry, open_registry
 from gitml.registry.state import ModelState, VersionState
 from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
 
@@ -134,9 +134,7 @@ def current_version(
     if stage is not None and alias is not None:
         raise InvalidParameterValue("give a stage or an alias, not both")
     if registry is None:
-        from gitml.tracking.tracker import get_tracker
-
-        registry = Registry(get_tracker(tracking_uri).repo)
+        registry = open_registry(tracking_uri)
     if alias is not None:
         parsed = ModelsUri(name, alias=validate_alias(alias))
     elif stage is not None:
