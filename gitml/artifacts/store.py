@@ -36,6 +36,8 @@ _CHUNK = 8 << 20  # streamed in 8 MiB blocks: memory stays flat for any file siz
 _SMALL = 1 << 20  # below this a file is read whole: one read, one write
 _LEDGER = "ledger"  # the oids gitml put into a cache it shares with DVC (gc touches only these)
 _OID = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_STATE = "state.json"  # (device, inode) -> [size, mtime_ns, md5] of large files logged
+_STATE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class ArtifactStore:
         self._dirs: set[str] = set()
         self._dvc: Any = None
         self._remotes: dict[str | None, Any] = {}
+        self._state_map: dict[str, list[Any]] | None = None
 
     # -- the cache -----------------------------------------------------------------------
     def _dvc_repo(self) -> Any:
@@ -186,7 +189,10 @@ class ArtifactStore:
         return os.path.exists(self.object_path(oid))
 
     def _note(self, oids: Iterable[str]) -> None:
-        # Remember what gitml put into the cache, so gc never removes DVC's own data.
+        # Remember what gitml put into DVC's cache, so gc never removes DVC's own data.
+        # The embedded cache is gitml's alone: nothing to remember there.
+        if not self.uses_dvc:
+            return
         lines = "".join(f"{o}\n" for o in oids)
         if lines:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +282,12 @@ class ArtifactStore:
                 if note:
                     self._note([oid])
                 return oid, len(data)
-            oid, size = self._add_large(src, before)
+            oid = self._known_md5(before)
+            if oid is not None:
+                size = before.st_size
+            else:
+                oid, size = self._add_large(src, before)
+                self._remember_md5(os.stat(src), oid, before)
         except FileNotFoundError as e:
             if os.path.exists(src):
                 raise  # a cache folder, not the user's file
@@ -288,6 +299,37 @@ class ArtifactStore:
         if note:
             self._note([oid])
         return oid, size
+
+    # -- what large files hashed to, as DVC's state database keeps it -------------------------
+    def _state(self) -> dict[str, list[Any]]:
+        if self._state_map is None:
+            try:
+                with open(self.state_dir / _STATE) as f:
+                    loaded = json.load(f)
+                self._state_map = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._state_map = {}  # a cache: lost or broken means rehash, nothing worse
+        return self._state_map
+
+    def _known_md5(self, st: os.stat_result) -> str | None:
+        """The md5 of an unchanged file logged before (same inode, size and mtime) that the cache holds."""
+        entry = self._state().get(f"{st.st_dev}:{st.st_ino}")
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and self.exists(entry[2]):
+            return str(entry[2])
+        return None
+
+    def _remember_md5(self, st: os.stat_result, oid: str, before: os.stat_result) -> None:
+        if _stamp(st) != _stamp(before):
+            return  # changed while being logged: its md5 is not the file's now
+        state = self._state()
+        state[f"{st.st_dev}:{st.st_ino}"] = [st.st_size, st.st_mtime_ns, oid]
+        while len(state) > _STATE_MAX:
+            state.pop(next(iter(state)))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / f".{_STATE}.{os.getpid()}-{secrets.token_hex(4)}"
+        # Atomic replace: concurrent writers lose entries at worst, never corrupt the file.
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_dir / _STATE)
 
     def _add_large(self, src: str, before: os.stat_result) -> tuple[str, int]:
         # Hash the source while the kernel copies it into the cache: one pass of reading
@@ -305,10 +347,10 @@ class ArtifactStore:
         worker = threading.Thread(target=copy, name="gitml-artifact-copy", daemon=True)
         worker.start()
         try:
-            oid = hash_file(src)
-        finally:
-            worker.join()
-        try:
+            try:
+                oid = hash_file(src)
+            finally:
+                worker.join()
             if errors:
                 raise errors[0]
             after = os.stat(src)

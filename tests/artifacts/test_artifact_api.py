@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -356,3 +357,21 @@ def test_a_cache_removed_under_a_running_process_is_made_again(repo: Path) -> No
         gitml.log_artifact("big.bin")
     assert gitml.artifacts.load_text(f"runs:/{run.info.run_id}/again/small.txt") == "s"
     assert len(_cache_objects(repo)) == 2
+
+
+def test_an_unchanged_large_file_is_not_hashed_again_but_a_changed_one_is(repo: Path) -> None:
+    big = repo / "ckpt.pt"
+    big.write_bytes(b"a" * (2 << 20))
+    with gitml.start_run() as run:
+        gitml.log_artifact("ckpt.pt", "one")
+        state = json.loads((repo / ".git/gitml/artifacts/state.json").read_text())
+        assert [v[2] for v in state.values()] == [hashlib.md5(b"a" * (2 << 20)).hexdigest()]
+        gitml.log_artifact("ckpt.pt", "two")
+        with open(big, "r+b") as f:  # same size, new bytes, new mtime
+            f.write(b"b")
+        os.utime(big, ns=(big.stat().st_atime_ns, big.stat().st_mtime_ns + 10**9))
+        gitml.log_artifact("ckpt.pt", "three")
+    pointers = read_pointers(run._tracker, run.info.run_id)
+    assert pointers["one/ckpt.pt"]["md5"] == pointers["two/ckpt.pt"]["md5"]
+    assert pointers["three/ckpt.pt"]["md5"] == hashlib.md5(b"b" + b"a" * ((2 << 20) - 1)).hexdigest()
+    assert gitml.artifacts.load_text(f"runs:/{run.info.run_id}/three/ckpt.pt")[:2] == "ba"
