@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  md5sum                    {_fmt(med('md5sum'))}")
         print(f"  hashlib md5 (gitml's)     {_fmt(med('hash'))}")
         print(f"  gitml log_artifact        {_fmt(med('gitml'))}   {_ratio(med('gitml'), med('md5sum'))} of md5sum (target <= 1.5x)")
-      XX
+        print(f"  gitml, same file again    {_fmt(med('gitml_dedup'))}   (unchanged inode/size/mtime: not re-read, stored once)")
         print(f"  MLflow file store         {_fmt(med('mlflow'))}   gitml/MLflow = {_ratio(med('gitml'), med('mlflow'))}")
         print(f"\n## log_artifacts of {args.files} small files (median of {args.rounds})")
         print(f"  gitml, cache in use       {_fmt(med('g_warm'))}   gitml/MLflow = {_ratio(med('g_warm'), med('m_small'))} (target <= 1x)")
