@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from gitml.constants import REGISTRY_DIR
+from gitml.constants import FORMAT_FILE, FORMAT_VERSION, REGISTRY_DIR
 from gitml.exceptions import CorruptMetadata
 from gitml.store.repo import GitRepo
 
@@ -178,7 +178,15 @@ def _update(
         new = change(None if current is None else json.loads(json.dumps(current)))
         if new == current:
             return None
-        return {path: None if new is None else _encode(path, new, file)}
+        changes: dict[str, bytes | None] = {path: None if new is None else _encode(path, new, file)}
+        if repo.read_file(base_tree, FORMAT_FILE) is None:
+            # The registry may write the branch first: name its format, as the tracker does.
+            from gitml.tracking import layout
+
+            changes[FORMAT_FILE] = layout.encode(
+                FORMAT_FILE, {"format": FORMAT_VERSION, "created_by": "gitml"}
+            )
+        return changes
 
     repo.commit(build, message)
 

@@ -286,3 +286,12 @@ def test_signature_and_file_sources(repo: Path, new_model_run: Runs) -> None:
     log_text("hello", "notes/readme.txt", run_id=run_id)
     with pytest.raises(InvalidParameterValue, match="a file, not a model folder"):
         gitml.register_model(f"runs:/{run_id}/notes/readme.txt", "iris")
+
+
+def test_registry_can_write_the_branch_first(repo: Path) -> None:
+    MlflowClient().create_registered_model("first", description="before any run")
+    files = git("ls-tree", "-r", "--name-only", "gitml", cwd=repo).split()
+    assert files == ["gitml.yaml", "registry/models/first/model.json"]
+    with gitml.start_run():  # the tracker accepts the branch the registry started
+        gitml.log_metric("m", 1.0)
+    assert MlflowClient().get_registered_model("first").description == "before any run"
