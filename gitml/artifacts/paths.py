@@ -105,8 +105,8 @@ def check_local_file(path: str | os.PathLike[str]) -> os.stat_result:
     return st
 
 
-def walk_local_dir(local_dir: str | os.PathLike[str]) -> Iterator[tuple[str, str, int]]:
-    """Every file under `local_dir`, as (relative posix path, local path, size).
+def walk_local_dir(local_dir: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
+    """Every file under `local_dir`, as (relative posix path, local path), sorted per folder.
 
     Links are followed only while they stay inside `local_dir` (a link that escapes is
     MLflow's symlink CVE class: refused with InvalidPath); link cycles are refused too.
@@ -131,6 +131,13 @@ def walk_local_dir(local_dir: str | os.PathLike[str]) -> Iterator[tuple[str, str
         for entry in entries:
             rel = f"{prefix}{entry.name}"
             normalize_artifact_path(rel, allow_root=False)
+            # The common case costs no system call: the folder listing gives the type.
+            if entry.is_file(follow_symlinks=False):
+                yield rel, entry.path
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((rel + "/", entry.path))
+                continue
             if entry.is_symlink():
                 real = Path(os.path.realpath(entry.path))
                 if not _within(real, real_top):
@@ -146,13 +153,23 @@ def walk_local_dir(local_dir: str | os.PathLike[str]) -> Iterator[tuple[str, str
                 raise InvalidParameterValue(f"cannot read {entry.path!r}: {e.strerror}") from e
             if stat.S_ISDIR(st.st_mode):
                 real = Path(os.path.realpath(entry.path))
-                if entry.is_symlink() and real in seen:
+                if real in seen or any(real == Path(os.path.realpath(a)) for a in _ancestors(folder, top)):
                     raise InvalidPath(f"refusing to log {entry.path!r}: a link cycle")
                 seen.add(real)
                 stack.append((rel + "/", entry.path))
             elif stat.S_ISREG(st.st_mode):
-                yield rel, entry.path, st.st_size
+                yield rel, entry.path
             else:
                 raise InvalidParameterValue(
                     f"refusing to log {entry.path!r}: not a regular file or folder"
                 )
+
+
+def _ancestors(folder: str, top: str) -> Iterator[str]:
+    """`folder` and the folders above it, up to `top`."""
+    current = folder
+    while True:
+        yield current
+        if current == top or os.path.dirname(current) == current:
+            return
+        current = os.path.dirname(current)

@@ -9,6 +9,7 @@ All DVC imports happen inside methods, so a run that logs no artifact never impo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -38,6 +39,9 @@ _LEDGER = "ledger"  # the oids gitml put into a cache it shares with DVC (gc tou
 _OID = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 _STATE = "state.json"  # (device, inode) -> [size, mtime_ns, md5] of large files logged
 _STATE_MAX = 10_000
+_PROCESS_TOKEN = [f"{os.getpid()}{secrets.token_hex(4)}"]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PROCESS_TOKEN.__setitem__(0, f"{os.getpid()}{secrets.token_hex(4)}"))
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class ArtifactStore:
         self._dvc: Any = None
         self._remotes: dict[str | None, Any] = {}
         self._state_map: dict[str, list[Any]] | None = None
+        self._token = secrets.token_hex(4)
+        self._counter = itertools.count()
 
     # -- the cache -----------------------------------------------------------------------
     def _dvc_repo(self) -> Any:
@@ -220,6 +226,11 @@ class ArtifactStore:
             self._makedirs(folder)
             os.replace(tmp, final)
 
+    def _tmp_name(self) -> str:
+        # Unique across processes and stores (a token renewed in forked children) and
+        # threads (a counter), with no system call per name.
+        return f"{_PROCESS_TOKEN[0]}-{self._token}-{next(self._counter)}"
+
     def _new_tmp(self, mode: int = 0o444) -> tuple[str, int]:
         """A new empty temporary file beside the md5 folder, open for writing: (path, fd).
 
@@ -227,7 +238,7 @@ class ArtifactStore:
         and the same file system makes the final rename atomic.
         """
         folder = os.path.join(os.path.dirname(self.cache_path), "gitml-tmp")
-        path = os.path.join(folder, f"{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        path = os.path.join(folder, f"{self._tmp_name()}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         self._makedirs(folder)
         try:
@@ -243,7 +254,7 @@ class ArtifactStore:
         # cache files, with no chmod after.
         final = self.object_path(oid)
         folder = os.path.dirname(final)
-        tmp = os.path.join(folder, f".{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        tmp = os.path.join(folder, f".{self._tmp_name()}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         self._makedirs(folder)
         try:
@@ -272,19 +283,25 @@ class ArtifactStore:
         """Store one local file; returns (md5, size). Streams: memory use does not grow with size."""
         src = os.fspath(path)
         try:
-            before = os.stat(src)
-            if before.st_size < _SMALL:
-                with open(src, "rb") as f:
-                    data = f.read()
+            # Raw file descriptors: the small-file path is a handful of system calls, since
+            # a thousand-file folder costs what its system calls cost.
+            fd = os.open(src, os.O_RDONLY)
+            try:
+                before = os.fstat(fd)
+                small = before.st_size < _SMALL
+                data = os.read(fd, before.st_size + 1) if small else b""
+            finally:
+                os.close(fd)
+            if small and len(data) <= before.st_size:
                 oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
                 if not self.exists(oid):
                     self._write_object(oid, data)
                 if note:
                     self._note([oid])
                 return oid, len(data)
-            oid = self._known_md5(before)
-            if oid is not None:
-                size = before.st_size
+            known = self._known_md5(before)
+            if known is not None:
+                oid, size = known, before.st_size
             else:
                 oid, size = self._add_large(src, before)
                 self._remember_md5(os.stat(src), oid, before)
@@ -366,10 +383,10 @@ class ArtifactStore:
             raise
         return oid, size
 
-    def add_files(self, files: Iterable[tuple[str, str, int]]) -> list[ManifestEntry]:
-        """Store local files `(relative path, local path, size)`; returns their manifest entries."""
+    def add_files(self, files: Iterable[tuple[str, str]]) -> list[ManifestEntry]:
+        """Store local files `(relative path, local path)`; returns their manifest entries."""
         entries = []
-        for rel, local, _ in files:
+        for rel, local in files:
             oid, size = self.add_file(local, note=False)
             entries.append(ManifestEntry(rel, oid, size))
         self._note(e.md5 for e in entries)

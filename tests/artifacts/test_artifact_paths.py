@@ -96,10 +96,10 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def test_walk_lists_files_sorted_with_sizes(tmp_path: Path) -> None:
+def test_walk_lists_every_file(tmp_path: Path) -> None:
     root = _tree(tmp_path / "d", {"b.txt": "bb", "a/x.txt": "x", "a/y/z.txt": "zzz"})
-    got = [(rel, size) for rel, _, size in walk_local_dir(root)]
-    assert sorted(got) == [("a/x.txt", 1), ("a/y/z.txt", 3), ("b.txt", 2)]
+    got = [(rel, Path(local).read_text()) for rel, local in walk_local_dir(root)]
+    assert sorted(got) == [("a/x.txt", "x"), ("a/y/z.txt", "zzz"), ("b.txt", "bb")]
 
 
 def test_walk_refuses_a_link_that_escapes(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_walk_refuses_a_folder_link_that_escapes(tmp_path: Path) -> None:
 def test_walk_follows_links_that_stay_inside(tmp_path: Path) -> None:
     root = _tree(tmp_path / "d", {"real/a.txt": "a"})
     (root / "alias.txt").symlink_to(root / "real" / "a.txt")
-    got = sorted(rel for rel, _, _ in walk_local_dir(root))
+    got = sorted(rel for rel, _ in walk_local_dir(root))
     assert got == ["alias.txt", "real/a.txt"]
 
 
