@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from gitml.exceptions import ConcurrencyError, RemoteError
 from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
-from gitml.registry.state import build_state, load_message
+from gitml.registry.state import load_message
 from gitml.registry.tags import Action, format_tag, parse_tag, semver_key, semver_of_major
 from gitml.store.repo import GitRepo
 
@@ -137,91 +137,110 @@ def _reconcile(
         (n for n in names if n in local and n in incoming and local[n].sha != incoming[n].sha),
         key=_conflict_order,
     )
-    # Local tags of a renumbered version that the remote does not have move with it.
     remote_names = set(remote_tags or ()) | set(incoming)
-    union = [t for n, t in local.items() if n not in conflicts] + [incoming[n] for n in conflicts]
-    state = build_state(union)
+    # New names are free locally and on the remote; names given up are never reused here.
     taken = set(local) | remote_names
-    counters = {name: m.max_counter for name, m in state.models.items()}
-    plans: list[tuple[RawTag, str]] = []
-    moved_versions: dict[tuple[str, str], tuple[str, int]] = {}
-    semvers: dict[str, list[str]] = {}
-    for name in conflicts:
-        raw, parsed = local[name], parse_tag(name)
-        if parsed is None:
-            continue
-        if parsed.action is Action.REGISTER:
-            assert parsed.version is not None
-            model = state.models.get(parsed.model)
-            versions = semvers.setdefault(
-                parsed.model, list(model.versions) if model is not None else []
-            )
-            major = max(len(versions) + 1, max((semver_key(v)[0] for v in versions), default=0) + 1)
-            while (
-                format_tag(parsed.model, Action.REGISTER, version=semver_of_major(major)) in taken
-            ):
+    renames: dict[str, str] = {}
+    messages: dict[str, str] = {}
+    moved: dict[tuple[str, str], str] = {}  # (model, old semver) -> new semver
+    parsed_local = {n: p for n in local if (p := parse_tag(n)) is not None}
+
+    # Versions: every version of a clashing model that is only here moves above the remote's
+    # versions, keeping its order (numbers are ranks in semver order).
+    clashing = sorted(
+        {parsed_local[n].model for n in conflicts if parsed_local[n].action is Action.REGISTER}
+    )
+    for model in clashing:
+        remote_versions = {
+            p.version
+            for n in remote_names
+            if (p := parse_tag(n)) is not None and p.model == model and p.action is Action.REGISTER
+        }
+        mine = sorted(
+            (
+                n
+                for n, p in parsed_local.items()
+                if p.model == model
+                and p.action is Action.REGISTER
+                and (n in conflicts or (remote_tags is not None and n not in remote_names))
+            ),
+            key=lambda n: semver_key(parsed_local[n].version or ""),
+        )
+        major = max((semver_key(v)[0] for v in remote_versions if v), default=0)
+        number = len(remote_versions)
+        for name in mine:
+            major += 1
+            while format_tag(model, Action.REGISTER, version=semver_of_major(major)) in taken:
                 major += 1
+            number += 1
             semver = semver_of_major(major)
-            new = format_tag(parsed.model, Action.REGISTER, version=semver)
-            moved_versions[(parsed.model, parsed.version)] = (semver, len(versions) + 1)
-            versions.append(semver)  # the next clash of this model numbers after it
-            plans.append((raw, new))
-            taken.add(new)
-        else:
-            counters[parsed.model] = counters.get(parsed.model, 0) + 1
-            new = format_tag(
-                parsed.model,
-                parsed.action,
-                version=parsed.version,
-                stage=parsed.stage,
-                counter=counters[parsed.model],
-            )
-            while new in taken:
-                counters[parsed.model] += 1
-                new = format_tag(
-                    parsed.model,
-                    parsed.action,
-                    version=parsed.version,
-                    stage=parsed.stage,
-                    counter=counters[parsed.model],
-                )
-            plans.append((raw, new))
-            taken.add(new)
-    # Deregistrations of a renumbered version, made here and not yet pushed, follow it.
-    follow: list[tuple[RawTag, str, str]] = []
-    for name, raw in local.items():
-        parsed = parse_tag(name)
-        if parsed is None or parsed.action is not Action.DEREGISTER or name in remote_names:
+            renames[name] = format_tag(model, Action.REGISTER, version=semver)
+            taken.add(renames[name])
+            moved[(model, parsed_local[name].version or "")] = semver
+            messages[name] = _renamed_message(local[name], semver, number)
+
+    # Deregistrations of a moved version that are only here follow it.
+    for name, p in parsed_local.items():
+        if p.action is not Action.DEREGISTER or (name in remote_names and name not in conflicts):
             continue
-        moved = moved_versions.get((parsed.model, parsed.version or ""))
-        if moved is not None:
-            new = format_tag(
-                parsed.model, Action.DEREGISTER, version=moved[0], counter=parsed.counter
+        semver = moved.get((p.model, p.version or ""))
+        if semver is not None:
+            new = format_tag(p.model, Action.DEREGISTER, version=semver, counter=p.counter)
+            renames[name] = _free(new, p.model, p.action, semver, None, taken)
+            taken.add(renames[name])
+
+    # Other clashes (assignments, deprecations): the next free counter of the model.
+    counters: dict[str, int] = {}
+    for name in conflicts:
+        if name in renames:
+            continue
+        p = parsed_local[name]
+        if p.model not in counters:
+            counters[p.model] = max(
+                (
+                    q.counter or 0
+                    for n in taken
+                    if (q := parse_tag(n)) is not None and q.model == p.model
+                ),
+                default=0,
             )
-            follow.append((raw, new, name))
-    new_tags: list[NewTag] = []
-    renamed: list[Renamed] = []
-    for raw, new in plans:
-        parsed = parse_tag(new)
-        message = raw.message
-        if parsed is not None and parsed.action is Action.REGISTER:
-            old_parsed = parse_tag(raw.name)
-            assert old_parsed is not None and parsed.version is not None
-            message = _renamed_message(
-                raw, parsed.version, moved_versions[(parsed.model, old_parsed.version or "")][1]
-            )
-        new_tags.append(_copy(raw, new, message))
-        renamed.append(Renamed(raw.name, new))
-    for raw, new, _ in follow:
-        new_tags.append(_copy(raw, new, raw.message))
-        renamed.append(Renamed(raw.name, new))
+        counters[p.model] += 1
+        new = format_tag(
+            p.model, p.action, version=p.version, stage=p.stage, counter=counters[p.model]
+        )
+        renames[name] = _free(new, p.model, p.action, p.version, p.stage, taken, counters)
+        taken.add(renames[name])
+
+    new_tags = [
+        _copy(local[old], new, messages.get(old, local[old].message))
+        for old, new in renames.items()
+    ]
     extra = [f"update refs/tags/{n} {incoming[n].sha} {local[n].sha}" for n in conflicts]
-    extra += [f"delete refs/tags/{old} {raw.sha}" for raw, _, old in follow]
+    extra += [f"delete refs/tags/{old} {local[old].sha}" for old in renames if old not in conflicts]
     if not create_tags(repo, new_tags, extra):
         raise ConcurrencyError(
             "the local tags changed while reconciling them with the remote: try again"
         )
-    return renamed
+    return [Renamed(old, new) for old, new in renames.items()]
+
+
+def _free(
+    name: str,
+    model: str,
+    action: Action,
+    version: str | None,
+    stage: str | None,
+    taken: set[str],
+    counters: dict[str, int] | None = None,
+) -> str:
+    """`name`, or the same tag with the next counter that is free."""
+    counter = (counters or {}).get(model, parse_tag(name).counter or 0)  # type: ignore[union-attr]
+    while name in taken:
+        counter += 1
+        name = format_tag(model, action, version=version, stage=stage, counter=counter)
+    if counters is not None:
+        counters[model] = counter
+    return name
 
 
 def _conflict_order(name: str) -> tuple[object, ...]:

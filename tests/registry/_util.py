@@ -65,7 +65,7 @@ def model_runner(tmp_path: Path) -> Callable[..., str]:
     from gitml.artifacts.api import log_artifacts
 
     folder = tmp_path / "model-src"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "MLmodel").write_text("flavors: {}\n")
     (folder / "weights.bin").write_bytes(b"\x00\x01")
 

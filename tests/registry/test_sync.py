@@ -108,3 +108,34 @@ def test_refspecs_and_filter(repo: Path, tmp_path: Path) -> None:
         and not is_registry_tag("release-1")
         and not is_registry_tag("a@b")
     )
+
+
+def test_local_versions_move_above_the_remotes_in_order(
+    clones: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare, a, b = clones
+    _register_and_promote(a, tmp_path, monkeypatch)
+    monkeypatch.chdir(b)
+    run_b = model_runner(tmp_path / "b-runs")()
+    client = RegistryClient(str(b))
+    client.create_registered_model("iris")
+    for _ in range(3):
+        client.create_model_version("iris", f"runs:/{run_b}/model")
+    client.delete_model_version("iris", 2)
+    commits = [client._registry().state().models["iris"].version(n).commit for n in (1, 2, 3)]  # type: ignore[union-attr]
+    assert push_registry(GitRepo(a, "gitml"), "origin") == []
+    renamed = dict((r.old, r.new) for r in push_registry(GitRepo(b, "gitml"), "origin"))
+    assert renamed == {
+        "iris@v1.0.0": "iris@v4.0.0",  # v2.0.0 and v3.0.0 are B's own names, given up
+        "iris@v2.0.0": "iris@v5.0.0",
+        "iris@v3.0.0": "iris@v6.0.0",
+        "iris@v2.0.0!#1": "iris@v5.0.0!#1",
+    }
+    state = build_state(read_tags(GitRepo(b, "gitml")))
+    model = state.models["iris"]
+    # A's version first, then B's three in their order; B's deleted one stays deleted.
+    assert [v.semver for v in model.by_number] == ["v1.0.0", "v4.0.0", "v5.0.0", "v6.0.0"]
+    assert [v.commit for v in model.by_number[1:]] == commits
+    assert [v.active for v in model.by_number] == [True, True, False, True]
+    # Every tag B has is on the remote (push does not fetch A's other tags: pull does).
+    assert set(git("tag", cwd=b).split()) <= set(git("tag", cwd=bare).split())
