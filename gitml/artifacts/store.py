@@ -313,6 +313,10 @@ class ArtifactStore:
             if os.access(src, os.R_OK):
                 raise InvalidParameterValue(f"cannot write the artifact cache: {e}") from e
             raise InvalidParameterValue(f"cannot read {src!r}: permission denied") from e
+        except OSError as e:
+            if e.filename not in (None, src):
+                raise  # the cache's file system, not the user's file
+            raise InvalidParameterValue(f"cannot read {src!r}: {e.strerror or e}") from e
         if note:
             self._note([oid])
         return oid, size

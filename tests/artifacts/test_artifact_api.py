@@ -375,3 +375,13 @@ def test_an_unchanged_large_file_is_not_hashed_again_but_a_changed_one_is(repo: 
     assert pointers["one/ckpt.pt"]["md5"] == pointers["two/ckpt.pt"]["md5"]
     assert pointers["three/ckpt.pt"]["md5"] == hashlib.md5(b"b" + b"a" * ((2 << 20) - 1)).hexdigest()
     assert gitml.artifacts.load_text(f"runs:/{run.info.run_id}/three/ckpt.pt")[:2] == "ba"
+
+
+def test_a_file_that_fails_to_read_is_refused_cleanly(repo: Path) -> None:
+    """Even root cannot read /proc/self/mem at offset 0 (EIO): the error names the file."""
+    if not os.path.exists("/proc/self/mem"):
+        pytest.skip("no /proc here")
+    with gitml.start_run() as run:
+        with pytest.raises(InvalidParameterValue, match="cannot read '/proc/self/mem'"):
+            gitml.log_artifact("/proc/self/mem")
+    assert read_pointers(run._tracker, run.info.run_id) == {}
