@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import json
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "dir_size",
     "import_object",
     "load_input_example",
+    "new_model_dir",
     "object_path",
     "prepare_model_dir",
     "require",
@@ -56,23 +58,53 @@ def prepare_model_dir(path: Path | str) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def new_model_dir(path: Path | str) -> Iterator[Path]:
+    """The model folder to fill; if saving fails, it is removed again (no half-written model)."""
+    existed = Path(path).is_dir()
+    target = prepare_model_dir(path)
+    try:
+        yield target
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        if existed:
+            target.mkdir()
+        raise
+
+
 def dir_size(path: Path) -> int:
     """Total bytes of the files under `path`."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def write_requirements(path: Path, packages: Iterable[str]) -> None:
-    """requirements.txt pinning the installed versions of the packages the model needs."""
-    lines = []
-    for name in dict.fromkeys(["gitml", *packages]):
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            lines.append(name)
-            continue
-        # Local build tags (+cpu, +cu121) name a wheel index, not a version pip can resolve.
-        lines.append(f"{name}=={version.split('+')[0]}")
-    (path / REQUIREMENTS_FILE).write_text("\n".join(lines) + "\n")
+def _pin(requirement: str) -> str:
+    name = requirement.strip()
+    if any(c in name for c in "=<>~!@ ;[") or not name:
+        return name  # already a specifier: the user's word stands
+    try:
+        version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return name
+    # Local build tags (+cpu, +cu121) name a wheel index, not a version pip can resolve.
+    return f"{name}=={version.split('+')[0]}"
+
+
+def write_requirements(
+    path: Path,
+    defaults: Iterable[str],
+    pip_requirements: Iterable[str] | None = None,
+    extra_pip_requirements: Iterable[str] | None = None,
+) -> None:
+    """requirements.txt, as MLflow's flavors write it: `pip_requirements` replaces the flavor's
+    defaults, `extra_pip_requirements` adds to them; bare names are pinned to what is installed."""
+    if pip_requirements is not None and extra_pip_requirements is not None:
+        raise InvalidParameterValue("give pip_requirements or extra_pip_requirements, not both")
+    if pip_requirements is not None:
+        names = list(pip_requirements)
+    else:
+        names = ["gitml", *defaults, *(extra_pip_requirements or [])]
+    lines = [_pin(n) for n in dict.fromkeys(names)]
+    (path / REQUIREMENTS_FILE).write_text("\n".join(line for line in lines if line) + "\n")
 
 
 # ---------------------------------------------------------------- code by import path

@@ -129,3 +129,22 @@ def test_saving_over_a_model_is_refused(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     with pytest.raises(ResourceAlreadyExists):
         gitml.pyfunc.save_model(path, python_model=Echo())
+
+
+def test_requirements_follow_mlflows_rules(tmp_path: Path) -> None:
+    import torch
+
+    import gitml.pytorch
+    from tests.models.cnn import Wide
+
+    net = Wide(2)
+    gitml.pytorch.save_model(net, tmp_path / "a", init_kwargs={"width": 2})
+    lines = (tmp_path / "a" / "requirements.txt").read_text().splitlines()
+    assert lines[0].startswith("gitml==") and f"torch=={torch.__version__.split('+')[0]}" in lines
+    gitml.pytorch.save_model(net, tmp_path / "b", init_kwargs={"width": 2}, extra_pip_requirements=["pillow>=10"])
+    assert (tmp_path / "b" / "requirements.txt").read_text().splitlines()[-1] == "pillow>=10"
+    gitml.pytorch.save_model(net, tmp_path / "c", init_kwargs={"width": 2}, pip_requirements=["torch>=2.4"])
+    assert (tmp_path / "c" / "requirements.txt").read_text() == "torch>=2.4\n"
+    with pytest.raises(InvalidParameterValue, match="not both"):
+        gitml.pytorch.save_model(net, tmp_path / "d", init_kwargs={"width": 2}, pip_requirements=["x"], extra_pip_requirements=["y"])
+    assert not (tmp_path / "d").exists()  # a failed save leaves no half-written model

@@ -76,6 +76,7 @@ def test_explicit_init_kwargs(tmp_path: Path) -> None:
     model = Wide(width=7)
     with pytest.raises(InvalidParameterValue, match="init_kwargs"):
         gitml.pytorch.save_model(model, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
     gitml.pytorch.save_model(model, tmp_path / "b", init_kwargs={"width": 7})
     loaded = gitml.pytorch.load_model(tmp_path / "b")
     x = torch.randn(3, 4)

@@ -20,8 +20,8 @@ from gitml.models.utils import (
     copy_code_paths,
     dir_size,
     import_object,
+    new_model_dir,
     object_path,
-    prepare_model_dir,
     save_input_example,
     write_requirements,
 )
@@ -139,6 +139,7 @@ def save_model(
     input_example: Any = None,
     model_config: dict[str, Any] | None = None,
     pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     serialization: str = "import",
     mlflow_model: Model | None = None,
@@ -155,44 +156,44 @@ def save_model(
         raise InvalidParameterValue(f"{cls.__name__} has no predict method")
     if serialization not in ("import", "pickle"):
         raise InvalidParameterValue(f"serialization must be 'import' or 'pickle', not {serialization!r}")
-    model_dir = prepare_model_dir(path)
-    meta = mlflow_model or Model()
-    code = copy_code_paths(code_paths, model_dir)
-    conf: dict[str, Any] = {
-        "loader_module": LOADER_MODULE,
-        "code": code,
-        "python_version": platform.python_version(),
-        "artifacts": _copy_artifacts(artifacts, model_dir),
-    }
-    if model_config:
-        conf["model_config"] = model_config
-    if serialization == "pickle":
-        import pickle
+    with new_model_dir(path) as model_dir:
+        meta = mlflow_model or Model()
+        code = copy_code_paths(code_paths, model_dir)
+        conf: dict[str, Any] = {
+            "loader_module": LOADER_MODULE,
+            "code": code,
+            "python_version": platform.python_version(),
+            "artifacts": _copy_artifacts(artifacts, model_dir),
+        }
+        if model_config:
+            conf["model_config"] = model_config
+        if serialization == "pickle":
+            import pickle
 
-        try:
-            import cloudpickle  # type: ignore[import-not-found]
+            try:
+                import cloudpickle  # type: ignore[import-not-found]
 
-            data = cloudpickle.dumps(python_model)
-        except ImportError:
-            data = pickle.dumps(python_model)
-        (model_dir / _PICKLE_FILE).write_bytes(data)
-        conf["python_model_pickle"] = _PICKLE_FILE
-    else:
-        conf["python_model"] = object_path(cls, code_paths)
-        conf["python_model_is_class"] = inspect.isclass(python_model)
-        state = None if inspect.isclass(python_model) else _instance_state(python_model)
-        if state:
-            (model_dir / _STATE_FILE).write_text(json.dumps(state))
-            conf["python_model_state"] = _STATE_FILE
-    meta.add_flavor(FLAVOR_NAME, **conf)
-    if signature is None and input_example is not None:
-        signature = infer_signature(input_example)
-    meta.signature = signature
-    meta.saved_input_example_info = save_input_example(model_dir, input_example)
-    meta.metadata = metadata
-    write_requirements(model_dir, pip_requirements or [])
-    meta.model_size_bytes = dir_size(model_dir)
-    meta.save(model_dir)
+                data = cloudpickle.dumps(python_model)
+            except ImportError:
+                data = pickle.dumps(python_model)
+            (model_dir / _PICKLE_FILE).write_bytes(data)
+            conf["python_model_pickle"] = _PICKLE_FILE
+        else:
+            conf["python_model"] = object_path(cls, code_paths)
+            conf["python_model_is_class"] = inspect.isclass(python_model)
+            state = None if inspect.isclass(python_model) else _instance_state(python_model)
+            if state:
+                (model_dir / _STATE_FILE).write_text(json.dumps(state))
+                conf["python_model_state"] = _STATE_FILE
+        meta.add_flavor(FLAVOR_NAME, **conf)
+        if signature is None and input_example is not None:
+            signature = infer_signature(input_example)
+        meta.signature = signature
+        meta.saved_input_example_info = save_input_example(model_dir, input_example)
+        meta.metadata = metadata
+        write_requirements(model_dir, [], pip_requirements, extra_pip_requirements)
+        meta.model_size_bytes = dir_size(model_dir)
+        meta.save(model_dir)
     return meta
 
 

@@ -23,8 +23,8 @@ from gitml.models.utils import (
     copy_code_paths,
     dir_size,
     import_object,
+    new_model_dir,
     object_path,
-    prepare_model_dir,
     require,
     save_input_example,
     write_requirements,
@@ -129,6 +129,7 @@ def save_model(
     init_kwargs: Mapping[str, Any] | None = None,
     export: bool | None = None,
     pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     mlflow_model: Model | None = None,
 ) -> Model:
@@ -144,69 +145,69 @@ def save_model(
         raise InvalidParameterValue(f"pytorch_model must be a torch.nn.Module, not {type(pytorch_model).__name__}")
     if export and input_example is None:
         raise InvalidParameterValue("export=True needs an input_example to trace the model with")
-    model_dir = prepare_model_dir(path)
-    meta = mlflow_model or Model()
-    code = copy_code_paths(code_paths, model_dir)
-    state = pytorch_model.state_dict()
-    cls = type(pytorch_model)
-    problem: str | None = None
-    class_path: str | None = None
-    args = list(init_args or [])
-    kwargs = dict(init_kwargs) if init_kwargs is not None else None
-    try:
-        class_path = object_path(cls, code_paths)
-    except InvalidParameterValue as e:
-        problem = e.message
-    if class_path and kwargs is None and not args:
-        kwargs = _guess_init_kwargs(pytorch_model)
-        if kwargs is None or not _rebuilds(cls, args, kwargs, state):
-            problem = (
-                f"cannot tell {cls.__name__}'s constructor arguments: pass init_kwargs={{...}} "
-                "(JSON values) to save_model/log_model"
-            )
-            class_path = None
-    if class_path is None and (input_example is None or export is False):
-        raise InvalidParameterValue(f"{problem}; or give an input_example to save a torch.export program")
-    export_ok = class_path is None or bool(export)
+    with new_model_dir(path) as model_dir:
+        meta = mlflow_model or Model()
+        code = copy_code_paths(code_paths, model_dir)
+        state = pytorch_model.state_dict()
+        cls = type(pytorch_model)
+        problem: str | None = None
+        class_path: str | None = None
+        args = list(init_args or [])
+        kwargs = dict(init_kwargs) if init_kwargs is not None else None
+        try:
+            class_path = object_path(cls, code_paths)
+        except InvalidParameterValue as e:
+            problem = e.message
+        if class_path and kwargs is None and not args:
+            kwargs = _guess_init_kwargs(pytorch_model)
+            if kwargs is None or not _rebuilds(cls, args, kwargs, state):
+                problem = (
+                    f"cannot tell {cls.__name__}'s constructor arguments: pass init_kwargs={{...}} "
+                    "(JSON values) to save_model/log_model"
+                )
+                class_path = None
+        if class_path is None and (input_example is None or export is False):
+            raise InvalidParameterValue(f"{problem}; or give an input_example to save a torch.export program")
+        export_ok = class_path is None or bool(export)
 
-    (model_dir / _DATA_DIR).mkdir()
-    torch.save(state, model_dir / _STATE_DICT)
-    was_training = pytorch_model.training
-    pytorch_model.eval()
-    try:
-        if export_ok:
-            _export(pytorch_model, input_example, model_dir / _EXPORTED)
-        if signature is None and input_example is not None:
-            with torch.inference_mode():
-                output = pytorch_model(*_as_tensor_args(input_example))
-            signature = ModelSignature(infer_schema(input_example), infer_schema(output))
-    finally:
-        pytorch_model.train(was_training)
+        (model_dir / _DATA_DIR).mkdir()
+        torch.save(state, model_dir / _STATE_DICT)
+        was_training = pytorch_model.training
+        pytorch_model.eval()
+        try:
+            if export_ok:
+                _export(pytorch_model, input_example, model_dir / _EXPORTED)
+            if signature is None and input_example is not None:
+                with torch.inference_mode():
+                    output = pytorch_model(*_as_tensor_args(input_example))
+                signature = ModelSignature(infer_schema(input_example), infer_schema(output))
+        finally:
+            pytorch_model.train(was_training)
 
-    conf: dict[str, Any] = {
-        "pytorch_version": str(torch.__version__),
-        "model_data": _DATA_DIR,
-        "state_dict": _STATE_DICT,
-        "model_class": class_path,
-        "init_args": args,
-        "init_kwargs": kwargs or {},
-        "exported_program": _EXPORTED if export_ok else None,
-        "code": code,
-    }
-    meta.add_flavor(FLAVOR_NAME, **conf)
-    meta.add_flavor(
-        PYFUNC_FLAVOR,
-        loader_module=LOADER_MODULE,
-        data=_DATA_DIR,
-        code=code,
-        python_version=platform.python_version(),
-    )
-    meta.signature = signature
-    meta.saved_input_example_info = save_input_example(model_dir, input_example)
-    meta.metadata = metadata
-    write_requirements(model_dir, ["torch", "numpy", *(pip_requirements or [])])
-    meta.model_size_bytes = dir_size(model_dir)
-    meta.save(model_dir)
+        conf: dict[str, Any] = {
+            "pytorch_version": str(torch.__version__),
+            "model_data": _DATA_DIR,
+            "state_dict": _STATE_DICT,
+            "model_class": class_path,
+            "init_args": args,
+            "init_kwargs": kwargs or {},
+            "exported_program": _EXPORTED if export_ok else None,
+            "code": code,
+        }
+        meta.add_flavor(FLAVOR_NAME, **conf)
+        meta.add_flavor(
+            PYFUNC_FLAVOR,
+            loader_module=LOADER_MODULE,
+            data=_DATA_DIR,
+            code=code,
+            python_version=platform.python_version(),
+        )
+        meta.signature = signature
+        meta.saved_input_example_info = save_input_example(model_dir, input_example)
+        meta.metadata = metadata
+        write_requirements(model_dir, ["torch", "numpy"], pip_requirements, extra_pip_requirements)
+        meta.model_size_bytes = dir_size(model_dir)
+        meta.save(model_dir)
     return meta
 
 

@@ -14,7 +14,7 @@ from gitml.models.utils import (
     add_code_to_path,
     copy_code_paths,
     dir_size,
-    prepare_model_dir,
+    new_model_dir,
     require,
     save_input_example,
     write_requirements,
@@ -44,6 +44,7 @@ def save_model(
     input_example: Any = None,
     pyfunc_predict_fn: str = "predict",
     pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     mlflow_model: Model | None = None,
 ) -> Model:
@@ -53,42 +54,42 @@ def save_model(
         raise InvalidParameterValue(f"pyfunc_predict_fn must be one of {_PREDICT_FNS}")
     if not callable(getattr(sk_model, pyfunc_predict_fn, None)):
         raise InvalidParameterValue(f"{type(sk_model).__name__} has no {pyfunc_predict_fn} method")
-    model_dir = prepare_model_dir(path)
-    meta = mlflow_model or Model()
-    code = copy_code_paths(code_paths, model_dir)
-    try:
-        sio.dump(sk_model, model_dir / _MODEL_FILE)
-    except Exception as e:  # skops refuses objects it cannot represent safely
-        raise InvalidParameterValue(f"skops cannot save {type(sk_model).__name__}: {e}") from e
-    sklearn = require("sklearn", "sklearn")
-    meta.add_flavor(
-        FLAVOR_NAME,
-        pickled_model=None,
-        sklearn_version=str(sklearn.__version__),
-        serialization_format="skops",
-        model_file=_MODEL_FILE,
-        code=code,
-    )
-    meta.add_flavor(
-        PYFUNC_FLAVOR,
-        loader_module=LOADER_MODULE,
-        data=_MODEL_FILE,
-        code=code,
-        predict_fn=pyfunc_predict_fn,
-        python_version=platform.python_version(),
-    )
-    if signature is None and input_example is not None:
+    with new_model_dir(path) as model_dir:
+        meta = mlflow_model or Model()
+        code = copy_code_paths(code_paths, model_dir)
         try:
-            output = getattr(sk_model, pyfunc_predict_fn)(input_example)
-        except Exception:  # an example the model cannot score still documents the input
-            output = None
-        signature = infer_signature(input_example, output)
-    meta.signature = signature
-    meta.saved_input_example_info = save_input_example(model_dir, input_example)
-    meta.metadata = metadata
-    write_requirements(model_dir, ["scikit-learn", "skops", "numpy", *(pip_requirements or [])])
-    meta.model_size_bytes = dir_size(model_dir)
-    meta.save(model_dir)
+            sio.dump(sk_model, model_dir / _MODEL_FILE)
+        except Exception as e:  # skops refuses objects it cannot represent safely
+            raise InvalidParameterValue(f"skops cannot save {type(sk_model).__name__}: {e}") from e
+        sklearn = require("sklearn", "sklearn")
+        meta.add_flavor(
+            FLAVOR_NAME,
+            pickled_model=None,
+            sklearn_version=str(sklearn.__version__),
+            serialization_format="skops",
+            model_file=_MODEL_FILE,
+            code=code,
+        )
+        meta.add_flavor(
+            PYFUNC_FLAVOR,
+            loader_module=LOADER_MODULE,
+            data=_MODEL_FILE,
+            code=code,
+            predict_fn=pyfunc_predict_fn,
+            python_version=platform.python_version(),
+        )
+        if signature is None and input_example is not None:
+            try:
+                output = getattr(sk_model, pyfunc_predict_fn)(input_example)
+            except Exception:  # an example the model cannot score still documents the input
+                output = None
+            signature = infer_signature(input_example, output)
+        meta.signature = signature
+        meta.saved_input_example_info = save_input_example(model_dir, input_example)
+        meta.metadata = metadata
+        write_requirements(model_dir, ["scikit-learn", "skops", "numpy"], pip_requirements, extra_pip_requirements)
+        meta.model_size_bytes = dir_size(model_dir)
+        meta.save(model_dir)
     return meta
 
 
