@@ -183,10 +183,10 @@ def _reconcile(
     for name, p in parsed_local.items():
         if p.action is not Action.DEREGISTER or (name in remote_names and name not in conflicts):
             continue
-        semver = moved.get((p.model, p.version or ""))
-        if semver is not None:
-            new = format_tag(p.model, Action.DEREGISTER, version=semver, counter=p.counter)
-            renames[name] = _free(new, p.model, p.action, semver, None, taken)
+        target = moved.get((p.model, p.version or ""))
+        if target is not None:
+            new = format_tag(p.model, Action.DEREGISTER, version=target, counter=p.counter)
+            renames[name] = _free(new, p.model, p.action, target, None, taken)
             taken.add(renames[name])
 
     # Other clashes (assignments, deprecations): the next free counter of the model.
