@@ -406,6 +406,17 @@ class RegistryClientMixin:
 
         return load_message(data.decode("utf-8", "replace")) or None
 
+    def copy_model_version(self, src_model_uri: str, dst_name: str) -> ModelVersion:
+        """Register the model a `models:/` URI names as a new version of `dst_name` (created if needed)."""
+        from gitml.exceptions import ResourceAlreadyExists
+
+        validate_model_name(dst_name)
+        try:
+            self.create_registered_model(dst_name)
+        except ResourceAlreadyExists:
+            pass
+        return self.create_model_version(dst_name, src_model_uri)
+
     def get_model_version(self, name: str, version: Any) -> ModelVersion:
         """One version by number."""
         validate_model_name(name)

@@ -295,3 +295,17 @@ def test_registry_can_write_the_branch_first(repo: Path) -> None:
     with gitml.start_run():  # the tracker accepts the branch the registry started
         gitml.log_metric("m", 1.0)
     assert MlflowClient().get_registered_model("first").description == "before any run"
+
+
+def test_copy_model_version(repo: Path, new_model_run: Runs) -> None:
+    client = MlflowClient()
+    run_id = new_model_run()
+    gitml.register_model(f"runs:/{run_id}/model", "dev/iris")
+    client.transition_model_version_stage("dev/iris", 1, "Staging")
+    mv = client.copy_model_version("models:/dev/iris/Staging", "prod/iris")
+    assert (mv.name, mv.version, mv.source, mv.run_id) == (
+        "prod/iris",
+        1,
+        f"runs:/{run_id}/model",
+        run_id,
+    )
