@@ -7,7 +7,6 @@ for the repository and for reading runs. `RegistryClient` is the mixin on its ow
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any
 
@@ -21,27 +20,24 @@ from gitml.registry.registry import (
     next_semver,
     state_names,
 )
+from gitml.registry.search import (
+    RegistryPagedList,
+    filter_names,
+    match,
+    order,
+    page,
+    parse_version_filter,
+)
+from gitml.registry.sources import version_info
+from gitml.registry.stages import StagesMixin, brief
 from gitml.registry.state import ModelState, RegistryState, VersionState
 from gitml.registry.tags import (
     MLFLOW_STAGES,
     Action,
-    mlflow_stage_of,
-    stage_of_mlflow,
-    validate_alias,
     validate_model_name,
 )
 
 __all__ = ["RegistryClient", "RegistryClientMixin", "RegistryPagedList"]
-
-_GIT_COMMIT_TAG = "mlflow.source.git.commit"
-
-
-class RegistryPagedList(list):  # type: ignore[type-arg]
-    """A list with the token of the next page, as MLflow's search methods return."""
-
-    def __init__(self, items: list[Any], token: str | None = None) -> None:
-        super().__init__(items)
-        self.token = token
 
 
 def _ms() -> int:
@@ -56,7 +52,7 @@ def _str_map(tags: dict[str, Any] | None, what: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
 
 
-class RegistryClientMixin:
+class RegistryClientMixin(StagesMixin):
     """Every MLflow registry method; versions are integers, stages MLflow's four names."""
 
     _tracker: Any  # gitml.tracking.tracker.Tracker, set by the host client
@@ -107,10 +103,10 @@ class RegistryClientMixin:
         """Registered models matching `name = '...'`, `name LIKE '...'` or `name ILIKE '...'`."""
         reg = self._registry()
         state, meta = reg.state(), reg.metadata()
-        names = _filter_names(reg.model_names(state, meta), filter_string)
+        names = filter_names(reg.model_names(state, meta), filter_string)
         models = [reg.model_entity(n, state, meta) for n in names]
-        models = _order(models, order_by, default="name")
-        return _page(models, max_results, page_token)
+        models = order(models, order_by, default="name")
+        return page(models, max_results, page_token)
 
     def update_registered_model(self, name: str, description: str | None = None) -> RegisteredModel:
         """Set the model's description."""
@@ -192,7 +188,7 @@ class RegistryClientMixin:
                             new_name,
                             Action.DEREGISTER,
                             v.commit,
-                            _brief(new_name, v),
+                            brief(new_name, v),
                             semver=v.semver,
                         )
                     )
@@ -206,7 +202,7 @@ class RegistryClientMixin:
                         new_name,
                         Action.ASSIGN,
                         v.commit,
-                        {**_brief(new_name, v), "stage": stage},
+                        {**brief(new_name, v), "stage": stage},
                         stage=stage,
                     )
                 )
@@ -272,7 +268,7 @@ class RegistryClientMixin:
         validate_model_name(name)
         reg = self._registry()
         reg.require_model(name)
-        info = self._version_info(reg, name, source, run_id)
+        info = version_info(self._tracker, reg, name, source, run_id)
         if run_link:
             info["run_link"] = str(run_link)
         if description:
@@ -312,100 +308,6 @@ class RegistryClientMixin:
             )
         return self.get_model_version(name, version.number)
 
-    def _version_info(
-        self, reg: Registry, name: str, source: str, run_id: str | None
-    ) -> dict[str, Any]:
-        """What the version tag's message records: run, source, artifact pointer, signature, metrics."""
-        if not isinstance(source, str) or not source:
-            raise InvalidParameterValue(f"invalid model source {source!r}")
-        if source.startswith("models:/"):
-            from gitml.registry.resolve import resolve_models_uri
-
-            source = resolve_models_uri(source, registry=reg)
-        info: dict[str, Any] = {"model": name, "source": source}
-        path: str | None = None
-        if source.startswith("runs:/"):
-            from gitml.models.uri import parse_runs_uri
-
-            parsed = parse_runs_uri(source)
-            if run_id is not None and run_id != parsed.run_id:
-                raise InvalidParameterValue(f"run_id {run_id} does not match the source {source}")
-            run_id, path = parsed.run_id, parsed.path
-        info["run_id"] = run_id
-        info["artifact_path"] = path
-        if run_id is None:
-            info["source_commit"] = None
-            return info
-        run = self._tracker.get_run(run_id)
-        commit = run.data.tags.get(_GIT_COMMIT_TAG)
-        info["source_commit"] = (
-            commit if isinstance(commit, str) and reg.commit_exists(commit) else None
-        )
-        if path is not None:
-            info["artifact"], info["signature"] = self._model_pointer(run, path)
-        info["metrics"] = {k: float(v) for k, v in sorted(run.data.metrics.items())}
-        return info
-
-    def _model_pointer(self, run: Any, path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The artifact pointer of the model folder at `path` and the signature its MLmodel
-        holds; raise when no model is there."""
-        run_id = run.info.run_id
-        pointers = self._tracker.read_artifacts(run_id)
-        key = path.strip("/")
-        if key in pointers and str(pointers[key].get("md5", "")).endswith(".dir"):
-            found, mlmodel = self._folder_mlmodel(pointers[key])
-            if not found:
-                raise InvalidParameterValue(
-                    f"runs:/{run_id}/{key} is not a model folder (no MLmodel file in it)"
-                )
-            return dict(pointers[key]), _signature(mlmodel)
-        if f"{key}/MLmodel" in pointers:  # a folder logged file by file
-            pointer = pointers[f"{key}/MLmodel"]
-            folder = {
-                "path": key,
-                "md5": None,
-                "files": {k: v for k, v in pointers.items() if k.startswith(key + "/")},
-            }
-            return folder, _signature(self._read_object(str(pointer.get("md5", ""))))
-        if key in pointers:
-            raise InvalidParameterValue(f"runs:/{run_id}/{key} is a file, not a model folder")
-        raise InvalidParameterValue(
-            f"run {run_id} has no model at {key!r}: log one there with log_model() first"
-        )
-
-    def _folder_mlmodel(self, pointer: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
-        """Whether the folder's manifest lists an MLmodel, and its content when it is local."""
-        from gitml.exceptions import GitMLError
-
-        try:
-            from gitml.artifacts.runs import manifest_loader, store_for
-        except ImportError:  # no artifact store in this install: trust the pointer
-            return True, None
-        try:
-            entries = manifest_loader(store_for(self._tracker))(str(pointer["md5"]))
-        except GitMLError:  # a manifest out of reach (remote down) must not block registration
-            return True, None
-        md5 = next((e.md5 for e in entries if e.relpath == "MLmodel"), None)
-        if md5 is None:
-            return False, None
-        return True, self._read_object(md5)
-
-    def _read_object(self, md5: str) -> dict[str, Any] | None:
-        """An MLmodel file from the local artifact cache, parsed (None if not here or not YAML)."""
-        try:
-            from gitml.artifacts.runs import store_for
-
-            store = store_for(self._tracker)
-            if not md5 or not store.exists(md5):
-                return None
-            with open(store.object_path(md5), "rb") as f:
-                data = f.read(1_000_000)
-        except (ImportError, OSError):
-            return None
-        from gitml.registry.state import load_message
-
-        return load_message(data.decode("utf-8", "replace")) or None
-
     def copy_model_version(self, src_model_uri: str, dst_name: str) -> ModelVersion:
         """Register the model a `models:/` URI names as a new version of `dst_name` (created if needed)."""
         from gitml.exceptions import ResourceAlreadyExists
@@ -439,11 +341,11 @@ class RegistryClientMixin:
         """Versions matching `name = '...'`, `name LIKE`, `run_id = '...'`, `run_id IN (...)`, joined by AND."""
         reg = self._registry()
         state, meta = reg.state(), reg.metadata()
-        conditions = _parse_version_filter(filter_string)
+        conditions = parse_version_filter(filter_string)
         names = reg.model_names(state, meta)
         for field_name, op, value in conditions:
             if field_name == "name":
-                names = [n for n in names if _match(n, op, value)]
+                names = [n for n in names if match(n, op, value)]
         out: list[ModelVersion] = []
         for n in names:
             model = state.models.get(n)
@@ -452,13 +354,13 @@ class RegistryClientMixin:
             for v in model.active_versions():
                 mv = reg.version_entity(model, v, meta)
                 if all(
-                    _match(getattr(mv, f) or "", op, value)
+                    match(getattr(mv, f) or "", op, value)
                     for f, op, value in conditions
                     if f != "name"
                 ):
                     out.append(mv)
-        out = _order(out, order_by, default="name", tiebreak=lambda m: -m.version)
-        return _page(out, max_results, page_token)
+        out = order(out, order_by, default="name", tiebreak=lambda m: -m.version)
+        return page(out, max_results, page_token)
 
     def update_model_version(
         self, name: str, version: Any, description: str | None = None
@@ -533,178 +435,9 @@ class RegistryClientMixin:
             cur = m.versions.get(semver) if m is not None else None
             if cur is None or not cur.active:
                 return []
-            return [Op(name, Action.DEREGISTER, cur.commit, _brief(name, cur), semver=semver)]
+            return [Op(name, Action.DEREGISTER, cur.commit, brief(name, cur), semver=semver)]
 
         reg.emit(plan)
-
-    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
-        """The current version of each stage (newest active assignment), the newest for 'None'."""
-        validate_model_name(name)
-        for stage in stages or []:
-            stage_of_mlflow(stage)
-        reg = self._registry()
-        _, meta, model = reg.require_model(name)
-        return reg.latest_versions(model, meta, list(stages) if stages else None)
-
-    def transition_model_version_stage(
-        self, name: str, version: Any, stage: str, archive_existing_versions: bool = False
-    ) -> ModelVersion:
-        """Move a version to an MLflow stage with new tags (unassign the old stage, assign the new)."""
-        validate_model_name(name)
-        target = stage_of_mlflow(stage)
-        if archive_existing_versions and target not in ("staging", "production"):
-            raise InvalidParameterValue(
-                "archive_existing_versions applies to Staging and Production only"
-            )
-        reg = self._registry()
-        _, found, _ = reg.require_version(name, version)
-        semver = found.semver
-
-        def plan(state: RegistryState) -> list[Op]:
-            model = state.models[name]
-            v = model.versions[semver]
-            if not v.active:
-                raise ResourceDoesNotExist(
-                    f"Model Version (name={name}, version={v.number}) not found"
-                )
-            ops: list[Op] = []
-            for s, _ in v.active_stages():
-                if mlflow_stage_of(s) is not None and s != target:
-                    ops.append(
-                        Op(
-                            name,
-                            Action.UNASSIGN,
-                            v.commit,
-                            {**_brief(name, v), "stage": s},
-                            stage=s,
-                        )
-                    )
-            if archive_existing_versions and target is not None:
-                for other in model.active_versions():
-                    if other is v or other.active_assignment(target) is None:
-                        continue
-                    ops.append(
-                        Op(
-                            name,
-                            Action.UNASSIGN,
-                            other.commit,
-                            {
-                                **_brief(name, other),
-                                "stage": target,
-                                "reason": f"archived: version {v.number} moved to {stage}",
-                            },
-                            stage=target,
-                        )
-                    )
-                    if other.active_assignment("archived") is None:
-                        ops.append(
-                            Op(
-                                name,
-                                Action.ASSIGN,
-                                other.commit,
-                                {
-                                    **_brief(name, other),
-                                    "stage": "archived",
-                                    "mlflow_stage": "Archived",
-                                },
-                                stage="archived",
-                            )
-                        )
-            if target is not None and model.current.get(target) is not v:
-                ops.append(
-                    Op(
-                        name,
-                        Action.ASSIGN,
-                        v.commit,
-                        {
-                            **_brief(name, v),
-                            "stage": target,
-                            "mlflow_stage": mlflow_stage_of(target),
-                        },
-                        stage=target,
-                    )
-                )
-            return ops
-
-        reg.emit(plan)
-        return self.get_model_version(name, found.number)
-
-    # -- aliases -------------------------------------------------------------------------
-    def set_registered_model_alias(self, name: str, alias: str, version: Any) -> None:
-        """Point `alias` at `version`: a `name#alias#N` tag (and unassign it from the previous one)."""
-        validate_model_name(name)
-        validate_alias(alias)
-        reg = self._registry()
-        _, found, _ = reg.require_version(name, version)
-        semver = found.semver
-
-        def plan(state: RegistryState) -> list[Op]:
-            model = state.models[name]
-            v = model.versions[semver]
-            if (
-                model.current.get(alias) is v
-                and sum(1 for o in model.active_versions() if o.active_assignment(alias)) == 1
-            ):
-                return []
-            ops = [
-                Op(
-                    name,
-                    Action.UNASSIGN,
-                    o.commit,
-                    {**_brief(name, o), "alias": alias},
-                    stage=alias,
-                )
-                for o in model.active_versions()
-                if o is not v and o.active_assignment(alias) is not None
-            ]
-            if model.current.get(alias) is not v:
-                ops.append(
-                    Op(
-                        name,
-                        Action.ASSIGN,
-                        v.commit,
-                        {**_brief(name, v), "alias": alias},
-                        stage=alias,
-                    )
-                )
-            return ops
-
-        reg.emit(plan)
-
-    def delete_registered_model_alias(self, name: str, alias: str) -> None:
-        """Remove the alias (unassign it from every version that holds it)."""
-        validate_model_name(name)
-        validate_alias(alias)
-        reg = self._registry()
-        _, _, model = reg.require_model(name)
-        if model is None or alias not in model.current:
-            raise ResourceDoesNotExist(f"Registered model alias {alias} not found for model {name}")
-
-        def plan(state: RegistryState) -> list[Op]:
-            m = state.models[name]
-            return [
-                Op(
-                    name,
-                    Action.UNASSIGN,
-                    o.commit,
-                    {**_brief(name, o), "alias": alias},
-                    stage=alias,
-                )
-                for o in m.active_versions()
-                if o.active_assignment(alias) is not None
-            ]
-
-        reg.emit(plan)
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        """The version the alias points at."""
-        validate_model_name(name)
-        validate_alias(alias)
-        reg = self._registry()
-        _, meta, model = reg.require_model(name)
-        if model is None or alias not in model.current:
-            raise ResourceDoesNotExist(f"Registered model alias {alias} not found for model {name}")
-        return reg.version_entity(model, model.current[alias], meta)
 
     # -- gitml's own ---------------------------------------------------------------------
     def get_registry_history(self, name: str) -> list[RegistryEvent]:
@@ -729,17 +462,13 @@ def _since(reg: Registry, name: str) -> int:
     return model.last_time if model is not None else 0
 
 
-def _brief(name: str, v: VersionState) -> dict[str, Any]:
-    return {"model": name, "version": v.number, "semver": v.semver}
-
-
 def _retire(model: ModelState, reason: str) -> list[Op]:
     ops = [
         Op(
             model.name,
             Action.DEREGISTER,
             v.commit,
-            {**_brief(model.name, v), "reason": reason},
+            {**brief(model.name, v), "reason": reason},
             semver=v.semver,
         )
         for v in model.active_versions()
@@ -759,114 +488,6 @@ def _set_version(commit: str, edit: Any) -> Any:
         return data
 
     return change
-
-
-def _signature(mlmodel: dict[str, Any] | None) -> dict[str, Any] | None:
-    # MLflow's MLmodel keeps the signature as {"inputs": "<json>", "outputs": "<json>"}.
-    sig = (mlmodel or {}).get("signature")
-    return sig if isinstance(sig, dict) else None
-
-
-_COND = re.compile(
-    r"^\s*(?P<field>[a-zA-Z_.]+)\s*(?P<op>=|!=|LIKE|ILIKE|IN)\s*(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\([^)]*\))\s*$",
-    re.IGNORECASE,
-)
-
-
-def _unquote(text: str) -> str:
-    return text[1:-1]
-
-
-def _parse_conditions(filter_string: str | None, allowed: set[str]) -> list[tuple[str, str, Any]]:
-    if not filter_string or not filter_string.strip():
-        return []
-    out = []
-    for part in re.split(r"\s+AND\s+", filter_string.strip(), flags=re.IGNORECASE):
-        m = _COND.match(part)
-        if m is None:
-            raise InvalidParameterValue(
-                f"invalid filter {filter_string!r}: expected e.g. name = 'my-model'"
-            )
-        field_name = m["field"].lower()
-        if field_name not in allowed:
-            raise InvalidParameterValue(
-                f"invalid filter field {m['field']!r}: use one of {', '.join(sorted(allowed))}"
-            )
-        op, raw = m["op"].upper(), m["value"]
-        if op == "IN":
-            value: Any = [_unquote(x.strip()) for x in raw[1:-1].split(",") if x.strip()]
-        elif raw.startswith("("):
-            raise InvalidParameterValue(f"invalid filter {part!r}")
-        else:
-            value = _unquote(raw)
-        out.append((field_name, op, value))
-    return out
-
-
-def _parse_version_filter(filter_string: str | None) -> list[tuple[str, str, Any]]:
-    return _parse_conditions(filter_string, {"name", "run_id", "source", "current_stage"})
-
-
-def _like(pattern: str, flags: int) -> re.Pattern[str]:
-    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
-    return re.compile("^" + "".join(parts) + "$", flags | re.DOTALL)
-
-
-def _match(value: str, op: str, expected: Any) -> bool:
-    if op == "=":
-        return value == expected
-    if op == "!=":
-        return value != expected
-    if op == "IN":
-        return value in expected
-    return _like(expected, re.IGNORECASE if op == "ILIKE" else 0).match(value) is not None
-
-
-def _filter_names(names: list[str], filter_string: str | None) -> list[str]:
-    for _, op, value in _parse_conditions(filter_string, {"name"}):
-        names = [n for n in names if _match(n, op, value)]
-    return names
-
-
-_ORDER_FIELDS = {
-    "name": "name",
-    "version": "version",
-    "version_number": "version",
-    "timestamp": "creation_timestamp",
-    "creation_timestamp": "creation_timestamp",
-    "last_updated_timestamp": "last_updated_timestamp",
-}
-
-
-def _order(
-    items: list[Any], order_by: list[str] | None, default: str, tiebreak: Any = None
-) -> list[Any]:
-    keys = order_by or [default]
-    out = list(items)
-    if tiebreak is not None:
-        out.sort(key=tiebreak)
-    for spec in reversed(keys):
-        field_name, _, direction = spec.strip().partition(" ")
-        attr = _ORDER_FIELDS.get(field_name.lower())
-        if attr is None or direction.strip().upper() not in ("", "ASC", "DESC"):
-            raise InvalidParameterValue(
-                f"invalid order_by {spec!r}: use name, version or a timestamp, ASC or DESC"
-            )
-        if out and not hasattr(out[0], attr):
-            raise InvalidParameterValue(f"invalid order_by {spec!r} here")
-        out.sort(
-            key=lambda x: getattr(x, attr) or 0 if attr != "name" else x.name,
-            reverse=direction.strip().upper() == "DESC",
-        )
-    return out
-
-
-def _page(items: list[Any], max_results: int, page_token: str | None) -> RegistryPagedList:
-    if not isinstance(max_results, int) or max_results < 1:
-        raise InvalidParameterValue(f"max_results must be a positive integer, got {max_results!r}")
-    start = int(page_token) if page_token and page_token.isdigit() else 0
-    end = start + max_results
-    return RegistryPagedList(items[start:end], str(end) if end < len(items) else None)
 
 
 # MLflow's stage names, for callers that validate input before calling.
