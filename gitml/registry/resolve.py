@@ -1,5 +1,4 @@
-"""`models:/` URIs resolved through the registry: `models:/name/3`, `models:/name/Production`,
-`models:/name/latest`, `models:/name@alias` (names may hold '/')."""
+"""`models:/` URIs through the registry: `models:/name/3`, `/Production`, `/latest`, `@alias`."""
 
 from __future__ import annotations
 

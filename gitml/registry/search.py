@@ -1,5 +1,4 @@
-"""MLflow's registry search: filter strings (`name = 'x'`, `name LIKE 'x%'`, `run_id IN (...)`,
-joined by AND), order_by and pages."""
+"""MLflow's registry search: filter strings (`name LIKE 'x%'`, `run_id IN (...)`), order_by, pages."""
 
 from __future__ import annotations
 

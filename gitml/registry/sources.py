@@ -1,5 +1,4 @@
-"""What a version tag records about its model: the run, the source, the model folder's pointer,
-its signature (from the MLmodel file) and the run's metrics; and the check that a model is there."""
+"""What a version tag records about its model (run, source, pointer, signature, metrics)."""
 
 from __future__ import annotations
 
