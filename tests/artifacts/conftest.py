@@ -104,3 +104,10 @@ def make_files(root: Path, files: dict[str, str]) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
     return root
+
+
+def dvc_init(root: Path) -> None:
+    """`dvc init` in-process (DVC's own code, without a second interpreter start-up)."""
+    from dvc.repo import Repo
+
+    Repo.init(str(root)).close()

@@ -29,7 +29,7 @@ from gitml.tracking.client import MlflowClient
 from gitml.tracking.tracker import get_tracker, reset_all
 from tests.conftest import git, make_repo
 
-from .conftest import make_files
+from .conftest import dvc_init, make_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -196,10 +196,13 @@ def test_gc_drops_only_what_no_live_run_names(repo: Path) -> None:
 def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: Path, tmp_path: Path) -> None:
     """Objects gitml pushes are DVC's own: `dvc pull` of `.dvc` files naming them restores the bytes."""
     remote = tmp_path / "dvc-remote"
-    _dvc("init", "-q", cwd=repo)
+    dvc_init(repo)
     _add_remote(repo, remote)
     (repo / "tracked.csv").write_text("x,y\n1,2\n")
-    _dvc("add", "-q", "tracked.csv", cwd=repo)  # DVC's own data, which gc must not touch
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        dvc_repo.add("tracked.csv")  # DVC's own data, which gc must not touch
     rid = _log_some(repo)
     tracker = get_tracker()
     assert has_artifact_remote(tracker)
@@ -215,7 +218,7 @@ def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: P
     assert hashlib.md5(b"x,y\n1,2\n").hexdigest() in _objects(repo / ".dvc/cache")
 
     other = make_repo(tmp_path / "plain-dvc")
-    _dvc("init", "-q", cwd=other)
+    dvc_init(other)
     _add_remote(other, remote)
     model, plots = pointers["model.bin"], pointers["plots"]
     (other / "model.bin.dvc").write_text(
@@ -232,7 +235,7 @@ def test_dvc_repository_uses_dvcs_cache_and_remote_and_dvc_pull_reads_it(repo: P
 
 
 def test_dvc_repository_without_a_remote_and_named_remotes(repo: Path, tmp_path: Path) -> None:
-    _dvc("init", "-q", cwd=repo)
+    dvc_init(repo)
     rid = _log_some(repo)
     tracker = get_tracker()
     assert not has_artifact_remote(tracker)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from gitml.exceptions import RemoteError
 from gitml.tracking.tracker import get_tracker
 from tests.conftest import git
 
-from .conftest import SSHServer, dead_port, make_files
+from .conftest import SSHServer, dead_port, dvc_init, make_files
 
 
 def _log(repo: Path) -> str:
@@ -33,8 +31,7 @@ def _remote_files(folder: Path) -> set[str]:
 
 def test_dvc_ssh_remote_push_and_fetch_on_demand(repo: Path, sshd: SSHServer, tmp_path: Path) -> None:
     folder = sshd.root / "dvc-ssh-remote"
-    dvc = [sys.executable, "-m", "dvc"]
-    subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True)
+    dvc_init(repo)
     # what `dvc remote add -d box URL` and `dvc remote modify box keyfile KEY` write
     with open(repo / ".dvc/config", "a") as f:
         f.write(f"[core]\n    remote = box\n['remote \"box\"']\n    url = {sshd.url(folder)}\n    keyfile = {sshd.keyfile}\n")
