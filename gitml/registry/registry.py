@@ -24,7 +24,7 @@ from gitml.exceptions import (
     ResourceDoesNotExist,
 )
 from gitml.registry.entities import ModelVersion, RegisteredModel, RegistryEvent
-from gitml.registry.metadata import MetadataView, read_metadata
+from gitml.registry.metadata import MetadataView, read_metadata, validate_obj
 from gitml.registry.refs import NewTag, create_tags, read_tags, refs_stamp
 from gitml.registry.state import ModelState, RegistryState, VersionState, build_state
 from gitml.registry.tags import (
@@ -357,8 +357,12 @@ class Registry:
                         counter=counters[op.model],
                     )
             taken.add(name)
-            summary = _summary(op)
-            out.append(NewTag(name, op.commit, dump_message(op.info, summary), stamp))
+            # Checked against schemas/registry-tag.schema.json: a bad message never becomes a tag.
+            info = {"action": op.action.value, "model": op.model, **op.info}
+            validate_obj(
+                {"gitml": 1, **info}, "registry-tag.schema.json", f"the message of tag {name}"
+            )
+            out.append(NewTag(name, op.commit, dump_message(info, _summary(op)), stamp))
         return out
 
     def anchor_commit(self, source_commit: str, note: str) -> str:
