@@ -85,9 +85,11 @@ def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
     """The `runs:/<run_id>/<path>` URI (or the registered source) that a `models:/` URI names."""
     parsed = parse_models_uri(uri)
     if registry is None:
+        from gitml.tracking import fluent
         from gitml.tracking.tracker import get_tracker
 
-        registry = Registry(get_tracker().repo)
+        # The repository runs go to (set_tracking_uri, GITML_TRACKING_URI), else the working dir's.
+        registry = Registry(get_tracker(fluent.get_tracking_uri_or_none()).repo)
     _, version = resolve_version(registry, parsed)
     meta = version.meta
     run_id, path, source = meta.get("run_id"), meta.get("artifact_path"), meta.get("source")

@@ -309,3 +309,18 @@ def test_copy_model_version(repo: Path, new_model_run: Runs) -> None:
         f"runs:/{run_id}/model",
         run_id,
     )
+
+
+def test_models_uri_follows_the_tracking_uri(
+    repo: Path, new_model_run: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = new_model_run()
+    gitml.register_model(f"runs:/{run_id}/model", "iris")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not a repository
+    gitml.set_tracking_uri(str(repo))
+    try:
+        assert resolve_models_uri("models:/iris/1") == f"runs:/{run_id}/model"
+    finally:
+        gitml.set_tracking_uri(None)
