@@ -11,8 +11,8 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gitml.exceptions import CorruptMetadata, RepositoryError
 
@@ -23,16 +23,16 @@ MODE_BLOB = "100644"
 MODE_TREE = "40000"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One tree entry: `mode` as git writes it, `sha` in hex."""
+class Entry(NamedTuple):
+    """One tree entry: `mode` as git writes it, `sha` in hex (a tuple: trees hold thousands)."""
 
     mode: str
     sha: str
 
     @property
     def is_tree(self) -> bool:
-        return self.mode == MODE_TREE
+        """A subdirectory."""
+        return self.mode == "40000"
 
 
 def parse_tree(data: bytes) -> dict[str, Entry]:
@@ -124,6 +124,49 @@ class ObjectStore:
             data = proc.stdout.read(size)
             proc.stdout.read(1)
             return fields[1].decode(), data
+
+    def read_many(self, shas: list[str]) -> dict[str, bytes]:
+        """Contents of many objects in one pipelined `git cat-file --batch` (no round trips)."""
+        out: dict[str, bytes] = {}
+        todo = []
+        for sha in dict.fromkeys(shas):
+            recent = self._recent.get(sha)
+            if recent is not None:
+                out[sha] = recent[1]
+            else:
+                todo.append(sha)
+        if not todo:
+            return out
+        proc = subprocess.Popen(
+            ["git", "--git-dir", str(self.git_dir), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin = proc.stdin
+
+        def feed() -> None:
+            try:
+                stdin.write("".join(s + "\n" for s in todo).encode())
+            finally:
+                stdin.close()
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        try:
+            for sha in todo:
+                fields = proc.stdout.readline().split()
+                if len(fields) != 3:
+                    raise CorruptMetadata(f"Git object {sha} is missing from the repository")
+                size = int(fields[2])
+                out[sha] = proc.stdout.read(size)
+                proc.stdout.read(1)
+        finally:
+            writer.join()
+            proc.stdout.close()
+            proc.wait()
+        return out
 
     def read_blob(self, sha: str) -> bytes:
         """Content of a blob."""
