@@ -148,8 +148,11 @@ def artifact_status(
     return store_for(tracker).status(_oids(tracker, run_ids), remote=remote)
 
 
-def gc_artifacts(tracker: Any, dry_run: bool = False) -> list[str]:
+def gc_artifacts(tracker: Any, dry_run: bool = False, min_age_s: float = 0.0) -> list[str]:
     """Remove from the local cache gitml's objects that no live run names; returns their ids.
+
+    Objects written or re-logged in the last `min_age_s` seconds stay: a run logging
+    while gc runs writes its objects before its pointers land on the branch.
 
     Runs deleted (lifecycle `deleted`) do not keep their artifacts. In a DVC repository
     only objects gitml put into DVC's cache are candidates; DVC's own data is never touched.
@@ -158,4 +161,4 @@ def gc_artifacts(tracker: Any, dry_run: bool = False) -> list[str]:
     keep: set[str] = set()
     for pointers in run_pointers(tracker, include_deleted=False).values():
         keep |= pointer_oids(pointers.values())
-    return store_for(tracker).gc(keep, dry_run=dry_run)
+    return store_for(tracker).gc(keep, dry_run=dry_run, min_age_s=min_age_s)

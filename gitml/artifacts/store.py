@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,17 @@ class ArtifactStore:
         """Whether object `oid` is in the local cache."""
         return os.path.exists(self.object_path(oid))
 
+    def _present(self, oid: str) -> bool:
+        """Whether `oid` is cached; if so, mark it as just used (gc keeps young objects,
+        so an object re-logged while gc runs is not removed before its pointer lands)."""
+        try:
+            os.utime(self.object_path(oid))
+            return True
+        except FileNotFoundError:
+            return False
+        except PermissionError:
+            return self.exists(oid)  # someone else's shared cache: presence is enough
+
     def _note(self, oids: Iterable[str]) -> None:
         # Remember what gitml put into DVC's cache, so gc never removes DVC's own data.
         # The embedded cache is gitml's alone: nothing to remember there.
@@ -274,7 +286,7 @@ class ArtifactStore:
     def add_bytes(self, data: bytes) -> str:
         """Store bytes; returns their md5."""
         oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        if not self.exists(oid):
+        if not self._present(oid):
             self._write_object(oid, data)
         self._note([oid])
         return oid
@@ -294,7 +306,7 @@ class ArtifactStore:
                 os.close(fd)
             if small and len(data) <= before.st_size:
                 oid = hashlib.md5(data, usedforsecurity=False).hexdigest()
-                if not self.exists(oid):
+                if not self._present(oid):
                     self._write_object(oid, data)
                 if note:
                     self._note([oid])
@@ -335,7 +347,7 @@ class ArtifactStore:
     def _known_md5(self, st: os.stat_result) -> str | None:
         """The md5 of an unchanged file logged before (same inode, size and mtime) that the cache holds."""
         entry = self._state().get(f"{st.st_dev}:{st.st_ino}")
-        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and self.exists(entry[2]):
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and self._present(entry[2]):
             return str(entry[2])
         return None
 
@@ -409,7 +421,7 @@ class ArtifactStore:
         listing = [{"md5": by_path[rel].md5, "relpath": rel} for rel in sorted(by_path)]
         data = json.dumps(listing, sort_keys=True).encode("utf-8")
         dir_oid = hashlib.md5(data, usedforsecurity=False).hexdigest() + ".dir"
-        if not self.exists(dir_oid):
+        if not self._present(dir_oid):
             self._write_object(dir_oid, data)
         self._note([dir_oid])
         return dir_oid, sum(e.size or 0 for e in by_path.values()), len(by_path)
@@ -655,10 +667,21 @@ class ArtifactStore:
             return set()
         return {o for o in noted if self.exists(o)}
 
-    def gc(self, keep: Iterable[str], dry_run: bool = False) -> list[str]:
-        """Remove gitml's objects that `keep` (folders deeply) does not name; returns them."""
+    def gc(self, keep: Iterable[str], dry_run: bool = False, min_age_s: float = 0.0) -> list[str]:
+        """Remove gitml's objects that `keep` (folders deeply) does not name; returns them.
+
+        Objects used in the last `min_age_s` seconds are kept: a run logging right now
+        writes its objects before its pointers.
+        """
         kept = self._expand(keep)
-        doomed = sorted(self.gitml_objects() - kept)
+        horizon = time.time() - min_age_s
+        doomed = []
+        for oid in sorted(self.gitml_objects() - kept):
+            try:
+                if min_age_s <= 0 or os.stat(self.object_path(oid)).st_mtime < horizon:
+                    doomed.append(oid)
+            except FileNotFoundError:
+                pass
         if not dry_run:
             for oid in doomed:
                 try:

@@ -96,13 +96,20 @@ def status(ctx: click.Context, run_ids: tuple[str, ...], remote: str | None, as_
 
 @artifacts.command()
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option(
+    "--min-age",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Keep objects used in the last SECONDS (runs logging now have not committed their pointers yet).",
+)
 @_JSON
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+def gc(ctx: click.Context, dry_run: bool, min_age: float, as_json: bool) -> None:
     """Remove from the local cache objects that no live run names (remotes are untouched)."""
     from gitml.artifacts.runs import gc_artifacts
 
-    removed = gc_artifacts(_tracker(ctx), dry_run=dry_run)
+    removed = gc_artifacts(_tracker(ctx), dry_run=dry_run, min_age_s=min_age)
     if as_json:
         echo_json({"dry_run": dry_run, "removed": removed})
     else:

@@ -187,6 +187,7 @@ def test_gc_drops_only_what_no_live_run_names(repo: Path) -> None:
     MlflowClient().delete_run(doomed.info.run_id)
     only = hashlib.md5(b"only in the deleted run").hexdigest()
     assert gc_artifacts(tracker, dry_run=True) == [only]
+    assert gc_artifacts(tracker, min_age_s=3600) == []  # just written: kept
     assert store_for(tracker).exists(only)
     assert gc_artifacts(tracker) == [only]
     assert not store_for(tracker).exists(only)

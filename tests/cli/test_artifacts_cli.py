@@ -83,10 +83,12 @@ def test_pull_reports_lost_objects_and_exits_1(capsys: pytest.CaptureFixture[str
 
 
 def test_gc(capsys: pytest.CaptureFixture[str], logged: str) -> None:
-    code, out, _ = run(capsys, "artifacts", "gc", "--dry-run")
+    code, out, _ = run(capsys, "artifacts", "gc", "--dry-run", "--min-age", "0")
     assert code == 0 and out.strip() == "Would remove 0 object(s)"
     gitml.MlflowClient().delete_run(logged)
-    code, out, _ = run(capsys, "artifacts", "gc", "--json")
+    code, out, _ = run(capsys, "artifacts", "gc", "--json")  # objects this young are kept
+    assert code == 0 and json.loads(out)["removed"] == []
+    code, out, _ = run(capsys, "artifacts", "gc", "--json", "--min-age", "0")
     assert code == 0 and len(json.loads(out)["removed"]) == 4
 
 
