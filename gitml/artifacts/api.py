@@ -121,6 +121,8 @@ def log_run_artifacts(
     """
     base = normalize_artifact_path(artifact_path)
     files = list(walk_local_dir(local_dir))  # validates every path and link first
+    if not files:
+        return {}  # MLflow logs nothing for an empty folder either
     store = store_for(tracker)
     entries = store.add_files(files)
     current = read_pointers(tracker, run_id)
