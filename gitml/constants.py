@@ -10,6 +10,7 @@ __all__ = [
     "FORMAT_FILE",
     "FORMAT_VERSION",
     "STATE_DIR",
+    "commit_runs_path",
     "experiment_dir",
     "run_dir",
 ]
@@ -28,6 +29,8 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 EXPERIMENTS_DIR = "experiments"
 RUNS_DIR = "runs"
 REGISTRY_DIR = "registry"
+# commits/<sha[:2]>/<sha>.json = {run_id: start_time}: the runs of a code commit, without a scan
+COMMITS_DIR = "commits"
 
 # Files of a run directory.
 RUN_META = "meta.json"
@@ -43,6 +46,11 @@ EXPERIMENT_TAGS = "tags.json"
 def run_dir(run_id: str) -> str:
     """The run's directory: fanned out by id prefix so no tree holds more than ~1000 entries."""
     return f"{RUNS_DIR}/{run_id[:2]}/{run_id}"
+
+
+def commit_runs_path(commit: str) -> str:
+    """The file listing the runs whose source is `commit`."""
+    return f"{COMMITS_DIR}/{commit[:2]}/{commit}.json"
 
 
 def experiment_dir(experiment_id: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RepositoryError, ResourceDoesNotExist
+from gitml.tracking import layout
 
 __all__ = [
     "Change",
@@ -237,10 +238,29 @@ class _GrepLookup:
                 self.found.setdefault(str(commit), []).append(run)
 
 
+class _CommitMapLookup(_GrepLookup):
+    """Runs by source commit from `commits/<sha>.json` on the branch: two reads, no scan."""
+
+    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
+        if by_tags:  # runs attributed by hand through the tag: only a search finds them
+            return super().runs_at(commits, by_tags)
+        out: dict[str, list[Any]] = {}
+        for commit in commits:
+            path = C.commit_runs_path(commit)
+            data = self.tracker.repo.read_file(self.tree, path)
+            ids = sorted(layout.decode(path, data)) if data else []
+            out[commit] = [r for r in (self.run(i) for i in ids) if r is not None]
+        return out
+
+
 def _lookup(tracker: Any) -> _IndexLookup | _GrepLookup:
-    # The index answers in milliseconds once built; building it reads every run.
+    # The index answers in milliseconds once built; building it reads every run. Without
+    # it, the branch's commit map answers; branches written before the map get a grep.
     if (tracker.repo.state_dir / "index.sqlite").exists():
         return _IndexLookup(tracker)
+    tree = tracker.repo.tree_of(tracker.repo.tip())
+    if tracker.repo.lookup(tree, C.COMMITS_DIR) is not None:
+        return _CommitMapLookup(tracker)
     return _GrepLookup(tracker)
 
 

@@ -61,6 +61,8 @@ def schema_for(path: str) -> str | None:
     name = path.rsplit("/", 1)[-1]
     if path == C.FORMAT_FILE:
         return "format.schema.json"
+    if path.startswith(C.COMMITS_DIR + "/"):
+        return "commit-runs.schema.json"
     if path.startswith(C.EXPERIMENTS_DIR + "/"):
         return {C.EXPERIMENT_META: "experiment.schema.json", C.EXPERIMENT_TAGS: "string-map.schema.json"}.get(name)
     if path.startswith(C.RUNS_DIR + "/"):

@@ -166,6 +166,9 @@ def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -
         journal[token] = max(journal.get(token, 0), p.seq)
         meta["journal"] = journal
         out[f"{base}/{C.RUN_META}"] = layout.encode(f"{base}/{C.RUN_META}", meta)
+        commit = (meta.get("source") or {}).get("commit")
+        if commit and "source" in p.meta:
+            out.update(_link_commit(repo, tree, commit, run_id, meta.get("start_time")))
 
     if p.params:
         path = f"{base}/{C.RUN_PARAMS}"
@@ -209,6 +212,16 @@ def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -
     elif p.points:
         out[f"{hist}/{token}-{p.seq:010d}.jsonl"] = layout.encode_history(p.points)
     return out
+
+
+def _link_commit(repo: Any, tree: str, commit: str, run_id: str, start: int | None) -> dict[str, bytes | None]:
+    """Record the run under its source commit, so `gitml diff` finds a commit's runs at once."""
+    path = C.commit_runs_path(commit)
+    runs = _read_json(repo, tree, path, {})
+    if run_id in runs and runs[run_id] == start:
+        return {}
+    runs[run_id] = start
+    return {path: layout.encode(path, runs)}
 
 
 def new_token() -> str:

@@ -188,3 +188,17 @@ def test_delete_tag_and_run(repo: Path) -> None:
     mlflow.delete_run(run.info.run_id)
     assert mlflow.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     assert mlflow.search_runs(output_format="list") == []
+
+
+def test_runs_are_listed_under_their_source_commit(repo: Path) -> None:
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    with mlflow.start_run() as a:
+        pass
+    with mlflow.start_run() as b:
+        pass
+    shown = subprocess.run(
+        ["git", "show", f"gitml:commits/{head[:2]}/{head}.json"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    import json
+
+    assert set(json.loads(shown)) == {a.info.run_id, b.info.run_id}
