@@ -65,6 +65,14 @@ __all__ = ["serve"]
     help="Larger request bodies are refused with 413.",
 )
 @click.option(
+    "--model-threads",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Threads for the model's math (torch, BLAS); 0: the cores per worker less one, "
+    "unless OMP_NUM_THREADS is set.",
+)
+@click.option(
     "--env-manager",
     type=click.Choice(["local"]),
     default="local",
@@ -89,6 +97,7 @@ def serve(
     max_batch_size: int,
     max_wait_ms: float,
     max_body_bytes: int,
+    model_threads: int,
     env_manager: str,
     log_level: str,
 ) -> None:
@@ -116,6 +125,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         follow=follow,
         follow_interval_s=follow_interval,
+        model_threads=model_threads,
     )
     what = f"{ref.name} version {ref.version}" if ref.version else ref.source
     click.echo(

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +25,7 @@ from gitml.serving.formats import InputSpec, dump_predictions, input_spec, parse
 from gitml.serving.loading import LoadedModel, ModelRef, load_ref
 from gitml.serving.metrics import ServingMetrics
 
-__all__ = ["BodyTooLarge", "ServeOptions", "ServingState", "create_app"]
+__all__ = ["BodyTooLarge", "ServeOptions", "ServingState", "create_app", "model_threads_for"]
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 
@@ -47,6 +49,8 @@ class ServeOptions:
     follow: bool = False
     follow_interval_s: float = 5.0
     metrics_dir: str | None = None
+    workers: int = 1
+    model_threads: int = 0  # 0: automatic (see `model_threads_for`)
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the options from the environment."""
@@ -60,6 +64,36 @@ class ServeOptions:
         d = json.loads(text)
         d["ref"] = ModelRef(**d["ref"])
         return cls(**d)
+
+
+def model_threads_for(options: ServeOptions) -> int | None:
+    """Threads for the model's math libraries (torch, BLAS, OpenMP); None leaves them alone.
+
+    Automatic: the cores this process may use, shared by the workers, less one for the event
+    loop. Their default (every core) makes OpenMP's spinning threads fight the event loop for
+    the same cores: measured 9x fewer requests/s for the CNN on 2 cores. OMP_NUM_THREADS set
+    in the environment wins over the automatic choice.
+    """
+    if options.model_threads > 0:
+        return options.model_threads
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, options.workers) - 1)
+
+
+def _limit_threads(n: int) -> None:
+    # called in the model thread: OpenMP's thread count is a per-thread setting
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    with contextlib.suppress(ImportError):
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(n)
 
 
 class ServingState:
@@ -76,6 +110,8 @@ class ServingState:
         self.on_fatal: Callable[[str], None] | None = None
         self.follow_error: str | None = None
         self._labels = ("", "")
+        self._threads = model_threads_for(options)
+        self._threads_set: object = None
 
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load `ref` (in the calling thread); warms pandas when the model reads columns."""
@@ -99,6 +135,9 @@ class ServingState:
         if current is None:
             raise GitMLError("No model is loaded", "TEMPORARILY_UNAVAILABLE")
         self._labels = current.label
+        if self._threads is not None and self._threads_set is not current:
+            _limit_threads(self._threads)
+            self._threads_set = current
         if params:
             return current.model.predict(data, params=params)
         return current.model.predict(data)

@@ -51,6 +51,7 @@ def serve(
         "lifespan": "on",
         "timeout_graceful_shutdown": 5,
     }
+    options = ServeOptions(**{**options.__dict__, "workers": max(1, workers)})
     if workers <= 1:
         app = create_app(options, loader)
         server = uvicorn.Server(uvicorn.Config(app, **kwargs))

@@ -97,18 +97,23 @@ def fake_server_args(port: int, mode: str, max_body: int = 1_000_000) -> list[st
 
 
 @pytest.fixture(scope="session")
-def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real scikit-learn model saved in gitml's format, with a column signature."""
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
+def columns_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real pyfunc model with a column signature (x, y, z: double), saved in gitml's format.
 
-    import gitml.sklearn
+    (A scikit-learn model would do as well, but loading a skops file imports every
+    scikit-learn estimator: 10 to 50 s on a busy 2-core machine.)
+    """
+    import pandas as pd
+
+    import gitml.pyfunc
     from gitml.models import infer_signature
+    from tests.serving.pymodels import Scaled
 
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    model = LogisticRegression(max_iter=500).fit(X, y)
-    path = tmp_path_factory.mktemp("models") / "iris"
-    gitml.sklearn.save_model(model, str(path), signature=infer_signature(X, model.predict(X)))
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0], "z": [5.0, 6.0]})
+    path = tmp_path_factory.mktemp("models") / "columns"
+    gitml.pyfunc.save_model(
+        str(path), python_model=Scaled(1.0), signature=infer_signature(frame, frame.sum(axis=1))
+    )
     return path
 
 

@@ -26,11 +26,13 @@ def fake() -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def iris(iris_model: Path) -> Iterator[Server]:
-    """`gitml models serve` over a real scikit-learn model."""
+def columns(columns_model: Path) -> Iterator[Server]:
+    """`gitml models serve` over a real pyfunc model with a column signature."""
     port = free_port()
-    server = Server([*GITML, "models", "serve", "-m", str(iris_model), "--port", str(port)], port)
-    server.wait()
+    server = Server(
+        [*GITML, "models", "serve", "-m", str(columns_model), "--port", str(port)], port
+    )
+    server.wait(deadline_s=60)
     yield server
     server.stop()
 
@@ -147,8 +149,9 @@ def test_ping_means_ready_and_answers_fast(start_server: Any) -> None:
         assert httpx.get(server.url + "/health").json()["status"] == "loading"
         assert post(server, {"inputs": [[1, 2, 3, 4]]}).status_code == 503
     ready = server.wait(status=200)
-    assert first_answer < 2.0, f"first answer after {first_answer:.2f} s"
-    assert ready >= 1.5
+    # the port opens before the model has loaded (1.5 s here); absolute start times are
+    # measured by bench/bench_serving.py, not asserted on a shared machine
+    assert first_answer < ready and ready - first_answer > 0.5, (first_answer, ready)
     assert post(server, {"inputs": [[1, 2, 3, 4]]}).json() == {"predictions": [10.0]}
 
 
@@ -163,31 +166,35 @@ def test_a_model_that_cannot_load_stops_the_server(start_server: Any) -> None:
     assert "weights file is truncated" in err
 
 
-def test_iris_formats_match_sklearn(iris: Server, iris_model: Path) -> None:
-    from sklearn.datasets import load_iris
+def test_column_formats_and_csv(columns: Server) -> None:
+    import pandas as pd
 
-    import gitml.pyfunc
-
-    X, _ = load_iris(return_X_y=True, as_frame=True)
-    expected = gitml.pyfunc.load_model(str(iris_model)).predict(X.head(5)).tolist()
-    split = {"dataframe_split": X.head(5).to_dict(orient="split")}
-    records = {"dataframe_records": X.head(5).to_dict(orient="records")}
-    for body in (split, records):
-        r = post(iris, body)
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [10.0, 20.0, 30.0], "z": [0.5, 0.5, 0.5]})
+    expected = [11.5, 22.5, 33.5]
+    shuffled = frame[["z", "x", "y"]]  # columns are matched by name, not position
+    for body in (
+        {"dataframe_split": frame.to_dict(orient="split")},
+        {"dataframe_split": shuffled.to_dict(orient="split")},
+        {"dataframe_records": frame.to_dict(orient="records")},
+        {"inputs": frame.to_dict(orient="list")},
+    ):
+        r = post(columns, body)
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == expected
-    csv = X.head(5).to_csv(index=False).encode()
-    assert post(iris, csv, "text/csv").json()["predictions"] == expected
+    csv = frame.to_csv(index=False).encode()
+    assert post(columns, csv, "text/csv").json()["predictions"] == expected
 
 
 @pytest.mark.parametrize(
     ("body", "ctype", "needle"),
     [
-        (b"sepal length (cm),,x\n1,2,3\n", "text/csv", "Bad CSV header"),
-        (b"sepal length (cm)\n1\n", "text/csv", "Missing required column(s)"),
+        (b"x,,y\n1,2,3\n", "text/csv", "Bad CSV header"),
+        (b"x,y\n1,2\n", "text/csv", "Missing required column(s) ['z']"),
+        (b"x,y,z\n", "text/csv", "Empty batch"),
         ({"dataframe_split": {"columns": ["a"], "data": [[1]]}}, "application/json", "Missing"),
+        ({"dataframe_records": [{"x": 1, "y": 2}]}, "application/json", "['z']"),
     ],
 )
-def test_iris_bad_columns(iris: Server, body: Any, ctype: str, needle: str) -> None:
-    r = post(iris, body, ctype)
-    assert r.status_code == 400 and needle in r.json()["message"]
+def test_bad_columns_are_400(columns: Server, body: Any, ctype: str, needle: str) -> None:
+    r = post(columns, body, ctype)
+    assert r.status_code == 400 and needle in r.json()["message"], r.text
