@@ -25,8 +25,9 @@ from gitml.exceptions import (
 )
 from gitml.registry.entities import ModelVersion, RegisteredModel, RegistryEvent
 from gitml.registry.metadata import MetadataView, read_metadata, validate_obj
-from gitml.registry.refs import NewTag, create_tags, read_tags, refs_stamp
+from gitml.registry.refs import NewTag, create_tags, refs_stamp
 from gitml.registry.state import ModelState, RegistryState, VersionState, build_state
+from gitml.registry.tagindex import load_tags
 from gitml.registry.tags import (
     MLFLOW_STAGES,
     Action,
@@ -103,7 +104,7 @@ class Registry:
                 hit = _STATES.get(key)
             if hit is not None and hit[0] == stamp:
                 return hit[1]
-        state = build_state(read_tags(self.repo))
+        state = build_state(load_tags(self.repo, stamp))
         if stamp is not None:
             with _STATE_LOCK:
                 _STATES[key] = (stamp, state)
