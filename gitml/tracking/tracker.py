@@ -203,12 +203,17 @@ class Tracker:
             self._autopush()
 
     def _autopush(self) -> None:
+        from gitml.registry.sync import is_registry_tag, reconcile_tags
+        from gitml.store import sync
+
         try:
-            from gitml.store import sync
-        except ImportError:
-            return
-        try:
-            sync.push(self.repo, remote=self.config.remote, config=self.config)
+            sync.push(
+                self.repo,
+                remote=self.config.remote,
+                config=self.config,
+                tag_filter=is_registry_tag,
+                reconcile=reconcile_tags,
+            )
         except Exception as e:  # CI must not fail a training run over a push: the next push carries it
             log.warning("gitml: autopush failed (the next push will carry these runs): %s", e)
 
