@@ -32,6 +32,7 @@ from tests.conftest import git, make_repo
 from .conftest import dvc_init, make_files
 
 ROOT = Path(__file__).resolve().parents[2]
+N_MANY = 150  # files for the interrupted transfers: enough to be killed half-way
 
 
 def _objects(folder: Path) -> dict[str, Path]:
@@ -146,7 +147,7 @@ print(push_artifacts(get_tracker(sys.argv[1]), jobs=1).ok)
 def test_interrupted_push_is_completed_by_the_next(repo: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     git("config", "gitml.artifactRemote", str(remote), cwd=repo)
-    make_files(repo / "many", {f"f{i:03d}.bin": os.urandom(64 << 10).hex() for i in range(300)})
+    make_files(repo / "many", {f"f{i:03d}.bin": os.urandom(16 << 10).hex() for i in range(N_MANY)})
     with gitml.start_run() as run:
         gitml.log_artifacts("many", "many")
     reset_all()
@@ -158,20 +159,20 @@ def test_interrupted_push_is_completed_by_the_next(repo: Path, tmp_path: Path) -
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = _objects(remote)
-    assert 0 < len(partial) < 301, "the push was not caught half-way"
+    assert 0 < len(partial) < N_MANY + 1, "the push was not caught half-way"
     for oid, path in partial.items():  # whatever landed is whole: objects are renamed in place
         assert oid.endswith(".dir") or hashlib.md5(path.read_bytes()).hexdigest() == oid
     assert not any(o.endswith(".dir") for o in partial)  # the manifest goes last
 
     tracker = get_tracker(str(repo))
     result = push_artifacts(tracker)
-    assert result.ok and len(result.transferred) == 301 - len(partial)
-    assert len(_objects(remote)) == 301
+    assert result.ok and len(result.transferred) == N_MANY + 1 - len(partial)
+    assert len(_objects(remote)) == N_MANY + 1
     status = artifact_status(tracker)
-    assert len(status.synced) == 301 and not status.local_only
+    assert len(status.synced) == N_MANY + 1 and not status.local_only
     shutil.rmtree(repo / ".git/gitml/artifacts/cache")
     out = Path(api.download_artifacts(tracker, run.info.run_id, "many", tmp_path / "dl"))
-    assert len(list(out.iterdir())) == 300
+    assert len(list(out.iterdir())) == N_MANY
 
 
 def test_gc_drops_only_what_no_live_run_names(repo: Path) -> None:
@@ -261,3 +262,39 @@ def test_remote_names_need_dvc_and_relative_folders_are_the_repos(repo: Path) ->
         push_artifacts(tracker, remote="origin")
     result = push_artifacts(tracker, remote="./relative-remote")
     assert result.ok and len(_objects(repo / "relative-remote")) == 4
+
+
+_PULL = """
+import sys
+from gitml.tracking.tracker import get_tracker
+from gitml.artifacts.runs import pull_artifacts
+print(pull_artifacts(get_tracker(sys.argv[1]), jobs=1).ok)
+"""
+
+
+def test_interrupted_pull_leaves_no_corrupt_object(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    git("config", "gitml.artifactRemote", str(remote), cwd=repo)
+    make_files(repo / "many", {f"f{i:03d}.bin": os.urandom(16 << 10).hex() for i in range(N_MANY)})
+    with gitml.start_run() as run:
+        gitml.log_artifacts("many", "many")
+    assert push_artifacts(get_tracker()).ok
+    reset_all()
+    cache = repo / ".git/gitml/artifacts/cache"
+    shutil.rmtree(cache)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _PULL, str(repo)], env=env, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and len(_objects(cache)) < 20:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _objects(cache)
+    assert 0 < len(partial) < N_MANY + 1, "the pull was not caught half-way"
+    for oid, path in partial.items():
+        assert oid.endswith(".dir") or hashlib.md5(path.read_bytes()).hexdigest() == oid
+    tracker = get_tracker(str(repo))
+    assert pull_artifacts(tracker).ok
+    assert len(_objects(cache)) == N_MANY + 1
+    out = Path(api.download_artifacts(tracker, run.info.run_id, "many", tmp_path / "dl"))
+    assert len(list(out.iterdir())) == N_MANY
