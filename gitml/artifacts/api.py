@@ -48,6 +48,8 @@ __all__ = [
     "log_run_artifact",
     "log_run_artifacts",
     "log_run_bytes",
+    "log_run_figure",
+    "log_run_image",
     "log_text",
 ]
 
@@ -245,19 +247,22 @@ def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> 
     log_run_bytes(tracker, rid, _dict_bytes(dictionary, artifact_file), artifact_file)
 
 
-def _log_via_temp(write: Any, artifact_file: str, run_id: str | None) -> None:
+def _log_via_temp(tracker: Any, run_id: str, write: Any, artifact_file: str) -> dict[str, Any]:
     dest = normalize_artifact_path(artifact_file, allow_root=False)
-    tracker, rid = _target(run_id)
     with tempfile.TemporaryDirectory(prefix="gitml-") as tmp:
         local = os.path.join(tmp, dest.rsplit("/", 1)[-1])
         write(local)
         check_local_file(local)
         md5, size = store_for(tracker).add_file(local)
-    tracker.record_artifacts(rid, {dest: file_pointer(dest, md5, size)})
+    pointer = file_pointer(dest, md5, size)
+    tracker.record_artifacts(run_id, {dest: pointer})
+    return pointer
 
 
-def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None, run_id: str | None = None) -> None:
-    """Log a matplotlib figure (or a plotly one, as `.html` or an image) as an artifact."""
+def log_run_figure(
+    tracker: Any, run_id: str, figure: Any, artifact_file: str, save_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Save a matplotlib (or plotly) figure as artifact file `artifact_file` of the run."""
     kwargs = save_kwargs or {}
 
     def write(local: str) -> None:
@@ -272,7 +277,14 @@ def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] |
                 f"cannot log a {type(figure).__name__} as a figure: pass a matplotlib or plotly figure"
             )
 
-    _log_via_temp(write, artifact_file, run_id)
+    return _log_via_temp(tracker, run_id, write, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None, run_id: str | None = None) -> None:
+    """Log a matplotlib figure (or a plotly one, as `.html` or an image) as an artifact."""
+    normalize_artifact_path(artifact_file, allow_root=False)
+    tracker, rid = _target(run_id)
+    log_run_figure(tracker, rid, figure, artifact_file, save_kwargs)
 
 
 def _png_bytes(array: Any) -> bytes:
@@ -310,16 +322,11 @@ def _png_bytes(array: Any) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
-    """Log a numpy array or PIL image as an image file (PNG without Pillow; any format with it)."""
+def log_run_image(tracker: Any, run_id: str, image: Any, artifact_file: str) -> dict[str, Any]:
+    """Save a numpy array or PIL image as artifact file `artifact_file` of the run."""
     dest = normalize_artifact_path(artifact_file, allow_root=False)
     if hasattr(image, "save") and hasattr(image, "mode"):  # a PIL image
-
-        def write(local: str) -> None:
-            image.save(local)
-
-        _log_via_temp(write, dest, run_id)
-        return
+        return _log_via_temp(tracker, run_id, image.save, dest)
     try:
         from PIL import Image
     except ImportError:
@@ -331,12 +338,17 @@ def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None
         if a.dtype.kind == "f":
             a = np.round(a * 255)
         pil = Image.fromarray(a.astype(np.uint8).squeeze())
-        _log_via_temp(lambda local: pil.save(local), dest, run_id)
-        return
+        return _log_via_temp(tracker, run_id, pil.save, dest)
     if not dest.lower().endswith(".png"):
         raise MissingDependency("Pillow", "images")
+    return log_run_bytes(tracker, run_id, _png_bytes(image), dest)
+
+
+def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a numpy array or PIL image as an image file (PNG without Pillow; any format with it)."""
+    normalize_artifact_path(artifact_file, allow_root=False)
     tracker, rid = _target(run_id)
-    log_run_bytes(tracker, rid, _png_bytes(image), dest)
+    log_run_image(tracker, rid, image, artifact_file)
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:

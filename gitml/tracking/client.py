@@ -286,6 +286,22 @@ class GitMLClient(RegistryClientMixin):
         check_run_id(run_id)
         api.log_run_bytes(self._tracker, run_id, api._dict_bytes(dictionary, artifact_file), artifact_file)
 
+    def log_figure(
+        self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """Log a matplotlib (or plotly) figure as an artifact of the run."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        api.log_run_figure(self._tracker, run_id, figure, artifact_file, save_kwargs)
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
+        """Log a numpy array or PIL image as an image artifact of the run."""
+        from gitml.artifacts import api
+
+        check_run_id(run_id)
+        api.log_run_image(self._tracker, run_id, image, artifact_file)
+
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[Any]:
         """The FileInfo entries directly under artifact folder `path` of the run."""
         from gitml.artifacts import api

@@ -385,3 +385,18 @@ def test_a_file_that_fails_to_read_is_refused_cleanly(repo: Path) -> None:
         with pytest.raises(InvalidParameterValue, match="cannot read '/proc/self/mem'"):
             gitml.log_artifact("/proc/self/mem")
     assert read_pointers(run._tracker, run.info.run_id) == {}
+
+
+def test_client_figure_and_image(repo: Path) -> None:
+    np = pytest.importorskip("numpy")
+
+    class Fig:
+        def savefig(self, path: str, dpi: int = 72) -> None:
+            Path(path).write_text(f"figure at {dpi} dpi")
+
+    client = MlflowClient()
+    rid = client.create_run("0").info.run_id
+    client.log_figure(rid, Fig(), "figs/f.svg", save_kwargs={"dpi": 300})
+    client.log_image(rid, np.zeros((3, 3), dtype=np.uint8), "figs/i.png")
+    assert gitml.artifacts.load_text(f"runs:/{rid}/figs/f.svg") == "figure at 300 dpi"
+    assert [f.path for f in client.list_artifacts(rid, "figs")] == ["figs/f.svg", "figs/i.png"]
