@@ -144,6 +144,12 @@ def _bench_mlflow(model: nn.Module, root: Path, repeats: int, example: Any) -> d
         out = {
             "log": _median_ms(lambda: log("default"), repeats),
             "log pickle": _median_ms(lambda: log("pickle", serialization_format="pickle"), repeats),
+            # MLflow's fastest spelling: requirements given, so none are inferred in a subprocess
+            "log no inference": _median_ms(lambda: log("fast", pip_requirements=["torch"]), repeats),
+            "log pickle no inference": _median_ms(
+                lambda: log("fast-pickle", serialization_format="pickle", pip_requirements=["torch"]),
+                repeats,
+            ),
         }
         uri = uris["default"]
         mlflow.pytorch.load_model(uri)
@@ -161,6 +167,9 @@ _ROWS = [
     ("log_model (defaults)", "log", "log"),
     ("log_model vs mlflow pickle", "log", "log pickle"),
     ("log_model export=True vs pt2", "log export", "log"),
+    ("log_model vs mlflow, no req. inference", "log", "log no inference"),
+    ("  ... vs mlflow pickle, no inference", "log", "log pickle no inference"),
+    ("  export=True vs pt2, no inference", "log export", "log no inference"),
     ("load_model runs:/ (defaults)", "load runs:/", "load runs:/"),
     ("load_model local (defaults)", "load local", "load local"),
     ("load_model local vs mlflow pickle", "load local", "load local pickle"),

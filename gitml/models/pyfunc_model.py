@@ -10,7 +10,7 @@ from gitml.exceptions import InvalidParameterValue
 from gitml.models.flavors import LOADERS
 from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.signature import enforce_schema
-from gitml.models.uri import resolve_model_uri
+from gitml.models.uri import temporary_model_dir
 
 __all__ = ["PyFuncModel", "load_flavor_conf", "load_model"]
 
@@ -22,9 +22,10 @@ class _Predictor(Protocol):
 class PyFuncModel:
     """A loaded model of any flavor behind one `predict`; `metadata` is its MLmodel."""
 
-    def __init__(self, model_meta: Model, model_impl: _Predictor, model_dir: Path) -> None:
+    def __init__(self, model_meta: Model, model_impl: _Predictor, model_dir: Path | None) -> None:
         self._meta = model_meta
         self._impl = model_impl
+        # None when the model was downloaded only to be loaded (its copy is gone).
         self.model_dir = model_dir
 
     @property
@@ -78,14 +79,18 @@ def load_model(
     `options` go to the flavor's loader (e.g. `device=` for PyTorch, `trusted=` for
     scikit-learn, `allow_pickle=` for pickled PythonModels).
     """
-    local = resolve_model_uri(model_uri, dst_path)
-    meta = Model.load(local)
-    conf = load_flavor_conf(meta, PYFUNC_FLAVOR)
-    loader = conf.get("loader_module")
-    impl_module = LOADERS.get(str(loader))
-    if impl_module is None:
-        raise InvalidParameterValue(
-            f"unknown model flavor loader {loader!r}: gitml loads {sorted(LOADERS)} only"
-        )
-    impl = importlib.import_module(impl_module).load_pyfunc(local, meta, **options)
-    return PyFuncModel(meta, impl, local)
+    with temporary_model_dir(model_uri, dst_path) as (local, keep):
+        meta = Model.load(local)
+        conf = load_flavor_conf(meta, PYFUNC_FLAVOR)
+        loader = conf.get("loader_module")
+        impl_module = LOADERS.get(str(loader))
+        if impl_module is None:
+            raise InvalidParameterValue(
+                f"unknown model flavor loader {loader!r}: gitml loads {sorted(LOADERS)} only"
+            )
+        impl = importlib.import_module(impl_module).load_pyfunc(local, meta, **options)
+        # A PythonModel may read its artifacts at predict time, and shipped code may import
+        # more of itself later: keep those files.
+        if loader == "gitml.pyfunc" or conf.get("code"):
+            keep[0] = True
+        return PyFuncModel(meta, impl, local if keep[0] else None)

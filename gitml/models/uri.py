@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
 
-__all__ = ["RunsUri", "parse_runs_uri", "resolve_model_uri"]
+__all__ = ["RunsUri", "is_remote_uri", "parse_runs_uri", "resolve_model_uri", "temporary_model_dir"]
 
 # The registry fills this hook: `resolve_models_uri("models:/name/1") -> "runs:/<id>/<path>"`
 # (or a local path). Looked up lazily so models work before and without the registry.
@@ -82,3 +86,28 @@ def resolve_model_uri(uri: str | Path, dst: Path | str | None = None) -> Path:
     if not path.exists():
         raise ResourceDoesNotExist(f"no model at {path}")
     return path.resolve()
+
+
+def is_remote_uri(uri: str | Path) -> bool:
+    """Whether loading `uri` downloads a copy (runs:/ and models:/), rather than reading a path."""
+    return str(uri).startswith(("runs:/", "models:/"))
+
+
+@contextlib.contextmanager
+def temporary_model_dir(uri: str | Path, dst: Path | str | None = None) -> Iterator[tuple[Path, list[bool]]]:
+    """Resolve `uri` for loading; a download made only for this load is removed afterwards.
+
+    Yields (local folder, keep): set `keep[0] = True` when the loaded model still reads its
+    files after loading (a PythonModel's artifacts). Without this, every load of a `runs:/`
+    URI would leave a full copy of the model in the temporary folder.
+    """
+    temporary = dst is None and is_remote_uri(uri)
+    root = Path(tempfile.mkdtemp(prefix="gitml-model-")) if temporary else None
+    keep = [not temporary]
+    try:
+        yield resolve_model_uri(uri, root if root is not None else dst), keep
+    finally:
+        if root is not None and not keep[0]:
+            # Memory-mapped weights stay readable after their file is unlinked (POSIX).
+            shutil.rmtree(root, ignore_errors=True)
+

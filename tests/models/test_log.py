@@ -118,3 +118,35 @@ def test_mlflow3_name_spelling(repo: Path) -> None:
     assert info.artifact_path == "named" and default.artifact_path == "model"
     assert info.model_uri is not None
     assert Model.load(info.model_uri).model_uuid == info.model_uuid
+
+
+def test_loads_by_uri_leave_no_copies_behind(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    X = np.random.default_rng(2).random((20, 2))
+    clf = LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(int))
+    with gitml.start_run():
+        sk = gitml.sklearn.log_model(clf, "clf")
+        pt = gitml.pytorch.log_model(CNN(), "cnn", input_example=np.zeros((1, 3, 32, 32), np.float32), export=True)
+        py = gitml.pyfunc.log_model("adder", python_model=AddN(1))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    assert sk.model_uri and pt.model_uri and py.model_uri
+    x = np.ones((2, 3, 32, 32), np.float32)
+    models = [
+        gitml.sklearn.load_model(sk.model_uri),
+        gitml.pyfunc.load_model(sk.model_uri),
+        gitml.pytorch.load_model(pt.model_uri),
+        gitml.pytorch.load_model(pt.model_uri, use_exported=True),
+        gitml.pyfunc.load_model(pt.model_uri),
+    ]
+    assert list(temp.iterdir()) == []
+    # and they still work: memory-mapped weights outlive their unlinked file
+    assert models[0].predict(X).shape == (20,)
+    assert models[2](torch.from_numpy(x)).shape == (2, 10)
+    assert np.allclose(models[3](torch.from_numpy(x)).detach().numpy(), models[2](torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+    assert models[4].predict(x).shape == (2, 10) and models[4].model_dir is None
+    # a PythonModel may read its artifacts later: its copy is kept
+    adder = gitml.pyfunc.load_model(py.model_uri)
+    assert adder.model_dir is not None and adder.model_dir.is_dir()

@@ -106,7 +106,9 @@ def _as_tensor_args(example: Any) -> tuple[Any, ...]:
 
 def _export(model: Any, example: Any, target: Path) -> None:
     torch = _torch()
-    args = _as_tensor_args(example)
+    # torch.export specialises a dimension of size 1; a batch of one is doubled so the
+    # program keeps a free batch size.
+    args = tuple(torch.cat([a, a]) if a.ndim and a.shape[0] == 1 else a for a in _as_tensor_args(example))
     batch = torch.export.Dim("batch", min=1)
     dynamic = tuple({0: batch} if a.ndim else None for a in args)
     try:
@@ -393,11 +395,13 @@ def load_model(
     `weights_only=True`); if it cannot be imported, the exported program is used.
     `use_exported=True` asks for the exported program.
     """
-    from gitml.models.uri import resolve_model_uri
+    from gitml.models.uri import temporary_model_dir
 
-    local = resolve_model_uri(model_uri, dst_path)
-    meta = Model.load(local)
-    return _load(local, meta, device if device is not None else map_location, use_exported)
+    with temporary_model_dir(model_uri, dst_path) as (local, keep):
+        meta = Model.load(local)
+        # Shipped code stays importable (a module may import more of it later).
+        keep[0] = keep[0] or bool(meta.flavors.get(FLAVOR_NAME, {}).get("code"))
+        return _load(local, meta, device if device is not None else map_location, use_exported)
 
 
 class _TorchPredictor:

@@ -154,10 +154,13 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
 def load_model(model_uri: str | Path, dst_path: str | Path | None = None, trusted: Trusted = None) -> Any:
     """Load the estimator; types outside skops's allow-list are refused unless `trusted`
     names them (or is True, to trust every type the file names)."""
-    from gitml.models.uri import resolve_model_uri
+    from gitml.models.uri import temporary_model_dir
 
-    local = resolve_model_uri(model_uri, dst_path)
-    return _load(local, Model.load(local), trusted)
+    with temporary_model_dir(model_uri, dst_path) as (local, keep):
+        meta = Model.load(local)
+        # Shipped code stays importable (a module may import more of it later).
+        keep[0] = keep[0] or bool(meta.flavors.get(FLAVOR_NAME, {}).get("code"))
+        return _load(local, meta, trusted)
 
 
 class _SklearnPredictor:
