@@ -556,14 +556,24 @@ class ArtifactStore:
         return out
 
     def push(self, oids: Iterable[str], remote: str | None = None, jobs: int | None = None) -> TransferSummary:
-        """Copy objects (folders deeply: manifest and files) from the local cache to the remote."""
+        """Copy objects (folders deeply: manifest and files) from the local cache to the remote.
+
+        A push that dies half-way leaves a marker; the next push to that remote first checks
+        the sizes of the objects it would skip and removes truncated ones, since some
+        remotes (SFTP among them) write objects in place rather than under a temporary name.
+        """
         from dvc_data.hashfile.transfer import transfer
 
         oids = set(oids)
         dest = self.remote_odb(remote)
         where = str(dest.fs.unstrip_protocol(dest.path))
         missing = {o for o in oids if not self.exists(o)}
+        marker = self.state_dir / f"pushing-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
         try:
+            if marker.exists():
+                self._repair_remote(dest, self._expand(oids - missing))
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            marker.write_text(where + "\n")
             # shallow=False: a folder's files go too, not only its manifest. The embedded
             # remote sits beside the cache: read-only objects are hard-linked, not copied.
             embedded = str(dest.path).startswith(str((self.state_dir / "remote").absolute()))
@@ -574,11 +584,35 @@ class ArtifactStore:
             raise
         except Exception as e:  # ssh, s3, http... each plugin raises its own types
             raise RemoteError(f"cannot push artifacts to {where}: {e}") from e
+        if not result.failed:
+            marker.unlink(missing_ok=True)
         return TransferSummary(
             where,
             frozenset(str(h.value) for h in result.transferred),
             frozenset(str(h.value) for h in result.failed) | frozenset(missing),
         )
+
+    def _repair_remote(self, dest: Any, oids: set[str]) -> list[str]:
+        """Remove remote objects whose size differs from the local copy (a cut-off upload)."""
+        by_prefix: dict[str, list[str]] = {}
+        for oid in oids:
+            if self.exists(oid):
+                by_prefix.setdefault(oid[:2], []).append(oid)
+        removed = []
+        for prefix, group in sorted(by_prefix.items()):
+            folder = dest.fs.join(dest.path, prefix)
+            try:
+                # One listing per prefix folder (at most 256), not one request per object.
+                listing = dest.fs.ls(folder, detail=True)
+            except FileNotFoundError:
+                continue
+            sizes = {dest.fs.name(item["name"]): item.get("size") for item in listing}
+            for oid in group:
+                remote_size = sizes.get(oid[2:])
+                if remote_size is not None and remote_size != os.stat(self.object_path(oid)).st_size:
+                    dest.fs.rm_file(dest.oid_to_path(oid))
+                    removed.append(oid)
+        return removed
 
     def fetch(
         self,

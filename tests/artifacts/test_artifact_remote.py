@@ -163,11 +163,20 @@ def test_interrupted_push_is_completed_by_the_next(repo: Path, tmp_path: Path) -
     for oid, path in partial.items():  # whatever landed is whole: objects are renamed in place
         assert oid.endswith(".dir") or hashlib.md5(path.read_bytes()).hexdigest() == oid
     assert not any(o.endswith(".dir") for o in partial)  # the manifest goes last
+    markers = list((repo / ".git/gitml/artifacts").glob("pushing-*"))
+    assert len(markers) == 1  # the dead push left word that it did not finish
+    # Remotes that write in place (SFTP) can leave a cut-off object under its final name:
+    cut = sorted(partial.values())[0]
+    cut.chmod(0o644)
+    cut.write_bytes(cut.read_bytes()[:100])
 
     tracker = get_tracker(str(repo))
     result = push_artifacts(tracker)
-    assert result.ok and len(result.transferred) == N_MANY + 1 - len(partial)
+    assert result.ok and len(result.transferred) == N_MANY + 1 - len(partial) + 1  # + the repaired one
+    assert not list((repo / ".git/gitml/artifacts").glob("pushing-*"))
     assert len(_objects(remote)) == N_MANY + 1
+    for oid, path in _objects(remote).items():
+        assert oid.endswith(".dir") or hashlib.md5(path.read_bytes()).hexdigest() == oid
     status = artifact_status(tracker)
     assert len(status.synced) == N_MANY + 1 and not status.local_only
     shutil.rmtree(repo / ".git/gitml/artifacts/cache")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -41,6 +42,15 @@ def test_dvc_ssh_remote_push_and_fetch_on_demand(repo: Path, sshd: SSHServer, tm
     assert result.ok and result.remote.startswith("ssh://")
     assert _remote_files(folder) == set(result.transferred) and len(result.transferred) == 3
     assert len(artifact_status(tracker).synced) == 3
+
+    # A push cut off mid-upload: SFTP writes in place, so a short object sits under its name.
+    cut = next(p for p in (folder / "files/md5").glob("??/*") if not p.name.endswith(".dir"))
+    cut.write_bytes(b"cut")
+    marker = repo / ".git/gitml/artifacts" / f"pushing-{hashlib.sha256(result.remote.encode()).hexdigest()[:16]}"
+    marker.write_text(result.remote)
+    again = push_artifacts(tracker)
+    assert again.ok and again.transferred == frozenset({cut.parent.name + cut.name})
+    assert not marker.exists()
 
     shutil.rmtree(repo / ".dvc/cache")
     out = Path(api.download_artifacts(tracker, rid, "model", tmp_path / "dl"))
