@@ -31,6 +31,9 @@ RUNS_DIR = "runs"
 REGISTRY_DIR = "registry"
 # commits/<sha[:2]>/<sha>.json = {run_id: start_time}: the runs of a code commit, without a scan
 COMMITS_DIR = "commits"
+# Permanent deletions, so that merges with clones that still hold them do not bring them back:
+# {"runs": {run_id: time}, "experiments": {experiment_id: creation_time of the deleted one}}
+PURGED_FILE = "purged.json"
 
 # Files of a run directory.
 RUN_META = "meta.json"

@@ -49,7 +49,9 @@ from gitml import constants as C
 from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, parse_tree
 from gitml.store.repo import GitRepo
 
-__all__ = ["MergeResult", "RunChanges", "merge_trees", "run_changes"]
+__all__ = [
+    "apply_tombstones",
+    "purged_runs","MergeResult", "RunChanges", "merge_trees", "run_changes"]
 
 _MISSING: Any = object()
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
@@ -453,8 +455,50 @@ def merge_trees(
             Entry(MODE_TREE, ours),
             Entry(MODE_TREE, theirs),
         )
-    tree = entry.sha if entry is not None else EMPTY_TREE
+        tree = entry.sha if entry is not None else EMPTY_TREE
+        tree = apply_tombstones(repo, tree, ctx.warnings)
     return MergeResult(tree=tree, resolved=tuple(ctx.resolved), warnings=tuple(ctx.warnings))
+
+
+def purged_runs(repo: GitRepo, tree: str) -> set[str]:
+    """Runs deleted permanently, by the tombstones in the tree's purged.json."""
+    data = repo.read_file(tree, C.PURGED_FILE)
+    if not data:
+        return set()
+    try:
+        return set(json.loads(data).get("runs") or {})
+    except (ValueError, AttributeError):
+        return set()
+
+
+def apply_tombstones(repo: GitRepo, tree: str, warnings: list[str] | None = None) -> str:
+    """Remove from a merged tree the runs and experiments that a side deleted permanently."""
+    data = repo.read_file(tree, C.PURGED_FILE)
+    if not data:
+        return tree
+    try:
+        purged = json.loads(data)
+        runs = dict(purged.get("runs") or {})
+        experiments = dict(purged.get("experiments") or {})
+    except (ValueError, AttributeError):
+        if warnings is not None:
+            warnings.append(f"{C.PURGED_FILE} does not parse: permanent deletions were not applied")
+        return tree
+    changes: dict[str, bytes | None] = {}
+    for run_id in runs:
+        if repo.lookup(tree, C.run_dir(run_id)) is not None:
+            changes[C.run_dir(run_id)] = None
+    for exp_id, created in experiments.items():
+        meta = repo.read_file(tree, f"{C.experiment_dir(exp_id)}/{C.EXPERIMENT_META}")
+        if meta is None:
+            continue
+        try:
+            same = (yaml.safe_load(meta) or {}).get("creation_time") == created
+        except yaml.YAMLError:
+            same = False
+        if same:  # a new experiment that reuses the id (same name) is not the deleted one
+            changes[C.experiment_dir(exp_id)] = None
+    return repo.apply(tree, changes) if changes else tree
 
 
 # -- which runs differ ----------------------------------------------------------------------

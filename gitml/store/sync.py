@@ -21,7 +21,7 @@ from typing import Any
 
 from gitml.config import Config, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
-from gitml.store.merge import merge_trees, run_changes
+from gitml.store.merge import merge_trees, purged_runs, run_changes
 from gitml.store.repo import GitRepo, find_repo_root
 
 __all__ = [
@@ -484,6 +484,9 @@ def push(
             )  # fmt: skip
         if tip is not None:
             dropped = run_changes(repo, repo.tree_of(got.remote_tip), repo.tree_of(tip)).removed
+            if dropped:  # deleted permanently on purpose: that removal is meant to spread
+                purged = purged_runs(repo, repo.tree_of(tip))
+                dropped = tuple(r for r in dropped if r not in purged)
             if dropped and not allow_drop:
                 shown = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
                 raise InvalidState(

@@ -61,6 +61,8 @@ def schema_for(path: str) -> str | None:
     name = path.rsplit("/", 1)[-1]
     if path == C.FORMAT_FILE:
         return "format.schema.json"
+    if path == C.PURGED_FILE:
+        return "purged.schema.json"
     if path.startswith(C.COMMITS_DIR + "/"):
         return "commit-runs.schema.json"
     if path.startswith(C.EXPERIMENTS_DIR + "/"):

@@ -316,7 +316,9 @@ class Tracker:
         def build(tree: str) -> dict[str, bytes | None]:
             if self.repo.lookup(tree, C.run_dir(run_id)) is None:
                 raise ResourceDoesNotExist(f"run '{run_id}' not found")
-            return {C.run_dir(run_id): None}
+            changes: dict[str, bytes | None] = {C.run_dir(run_id): None}
+            changes.update(self._tombstones(tree, [run_id], {}))
+            return changes
 
         self.repo.commit(build, f"run {run_id} permanently deleted")
 
@@ -330,11 +332,24 @@ class Tracker:
         def build(tree: str) -> dict[str, bytes | None]:
             if self.repo.lookup(tree, C.experiment_dir(str(experiment_id))) is None:
                 raise ResourceDoesNotExist(f"no experiment with id {experiment_id!r}")
+            exp = self.experiments.get(str(experiment_id), tree)
             changes: dict[str, bytes | None] = {C.experiment_dir(str(experiment_id)): None}
             changes.update({C.run_dir(r): None for r in run_ids})
+            changes.update(self._tombstones(tree, run_ids, {exp.experiment_id: exp.creation_time}))
             return changes
 
         self.repo.commit(build, f"experiment {experiment_id} permanently deleted with {len(run_ids)} runs")
+
+    def _tombstones(
+        self, tree: str, run_ids: list[str], experiments: dict[str, int | None]
+    ) -> dict[str, bytes | None]:
+        """Record permanent deletions in purged.json, which merges with other clones apply."""
+        data = self.repo.read_file(tree, C.PURGED_FILE)
+        purged = layout.decode(C.PURGED_FILE, data) if data else {}
+        stamp = now_ms()
+        purged.setdefault("runs", {}).update({r: stamp for r in run_ids})
+        purged.setdefault("experiments", {}).update(experiments)
+        return {C.PURGED_FILE: layout.encode(C.PURGED_FILE, purged)}
 
     # -- reading runs --------------------------------------------------------------------
     def _flush_if_dirty(self, run_id: str | None = None) -> None:

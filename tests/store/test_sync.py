@@ -504,3 +504,34 @@ def test_api_run_pushed_running_then_finished_on_another_clone(
     assert show_json(remote, "gitml", f"runs/{rid[:2]}/{rid}/metrics.json")["loss"]["step"] == 1
     got = mlflow.MlflowClient(str(a.root)).get_run(rid)
     assert got.data.metrics["loss"] == 0.5 and got.data.tags["reviewed"] == "yes"
+
+
+def test_permanent_deletions_spread_and_a_reused_name_survives(
+    two: tuple[GitRepo, GitRepo], remote: Path
+) -> None:
+    from gitml.tracking.client import MlflowClient
+    from gitml.tracking.tracker import reset_all
+
+    a, b = two
+    ca = MlflowClient(str(a.root))
+    exp = ca.create_experiment("scratch")
+    gone = ca.create_run(exp).info.run_id
+    ca.set_terminated(gone)
+    kept = ca.create_run("0").info.run_id
+    ca.set_terminated(kept)
+    push(a)
+    pull(b)
+    assert {gone, kept} <= runs_on(b.root)
+    ca.delete_experiment(exp, permanent=True)
+    new_exp = ca.create_experiment("scratch")  # the name is free again, same derived id
+    push(a)  # removing the purged run from the remote is allowed: it was meant
+    assert gone not in runs_on(remote)
+    reset_all()
+    cb = MlflowClient(str(b.root))
+    extra = cb.create_run("0").info.run_id  # b diverges, still holding the purged run
+    cb.set_terminated(extra)
+    sync(b)
+    on_b = runs_on(b.root)
+    assert gone not in on_b and {kept, extra} <= on_b
+    assert cb.get_experiment(new_exp).name == "scratch"
+    assert gone not in runs_on(remote)
