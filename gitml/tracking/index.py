@@ -59,6 +59,7 @@ class RunIndex:
         self._lock = threading.Lock()
         self._db = self._open()
         self.problems: dict[str, str] = {}  # run_id -> why it could not be indexed
+        self._runs: dict[str, tuple[str, Run]] = {}  # run_id -> (tree, Run)
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -272,15 +273,28 @@ class RunIndex:
             clauses.append(f"r.experiment_id IN ({','.join('?' * len(ids))})")
             params += ids
         sql = (
-            f"SELECT r.run_id FROM runs r {' '.join(joins)} WHERE {' AND '.join(clauses)} "
+            f"SELECT r.run_id, r.tree FROM runs r {' '.join(joins)} WHERE {' AND '.join(clauses)} "
             f"ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?"
         )
         with self._lock:
-            ids_found = [row[0] for row in self._db.execute(sql, [*params, max_results + 1, offset])]
-            more = len(ids_found) > max_results
-            runs = self.load(ids_found[:max_results])
+            rows = self._db.execute(sql, [*params, max_results + 1, offset]).fetchall()
+            more = len(rows) > max_results
+            runs = self._cached_load(rows[:max_results])
         token = _encode_token(offset + max_results) if more else None
         return runs, token
+
+    def _cached_load(self, rows: list[tuple[str, str]]) -> list[Run]:
+        # A run's tree hash names its whole content: a Run built once serves every later
+        # search until the run changes, so warm searches skip rebuilding thousands of objects.
+        cache = self._runs
+        missing = [run_id for run_id, tree in rows if (cache.get(run_id) or ("",))[0] != tree]
+        if missing:
+            trees = dict(rows)
+            if len(cache) > 100_000:
+                cache.clear()
+            for run in self.load(missing):
+                cache[run.info.run_id] = (trees[run.info.run_id], run)
+        return [cache[run_id][1] for run_id, _ in rows if run_id in cache]
 
     def load(self, run_ids: list[str]) -> list[Run]:
         """Build Run entities from the index, in the order given."""
