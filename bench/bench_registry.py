@@ -149,11 +149,19 @@ def main() -> None:
         subprocess.run(["git", "pack-refs", "--all"], cwd=repo, check=True, env=_ENV)
         time.sleep(0.1)
 
+        from gitml.registry.tagindex import INDEX_FILE
+
         def cold() -> object:
+            registry_module._STATES.clear()
+            (reg.repo.state_dir / INDEX_FILE).unlink(missing_ok=True)
+            return reg.state()
+
+        def cold_indexed() -> object:
             registry_module._STATES.clear()
             return reg.state()
 
         t_cold, state = _median(cold, max(3, args.repeat // 5))
+        t_cold_indexed, _ = _median(cold_indexed, max(3, args.repeat // 5))
         assert len(state.models) == args.models, len(state.models)  # type: ignore[attr-defined]
         resolve_models_uri(uri, registry=reg)  # warm up
         t_resolve, resolved = _median(lambda: resolve_models_uri(uri, registry=reg), args.repeat)
@@ -197,7 +205,8 @@ def main() -> None:
             ("gitml list all models, warm, loose tags", t_list_loose),
             ("gitml resolve models:/NAME/Production, warm, packed tags", t_resolve),
             ("gitml list all models (search_registered_models), warm, packed", t_list),
-            ("gitml read+index all tags, cold in-process", t_cold),
+            ("gitml read+index all tags, cold in-process (git for-each-ref)", t_cold),
+            ("gitml read+index all tags, cold in-process (on-disk tag index)", t_cold_indexed),
             ("gitml models current NAME --stage production (new process)", t_cli),
             ("gto show NAME#production (new process)", t_gto_one),
             ("gto show --json, all models (new process)", t_gto_all),
