@@ -115,6 +115,10 @@ def serve(
     if repo:
         # worker processes and the registry client read the repository from here
         os.environ["GITML_TRACKING_URI"] = str(repo)
+        if model_uri.startswith(("models:/", "runs:/")):
+            # these URIs do not depend on the working directory, and resolving runs:/ while
+            # loading reads the working directory's repository
+            os.chdir(repo)
     if follow and not model_uri.startswith("models:/"):
         raise click.UsageError("--follow needs a models:/ URI (a stage, an alias or latest)")
     ref = resolve_ref(model_uri)

@@ -94,3 +94,27 @@ def test_serve_a_registered_version_with_two_workers(repo: Path, start_server: A
     assert total >= 20
     assert "gitml_workers 2" in text
     assert "Serving models:/scaled/1 (scaled version 1)" in server.stop()[1]
+
+
+def test_serve_with_repo_option_from_elsewhere(
+    repo: Path, tmp_path: Path, start_server: Any
+) -> None:
+    build_registry(repo, [(3.0, 0.5)])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    port = free_port()
+    args = [
+        *GITML,
+        "-C",
+        str(repo),
+        "models",
+        "serve",
+        "-m",
+        "models:/scaled/latest",
+        "--port",
+        str(port),
+    ]
+    server = start_server(args, port, cwd=elsewhere)
+    server.wait()
+    r = httpx.post(server.url + "/invocations", json={"inputs": [[1, 1, 1]]})
+    assert r.json() == {"predictions": [9.0]}
