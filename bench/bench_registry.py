@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,22 @@ __all__ = ["build_repo", "main"]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
+# The gitml command line of this checkout, whatever environment runs the benchmark.
+GITML = [sys.executable, "-c", "from gitml.cli import main; main()"]
+
+
+def _gto() -> str:
+    found = BIN / "gto"
+    if found.exists():
+        return str(found)
+    other = shutil.which("gto")
+    if other is None:
+        raise SystemExit(
+            "gto is not installed here: pip install gto (the peer this benchmark compares with)"
+        )
+    return other
+
+
 _ENV = {
     **os.environ,
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -172,7 +189,7 @@ def main() -> None:
         t_cli, cli_out = _median(
             _proc(
                 [
-                    str(BIN / "gitml"),
+                    *GITML,
                     "models",
                     "current",
                     target,
@@ -186,12 +203,10 @@ def main() -> None:
         )
         # GTO runs on the packed repository (its fastest case).
         t_gto_one, gto_one = _median(
-            _proc([str(BIN / "gto"), "show", f"{target}#production", "--json"], repo),
+            _proc([_gto(), "show", f"{target}#production", "--json"], repo),
             args.gto_repeat,
         )
-        t_gto_all, gto_all = _median(
-            _proc([str(BIN / "gto"), "show", "--json"], repo), args.gto_repeat
-        )
+        t_gto_all, gto_all = _median(_proc([_gto(), "show", "--json"], repo), args.gto_repeat)
 
         import json
 
