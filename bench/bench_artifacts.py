@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             if md5sum:
                 t["md5sum"].append(_timed(lambda: subprocess.run([md5sum, str(big)], check=True, capture_output=True)))
-            from gitml.artifacts.store import hash_file
+            from gitml.artifacts.cache import hash_file
 
             t["hash"].append(_timed(lambda: hash_file(big)))
             shutil.rmtree(cache, ignore_errors=True)
