@@ -76,7 +76,7 @@ def test_ssh_url_remote_without_dvc_setup(repo: Path, sshd: SSHServer, tmp_path:
 
 def test_a_remote_that_is_down_is_a_remote_error(repo: Path, tmp_path: Path) -> None:
     port = dead_port()
-    git("config", "gitml.artifactRemote", f"ssh://root@127.0.0.1:{port}{tmp_path}/r", cwd=repo)
+    git("config", "gitml.artifactRemote", f"ssh://nobody@127.0.0.1:{port}{tmp_path}/r", cwd=repo)
     rid = _log(repo)
     tracker = get_tracker()
     start = time.monotonic()
