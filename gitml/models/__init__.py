@@ -29,4 +29,5 @@ __all__ = [
 
 def get_model_info(model_uri: str | Path) -> ModelInfo:
     """The ModelInfo (uuid, run id, flavors, signature, ...) of the model at `model_uri`."""
-    return Model.load(resolve_model_uri(model_uri)).get_model_info(str(model_uri))
+    text = str(model_uri)
+    return Model.load(text if text.startswith(("runs:/", "models:/")) else resolve_model_uri(text)).get_model_info(text)

@@ -222,9 +222,10 @@ class Model:
         """Read and validate an MLmodel file (`path` is the file, the model folder, or a model
         URI such as `runs:/<run_id>/model`)."""
         if isinstance(path, str) and path.startswith(("runs:/", "models:/")):
-            from gitml.models.uri import resolve_model_uri
+            from gitml.models.uri import model_file
 
-            path = resolve_model_uri(path)
+            with model_file(path, MLMODEL_FILE) as file:
+                return cls.load(file)
         target = Path(path)
         if target.is_dir():
             target = target / MLMODEL_FILE

@@ -14,7 +14,14 @@ from urllib.parse import unquote, urlparse
 
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
 
-__all__ = ["RunsUri", "is_remote_uri", "parse_runs_uri", "resolve_model_uri", "temporary_model_dir"]
+__all__ = [
+    "RunsUri",
+    "is_remote_uri",
+    "model_file",
+    "parse_runs_uri",
+    "resolve_model_uri",
+    "temporary_model_dir",
+]
 
 # The registry fills this hook: `resolve_models_uri("models:/name/1") -> "runs:/<id>/<path>"`
 # (or a local path). Looked up lazily so models work before and without the registry.
@@ -36,8 +43,7 @@ def parse_runs_uri(uri: str) -> RunsUri:
     return RunsUri(run_id, path)
 
 
-def _resolve_runs(uri: str, dst: Path | str | None) -> Path:
-    parsed = parse_runs_uri(uri)
+def _download(run_id: str, path: str, dst: Path | str | None) -> Path:
     try:
         from gitml.artifacts.api import download_artifacts
         from gitml.tracking.tracker import get_tracker
@@ -45,21 +51,49 @@ def _resolve_runs(uri: str, dst: Path | str | None) -> Path:
         if isinstance(e, ModuleNotFoundError) and e.name and e.name.startswith("gitml"):
             raise InvalidParameterValue(f"runs:/ URIs need gitml's artifact store ({e})") from e
         raise MissingDependency(getattr(e, "name", None) or "dvc", "artifacts") from e
-    tracker = get_tracker()
-    local = download_artifacts(tracker, parsed.run_id, parsed.path, dst_path=str(dst) if dst else None)
+    local = download_artifacts(get_tracker(), run_id, path, dst_path=str(dst) if dst else None)
     return Path(local)
 
 
-def _resolve_models(uri: str, dst: Path | str | None) -> Path:
+def _resolve_runs(uri: str, dst: Path | str | None) -> Path:
+    parsed = parse_runs_uri(uri)
+    return _download(parsed.run_id, parsed.path, dst)
+
+
+def _models_target(uri: str) -> str:
+    """What the registry says a `models:/` URI names: a `runs:/` URI or a local path."""
     if importlib.util.find_spec(_REGISTRY_HOOK) is None:
         raise InvalidParameterValue(
             f"cannot resolve {uri!r}: the model registry is not available in this gitml yet"
         )
     hook = importlib.import_module(_REGISTRY_HOOK)
-    target = hook.resolve_models_uri(uri)
-    if str(target).startswith("models:/"):
+    target = str(hook.resolve_models_uri(uri))
+    if target.startswith("models:/"):
         raise InvalidParameterValue(f"{uri!r} resolves to another models:/ URI ({target})")
-    return resolve_model_uri(target, dst)
+    return target
+
+
+def _resolve_models(uri: str, dst: Path | str | None) -> Path:
+    return resolve_model_uri(_models_target(uri), dst)
+
+
+@contextlib.contextmanager
+def model_file(uri: str | Path, name: str = "MLmodel") -> Iterator[Path]:
+    """One file of the model at `uri` (default its MLmodel), fetched alone for a remote URI:
+    reading a 100 MB model's description does not download its weights."""
+    text = str(uri)
+    if text.startswith("models:/"):
+        text = _models_target(text)
+    if not text.startswith("runs:/"):
+        folder = resolve_model_uri(text)
+        yield folder / name if folder.is_dir() else folder
+        return
+    parsed = parse_runs_uri(text)
+    root = Path(tempfile.mkdtemp(prefix="gitml-model-"))
+    try:
+        yield _download(parsed.run_id, f"{parsed.path}/{name}".lstrip("/"), root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def resolve_model_uri(uri: str | Path, dst: Path | str | None = None) -> Path:

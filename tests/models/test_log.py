@@ -141,6 +141,7 @@ def test_loads_by_uri_leave_no_copies_behind(repo: Path, tmp_path: Path, monkeyp
         gitml.pytorch.load_model(pt.model_uri, use_exported=True),
         gitml.pyfunc.load_model(pt.model_uri),
     ]
+    assert get_model_info(pt.model_uri).model_uuid == pt.model_uuid
     assert list(temp.iterdir()) == []
     # and they still work: memory-mapped weights outlive their unlinked file
     assert models[0].predict(X).shape == (20,)
