@@ -272,3 +272,23 @@ def test_loaded_model_can_be_fine_tuned(tmp_path: Path, cnn: CNN, images: np.nda
     # the weights file is mapped copy-on-write: training never writes back to the model
     again = gitml.pytorch.load_model(tmp_path / "m")
     assert torch.equal(again.fc2.weight, before)
+
+
+class TwoHeads(nn.Module):
+    """Returns a tuple: the signature keeps its input and leaves the output open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.fc(x)
+        return y, y.sum(dim=1)
+
+
+def test_tuple_outputs(tmp_path: Path) -> None:
+    meta = gitml.pytorch.save_model(TwoHeads(), tmp_path / "m", input_example=np.ones((2, 4), np.float32))
+    assert meta.signature is not None and meta.signature.outputs is None
+    assert meta.signature.inputs == Schema([TensorSpec("float32", (-1, 4))])
+    first, second = gitml.pyfunc.load_model(tmp_path / "m").predict(np.ones((3, 4), np.float32))
+    assert first.shape == (3, 3) and second.shape == (3,)

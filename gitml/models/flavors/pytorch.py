@@ -17,7 +17,7 @@ from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
-from gitml.models.signature import ModelSignature, infer_schema
+from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
     add_code_to_path,
     copy_code_paths,
@@ -121,6 +121,16 @@ def _export(model: Any, example: Any, target: Path) -> None:
     torch.export.save(program, str(target))
 
 
+def _output_schema(output: Any) -> Schema | None:
+    # A tuple of differently shaped tensors has no MLflow schema; the input one still helps.
+    if isinstance(output, tuple | list):
+        return None
+    try:
+        return infer_schema(output)
+    except InvalidParameterValue:
+        return None
+
+
 def save_model(
     pytorch_model: Any,
     path: str | Path,
@@ -179,10 +189,10 @@ def save_model(
         try:
             if export_ok:
                 _export(pytorch_model, input_example, model_dir / _EXPORTED)
-            if signature is None and input_example is not None:
+            if signature is None and input_example is not None and not isinstance(input_example, tuple):
                 with torch.inference_mode():
                     output = pytorch_model(*_as_tensor_args(input_example))
-                signature = ModelSignature(infer_schema(input_example), infer_schema(output))
+                signature = ModelSignature(infer_schema(input_example), _output_schema(output))
         finally:
             pytorch_model.train(was_training)
 
