@@ -231,7 +231,7 @@ def _member(files: dict[str, bytes], suffix: str) -> str:
     return next(n for n in files if n.endswith(suffix))
 
 
-@pytest.mark.parametrize("attack", ["opaque constant", "pickled weight"])
+@pytest.mark.parametrize("attack", ["opaque constant", "pickled weight", "aoti library", "stray pickle"])
 def test_crafted_exported_program_runs_nothing(tmp_path: Path, cnn: CNN, images: np.ndarray, evil: Evil, attack: str) -> None:
     """Plain torch.export.load unpickles both of these (torch 2.13); gitml's loader must not."""
     plant, marker = evil
@@ -246,6 +246,12 @@ def test_crafted_exported_program_runs_nothing(tmp_path: Path, cnn: CNN, images:
             config["config"]["evil"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}
             files[name] = json.dumps(config).encode()
             files[name.rsplit("/", 1)[0] + "/opaque_obj_0"] = payload
+        elif attack == "aoti library":
+            root = next(iter(files)).split("/", 1)[0]
+            files[f"{root}/data/aotinductor/model/model.so"] = b"\x7fELF" + payload
+        elif attack == "stray pickle":
+            root = next(iter(files)).split("/", 1)[0]
+            files[f"{root}/data/sample_inputs/model.pt"] = payload
         else:
             name = _member(files, "_weights_config.json")
             config = json.loads(files[name])
@@ -292,3 +298,11 @@ def test_tuple_outputs(tmp_path: Path) -> None:
     assert meta.signature.inputs == Schema([TensorSpec("float32", (-1, 4))])
     first, second = gitml.pyfunc.load_model(tmp_path / "m").predict(np.ones((3, 4), np.float32))
     assert first.shape == (3, 3) and second.shape == (3,)
+
+
+def test_torch_without_a_safe_weights_only_loader_is_refused(tmp_path: Path, cnn: CNN, monkeypatch: pytest.MonkeyPatch) -> None:
+    gitml.pytorch.save_model(cnn, tmp_path / "m")
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    with pytest.raises(InvalidParameterValue, match=r"CVE-2025-32434\): install torch>=2.6"):
+        gitml.pytorch.load_model(tmp_path / "m")
+

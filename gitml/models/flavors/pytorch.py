@@ -3,19 +3,15 @@ import path, and optionally a `torch.export` program; never a pickled module."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import json
-import os
 import platform
-import threading
 import types
-import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
+from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
 from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
@@ -255,6 +251,7 @@ def _inside(model_dir: Path, rel: str) -> Path:
 
 def _load_state_dict(file: Path) -> Any:
     torch = _torch()
+    require_safe_torch(torch)
     try:
         # weights_only: tensors and plain containers only; any other pickled object is refused.
         return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
@@ -299,60 +296,13 @@ def _from_class(model_dir: Path, conf: Mapping[str, Any]) -> Any:
     return model
 
 
-def _check_pt2(file: Path) -> None:
-    """Refuse a .pt2 archive whose constants are pickled Python objects.
-
-    torch.export.load unpickles such constants with plain pickle, and loads pickled
-    tensors with weights_only=False; only tensor constants are accepted here, and tensors
-    are then loaded with weights_only forced on (see `_forced_weights_only`).
-    """
-    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
-
-    try:
-        with zipfile.ZipFile(file) as archive:
-            for name in archive.namelist():
-                if not name.endswith("_constants_config.json"):
-                    continue
-                config = json.loads(archive.read(name)).get("config") or {}
-                for fqn, entry in config.items():
-                    path_name = str((entry or {}).get("path_name", ""))
-                    if not path_name.startswith(TENSOR_CONSTANT_FILENAME_PREFIX):
-                        raise InvalidParameterValue(
-                            f"refusing to load {file.name}: constant {fqn!r} is a pickled Python "
-                            "object, and unpickling it would run code from the model files"
-                        )
-    except (zipfile.BadZipFile, ValueError, AttributeError, OSError) as e:
-        if isinstance(e, InvalidParameterValue):
-            raise
-        raise InvalidParameterValue(f"refusing to load {file.name}: not a valid exported program ({e})") from e
-
-
-_ENV_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _forced_weights_only() -> Iterator[None]:
-    # torch.export.load calls torch.load(weights_only=False) for some tensors; torch's own
-    # switch forces weights_only for every torch.load while the program loads.
-    with _ENV_LOCK:
-        saved = {k: os.environ.pop(k, None) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
-        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-
 def _from_export(model_dir: Path, conf: Mapping[str, Any]) -> Any:
     torch = _torch()
     file = _inside(model_dir, str(conf["exported_program"]))
-    _check_pt2(file)
+    require_safe_torch(torch)
+    check_pt2(torch, file)
     try:
-        with _forced_weights_only():
+        with forced_weights_only():
             program = torch.export.load(str(file))
     except Exception as e:
         raise InvalidParameterValue(f"refusing to load {file.name}: not a valid exported program ({e})") from e
