@@ -28,6 +28,12 @@ def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _warn_skipped(client: Any, name: str | None = None) -> None:
+    # Hand-made tags that cannot be read are skipped, not fatal: say so on stderr.
+    for problem in client.get_registry_problems(name):
+        click.echo(f"warning: skipped tag {problem.tag}: {problem.reason}", err=True)
+
+
 def _version_row(v: Any) -> list[Any]:
     return [
         v.version,
@@ -82,7 +88,9 @@ def register(
 @click.pass_context
 def list_models(ctx: click.Context, filter_string: str | None, as_json: bool) -> None:
     """List registered models with their latest version and the version in each stage."""
-    models = _client(ctx).search_registered_models(filter_string, max_results=1_000_000)
+    client = _client(ctx)
+    models = client.search_registered_models(filter_string, max_results=1_000_000)
+    _warn_skipped(client)
     if as_json:
         echo_json([m.to_dictionary() for m in models])
         return
@@ -116,6 +124,7 @@ def show(ctx: click.Context, name: str, version: str | None, as_json: bool) -> N
             click.echo(f"{key}: {value}")
         return
     model = client.get_registered_model(name)
+    _warn_skipped(client, name)
     versions = client.search_model_versions(f"name = '{name}'", order_by=["version DESC"])
     if as_json:
         echo_json({**model.to_dictionary(), "versions": [v.to_dictionary() for v in versions]})
@@ -132,7 +141,9 @@ def show(ctx: click.Context, name: str, version: str | None, as_json: bool) -> N
 @click.pass_context
 def history(ctx: click.Context, name: str, as_json: bool) -> None:
     """Who registered, promoted, demoted and deleted what, and when: NAME's tags, oldest first."""
-    events = _client(ctx).get_registry_history(name)
+    client = _client(ctx)
+    events = client.get_registry_history(name)
+    _warn_skipped(client, name)
     if as_json:
         echo_json([e.to_dictionary() for e in events])
         return

@@ -7,6 +7,7 @@ for the repository and for reading runs. `RegistryClient` is the mixin on its ow
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -30,10 +31,11 @@ from gitml.registry.search import (
 )
 from gitml.registry.sources import version_info
 from gitml.registry.stages import StagesMixin, brief
-from gitml.registry.state import ModelState, RegistryState, VersionState
+from gitml.registry.state import ModelState, Problem, RegistryState, VersionState
 from gitml.registry.tags import (
     MLFLOW_STAGES,
     Action,
+    parse_tag,
     validate_model_name,
 )
 
@@ -444,6 +446,19 @@ class RegistryClientMixin(StagesMixin):
         """Who registered, promoted, demoted and deleted what, when: the model's tags in order."""
         validate_model_name(name)
         return self._registry().history(name)
+
+    def get_registry_problems(self, name: str | None = None) -> list[Problem]:
+        """Tags that look like registry tags but were skipped, and why (of one model, or all)."""
+        problems = self._registry().state().problems
+        if name is None:
+            return list(problems)
+        return [p for p in problems if _problem_model(p.tag) == name]
+
+
+def _problem_model(tag: str) -> str:
+    # The model a skipped tag is about: parsed when it can be, else the name before @ or #.
+    parsed = parse_tag(tag)
+    return parsed.model if parsed is not None else re.split(r"[@#]", tag, maxsplit=1)[0]
 
 
 class RegistryClient(RegistryClientMixin):

@@ -133,3 +133,20 @@ def test_usage_errors(registered: list[str], capsys: pytest.CaptureFixture[str])
     assert code == 2 and "VERSION" in err
     code, _, err = run_cli(capsys, "models", "transition-stage", "--model-name", "iris")
     assert code == 2 and "--version" in err
+
+
+def test_unreadable_tags_are_warned_about_not_fatal(
+    registered: list[str], repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import git
+
+    git("tag", "-a", "iris@v-broken", "-m", "hand-made", cwd=repo)
+    git("tag", "iris#prod#9", cwd=repo)  # lightweight
+    code, out, err = run_cli(capsys, "models", "show", "iris")
+    assert code == 0 and "v2.0.0" in out
+    assert err.splitlines() == [
+        "warning: skipped tag iris#prod#9: a lightweight tag (GTO reads annotated tags only)",
+        "warning: skipped tag iris@v-broken: not in GTO's tag grammar",
+    ]
+    code, out, err = run_cli(capsys, "models", "list")
+    assert code == 0 and len(err.splitlines()) == 2
