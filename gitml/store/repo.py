@@ -110,6 +110,7 @@ class GitRepo:
         self.state_dir = self.common_dir / "gitml"
         self._identity: str | None = None
         self._repo_url: str | None = None
+        self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
         self._commit_lock = threading.Lock()
 
     # -- refs ----------------------------------------------------------------------------
@@ -126,17 +127,30 @@ class GitRepo:
                 return value
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             pass
-        try:
-            with open(self.common_dir / "packed-refs") as f:
-                for line in f:
-                    if line.endswith(" " + ref + "\n"):
-                        return line[:40]
-        except FileNotFoundError:
-            pass
+        packed = self._packed_refs()
+        if ref in packed:
+            return packed[ref]
         if (self.common_dir / "reftable").exists():
             proc = _git(["rev-parse", "-q", "--verify", ref], cwd=self.git_dir, check=False)
             return proc.stdout.strip() or None
         return None
+
+    def _packed_refs(self) -> dict[str, str]:
+        """packed-refs parsed once per version of the file (it can hold thousands of tags)."""
+        path = self.common_dir / "packed-refs"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return {}
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._packed is None or self._packed[0] != key:
+            refs: dict[str, str] = {}
+            with open(path) as f:
+                for line in f:
+                    if len(line) > 41 and line[0] not in "#^":
+                        refs[line[41:].rstrip("\n")] = line[:40]
+            self._packed = (key, refs)
+        return self._packed[1]
 
     def update_ref(self, new: str, old: str | None, message: str) -> bool:
         """Move the branch from `old` to `new` only if it still points at `old`.
