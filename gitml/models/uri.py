@@ -51,7 +51,11 @@ def _download(run_id: str, path: str, dst: Path | str | None) -> Path:
         if isinstance(e, ModuleNotFoundError) and e.name and e.name.startswith("gitml"):
             raise InvalidParameterValue(f"runs:/ URIs need gitml's artifact store ({e})") from e
         raise MissingDependency(getattr(e, "name", None) or "dvc", "artifacts") from e
-    local = download_artifacts(get_tracker(), run_id, path, dst_path=str(dst) if dst else None)
+    from gitml.tracking.fluent import get_tracking_uri_or_none
+
+    # the repository set_tracking_uri / GITML_TRACKING_URI names, as for every other read
+    tracker = get_tracker(get_tracking_uri_or_none())
+    local = download_artifacts(tracker, run_id, path, dst_path=str(dst) if dst else None)
     return Path(local)
 
 

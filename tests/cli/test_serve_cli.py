@@ -72,9 +72,18 @@ def test_serve_a_registered_version_with_two_workers(repo: Path, start_server: A
         cwd=repo,
     )
     server.wait()
-    for _ in range(20):
+    # Each worker loads the model on its own: until both are ready, one may answer 503.
+    import time as _time
+
+    ready_by = _time.monotonic() + 60
+    ok = 0
+    while ok < 20:
         r = httpx.post(server.url + "/invocations", json={"inputs": [[1, 2, 3]]})
+        if r.status_code == 503 and _time.monotonic() < ready_by:
+            _time.sleep(0.1)
+            continue
         assert r.json() == {"predictions": [12.0]}
+        ok += 1
     health = httpx.get(server.url + "/health").json()
     assert health["model"]["version"] == "1" and health["model"]["model"] == "scaled"
     # workers publish their counters each second; any worker's /metrics sums them all
