@@ -44,9 +44,15 @@ def download_artifacts(
 ) -> str:
     """Download an artifact file or folder to a local path and return it (MLflow's signature).
 
-    `artifact_uri` is `runs:/<run_id>/<path>` (or a local path or `file://` URI, copied);
-    alternatively give `run_id` and `artifact_path`.
+    `artifact_uri` is `runs:/<run_id>/<path>`, `models:/<name>/<version|stage>` (through the
+    registry), or a local path or `file://` URI (copied); alternatively give `run_id` and
+    `artifact_path`.
     """
+    if artifact_uri is not None and artifact_uri.startswith("models:/"):
+        # The registry sits above this layer: resolve through the models package, lazily.
+        from gitml.models.uri import resolve_model_uri
+
+        return str(resolve_model_uri(artifact_uri, dst_path))
     if artifact_uri is not None and not is_runs_uri(artifact_uri):
         local = artifact_uri[len("file://") :] if artifact_uri.startswith("file://") else artifact_uri
         if "://" in local:

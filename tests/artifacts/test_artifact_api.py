@@ -400,3 +400,12 @@ def test_client_figure_and_image(repo: Path) -> None:
     client.log_image(rid, np.zeros((3, 3), dtype=np.uint8), "figs/i.png")
     assert gitml.artifacts.load_text(f"runs:/{rid}/figs/f.svg") == "figure at 300 dpi"
     assert [f.path for f in client.list_artifacts(rid, "figs")] == ["figs/f.svg", "figs/i.png"]
+
+
+def test_download_by_models_uri(repo: Path, tmp_path: Path) -> None:
+    make_files(repo / "m", {"MLmodel": "flavors: {}\n", "data/w.bin": "weights"})
+    with gitml.start_run() as run:
+        gitml.log_artifacts("m", "model")
+    gitml.register_model(f"runs:/{run.info.run_id}/model", "tiny")
+    out = Path(gitml.artifacts.download_artifacts("models:/tiny/1", dst_path=tmp_path / "dl"))
+    assert (out / "data/w.bin").read_text() == "weights"
