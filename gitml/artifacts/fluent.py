@@ -52,7 +52,7 @@ def download_artifacts(
         # The registry sits above this layer: resolve through the models package, lazily.
         from gitml.models.uri import resolve_model_uri
 
-        return str(resolve_model_uri(artifact_uri, dst_path))
+        return str(resolve_model_uri(artifact_uri, None if dst_path is None else os.fspath(dst_path)))
     if artifact_uri is not None and not is_runs_uri(artifact_uri):
         local = artifact_uri[len("file://") :] if artifact_uri.startswith("file://") else artifact_uri
         if "://" in local:
