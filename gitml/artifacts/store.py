@@ -58,6 +58,15 @@ class StatusResult:
     missing: frozenset[str] = field(default_factory=frozenset)
 
 
+def _where(odb: Any) -> str:
+    """The remote as a user names it: its URL, without DVC's inner `files/md5`."""
+    url = str(odb.fs.unstrip_protocol(odb.path))
+    for suffix in ("/files/md5", "\\files\\md5"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
+
+
 class ArtifactStore(LocalCache):
     """The artifact cache of one repository, and its remotes."""
 
@@ -99,7 +108,7 @@ class ArtifactStore(LocalCache):
     def remote_name(self, remote: str | None = None) -> str:
         """A readable name of the remote that `remote` (or the default) resolves to."""
         odb = self.remote_odb(remote)
-        return str(odb.fs.unstrip_protocol(odb.path))
+        return _where(odb)
 
     def has_configured_remote(self) -> bool:
         """Whether a remote is configured (DVC's default or gitml's), beyond the embedded one."""
@@ -201,7 +210,7 @@ class ArtifactStore(LocalCache):
 
         oids = set(oids)
         dest = self.remote_odb(remote)
-        where = str(dest.fs.unstrip_protocol(dest.path))
+        where = _where(dest)
         missing = {o for o in oids if not self.exists(o)}
         marker = self.state_dir / f"pushing-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
         try:
@@ -271,7 +280,7 @@ class ArtifactStore(LocalCache):
         if not need:
             return TransferSummary("local cache")
         src = self.remote_odb(remote)
-        where = str(src.fs.unstrip_protocol(src.path))
+        where = _where(src)
         got: set[str] = set()
         for _ in range(2):  # manifests fetched in the first round name more files
             try:
@@ -308,7 +317,7 @@ class ArtifactStore(LocalCache):
         from dvc_data.hashfile.status import compare_status
 
         dest = self.remote_odb(remote)
-        where = str(dest.fs.unstrip_protocol(dest.path))
+        where = _where(dest)
         try:
             infos = self._hash_infos(self._expand(oids, dest))
             # Folders are expanded above (from either side), so each object counts once.
