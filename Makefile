@@ -38,7 +38,7 @@ demo: venv
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) $(TORCH) mlflow==3.18.0
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) $(TORCH) mlflow==3.17.2
 	$(BENCH_VENV)/bin/python -m pip install $(PIP_QUIET) -e '.[$(EXTRAS)]' $(TORCH)
 	touch $@
 
