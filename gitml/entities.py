@@ -9,6 +9,7 @@ from typing import Any
 __all__ = [
     "Experiment",
     "ExperimentTag",
+    "FileInfo",  # noqa: F822 (resolved lazily by __getattr__)
     "LifecycleStage",
     "Metric",
     "Param",
@@ -210,3 +211,12 @@ class Run:
         """A plain dict with `info` and `data` (metrics, params, tags)."""
         data = {"metrics": dict(self.data.metrics), "params": dict(self.data.params), "tags": dict(self.data.tags)}
         return {"info": asdict(self.info), "data": data}
+
+
+def __getattr__(name: str) -> Any:
+    # FileInfo lives with the artifacts; imported on first use to keep this module light.
+    if name == "FileInfo":
+        from gitml.artifacts.pointers import FileInfo
+
+        return FileInfo
+    raise AttributeError(f"module 'gitml.entities' has no attribute {name!r}")

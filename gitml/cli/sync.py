@@ -23,11 +23,20 @@ def _moved(m: Any) -> str:
     )
 
 
-def _render(result: Any, direction: str, as_json: bool, quiet: bool) -> None:
+def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
+    result = shared.result
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    transfers = [(w, t) for w, t in (("pulled", shared.artifacts_pulled), ("pushed", shared.artifacts_pushed)) if t]
+    for word, t in transfers:
+        if t.failed:
+            click.echo(f"warning: {len(t.failed)} artifact object(s) not {word} ({t.remote}): "
+                       "'gitml artifacts status' says which", err=True)  # fmt: skip
     if as_json:
-        echo_json(dataclasses.asdict(result))
+        out = dataclasses.asdict(result)
+        for word, t in transfers:
+            out[f"artifacts_{word}"] = {"remote": t.remote, "transferred": sorted(t.transferred), "failed": sorted(t.failed)}
+        echo_json(out)
         return
     if quiet:
         return
@@ -48,6 +57,8 @@ def _render(result: Any, direction: str, as_json: bool, quiet: bool) -> None:
         else:
             extra = f" after {result.attempts} attempts" if result.attempts > 1 else ""
             click.echo(f"Pushed to {where}: {_moved(result.pushed)}{extra}")
+    for word, t in transfers:
+        click.echo(f"Artifacts {word} ({t.remote}): {_count(len(t.transferred), 'object')}")
 
 
 def _options(f: Any) -> Any:
@@ -59,11 +70,8 @@ def _options(f: Any) -> Any:
     return f
 
 
-def _repo(ctx: click.Context) -> Any:
-    from gitml.store.sync import open_repo
-
-    repo, config = open_repo(ctx.obj.get("repo") if ctx.obj else None)
-    return repo, config
+def _path(ctx: click.Context) -> Any:
+    return ctx.obj.get("repo") if ctx.obj else None
 
 
 @click.command()
@@ -71,11 +79,9 @@ def _repo(ctx: click.Context) -> Any:
 @click.pass_context
 def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
     """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
-    from gitml.registry.sync import is_registry_tag
-    from gitml.store import sync as s
+    from gitml.tracking import sharing
 
-    repo, config = _repo(ctx)
-    _render(s.pull(repo, remote, config=config, tag_filter=is_registry_tag), "pull", as_json, quiet)
+    _render(sharing.pull(_path(ctx), remote), "pull", as_json, quiet)
 
 
 @click.command()
@@ -88,19 +94,9 @@ def push(
     ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_drop: bool
 ) -> None:
     """Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands."""
-    from gitml.registry.sync import is_registry_tag, reconcile_tags
-    from gitml.store import sync as s
+    from gitml.tracking import sharing
 
-    repo, config = _repo(ctx)
-    result = s.push(
-        repo,
-        remote,
-        config=config,
-        tag_filter=is_registry_tag,
-        reconcile=reconcile_tags,
-        allow_drop=allow_drop,
-    )
-    _render(result, "push", as_json, quiet)
+    _render(sharing.push(_path(ctx), remote, allow_drop=allow_drop), "push", as_json, quiet)
 
 
 @click.command()
@@ -108,11 +104,6 @@ def push(
 @click.pass_context
 def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
     """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
-    from gitml.registry.sync import is_registry_tag, reconcile_tags
-    from gitml.store import sync as s
+    from gitml.tracking import sharing
 
-    repo, config = _repo(ctx)
-    result = s.sync(
-        repo, remote, config=config, tag_filter=is_registry_tag, reconcile=reconcile_tags
-    )
-    _render(result, "sync", as_json, quiet)
+    _render(sharing.sync(_path(ctx), remote), "sync", as_json, quiet)

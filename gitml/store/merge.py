@@ -26,7 +26,12 @@ Rules (``ours`` is the local branch, ``theirs`` the remote one, which was publis
   ``meta.yaml``       fields as above.
   ``*.jsonl``         history chunks are immutable and uniquely named; if both sides still
                       wrote one, the merge is the union of their lines.
-  other JSON/YAML     maps merge key by key, recursively; conflicts take the newer side.
+  other JSON/YAML     maps merge key by key, recursively; conflicts take the newer side
+                      (``purged.json``, the tombstones of permanent deletions, so unions).
+
+- After the merge, the runs and experiments that ``purged.json`` names are removed, so a
+  permanent deletion on one clone is not undone by a clone that still held them (an
+  experiment re-created under the same name, with a new creation time, is kept).
 
 - A JSON file that does not parse on one side (a bad hand edit) is read as YAML when it
   can be (unquoted strings, trailing commas) and merged; otherwise the other side's

@@ -73,6 +73,7 @@ def schema_for(path: str) -> str | None:
             C.RUN_PARAMS: "string-map.schema.json",
             C.RUN_TAGS: "string-map.schema.json",
             C.RUN_METRICS: "metrics.schema.json",
+            C.RUN_ARTIFACTS: "artifacts.schema.json",
         }.get(name)
     return None
 

@@ -19,7 +19,6 @@ from gitml import constants as C
 from gitml.config import Config, resolve_config
 from gitml.entities import LifecycleStage, Metric, Run, RunData, RunInfo, RunStatus
 from gitml.exceptions import (
-    CorruptMetadata,
     InvalidParameterValue,
     InvalidState,
     ResourceDoesNotExist,
@@ -397,7 +396,6 @@ class Tracker:
 
     def record_artifacts(self, run_id: str, pointers: dict[str, dict[str, Any] | None]) -> None:
         """Merge artifact pointers into the run's artifacts.json and commit at once."""
-        import json
 
         check_run_id(run_id)
         path = f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS}"
@@ -406,33 +404,30 @@ class Tracker:
             if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
                 raise ResourceDoesNotExist(f"run '{run_id}' not found")
             data = self.repo.read_file(tree, path)
-            current = json.loads(data) if data else {}
+            current = layout.decode(path, data) if data else {}
             for key, value in pointers.items():
                 if value is None:
                     current.pop(key, None)
                 else:
                     current[key] = value
-            return {path: (json.dumps(current, sort_keys=True, indent=1) + "\n").encode()}
+            return {path: layout.encode(path, current)}
 
         self._flush_if_dirty(run_id)
         self.repo.commit(build, f"run {run_id} artifacts: {', '.join(sorted(pointers))[:200]}")
 
     def read_artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The run's artifact pointers {artifact_path: pointer}."""
-        import json
 
         check_run_id(run_id)
         self._flush_if_dirty(run_id)
         tree = self.tree()
         if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
             raise ResourceDoesNotExist(f"run '{run_id}' not found")
-        data = self.repo.read_file(tree, f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS}")
+        path = f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS}"
+        data = self.repo.read_file(tree, path)
         if not data:
             return {}
-        try:
-            result: dict[str, dict[str, Any]] = json.loads(data)
-        except ValueError as e:
-            raise CorruptMetadata(f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS} does not parse: {e}") from e
+        result: dict[str, dict[str, Any]] = layout.decode(path, data)
         return result
 
     def index(self) -> Any:

@@ -130,3 +130,36 @@ def test_a_clashing_registry_tag_is_renumbered_on_push(clones: tuple[Path, Path,
     assert set(git("tag", cwd=bare).split()) == {"mnist@v1.0.0", "mnist@v2.0.0"}
     msg_v1 = git("tag", "-l", "--format=%(contents)", "mnist@v1.0.0", cwd=bare)
     assert "from a" in msg_v1  # the tag pushed first is never moved
+
+
+def test_push_and_pull_move_the_artifacts_of_the_runs_they_move(
+    clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, a, b = clones
+    shared = tmp_path / "dvc-remote"
+    for clone in (a, b):
+        git("config", "gitml.artifactRemote", str(shared), cwd=clone)
+    script = (
+        "import gitml\n"
+        "with gitml.start_run() as run:\n"
+        "    gitml.log_text('weights v1', 'model/weights.txt')\n"
+        "print(run.info.run_id)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_id = subprocess.run(
+        [sys.executable, "-c", script], cwd=a, capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+    pushed = gitml("push", cwd=a)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "Artifacts pushed" in pushed.stdout and "1 object" in pushed.stdout
+    assert any(p.is_file() for p in shared.rglob("*"))
+    pulled = gitml("pull", "--json", cwd=b)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["artifacts_pulled"]["failed"] == []
+    # the bytes came with the pull: reading them needs the remote no more
+    import shutil
+
+    shutil.rmtree(shared)
+    got = gitml("artifacts", "download", run_id, "model/weights.txt", "-d", str(tmp_path / "out"), cwd=b)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "out" / "model" / "weights.txt").read_text() == "weights v1"

@@ -1,0 +1,82 @@
+"""`gitml push / pull / sync` as one library call: the metadata branch, registry tags, and the
+artifact bytes of the runs that moved (when an artifact remote is configured)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from gitml.store import sync as branch_sync
+
+__all__ = ["Shared", "pull", "push", "sync"]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What a push, pull or sync did: the branch and tags (`result`) and artifact transfers."""
+
+    result: branch_sync.SyncResult
+    artifacts_pushed: Any = None  # TransferSummary, or None when no artifact remote is set
+    artifacts_pulled: Any = None
+
+
+def _moved_runs(moved: branch_sync.Moved) -> list[str]:
+    return [*moved.runs_added, *moved.runs_updated]
+
+
+def _artifacts(root: Any, run_ids: list[str], direction: str) -> Any:
+    if not run_ids:
+        return None
+    from gitml.tracking.tracker import get_tracker
+
+    tracker = get_tracker(root)
+    try:
+        from gitml.artifacts.runs import has_artifact_remote, pull_artifacts, push_artifacts
+    except ImportError:  # the artifacts extra is not installed: the branch alone moves
+        return None
+    if not has_artifact_remote(tracker):
+        return None
+    move = push_artifacts if direction == "push" else pull_artifacts
+    return move(tracker, run_ids)
+
+
+def _tags() -> dict[str, Any]:
+    from gitml.registry.sync import is_registry_tag, reconcile_tags
+
+    return {"tag_filter": is_registry_tag, "reconcile": reconcile_tags}
+
+
+def pull(path: str | os.PathLike[str] | None = None, remote: str | None = None) -> Shared:
+    """Fetch the remote's runs and registry tags and merge them in; fetch their artifacts."""
+    repo, config = branch_sync.open_repo(path)
+    try:
+        result = branch_sync.pull(repo, remote, config=config, tag_filter=_tags()["tag_filter"])
+    finally:
+        repo.close()
+    return Shared(result, artifacts_pulled=_artifacts(repo.root, _moved_runs(result.pulled), "pull"))
+
+
+def push(
+    path: str | os.PathLike[str] | None = None, remote: str | None = None, allow_drop: bool = False
+) -> Shared:
+    """Push runs and registry tags (merging the remote's first, retrying until it lands),
+    then the artifacts of the runs pushed."""
+    repo, config = branch_sync.open_repo(path)
+    try:
+        result = branch_sync.push(repo, remote, config=config, allow_drop=allow_drop, **_tags())
+    finally:
+        repo.close()
+    pulled = _artifacts(repo.root, _moved_runs(result.pulled), "pull")
+    return Shared(result, _artifacts(repo.root, _moved_runs(result.pushed), "push"), pulled)
+
+
+def sync(path: str | os.PathLike[str] | None = None, remote: str | None = None) -> Shared:
+    """Pull then push; artifacts move both ways for the runs that moved."""
+    repo, config = branch_sync.open_repo(path)
+    try:
+        result = branch_sync.sync(repo, remote, config=config, **_tags())
+    finally:
+        repo.close()
+    pulled = _artifacts(repo.root, _moved_runs(result.pulled), "pull")
+    return Shared(result, _artifacts(repo.root, _moved_runs(result.pushed), "push"), pulled)
