@@ -33,6 +33,7 @@ class Config:
     run_name: str | None = None
     run_id: str | None = None
     user: str | None = None
+    artifact_remote: str | None = None
 
 
 def git_config(root: Path | str) -> dict[str, str]:
@@ -84,4 +85,5 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
         run_name=pick("GITML_RUN_NAME"),
         run_id=pick("GITML_RUN_ID"),
         user=pick("GITML_USER") or _login_name(env),
+        artifact_remote=pick("GITML_ARTIFACT_REMOTE", "gitml.artifactremote"),
     )

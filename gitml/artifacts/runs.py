@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -31,15 +30,9 @@ _STORES_LOCK = threading.Lock()
 
 
 def _remote_setting(tracker: Any) -> str | None:
-    # Read once per tracker: GITML_ARTIFACT_REMOTE, else `git config gitml.artifactRemote`.
-    configured = getattr(tracker.config, "artifact_remote", None)
-    if configured:
-        return str(configured)
-    if os.environ.get("GITML_ARTIFACT_REMOTE"):
-        return os.environ["GITML_ARTIFACT_REMOTE"]
-    from gitml.config import git_config
-
-    return git_config(tracker.root).get("gitml.artifactremote") or None
+    # GITML_ARTIFACT_REMOTE, else `git config gitml.artifactRemote`: resolved in gitml.config.
+    configured = tracker.config.artifact_remote
+    return str(configured) if configured else None
 
 
 def store_for(tracker: Any) -> ArtifactStore:
