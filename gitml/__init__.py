@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "set_experiment_tag": _FLUENT,
     "set_experiment_tags": _FLUENT,
     "flush": _FLUENT,
+    "autolog": _FLUENT,
     "ActiveRun": _FLUENT,
     "MlflowClient": "gitml.tracking.client",
     "GitMLClient": "gitml.tracking.client",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -18,10 +19,11 @@ from gitml.exceptions import (
 )
 from gitml.tracking.client import GitMLClient
 from gitml.tracking.source import runs_to_frame, source_tags
-from gitml.tracking.tracker import Tracker, get_tracker
+from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
 
 __all__ = [
     "ActiveRun",
+    "autolog",
     "active_run",
     "create_experiment",
     "delete_experiment",
@@ -50,6 +52,8 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
 ]
+
+log = logging.getLogger("gitml")
 
 _state = threading.local()
 _tracking_uri: str | None = None
@@ -122,14 +126,19 @@ class ActiveRun:
 def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     """Track into the Git repository at `uri` (a path or file:// URI; None: the working dir's)."""
     global _tracking_uri
-    _tracking_uri = None if uri is None else os.fspath(uri)
+    _tracking_uri = local_tracking_uri(uri)
     if _tracking_uri is not None:
         get_tracker(_tracking_uri)  # fail now, with a clear message, if it is no repository
 
 
 def get_tracking_uri_or_none() -> str | None:
     """The tracking URI set by set_tracking_uri or GITML_TRACKING_URI, or None."""
-    return _tracking_uri or os.environ.get("GITML_TRACKING_URI") or None
+    return _tracking_uri or local_tracking_uri(os.environ.get("GITML_TRACKING_URI") or None)
+
+
+def autolog(*args: Any, **kwargs: Any) -> None:
+    """Accepted so MLflow scripts run; gitml logs what the script logs, nothing automatically."""
+    log.warning("gitml: autolog() is not supported; log params, metrics and models explicitly")
 
 
 def get_tracking_uri() -> str:

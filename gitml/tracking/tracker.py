@@ -30,7 +30,7 @@ from gitml.tracking.experiments import ExperimentStore, now_ms
 from gitml.tracking.validation import check_run_id
 from gitml.tracking.writer import Pending, RunWriter, merge_run_files, new_token
 
-__all__ = ["Tracker", "get_tracker", "reset_all", "uri_to_root"]
+__all__ = ["Tracker", "get_tracker", "local_tracking_uri", "reset_all", "uri_to_root"]
 
 log = logging.getLogger("gitml")
 
@@ -38,19 +38,52 @@ _TRACKERS: dict[Path, Tracker] = {}
 _TRACKERS_LOCK = threading.Lock()
 
 
-def uri_to_root(uri: str | os.PathLike[str] | None) -> Path:
-    """A tracking URI (a path, `file://` path or None for the working directory) to a repo root."""
+_SERVER_SCHEMES = ("http://", "https://", "databricks", "sqlite:", "postgresql", "mysql", "mssql", "uc:")
+_warned: set[str] = set()
+
+
+def local_tracking_uri(uri: str | os.PathLike[str] | None) -> str | None:
+    """The local path a tracking URI names; None (the working directory's repo) for a server.
+
+    MLflow scripts often set a server or database URI; gitml has neither, so it says so
+    once and tracks into the repository instead, rather than stopping the script.
+    """
     if uri is None:
-        return find_repo_root(None)
+        return None
     text = os.fspath(uri)
+    if text.startswith(_SERVER_SCHEMES) or text == "databricks":
+        if text not in _warned:
+            _warned.add(text)
+            log.warning(
+                "gitml: tracking URI %s names a server or database; gitml tracks into the Git "
+                "repository of the working directory instead (share it with 'gitml push')",
+                text,
+            )
+        return None
     if text.startswith("file://"):
-        text = text[len("file://") :]
-    elif "://" in text:
+        return text[len("file://") :]
+    if text.startswith("file:"):
+        return text[len("file:") :]
+    if "://" in text:
         raise InvalidParameterValue(
             f"tracking URI {text!r} is not a local Git repository path; gitml tracks into a repository "
             "on disk (share it with 'gitml push' to any Git remote)"
         )
-    return find_repo_root(Path(text).expanduser())
+    return text
+
+
+def uri_to_root(uri: str | os.PathLike[str] | None) -> Path:
+    """A tracking URI (a path, `file:` URI, or None for the working directory) to a repo root.
+
+    A path that does not exist yet (MLflow's `./mlruns`) means the repository around it.
+    """
+    text = local_tracking_uri(uri)
+    if text is None:
+        return find_repo_root(None)
+    path = Path(text).expanduser().absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return find_repo_root(path)
 
 
 def get_tracker(tracking_uri: str | os.PathLike[str] | None = None) -> Tracker:

@@ -202,3 +202,25 @@ def test_runs_are_listed_under_their_source_commit(repo: Path) -> None:
     import json
 
     assert set(json.loads(shown)) == {a.info.run_id, b.info.run_id}
+
+
+@pytest.mark.parametrize("uri", ["http://localhost:5000", "databricks", "sqlite:///mlflow.db", "file:./mlruns", "./mlruns", "file://{repo}/mlruns"])
+def test_mlflow_style_tracking_uris_still_run(repo: Path, uri: str, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="gitml")
+    mlflow.set_tracking_uri(uri.format(repo=repo))
+    mlflow.autolog()  # accepted (and said to do nothing) so the script goes on
+    with mlflow.start_run() as run:
+        mlflow.log_metric("m", 1.0)
+    assert mlflow.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    assert mlflow.get_tracking_uri() == str(repo)
+    server = not uri.startswith(("file", "."))
+    assert ("names a server or database" in caplog.text) == server
+    assert "autolog() is not supported" in caplog.text
+    mlflow.set_tracking_uri(None)
+
+
+def test_unknown_uri_scheme_is_a_clear_error(repo: Path) -> None:
+    with pytest.raises(InvalidParameterValue, match="not a local Git repository"):
+        mlflow.set_tracking_uri("s3://bucket/path")
