@@ -29,7 +29,7 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 EXPERIMENTS_DIR = "experiments"
 RUNS_DIR = "runs"
 REGISTRY_DIR = "registry"
-# commits/<sha[:2]>/<sha>.json = {run_id: start_time}: the runs of a code commit, without a scan
+# commits/<sha[:2]>/<sha>.json = {run_id: end_time}: the latest finished runs of a code commit
 COMMITS_DIR = "commits"
 # Permanent deletions, so that merges with clones that still hold them do not bring them back:
 # {"runs": {run_id: time}, "experiments": {experiment_id: creation_time of the deleted one}}

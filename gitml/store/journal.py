@@ -15,6 +15,9 @@ from typing import Any
 
 __all__ = ["Journal", "orphaned_journals", "read_journal"]
 
+# One encoder for every record: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 class Journal:
     """One writer's journal: JSON arrays, one per line, appended with one write(2) each."""
@@ -22,15 +25,24 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Locked under a temporary name, then renamed: a recovering process scanning for
+        # orphans must never see a journal before its writer holds the lock.
+        tmp = path.with_name(path.name + ".new")
+        self._fd: int | None = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(tmp, path)
         self._pid = os.getpid()
 
     def append(self, record: list[Any]) -> None:
         """Write one record; it survives the process being killed once this returns."""
         if self._fd is None:
             return
-        os.write(self._fd, (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
+        os.write(self._fd, (_encode(record) + "\n").encode())
+
+    def append_line(self, line: str) -> None:
+        """Write one record already encoded as a JSON line (the hot path formats its own)."""
+        if self._fd is not None:
+            os.write(self._fd, line.encode())
 
     def close(self, delete: bool = False) -> None:
         """Release the lock; delete the file when everything in it is committed."""

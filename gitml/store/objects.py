@@ -82,8 +82,8 @@ class ObjectStore:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid = os.getpid()
         self._trees: dict[str, dict[str, Entry]] = {}
-        # Objects this process wrote recently: re-reading them skips a cat-file round trip
-        # (which, for an object in a brand-new pack, makes git rescan its pack directory).
+        # Small objects this process wrote or read recently: re-reading them skips a cat-file
+        # round trip (for an object in a brand-new pack, git would rescan its pack directory).
         self._recent: dict[str, tuple[str, bytes]] = {}
         self._batch_objects: dict[str, tuple[str, bytes]] | None = None
         self._batch_owner: int | None = None
@@ -123,7 +123,15 @@ class ObjectStore:
             size = int(fields[2])
             data = proc.stdout.read(size)
             proc.stdout.read(1)
-            return fields[1].decode(), data
+            kind = fields[1].decode()
+            if size < 65536:  # objects never change: small ones are worth keeping
+                self._remember(sha, kind, data)
+            return kind, data
+
+    def _remember(self, sha: str, kind: str, data: bytes) -> None:
+        if len(self._recent) > 8192:
+            self._recent.clear()
+        self._recent[sha] = (kind, data)
 
     def read_many(self, shas: list[str]) -> dict[str, bytes]:
         """Contents of many objects in one pipelined `git cat-file --batch` (no round trips)."""
@@ -207,9 +215,7 @@ class ObjectStore:
         header = f"{kind} {len(data)}\0".encode()
         sha = hashlib.sha1(header + data).hexdigest()
         if len(data) < 65536:
-            if len(self._recent) > 4096:
-                self._recent.clear()
-            self._recent[sha] = (kind, data)
+            self._remember(sha, kind, data)
         if self._batch_objects is not None and self._batch_owner == threading.get_ident():
             self._batch_objects[sha] = (kind, data)
             return sha

@@ -239,17 +239,24 @@ class _GrepLookup:
 
 
 class _CommitMapLookup(_GrepLookup):
-    """Runs by source commit from `commits/<sha>.json` on the branch: two reads, no scan."""
+    """Runs by source commit from `commits/<sha>.json` (the latest finished runs of each
+    commit): two reads, no scan. A commit whose listed runs were all deleted is searched."""
 
     def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
         if by_tags:  # runs attributed by hand through the tag: only a search finds them
             return super().runs_at(commits, by_tags)
         out: dict[str, list[Any]] = {}
+        unsure: list[str] = []
         for commit in commits:
             path = C.commit_runs_path(commit)
             data = self.tracker.repo.read_file(self.tree, path)
             ids = sorted(layout.decode(path, data)) if data else []
-            out[commit] = [r for r in (self.run(i) for i in ids) if r is not None]
+            found = [r for r in (self.run(i) for i in ids) if r is not None]
+            if ids and _latest(found) is None:
+                unsure.append(commit)
+            out[commit] = found
+        if unsure:
+            out.update(super().runs_at(unsure, by_tags))
         return out
 
 

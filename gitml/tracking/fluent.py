@@ -288,7 +288,7 @@ def start_run(
         all_tags["mlflow.runName"] = name
         tracker.experiments.ensure_default()
         new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get("mlflow.user"), source)
-        run = tracker.get_run(new_id)
+        run = tracker.started_run(new_id)
     active = ActiveRun(run, tracker)
     if not run_id:
         active._record_dirty_flag_later()

@@ -47,9 +47,17 @@ def _tags() -> dict[str, Any]:
     return {"tag_filter": is_registry_tag, "reconcile": reconcile_tags}
 
 
+def _open(path: str | os.PathLike[str] | None) -> tuple[Any, Any]:
+    from gitml.tracking.tracker import get_tracker
+
+    repo, config = branch_sync.open_repo(path)
+    get_tracker(repo.root).flush()  # what this process logged goes too
+    return repo, config
+
+
 def pull(path: str | os.PathLike[str] | None = None, remote: str | None = None) -> Shared:
     """Fetch the remote's runs and registry tags and merge them in; fetch their artifacts."""
-    repo, config = branch_sync.open_repo(path)
+    repo, config = _open(path)
     try:
         result = branch_sync.pull(repo, remote, config=config, tag_filter=_tags()["tag_filter"])
     finally:
@@ -62,7 +70,7 @@ def push(
 ) -> Shared:
     """Push runs and registry tags (merging the remote's first, retrying until it lands),
     then the artifacts of the runs pushed."""
-    repo, config = branch_sync.open_repo(path)
+    repo, config = _open(path)
     try:
         result = branch_sync.push(repo, remote, config=config, allow_drop=allow_drop, **_tags())
     finally:
@@ -73,7 +81,7 @@ def push(
 
 def sync(path: str | os.PathLike[str] | None = None, remote: str | None = None) -> Shared:
     """Pull then push; artifacts move both ways for the runs that moved."""
-    repo, config = branch_sync.open_repo(path)
+    repo, config = _open(path)
     try:
         result = branch_sync.sync(repo, remote, config=config, **_tags())
     finally:

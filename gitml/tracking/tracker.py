@@ -115,6 +115,7 @@ class Tracker:
         self.experiments = ExperimentStore(self.repo, self.format_changes)
         self.journal_dir = self.repo.state_dir / "journal"
         self._writers: dict[str, RunWriter] = {}
+        self._started: dict[str, Run] = {}
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -278,9 +279,9 @@ class Tracker:
         user_id: str | None,
         source: dict[str, Any],
     ) -> str:
-        """Start a run: commit it RUNNING at once, so others see it."""
+        """Start a RUNNING run; it reaches the branch at its first flush."""
         self.recover()
-        exp = self.experiments.get(experiment_id)
+        exp = self.experiments.get(experiment_id, self.tree())  # tree(): refuses newer formats
         if exp.lifecycle_stage != LifecycleStage.ACTIVE:
             raise InvalidState(f"experiment {experiment_id} is deleted: restore it to add runs")
         run_id = uuid.uuid4().hex
@@ -301,8 +302,17 @@ class Tracker:
             writer.set_meta(**meta)
             for k, v in tags.items():
                 writer.set_tag(k, v)
-        self.flush()
+        # Not committed here: the start reaches the branch with the run's first flush (or
+        # its end), one commit per short run instead of two. The journal already holds it.
+        self._started[run_id] = run_from_files(
+            {C.RUN_META: meta, C.RUN_PARAMS: {}, C.RUN_TAGS: dict(tags), C.RUN_METRICS: {}}
+        )
         return run_id
+
+    def started_run(self, run_id: str) -> Run:
+        """The Run entity of a run this process just started (without reading the branch)."""
+        run = self._started.pop(run_id, None)
+        return run if run is not None else self.get_run(run_id)
 
     def end_run(self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None) -> None:
         """Mark a run terminated and commit everything it logged, compacting its history."""

@@ -7,6 +7,7 @@ branch sees the points at the next flush, as one new immutable history chunk.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from gitml.tracking.validation import check_key, check_metric, check_param_value
 __all__ = ["Pending", "RunWriter", "merge_run_files"]
 
 Point = tuple[str, float, int, int]  # key, value, timestamp ms, step
+_QUOTED: dict[str, str] = {}  # metric key -> its JSON string, for journal lines
 
 
 @dataclass
@@ -79,11 +81,18 @@ class RunWriter:
         self.journal.append(record)
 
     def log_metric(self, key: str, value: Any, timestamp: int, step: Any) -> None:
-        """Buffer one point."""
+        """Buffer one point (a few microseconds: the journal line is formatted by hand)."""
         check_key(key)
         number, step_int = check_metric(key, value, step)
+        quoted = _QUOTED.get(key)
+        if quoted is None:
+            quoted = _QUOTED[key] = json.dumps(key, ensure_ascii=False)
+        shown = repr(number) if math.isfinite(number) else json.dumps(layout.encode_value(number))
+        line = f'["m",{quoted},{shown},{int(timestamp)},{step_int}]\n'
         with self._lock:
-            self._record(["m", key, layout.encode_value(number), timestamp, step_int])
+            self._seq += 1
+            self._pending.seq = self._seq
+            self.journal.append_line(line)
             self._pending.points.append((key, number, timestamp, step_int))
 
     def log_param(self, key: str, value: Any) -> None:
@@ -167,8 +176,8 @@ def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -
         meta["journal"] = journal
         out[f"{base}/{C.RUN_META}"] = layout.encode(f"{base}/{C.RUN_META}", meta)
         commit = (meta.get("source") or {}).get("commit")
-        if commit and "source" in p.meta:
-            out.update(_link_commit(repo, tree, commit, run_id, meta.get("start_time")))
+        if commit and p.meta.get("status") == "FINISHED":
+            out.update(_link_commit(repo, tree, commit, run_id, meta.get("end_time")))
 
     if p.params:
         path = f"{base}/{C.RUN_PARAMS}"
@@ -214,13 +223,23 @@ def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -
     return out
 
 
-def _link_commit(repo: Any, tree: str, commit: str, run_id: str, start: int | None) -> dict[str, bytes | None]:
-    """Record the run under its source commit, so `gitml diff` finds a commit's runs at once."""
+COMMIT_MAP_KEEP = 20
+
+
+def _link_commit(repo: Any, tree: str, commit: str, run_id: str, end: int | None) -> dict[str, bytes | None]:
+    """Record a finished run under its source commit, so `gitml diff` finds it at once.
+
+    Only the latest few finished runs of a commit are kept: what diff needs, and a sweep
+    of thousands of runs at one commit does not rewrite an ever-growing file.
+    """
     path = C.commit_runs_path(commit)
     runs = _read_json(repo, tree, path, {})
-    if run_id in runs and runs[run_id] == start:
+    if runs.get(run_id) == end:
         return {}
-    runs[run_id] = start
+    runs[run_id] = end
+    if len(runs) > COMMIT_MAP_KEEP:
+        keep = sorted(runs, key=lambda r: (runs[r] or 0, r), reverse=True)[:COMMIT_MAP_KEEP]
+        runs = {r: runs[r] for r in keep}
     return {path: layout.encode(path, runs)}
 
 
