@@ -340,3 +340,23 @@ def test_history_is_appended_in_chunks_and_compacted_at_end(repo: Path) -> None:
     listing = git("ls-tree", "--name-only", hist, cwd=repo).split()
     assert len(listing) == 1
     assert len(MlflowClient().get_metric_history(run.info.run_id, "m")) == 30
+
+
+def test_hand_edited_invalid_yaml_names_the_file(repo: Path) -> None:
+    client = MlflowClient()
+    broken = client.create_experiment("broken")
+    fine = client.create_experiment("fine")
+    run = client.create_run(fine)
+    client.set_terminated(run.info.run_id)
+    wt = repo.parent / "wt-yaml"
+    git("worktree", "add", "-q", str(wt), "gitml", cwd=repo)
+    (wt / "experiments" / broken / "meta.yaml").write_text("name: [unclosed\n  lifecycle: : :\n")
+    git("commit", "-qam", "hand edit", cwd=wt)
+    tracker_mod.reset_all()
+    client = MlflowClient()
+    with pytest.raises(CorruptMetadata, match=f"experiments/{broken}/meta.yaml"):
+        client.get_experiment(broken)
+    assert client.get_experiment(fine).name == "fine"
+    assert {e.name for e in client.search_experiments()} == {"fine", "Default"}
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert [r.info.run_id for r in client.search_runs([fine])] == [run.info.run_id]
