@@ -20,6 +20,7 @@ from gitml.exceptions import (
 )
 
 __all__ = [
+    "finish_model",
     "CODE_DIR",
     "INPUT_EXAMPLE_FILE",
     "REQUIREMENTS_FILE",
@@ -253,3 +254,24 @@ def load_input_example(model_dir: Path, info: Mapping[str, Any] | None) -> Any:
         np = require("numpy", "torch")
         return {k: np.asarray(v) for k, v in payload["inputs"].items()}
     return payload
+
+
+def finish_model(
+    meta: Any,
+    model_dir: Path,
+    *,
+    signature: Any,
+    input_example: Any,
+    metadata: Any,
+    requirements: Iterable[str],
+    pip_requirements: Iterable[str] | None,
+    extra_pip_requirements: Iterable[str] | None,
+) -> None:
+    """The last steps every flavor's save_model shares: signature, input example,
+    metadata, requirements.txt, size, and the MLmodel file itself."""
+    meta.signature = signature
+    meta.saved_input_example_info = save_input_example(model_dir, input_example)
+    meta.metadata = metadata
+    write_requirements(model_dir, requirements, pip_requirements, extra_pip_requirements)
+    meta.model_size_bytes = dir_size(model_dir)
+    meta.save(model_dir)

@@ -18,12 +18,10 @@ from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     add_code_to_path,
     copy_code_paths,
-    dir_size,
+    finish_model,
     import_object,
     new_model_dir,
     object_path,
-    save_input_example,
-    write_requirements,
 )
 
 __all__ = [
@@ -188,12 +186,16 @@ def save_model(
         meta.add_flavor(FLAVOR_NAME, **conf)
         if signature is None and input_example is not None:
             signature = infer_signature(input_example)
-        meta.signature = signature
-        meta.saved_input_example_info = save_input_example(model_dir, input_example)
-        meta.metadata = metadata
-        write_requirements(model_dir, [], pip_requirements, extra_pip_requirements)
-        meta.model_size_bytes = dir_size(model_dir)
-        meta.save(model_dir)
+        finish_model(
+            meta,
+            model_dir,
+            signature=signature,
+            input_example=input_example,
+            metadata=metadata,
+            requirements=[],
+            pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements,
+        )
     return meta
 
 

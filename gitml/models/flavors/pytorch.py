@@ -17,13 +17,11 @@ from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
     add_code_to_path,
     copy_code_paths,
-    dir_size,
+    finish_model,
     import_object,
     new_model_dir,
     object_path,
     require,
-    save_input_example,
-    write_requirements,
 )
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
@@ -210,12 +208,16 @@ def save_model(
             code=code,
             python_version=platform.python_version(),
         )
-        meta.signature = signature
-        meta.saved_input_example_info = save_input_example(model_dir, input_example)
-        meta.metadata = metadata
-        write_requirements(model_dir, ["torch", "numpy"], pip_requirements, extra_pip_requirements)
-        meta.model_size_bytes = dir_size(model_dir)
-        meta.save(model_dir)
+        finish_model(
+            meta,
+            model_dir,
+            signature=signature,
+            input_example=input_example,
+            metadata=metadata,
+            requirements=["torch", "numpy"],
+            pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements,
+        )
     return meta
 
 

@@ -13,11 +13,9 @@ from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     add_code_to_path,
     copy_code_paths,
-    dir_size,
+    finish_model,
     new_model_dir,
     require,
-    save_input_example,
-    write_requirements,
 )
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
@@ -84,12 +82,16 @@ def save_model(
             except Exception:  # an example the model cannot score still documents the input
                 output = None
             signature = infer_signature(input_example, output)
-        meta.signature = signature
-        meta.saved_input_example_info = save_input_example(model_dir, input_example)
-        meta.metadata = metadata
-        write_requirements(model_dir, ["scikit-learn", "skops", "numpy"], pip_requirements, extra_pip_requirements)
-        meta.model_size_bytes = dir_size(model_dir)
-        meta.save(model_dir)
+        finish_model(
+            meta,
+            model_dir,
+            signature=signature,
+            input_example=input_example,
+            metadata=metadata,
+            requirements=["scikit-learn", "skops", "numpy"],
+            pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements,
+        )
     return meta
 
 
