@@ -122,3 +122,28 @@ def test_missing_skops_names_the_extra(tmp_path: Path, logreg: LogisticRegressio
     monkeypatch.setitem(sys.modules, "skops.io", None)
     with pytest.raises(MissingDependency, match=r"gitml\[sklearn\]"):
         gitml.sklearn.save_model(logreg, tmp_path / "m")
+
+
+def test_frame_with_the_fitted_columns_scores_like_the_estimator(tmp_path: Path) -> None:
+    import warnings
+
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import gitml.pyfunc
+    import gitml.sklearn
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    est = LogisticRegression(max_iter=500).fit(X, y)
+    gitml.sklearn.save_model(est, tmp_path / "m")
+    model = gitml.pyfunc.load_model(str(tmp_path / "m"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fast path must not leak sklearn's feature-name warning
+        got = model.predict(X)
+    assert (got == est.predict(X)).all()
+    # another column order takes scikit-learn's own checks, which refuse it, as they would
+    from gitml.exceptions import InvalidParameterValue
+
+    with pytest.raises(InvalidParameterValue, match="feature names"):
+        model.predict(pd.DataFrame(X[list(reversed(X.columns))]))

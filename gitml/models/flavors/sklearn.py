@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -171,12 +172,31 @@ class _SklearnPredictor:
     def __init__(self, model: Any, predict_fn: str) -> None:
         self.raw_model = model
         self._fn = getattr(model, predict_fn)
+        names = getattr(model, "feature_names_in_", None)
+        self._features = [str(n) for n in names] if names is not None else None
+
+    def _as_array(self, data: Any) -> Any:
+        # A numeric frame whose columns are exactly the fitted features, in order, scores the
+        # same as its array; scikit-learn's per-call DataFrame checks cost more than the model.
+        if self._features is None or getattr(data, "columns", None) is None:
+            return None
+        if list(map(str, data.columns)) != self._features:
+            return None
+        kinds = {dt.kind for dt in data.dtypes}
+        if not kinds <= {"f", "i", "u"}:
+            return None
+        return data.to_numpy()
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         if isinstance(data, list):
             np = require("numpy", "sklearn")
             data = np.asarray(data)
         try:
+            array = self._as_array(data)
+            if array is not None:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                    return self._fn(array)
             return self._fn(data)
         except (ValueError, TypeError, KeyError) as e:
             raise InvalidParameterValue(f"the model could not score this input: {e}") from e
