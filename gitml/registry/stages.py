@@ -169,12 +169,7 @@ class StagesMixin:
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         """Remove the alias (unassign it from every version that holds it)."""
-        validate_model_name(name)
-        validate_alias(alias)
-        reg = self._registry()
-        _, _, model = reg.require_model(name)
-        if model is None or alias not in model.current:
-            raise ResourceDoesNotExist(f"Registered model alias {alias} not found for model {name}")
+        reg, _, _ = self._aliased_model(name, alias)
 
         def plan(state: RegistryState) -> list[Op]:
             m = state.models[name]
@@ -194,10 +189,15 @@ class StagesMixin:
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """The version the alias points at."""
+        reg, meta, model = self._aliased_model(name, alias)
+        return reg.version_entity(model, model.current[alias], meta)
+
+    def _aliased_model(self, name: str, alias: str) -> tuple[Any, Any, Any]:
+        """(registry, metadata, model) of a model that has the alias; a clear error if not."""
         validate_model_name(name)
         validate_alias(alias)
         reg = self._registry()
         _, meta, model = reg.require_model(name)
         if model is None or alias not in model.current:
             raise ResourceDoesNotExist(f"Registered model alias {alias} not found for model {name}")
-        return reg.version_entity(model, model.current[alias], meta)
+        return reg, meta, model
