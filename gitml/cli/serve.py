@@ -69,8 +69,8 @@ __all__ = ["serve"]
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Threads for the model's math (torch, BLAS); 0: the cores per worker less one, "
-    "unless OMP_NUM_THREADS is set.",
+    help="Threads for the model's math (torch, BLAS); 0: the cores shared by the "
+    "workers, unless OMP_NUM_THREADS is set.",
 )
 @click.option(
     "--env-manager",

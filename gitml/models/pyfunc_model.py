@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from gitml.exceptions import InvalidParameterValue
 from gitml.models.flavors import LOADERS
 from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.signature import enforce_schema
+from gitml.models.signature import enforce_matrix, enforce_schema
 from gitml.models.uri import temporary_model_dir
 
 __all__ = ["PyFuncModel", "load_flavor_conf", "load_model"]
@@ -45,6 +46,26 @@ class PyFuncModel:
         if schema is not None:
             data = enforce_schema(data, schema)
         return self._impl.predict(data, params)
+
+    def predict_matrix(
+        self, values: Any, columns: Sequence[str], params: dict[str, Any] | None = None
+    ) -> Any:
+        """`predict` of a table given as a numeric 2-D array and its column names, as the
+        scoring server parses it: the same answer as `predict(DataFrame(values, columns))`,
+        without the DataFrame where the signature and the flavor allow it."""
+        schema = self._meta.get_input_schema()
+        fast = getattr(self._impl, "predict_matrix", None)
+        if fast is not None and (schema is None or not schema.is_tensor_spec()):
+            checked = values if schema is None else enforce_matrix(values, columns, schema)
+            if checked is not None:
+                out = fast(checked, columns, params)
+                if out is not NotImplemented:
+                    return out
+        try:
+            import pandas as pd
+        except ImportError:  # without pandas a table is scored as its array
+            return self.predict(values, params)
+        return self.predict(pd.DataFrame(values, columns=list(columns)), params)
 
     def unwrap_python_model(self) -> Any:
         """The PythonModel instance behind a pyfunc-flavored model."""

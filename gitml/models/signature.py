@@ -15,6 +15,7 @@ __all__ = [
     "ModelSignature",
     "Schema",
     "TensorSpec",
+    "enforce_matrix",
     "enforce_schema",
     "infer_signature",
     "infer_schema",
@@ -425,6 +426,44 @@ def _enforce_columns(data: Any, schema: Schema) -> Any:
         raise InvalidParameterValue(f"expected {len(specs)} columns, got {frame.shape[1]}")
     cols = {i: _enforce_column(frame.iloc[:, i], s) for i, s in enumerate(specs)}
     return pd.DataFrame({frame.columns[i]: c for i, c in cols.items()}, index=frame.index)
+
+
+def enforce_matrix(values: Any, columns: Sequence[str], schema: Schema) -> Any:
+    """`enforce_schema` for a numeric 2-D array whose columns are exactly the schema's named
+    columns, in order, all of one numeric type: the checked array, without building a
+    DataFrame (which costs more than scoring a small model). None when that does not hold;
+    the caller then goes the DataFrame way, which gives the same answer or the same error."""
+    np = _np()
+    specs = schema.inputs
+    if (
+        not specs
+        or not isinstance(values, np.ndarray)
+        or values.ndim != 2
+        or values.dtype.kind not in "biuf"
+        or len(columns) != len(specs)
+        or not schema.has_input_names()
+    ):
+        return None
+    want = specs[0].type if isinstance(specs[0], ColSpec) else None
+    if want not in _NUMERIC_COLUMNS:
+        return None
+    for spec, column in zip(specs, columns, strict=True):
+        if not isinstance(spec, ColSpec) or spec.type != want or spec.name != column:
+            return None
+    expected = np.dtype(COLUMN_TYPES[want])
+    dt = values.dtype
+    if dt == expected:
+        return values
+    # the rules of `_enforce_column`, for every column at once
+    if np.can_cast(dt, expected, casting="safe") or (dt.kind in "iu" and expected.kind == "f"):
+        return values.astype(expected)
+    raise InvalidParameterValue(
+        f"column {specs[0].name!r}: {dt} cannot be safely converted to {want} ({expected}); "
+        "convert it yourself"
+    )
+
+
+_NUMERIC_COLUMNS = frozenset({"boolean", "integer", "long", "float", "double"})
 
 
 def enforce_schema(data: Any, schema: Schema) -> Any:

@@ -21,7 +21,16 @@ from typing import Any
 
 from gitml.exceptions import GitMLError, InvalidParameterValue
 from gitml.serving.batching import Batcher
-from gitml.serving.formats import InputSpec, dump_predictions, input_spec, parse_request
+from gitml.serving.formats import (
+    InputSpec,
+    ModelInput,
+    Table,
+    dump_predictions,
+    input_spec,
+    merge_inputs,
+    merge_table,
+    parse_request,
+)
 from gitml.serving.loading import LoadedModel, ModelRef, load_ref
 from gitml.serving.metrics import ServingMetrics
 
@@ -69,10 +78,11 @@ class ServeOptions:
 def model_threads_for(options: ServeOptions) -> int | None:
     """Threads for the model's math libraries (torch, BLAS, OpenMP); None leaves them alone.
 
-    Automatic: the cores this process may use, shared by the workers, less one for the event
-    loop. Their default (every core) makes OpenMP's spinning threads fight the event loop for
-    the same cores: measured 9x fewer requests/s for the CNN on 2 cores. OMP_NUM_THREADS set
-    in the environment wins over the automatic choice.
+    Automatic: the cores this process may use, shared by the workers. Measured on 2 cores
+    with one worker, the seed's CNN answered about 1.5x more one-row requests with 2 threads
+    than with 1 (the event loop mostly waits on the network while the model computes); a
+    logistic regression was the same either way. OMP_NUM_THREADS set in the environment
+    wins over the automatic choice.
     """
     if options.model_threads > 0:
         return options.model_threads
@@ -82,7 +92,7 @@ def model_threads_for(options: ServeOptions) -> int | None:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, cores // max(1, options.workers) - 1)
+    return max(1, cores // max(1, options.workers))
 
 
 def _limit_threads(n: int) -> None:
@@ -129,6 +139,16 @@ class ServingState:
         self.metrics.model_info = loaded.ref.labels()
         self.metrics.model_load_seconds = loaded.load_seconds
 
+    def merge(self, inputs: list[ModelInput]) -> Any:
+        """The data of one model call: a `Table` where the model scores arrays of named
+        columns (no DataFrame per call), else what `merge_inputs` builds."""
+        current = self.current
+        if current is not None and hasattr(current.model, "predict_matrix"):
+            table = merge_table(inputs)
+            if table is not None:
+                return table
+        return merge_inputs(inputs)
+
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
         """One model call (runs in the batcher's thread)."""
         current = self.current
@@ -138,6 +158,8 @@ class ServingState:
         if self._threads is not None and self._threads_set is not current:
             _limit_threads(self._threads)
             self._threads_set = current
+        if isinstance(data, Table):
+            return current.model.predict_matrix(data.values, data.columns, params)
         if params:
             return current.model.predict(data, params=params)
         return current.model.predict(data)
@@ -191,7 +213,9 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     from starlette.routing import Route
 
     state = ServingState(options, loader)
-    batcher = Batcher(state.predict, options.max_batch_size, options.max_wait_ms, state.on_call)
+    batcher = Batcher(
+        state.predict, options.max_batch_size, options.max_wait_ms, state.on_call, state.merge
+    )
     metrics = state.metrics
 
     async def invocations(request: Any) -> Any:

@@ -21,6 +21,8 @@ __all__ = ["Batcher", "ModelCall"]
 
 # (model data, params or None) -> predictions; runs in the batcher's thread
 ModelCall = Callable[[Any, "dict[str, Any] | None"], Any]
+# requests of one key -> the model data of one call; runs in the batcher's thread
+Merge = Callable[[list[ModelInput]], Any]
 # (rows, ok) -> None; called on the event loop after every model call
 CallHook = Callable[[int, bool], None]
 
@@ -42,8 +44,10 @@ class Batcher:
         max_batch_size: int = 256,
         max_wait_ms: float = 0.0,
         on_call: CallHook | None = None,
+        merge: Merge = merge_inputs,
     ) -> None:
         self.call = call
+        self.merge = merge
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self.on_call = on_call
@@ -149,7 +153,7 @@ class Batcher:
 
     def _predict(self, inputs: list[ModelInput]) -> Any:
         started = time.perf_counter()
-        data = merge_inputs(inputs)
+        data = self.merge(inputs)
         out = self.call(data, inputs[0].params)
         self.last_call_seconds = time.perf_counter() - started
         return out

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitml.exceptions import GitMLError, InvalidParameterValue
 
@@ -20,10 +20,12 @@ __all__ = [
     "FORMATS",
     "InputSpec",
     "ModelInput",
+    "Table",
     "UnsupportedContentType",
     "dump_predictions",
     "input_spec",
     "merge_inputs",
+    "merge_table",
     "parse_request",
     "split_predictions",
 ]
@@ -64,6 +66,13 @@ class ModelInput:
     key: Hashable | None
     params: dict[str, Any] | None = None
     columns: tuple[str, ...] = ()
+
+
+class Table(NamedTuple):
+    """Numeric rows and their column names: a DataFrame not built (yet)."""
+
+    values: Any
+    columns: tuple[str, ...]
 
 
 def input_spec(model: Any) -> InputSpec | None:
@@ -338,14 +347,24 @@ def merge_inputs(inputs: Sequence[ModelInput]) -> Any:
             return first.data
         return {k: np.concatenate([i.data[k] for i in inputs]) for k in first.data}
     pd = _pandas()
-    if isinstance(first.data, np.ndarray):
-        values = first.data if len(inputs) == 1 else np.concatenate([i.data for i in inputs])
+    table = merge_table(inputs)
+    if table is not None:
         if pd is None:
-            return values  # without pandas, a numeric frame goes to the model as a 2-D array
-        return pd.DataFrame(values, columns=list(first.columns))
+            return table.values  # without pandas, a numeric frame goes to the model as a 2-D array
+        return pd.DataFrame(table.values, columns=list(table.columns))
     if len(inputs) == 1:
         return first.data
     return pd.concat([i.data for i in inputs], ignore_index=True)
+
+
+def merge_table(inputs: Sequence[ModelInput]) -> Table | None:
+    """The rows of numeric frames of the same key as one `Table`; None for other inputs."""
+    first = inputs[0]
+    np = _numpy()
+    if first.kind != "frame" or not isinstance(first.data, np.ndarray):
+        return None
+    values = first.data if len(inputs) == 1 else np.concatenate([i.data for i in inputs])
+    return Table(values, first.columns)
 
 
 def split_predictions(predictions: Any, sizes: Sequence[int]) -> list[Any] | None:

@@ -112,3 +112,12 @@ def test_missing_python_model_class(tmp_path: Path) -> None:
     (tmp_path / "m" / "MLmodel").write_text(yaml.safe_dump(data))
     with pytest.raises(InvalidParameterValue, match="has no 'Gone'"):
         gitml.pyfunc.load_model(tmp_path / "m")
+
+
+def test_predict_matrix_gives_a_python_model_its_frame(tmp_path: Path) -> None:
+    # flavors without an array path get the DataFrame `predict` would build
+    sig = ModelSignature(Schema([ColSpec("long", "x")]))
+    gitml.pyfunc.save_model(tmp_path / "m", python_model=AddN(3), signature=sig)
+    model = gitml.pyfunc.load_model(tmp_path / "m")
+    assert list(model.predict_matrix(np.array([[1], [2]]), ("x",))) == [4, 5]
+    assert list(model.predict_matrix(np.array([[1], [2]]), ("x",))) == list(model.predict(pd.DataFrame({"x": [1, 2]})))

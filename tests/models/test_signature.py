@@ -185,3 +185,26 @@ def test_unnamed_columns_take_a_2d_array() -> None:
     assert out.shape == (2, 2)
     with pytest.raises(InvalidParameterValue, match="expected 2 columns, got 3"):
         enforce_schema([[1, 2, 3]], schema)
+
+
+def test_enforce_matrix_only_takes_what_it_can_check_alone() -> None:
+    from gitml.models.signature import enforce_matrix
+
+    doubles = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
+    ints = np.array([[1, 2]], dtype=np.int64)
+    out = enforce_matrix(ints, ("a", "b"), doubles)
+    assert out.dtype == np.float64 and out.tolist() == [[1.0, 2.0]]
+    same = np.array([[1.0, 2.0]])
+    assert enforce_matrix(same, ("a", "b"), doubles) is same
+    # anything else is left to the DataFrame path (None): other order, other names, mixed
+    # types, optional columns missing, objects, tensors, unnamed columns
+    assert enforce_matrix(same, ("b", "a"), doubles) is None
+    assert enforce_matrix(same, ("a", "c"), doubles) is None
+    assert enforce_matrix(same, ("a", "b"), Schema([ColSpec("double", "a"), ColSpec("long", "b")])) is None
+    assert enforce_matrix(same[:, :1], ("a",), doubles) is None
+    assert enforce_matrix(np.array([["x", "y"]], dtype=object), ("a", "b"), doubles) is None
+    assert enforce_matrix(same, ("a", "b"), Schema([ColSpec("string", "a"), ColSpec("string", "b")])) is None
+    assert enforce_matrix(same, ("0", "1"), Schema([ColSpec("double"), ColSpec("double")])) is None
+    assert enforce_matrix(same, ("a", "b"), Schema([TensorSpec("float64", (-1, 2), "a")])) is None
+    with pytest.raises(InvalidParameterValue, match="cannot be safely converted to long"):
+        enforce_matrix(same, ("a", "b"), Schema([ColSpec("long", "a"), ColSpec("long", "b")]))

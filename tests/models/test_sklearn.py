@@ -147,3 +147,57 @@ def test_frame_with_the_fitted_columns_scores_like_the_estimator(tmp_path: Path)
 
     with pytest.raises(InvalidParameterValue, match="feature names"):
         model.predict(pd.DataFrame(X[list(reversed(X.columns))]))
+
+
+def test_matrix_path_answers_like_the_frame_path(tmp_path: Path, data: tuple[pd.DataFrame, pd.Series], logreg: LogisticRegression) -> None:
+    X, _ = data
+    gitml.sklearn.save_model(logreg, tmp_path / "m", input_example=X.head(3), pyfunc_predict_fn="predict_proba")
+    model = gitml.pyfunc.load_model(tmp_path / "m")
+    want = model.predict(X)
+    # the signature's columns in order: the array goes straight to the estimator
+    assert np.array_equal(model.predict_matrix(X.to_numpy(), ("a", "b", "c")), want)
+    # integers where doubles are expected are cast, as the frame path casts them
+    ints = np.ones((2, 3), dtype=np.int64)
+    assert np.array_equal(model.predict_matrix(ints, ("a", "b", "c")), model.predict(pd.DataFrame(ints, columns=list("abc"))))
+    # another order or an extra column takes the DataFrame path: reordered, extras dropped
+    reordered = X[["c", "a", "b"]]
+    assert np.array_equal(model.predict_matrix(reordered.to_numpy(), ("c", "a", "b")), want)
+    extra = X.assign(d=1.0)
+    assert np.array_equal(model.predict_matrix(extra.to_numpy(), ("a", "b", "c", "d")), want)
+    with pytest.raises(InvalidParameterValue, match=r"missing required column\(s\) \['c'\]"):
+        model.predict_matrix(X[["a", "b"]].to_numpy(), ("a", "b"))
+
+
+def test_matrix_path_refuses_lossy_casts_like_the_frame_path(tmp_path: Path) -> None:
+    X = pd.DataFrame({"a": [1, 2, 3, 4], "b": [0, 1, 0, 1]})
+    est = LogisticRegression().fit(X, [0, 1, 0, 1])
+    gitml.sklearn.save_model(est, tmp_path / "m", input_example=X.head(2))
+    model = gitml.pyfunc.load_model(tmp_path / "m")
+    assert model.metadata.signature.inputs == Schema([ColSpec("long", "a"), ColSpec("long", "b")])
+    assert list(model.predict_matrix(X.to_numpy(), ("a", "b"))) == list(est.predict(X))
+    floats = np.array([[1.5, 0.0]])
+    with pytest.raises(InvalidParameterValue, match="float64 cannot be safely converted to long") as fast:
+        model.predict_matrix(floats, ("a", "b"))
+    with pytest.raises(InvalidParameterValue, match="float64 cannot be safely converted to long") as slow:
+        model.predict(pd.DataFrame(floats, columns=["a", "b"]))
+    assert str(fast.value) == str(slow.value)
+
+
+def test_reading_a_model_does_not_import_torch(tmp_path: Path, logreg: LogisticRegression, data: tuple[pd.DataFrame, pd.Series]) -> None:
+    # skops's type scan would import torch through scikit-learn's array-API shim: 2 s, 180 MiB
+    import subprocess
+
+    X, _ = data
+    gitml.sklearn.save_model(logreg, tmp_path / "m", input_example=X.head(3))
+    script = (
+        "import sys, gitml.pyfunc, numpy as np\n"
+        f"m = gitml.pyfunc.load_model({str(tmp_path / 'm')!r})\n"
+        "print(m.predict_matrix(np.zeros((1, 3)), ('a', 'b', 'c')).tolist())\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[0]", "False"]
+    # the shim still imports afterwards, for anyone who wants scikit-learn's array API
+    script += "import sklearn.externals.array_api_compat.torch\nprint('torch' in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[0]", "False", "True"]

@@ -65,7 +65,12 @@ def test_workers_counters_are_summed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("threads", "workers", "omp", "expected"),
-    [(3, 1, None, 3), (0, 1, "4", None), (0, 64, None, 1)],
+    [
+        (3, 1, None, 3),
+        (0, 1, "4", None),
+        (0, 64, None, 1),
+        (0, 1, None, len(os.sched_getaffinity(0))),
+    ],
 )
 def test_model_threads(
     threads: int,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import platform
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +33,35 @@ _PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "decision_funct
 Trusted = bool | Sequence[str] | None
 
 
+# scikit-learn's vendored array-API shim for torch: it imports torch.
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+class _RefuseModule(importlib.abc.MetaPathFinder):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == self.name:
+            raise ImportError(f"{fullname} is not needed to read skops files")
+        return None
+
+
 def _skops_io() -> Any:
-    return require("skops.io", "sklearn")
+    # skops builds its allow-list of types at import by importing every scikit-learn module
+    # (pkgutil.walk_packages). The walk also imports the array-API shim for torch, which
+    # imports torch: about 2 s and 180 MiB that reading an estimator never uses (a scoring
+    # server of a logistic regression went from 367 to 184 MiB without it). Unless torch is
+    # loaded already, that one module is refused while skops.io is first imported; the walk
+    # skips modules that fail to import, and a later import of the shim works as usual.
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        return require("skops.io", "sklearn")
+    finder = _RefuseModule(_TORCH_SHIM)
+    sys.meta_path.insert(0, finder)
+    try:
+        return require("skops.io", "sklearn")
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def save_model(
@@ -186,6 +215,20 @@ class _SklearnPredictor:
         if not kinds <= {"f", "i", "u"}:
             return None
         return data.to_numpy()
+
+    def predict_matrix(
+        self, values: Any, columns: Sequence[str], params: dict[str, Any] | None = None
+    ) -> Any:
+        """Score a numeric array whose columns are the fitted features in order (see
+        `PyFuncModel.predict_matrix`); NotImplemented for any other columns."""
+        if self._features is not None and list(columns) != self._features:
+            return NotImplemented
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                return self._fn(values)
+        except (ValueError, TypeError, KeyError) as e:
+            raise InvalidParameterValue(f"the model could not score this input: {e}") from e
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         if isinstance(data, list):
