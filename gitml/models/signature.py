@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,10 +51,10 @@ def _pd() -> Any:
     return pandas
 
 
-def _has_pandas() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("pandas") is not None
+def _pandas_if_loaded() -> Any:
+    # Only an imported pandas can have made a DataFrame: asking must not import it (~45 MiB,
+    # which a scoring server of a tensor model never needs otherwise).
+    return sys.modules.get("pandas")
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,8 @@ def infer_schema(data: Any) -> Schema:
     """The schema of an example: arrays and tensors give tensor specs, tables give columns."""
     np = _np()
     data = _to_numpy_if_tensor(data)
-    if _has_pandas():
-        pd = _pd()
+    pd = _pandas_if_loaded()
+    if pd is not None:
         if isinstance(data, pd.DataFrame):
             return Schema(ColSpec(_col_type(data[c].dtype), str(c)) for c in data.columns)
         if isinstance(data, pd.Series):
@@ -295,8 +296,8 @@ def _enforce_tensor(value: Any, spec: TensorSpec, label: str) -> Any:
     np = _np()
     expected = np.dtype(spec.dtype)
     value = _to_numpy_if_tensor(value)
-    if _has_pandas():
-        pd = _pd()
+    pd = _pandas_if_loaded()
+    if pd is not None:
         if isinstance(value, pd.DataFrame | pd.Series):
             value = value.to_numpy()
     if isinstance(value, np.ndarray):

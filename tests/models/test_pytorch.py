@@ -306,3 +306,24 @@ def test_torch_without_a_safe_weights_only_loader_is_refused(tmp_path: Path, cnn
     with pytest.raises(InvalidParameterValue, match=r"CVE-2025-32434\): install torch>=2.6"):
         gitml.pytorch.load_model(tmp_path / "m")
 
+
+
+def test_scoring_a_tensor_model_does_not_import_pandas(tmp_path: Path, cnn: CNN) -> None:
+    # the signature check only asks "is this a DataFrame?" when pandas is loaded (45 MiB)
+    import subprocess
+
+    from gitml.models import infer_signature
+
+    x = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    gitml.pytorch.save_model(cnn, tmp_path / "m", signature=infer_signature(x))
+    script = (
+        "import sys, gitml.pyfunc, numpy as np\n"
+        f"m = gitml.pyfunc.load_model({str(tmp_path / 'm')!r})\n"
+        "print(m.predict(np.zeros((1, 3, 32, 32), dtype=np.float32)).shape)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.split() == ["(1,", "10)", "False"]
