@@ -117,6 +117,11 @@ def test_health_version_and_metrics(fake: Server) -> None:
     assert metric(fake, "gitml_request_duration_seconds_count") >= 1
     assert metric(fake, "gitml_batch_rows_count") >= 1
     assert httpx.get(fake.url + "/nope").status_code == 404
+    assert httpx.get(fake.url + "/invocations").status_code == 405
+    # the answer of /invocations carries its length and type, as any HTTP/1.1 client needs
+    r = post(fake, {"inputs": [[1, 2, 3, 4]]})
+    assert r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content) and r.json() == {"predictions": [10.0]}
 
 
 def test_concurrent_clients_are_batched(fake: Server) -> None:
