@@ -4,7 +4,8 @@ Same models (a scikit-learn logistic regression and the seed's CNN), saved once 
 format from the same fitted object; same wrk load on loopback, one row and 32 rows per
 request; one worker each; measured in the same run. Needs wrk, mlflow and torch in the
 running environment (`make bench` builds .venv-bench). Environment: BENCH_SECONDS (default
-5), BENCH_CONNECTIONS (default 4).
+5), BENCH_CONNECTIONS (default 4), BENCH_ROUNDS (default 3: each server is started and
+loaded that many times, gitml and MLflow taking turns, and every figure is the median).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "image-classifier"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def free_port() -> int:
@@ -204,6 +206,24 @@ def measure(kind: str, model: Path, bodies: dict[int, str], tmp: Path) -> dict[s
         _kill(proc)
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every figure over rounds (non-2xx answers are summed)."""
+    out: dict[str, Any] = {
+        k: statistics.median(r[k] for r in runs) for k in ("first_answer_s", "ready_s", "rss_mib")
+    }
+    for rows in (1, 32):
+        out[rows] = {
+            k: statistics.median(r[rows][k] for r in runs) for k in ("rps", "p50", "p99")
+        }
+        out[rows]["errors"] = sum(r[rows]["errors"] for r in runs)
+    return out
+
+
+def each(runs: list[dict[str, Any]], rows: int) -> str:
+    """Every round's requests/s, to show the spread behind a median."""
+    return " ".join(str(round(r[rows]["rps"])) for r in runs)
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Stop the server and every process it started (its own session)."""
     try:
@@ -229,14 +249,17 @@ def main() -> int:
     try:
         models = build_models(tmp)
         bodies = payloads()
-        print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s on loopback, one worker per server")
+        print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s on loopback, one worker per server, "
+              f"median of {ROUNDS} rounds")  # fmt: skip
         rows_out = []
         ratios: list[float] = []
         for name in ("sklearn", "cnn"):
-            results = {
-                k: measure(k, models[name][k], bodies[name], tmp) for k in ("mlflow", "gitml")
-            }
-            g, m = results["gitml"], results["mlflow"]
+            runs: dict[str, list[dict[str, Any]]] = {"mlflow": [], "gitml": []}
+            for i in range(ROUNDS):  # taking turns, so a noisy minute hits both
+                order = ("mlflow", "gitml") if i % 2 == 0 else ("gitml", "mlflow")
+                for k in order:
+                    runs[k].append(measure(k, models[name][k], bodies[name], tmp))
+            g, m = median_of(runs["gitml"]), median_of(runs["mlflow"])
             for rows in (1, 32):
                 ratios.append(g[rows]["rps"] / max(m[rows]["rps"], 1e-9))
                 rows_out.append(
@@ -245,7 +268,8 @@ def main() -> int:
                     f"x{g[rows]['rps'] / max(m[rows]['rps'], 1e-9):5.1f} | "
                     f"p50 {g[rows]['p50']:6.2f} vs {m[rows]['p50']:6.2f} ms | "
                     f"p99 {g[rows]['p99']:6.2f} vs {m[rows]['p99']:6.2f} ms | "
-                    f"non-2xx {g[rows]['errors']:.0f}/{m[rows]['errors']:.0f}"
+                    f"non-2xx {g[rows]['errors']:.0f}/{m[rows]['errors']:.0f} | "
+                    f"rounds gitml {each(runs['gitml'], rows)}, mlflow {each(runs['mlflow'], rows)}"
                 )
             rows_out.append(
                 f"{name:8} start    | first answer {g['first_answer_s']:.2f} s vs "
