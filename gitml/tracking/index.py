@@ -296,7 +296,7 @@ class RunIndex:
                 cache.clear()
             for run in self.load(missing):
                 cache[run.info.run_id] = (trees[run.info.run_id], run)
-        return [cache[run_id][1] for run_id, _ in rows if run_id in cache]
+        return [_own_copy(cache[run_id][1]) for run_id, _ in rows if run_id in cache]
 
     def load(self, run_ids: list[str]) -> list[Run]:
         """Build Run entities from the index, in the order given."""
@@ -353,3 +353,11 @@ def _decode_token(token: str | None) -> int:
         return offset
     except (ValueError, KeyError, TypeError) as e:
         raise InvalidParameterValue(f"invalid page_token {token!r}") from e
+
+
+def _own_copy(run: Run) -> Run:
+    # Callers may change the dicts of what they get (MLflow hands out new objects every
+    # time); the cached Run must not change with them. Info and metric objects are frozen.
+    d = run.data
+    data = RunData(dict(d.metrics), dict(d.params), dict(d.tags), d.metric_objs)
+    return Run(run.info, data, run.inputs)

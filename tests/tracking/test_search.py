@@ -168,3 +168,17 @@ def test_index_follows_new_commits_from_other_writers(runs: dict[str, str], repo
     script = "import gitml\nwith gitml.start_run(run_name='e'):\n    gitml.log_metric('acc', 0.99)\n"
     subprocess.run([sys.executable, "-c", script], cwd=repo, check=True)
     assert names(client.search_runs(["0"], "metrics.acc > 0.96")) == ["e"]
+
+
+def test_changing_a_result_does_not_change_the_next_search(runs: dict[str, str]) -> None:
+    client = MlflowClient()
+    first = client.search_runs(["0"], "params.lr = '0.1'")
+    assert first
+    want = {r.info.run_id: (dict(r.data.params), dict(r.data.metrics)) for r in first}
+    for r in first:  # what a script may do to the objects it got
+        r.data.params["lr"] = "changed"
+        r.data.metrics.clear()
+        r.data.tags["x"] = "y"
+    again = client.search_runs(["0"], "params.lr = '0.1'")
+    assert {r.info.run_id: (r.data.params, r.data.metrics) for r in again} == want
+    assert all("x" not in r.data.tags for r in again)
