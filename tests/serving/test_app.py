@@ -203,3 +203,28 @@ def test_column_formats_and_csv(columns: Server) -> None:
 def test_bad_columns_are_400(columns: Server, body: Any, ctype: str, needle: str) -> None:
     r = post(columns, body, ctype)
     assert r.status_code == 400 and needle in r.json()["message"], r.text
+
+
+def test_chunked_bodies_and_clients_that_leave_mid_body(fake: Server) -> None:
+    import socket
+
+    def chunks() -> Iterator[bytes]:  # no content-length: HTTP/1.1 chunked transfer
+        yield b'{"inputs": [[1, 2,'
+        yield b" 3, 4]]}"
+
+    r = httpx.post(
+        fake.url + "/invocations", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 200 and r.json() == {"predictions": [10.0]}
+    # a client that promises 1,000 bytes, sends 10 and hangs up: nothing answered, nothing broken
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", fake.port)) as s:
+            s.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{\"inputs\":"
+            )
+    deadline = time.monotonic() + 10
+    while metric(fake, "gitml_requests_in_flight") != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(fake, "gitml_requests_in_flight") == 0
+    assert post(fake, {"inputs": [[1, 1, 1, 1]]}).json() == {"predictions": [4.0]}
