@@ -358,7 +358,7 @@ def _enforce_column(series: Any, spec: ColSpec) -> Any:
         except (ValueError, TypeError) as e:
             raise InvalidParameterValue(f"{label}: expected {want}: {e}") from e
         if arr.dtype.kind in "OUS":
-            raise InvalidParameterValue(f"{label}: expected {want}, got strings or objects")
+            raise InvalidParameterValue(f"{label}: expected {want}, got strings, nulls or other non-numbers")
         dt = arr.dtype
         series = pd.Series(arr, index=series.index, name=series.name)
         if dt == expected:

@@ -84,6 +84,8 @@ def test_bad_tables_are_400_and_the_server_keeps_serving(iris: tuple[Server, Any
         ({"dataframe_split": {"columns": cols, "data": [[1, 2, 3]]}}, "4 values"),
         ({"dataframe_split": {"columns": cols, "data": [["a", "b", "c", "d"]]}}, "double"),
         ({"dataframe_split": {"columns": cols, "data": []}}, "Empty batch"),
+        ({"dataframe_split": {"columns": cols, "data": [[None, 1, 2, 3]]}}, "nulls"),
+        (b'{"dataframe_split": {"data": [[1e400, 1, 2, 3]]}}', "infinity"),
     ]
     for body, needle in bad:
         r = post(server, body)
