@@ -1,18 +1,22 @@
-"""Micro-batching: requests queued on the event loop, merged into one model call in a thread.
+"""Micro-batching: requests queued by the event loop, merged into one model call in a thread.
 
-The model runs in one worker thread, so the event loop keeps reading requests while it works;
-whatever queued up during one call is merged into the next (up to `max_batch_size` rows of
-the same kind). `max_wait_ms` > 0 additionally holds a batch open that long for more rows.
-When a merged call fails, each request is retried alone so one bad request fails alone.
+The model runs in its own thread, so the event loop keeps reading requests while it works.
+That thread takes its next batch itself as soon as a call ends: whatever queued up during
+the call, merged (up to `max_batch_size` rows of the same kind), without waiting for the
+event loop to hand it over, which on a busy 2-core machine is often still parsing the next
+request. Requests that arrive in the same turn of the event loop are handed over together,
+so a burst becomes one call. `max_wait_ms` > 0 additionally holds a batch open that long
+for more rows. When a merged call fails, each request is retried alone so one bad request
+fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gitml.serving.formats import ModelInput, merge_inputs, split_predictions
@@ -28,11 +32,14 @@ CallHook = Callable[[int, bool], None]
 
 
 class _Item:
-    __slots__ = ("input", "future")
+    __slots__ = ("input", "future", "loop")
 
-    def __init__(self, inp: ModelInput, future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, inp: ModelInput, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.input = inp
         self.future = future
+        self.loop = loop
 
 
 class Batcher:
@@ -51,92 +58,123 @@ class Batcher:
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self.on_call = on_call
-        self._queue: asyncio.Queue[_Item] | None = None
-        self._held: collections.deque[_Item] = collections.deque()
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitml-model")
+        self.last_call_seconds = 0.0
+        self._queue: collections.deque[_Item] = collections.deque()  # guarded by _ready
+        self._ready = threading.Condition(threading.Lock())
+        self._pending: list[_Item] = []  # this turn's requests, on the event loop
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
     async def submit(self, inp: ModelInput) -> Any:
         """Predict for one request; returns its part of the merged call's predictions."""
         loop = asyncio.get_running_loop()
-        if self._task is None:
-            self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._run())
-        assert self._queue is not None
+        if self._closed:
+            raise RuntimeError("the batcher is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="gitml-model", daemon=True)
+            self._thread.start()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put_nowait(_Item(inp, future))
+        if not self._pending:
+            loop.call_soon(self._hand_over)  # after the other requests of this turn
+        self._pending.append(_Item(inp, future, loop))
         return await future
 
     def close(self) -> None:
-        """Stop the batching task and the model thread."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the model thread once its current call ends; queued requests are dropped."""
+        with self._ready:
+            self._closed = True
+            dropped = list(self._queue)
+            self._queue.clear()
+            self._ready.notify()
+        for item in dropped:
+            stopped = RuntimeError("the server is shutting down")
+            _soon(item.loop, _settle, item.future, None, stopped)
 
-    async def _next(self, timeout: float | None) -> _Item | None:
-        assert self._queue is not None
-        if self._held:
-            return self._held.popleft()
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            if timeout is None:
-                return await self._queue.get()
-            if timeout <= 0:
-                return None
-            try:
-                return await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                return None
+    def _hand_over(self) -> None:
+        items, self._pending = self._pending, []
+        with self._ready:
+            if not self._closed:
+                self._queue.extend(items)
+                self._ready.notify()
+                return
+        for item in items:
+            _settle(item.future, None, RuntimeError("the server is shutting down"))
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    # ------------------------------------------------------------- the model thread
+
+    def _work(self) -> None:
         while True:
-            first = await self._next(None)
-            assert first is not None
-            batch = [first]
-            rows = first.input.rows
-            key = first.input.key
-            if key is not None:
-                deadline = loop.time() + self.max_wait
-                held: list[_Item] = []
-                yielded = False
-                while rows < self.max_batch_size:
-                    item = await self._next(0 if self.max_wait == 0 else deadline - loop.time())
-                    if item is None:
-                        if yielded or self.max_wait > 0:
-                            break
-                        # one turn of the loop lets requests already on the wire join
-                        yielded = True
-                        await asyncio.sleep(0)
-                        continue
-                    if item.input.key != key or rows + item.input.rows > self.max_batch_size:
-                        held.append(item)
-                        if item.input.key == key:
-                            break
-                        continue
-                    batch.append(item)
-                    rows += item.input.rows
-                self._held.extendleft(reversed(held))
-            await self._execute(loop, batch)
+            batch = self._take()
+            if batch is None:
+                return
+            done: list[tuple[Any, ...]] = []
+            self._execute(batch, done)
+            if done:  # one wake-up of the event loop per batch, not per request
+                _soon(batch[0].loop, self._deliver, done)
 
-    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    def _deliver(self, done: list[tuple[Any, ...]]) -> None:
+        # on the event loop: ("call", rows, ok) for the hook, ("answer", future, result, exc)
+        for entry in done:
+            if entry[0] == "call":
+                if self.on_call is not None:
+                    self.on_call(entry[1], entry[2])
+            else:
+                _settle(entry[1], entry[2], entry[3])
+
+    def _take(self) -> list[_Item] | None:
+        """The next batch: the oldest request and the queued ones that merge with it."""
+        with self._ready:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            if self._closed:
+                return None
+            first = self._queue.popleft()
+            batch = [first]
+            key = first.input.key
+            if key is None:
+                return batch
+            rows = first.input.rows
+            deadline = time.monotonic() + self.max_wait
+            while True:
+                kept: list[_Item] = []
+                full = False
+                while self._queue:
+                    item = self._queue.popleft()
+                    if full or item.input.key != key:
+                        kept.append(item)
+                    elif rows + item.input.rows > self.max_batch_size:
+                        kept.append(item)
+                        full = True  # later requests of this key wait their turn
+                    else:
+                        batch.append(item)
+                        rows += item.input.rows
+                self._queue.extendleft(reversed(kept))
+                left = deadline - time.monotonic()
+                if full or rows >= self.max_batch_size or left <= 0 or self._closed:
+                    return batch
+                # hold the batch open for more rows; a request that does not fit ends it
+                self._ready.wait(left)
+
+    def _execute(self, batch: list[_Item], done: list[tuple[Any, ...]]) -> None:
         batch = [b for b in batch if not b.future.done()]  # clients that went away
         if not batch:
             return
         inputs = [b.input for b in batch]
         rows = sum(i.rows for i in inputs)
         try:
-            predictions = await loop.run_in_executor(self._executor, self._predict, inputs)
-        except Exception as e:
+            predictions = self._predict(inputs)
+        except BaseException as e:  # this thread must outlive any model
+            if not isinstance(e, Exception):  # SystemExit from model code: not ours to obey
+                e = RuntimeError(f"the model raised {type(e).__name__}: {e}")
             if len(batch) == 1:
-                self._hook(rows, False)
-                _settle(batch[0].future, exc=e)
+                done.append(("call", rows, False))
+                done.append(("answer", batch[0].future, None, e))
                 return
             # find the culprit: each request alone, so good requests still succeed
             for b in batch:
-                await self._execute(loop, [b])
+                self._execute([b], done)
             return
         parts = (
             split_predictions(predictions, [i.rows for i in inputs])
@@ -145,11 +183,10 @@ class Batcher:
         )
         if parts is None:  # output not row-aligned (an aggregate): predict each request alone
             for b in batch:
-                await self._execute(loop, [b])
+                self._execute([b], done)
             return
-        self._hook(rows, True)
-        for b, part in zip(batch, parts, strict=True):
-            _settle(b.future, result=part)
+        done.append(("call", rows, True))
+        done.extend(("answer", b.future, part, None) for b, part in zip(batch, parts, strict=True))
 
     def _predict(self, inputs: list[ModelInput]) -> Any:
         started = time.perf_counter()
@@ -158,14 +195,16 @@ class Batcher:
         self.last_call_seconds = time.perf_counter() - started
         return out
 
-    def _hook(self, rows: int, ok: bool) -> None:
-        if self.on_call is not None:
-            self.on_call(rows, ok)
 
 
-def _settle(
-    future: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None
-) -> None:
+def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if future.done():
         return
     if exc is not None:

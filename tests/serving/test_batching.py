@@ -133,3 +133,42 @@ def test_aggregate_outputs_fall_back_to_one_call_per_request() -> None:
     results = run(main())
     batcher.close()
     assert results == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_model_that_exits_fails_its_request_and_the_thread_lives_on() -> None:
+    def model(data: Any, params: Any) -> Any:
+        if (np.asarray(data) == 13).any():
+            raise SystemExit("model code called sys.exit")
+        return np.asarray(data).sum(axis=1)
+
+    batcher = Batcher(model)
+
+    async def main() -> list[Any]:
+        first = await asyncio.gather(
+            *(batcher.submit(parse_json({"inputs": [[i, 0]]}, None)) for i in (12, 13, 14)),
+            return_exceptions=True,
+        )
+        later = await batcher.submit(parse_json({"inputs": [[1, 1]]}, None))
+        return [*first, later]
+
+    results = run(main())
+    batcher.close()
+    assert isinstance(results[1], RuntimeError) and "SystemExit" in str(results[1])
+    assert [results[0].tolist(), results[2].tolist(), results[3].tolist()] == [[12], [14], [2]]
+
+
+def test_requests_after_close_are_refused_not_left_waiting() -> None:
+    batcher = Batcher(Recorder(delay=0.0))
+
+    async def main() -> Any:
+        await batcher.submit(parse_json({"inputs": [[1, 1]]}, None))
+        batcher.close()
+        return await asyncio.wait_for(
+            asyncio.gather(
+                batcher.submit(parse_json({"inputs": [[1, 1]]}, None)), return_exceptions=True
+            ),
+            timeout=5,
+        )
+
+    (result,) = run(main())
+    assert isinstance(result, RuntimeError)
