@@ -100,8 +100,8 @@ def fake_server_args(port: int, mode: str, max_body: int = 1_000_000) -> list[st
 def columns_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real pyfunc model with a column signature (x, y, z: double), saved in gitml's format.
 
-    (A scikit-learn model would do as well, but loading a skops file imports every
-    scikit-learn estimator: 10 to 50 s on a busy 2-core machine.)
+    (Fast to load: a skops file imports every scikit-learn estimator, about 3 s; the
+    scikit-learn model is served in test_sklearn_serving.py.)
     """
     import pandas as pd
 
