@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+VERSION = __version__  # MLflow's name
 
 _FLUENT = "gitml.tracking.fluent"
 _LAZY: dict[str, str] = {
@@ -39,6 +40,17 @@ _LAZY: dict[str, str] = {
     "set_experiment_tag": _FLUENT,
     "set_experiment_tags": _FLUENT,
     "flush": _FLUENT,
+    "flush_async_logging": _FLUENT,
+    "flush_artifact_async_logging": _FLUENT,
+    "get_parent_run": _FLUENT,
+    "restore_run": _FLUENT,
+    "restore_experiment": _FLUENT,
+    "delete_experiment_tag": _FLUENT,
+    "is_tracking_uri_set": _FLUENT,
+    "set_registry_uri": _FLUENT,
+    "get_registry_uri": _FLUENT,
+    "enable_system_metrics_logging": _FLUENT,
+    "disable_system_metrics_logging": _FLUENT,
     "autolog": _FLUENT,
     "ActiveRun": _FLUENT,
     "MlflowClient": "gitml.tracking.client",
@@ -46,6 +58,9 @@ _LAZY: dict[str, str] = {
     "MlflowException": "gitml.exceptions",
     "GitMLError": "gitml.exceptions",
     "register_model": "gitml.registry.fluent",
+    "search_registered_models": "gitml.registry.fluent",
+    "search_model_versions": "gitml.registry.fluent",
+    "set_model_version_tag": "gitml.registry.fluent",
     # artifacts (fluent)
     "log_artifact": "gitml.artifacts.api",
     "log_artifacts": "gitml.artifacts.api",
@@ -54,6 +69,8 @@ _LAZY: dict[str, str] = {
     "log_figure": "gitml.artifacts.api",
     "log_image": "gitml.artifacts.api",
     "get_artifact_uri": "gitml.artifacts.api",
+    "log_table": "gitml.artifacts.tables",
+    "load_table": "gitml.artifacts.tables",
 }
 
 _SUBMODULES = {
@@ -73,7 +90,7 @@ _SUBMODULES = {
     "tracking",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted(_LAZY) + ["VERSION", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

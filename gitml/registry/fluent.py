@@ -6,7 +6,13 @@ from typing import Any
 
 from gitml.registry.entities import ModelVersion
 
-__all__ = ["register_model", "register_model_with"]
+__all__ = [
+    "register_model",
+    "register_model_with",
+    "search_model_versions",
+    "search_registered_models",
+    "set_model_version_tag",
+]
 
 
 def register_model(
@@ -45,3 +51,41 @@ def register_model_with(
         name, model_uri, tags=tags, description=description
     )
     return mv
+
+
+def _registry_client() -> Any:
+    from gitml.registry.client import RegistryClient
+    from gitml.tracking import fluent
+
+    return RegistryClient(fluent.get_tracking_uri_or_none())
+
+
+def search_registered_models(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Any]:
+    """Registered models matching `filter_string` (MLflow's fluent form: a plain list)."""
+    client = _registry_client()
+    return list(client.search_registered_models(filter_string, max_results or 100_000, order_by))
+
+
+def search_model_versions(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[ModelVersion]:
+    """Model versions matching `filter_string` (MLflow's fluent form: a plain list)."""
+    client = _registry_client()
+    return list(client.search_model_versions(filter_string, max_results or 100_000, order_by))
+
+
+def set_model_version_tag(
+    name: str,
+    version: Any = None,
+    key: str | None = None,
+    value: Any = None,
+    stage: str | None = None,
+) -> None:
+    """Set a tag on a model version."""
+    _registry_client().set_model_version_tag(name, version, key, value, stage)

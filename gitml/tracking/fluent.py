@@ -23,30 +23,41 @@ from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
 
 __all__ = [
     "ActiveRun",
-    "autolog",
     "active_run",
+    "autolog",
     "create_experiment",
     "delete_experiment",
+    "delete_experiment_tag",
     "delete_run",
     "delete_tag",
+    "disable_system_metrics_logging",
+    "enable_system_metrics_logging",
     "end_run",
     "flush",
+    "flush_artifact_async_logging",
+    "flush_async_logging",
     "get_experiment",
     "get_experiment_by_name",
+    "get_parent_run",
+    "get_registry_uri",
     "get_run",
     "get_tracking_uri",
     "get_tracking_uri_or_none",
+    "is_tracking_uri_set",
     "last_active_run",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
     "reset",
+    "restore_experiment",
+    "restore_run",
     "search_experiments",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",
+    "set_registry_uri",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -325,7 +336,7 @@ def active_run() -> ActiveRun | None:
 
 
 def last_active_run() -> Run | None:
-    """The active run, or else the last run this process started."""
+    """The active run, or else the run this process ended last (a parent after its children)."""
     active = active_run()
     if active is not None:
         return _client().get_run(active.info.run_id)
@@ -337,12 +348,14 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
     stack = _stack()
     if not stack:
         return
+    global _last_run_id
     run = stack[-1]
     try:
         run._wait_for_source()
         run._tracker.end_run(run.info.run_id, status)
     finally:
         stack.pop()
+        _last_run_id = run.info.run_id  # MLflow: the run ended last is the last active one
 
 
 def _get_or_start_run() -> ActiveRun:
@@ -432,6 +445,64 @@ def delete_run(run_id: str) -> None:
 def flush() -> None:
     """Commit everything logged so far in this process."""
     _tracker().flush()
+
+
+def flush_async_logging() -> None:
+    """MLflow's name for waiting on logged data: here, commit what is pending now."""
+    flush()
+
+
+def flush_artifact_async_logging() -> None:
+    """MLflow's name for waiting on artifact uploads: artifacts are stored when logged."""
+    flush()
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    """The parent of a nested run, or None."""
+    return _client().get_parent_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    """Bring back a deleted run."""
+    _client().restore_run(run_id)
+
+
+def restore_experiment(experiment_id: str) -> None:
+    """Bring back a deleted experiment."""
+    _client().restore_experiment(experiment_id)
+
+
+def delete_experiment_tag(key: str) -> None:
+    """Delete a tag of the active experiment."""
+    _client().delete_experiment_tag(_active_experiment_id(), key)
+
+
+def is_tracking_uri_set() -> bool:
+    """Whether set_tracking_uri (or GITML_TRACKING_URI) chose the repository."""
+    return get_tracking_uri_or_none() is not None
+
+
+_registry_uri: str | None = None
+
+
+def set_registry_uri(uri: str) -> None:
+    """Accepted for MLflow scripts: the registry is the Git tags of the tracking repository."""
+    global _registry_uri
+    _registry_uri = uri
+
+
+def get_registry_uri() -> str:
+    """The registry's location: the tracking repository (its Git tags)."""
+    return get_tracking_uri()
+
+
+def enable_system_metrics_logging() -> None:
+    """Accepted for MLflow scripts; gitml logs no system metrics."""
+    log.warning("gitml: system metrics are not logged")
+
+
+def disable_system_metrics_logging() -> None:
+    """Accepted for MLflow scripts; gitml logs no system metrics."""
 
 
 def search_runs(
