@@ -30,7 +30,7 @@ from gitml.registry.search import (
     parse_version_filter,
 )
 from gitml.registry.sources import version_info
-from gitml.registry.stages import StagesMixin, brief
+from gitml.registry.stages import StagesMixin, brief, stage_op
 from gitml.registry.state import ModelState, Problem, RegistryState, VersionState
 from gitml.registry.tags import (
     MLFLOW_STAGES,
@@ -198,16 +198,7 @@ class RegistryClientMixin(StagesMixin):
                 ((e.key, s, v) for v in old.active_versions() for s, e in v.active_stages()),
                 key=lambda t: t[0],
             )
-            for _, stage, v in assignments:
-                ops.append(
-                    Op(
-                        new_name,
-                        Action.ASSIGN,
-                        v.commit,
-                        {**brief(new_name, v), "stage": stage},
-                        stage=stage,
-                    )
-                )
+            ops += [stage_op(Action.ASSIGN, new_name, v, stage) for _, stage, v in assignments]
             ops += _retire(old, f"renamed to {new_name}")
             return ops
 

@@ -16,12 +16,19 @@ from gitml.registry.tags import (
     validate_model_name,
 )
 
-__all__ = ["StagesMixin", "brief"]
+__all__ = ["StagesMixin", "brief", "stage_op"]
 
 
 def brief(name: str, v: VersionState) -> dict[str, Any]:
     """The fields every tag message about a version names."""
     return {"model": name, "version": v.number, "semver": v.semver}
+
+
+def stage_op(
+    action: Action, name: str, v: VersionState, stage: str, *, key: str = "stage", **extra: Any
+) -> Op:
+    """Assign or unassign `stage` (an alias with key="alias") on version `v` of `name`."""
+    return Op(name, action, v.commit, {**brief(name, v), key: stage, **extra}, stage=stage)
 
 
 class StagesMixin:
@@ -66,60 +73,22 @@ class StagesMixin:
             ops: list[Op] = []
             for s, _ in v.active_stages():
                 if mlflow_stage_of(s) is not None and s != target:
-                    ops.append(
-                        Op(
-                            name,
-                            Action.UNASSIGN,
-                            v.commit,
-                            {**brief(name, v), "stage": s},
-                            stage=s,
-                        )
-                    )
+                    ops.append(stage_op(Action.UNASSIGN, name, v, s))
             if archive_existing_versions and target is not None:
                 for other in model.active_versions():
                     if other is v or other.active_assignment(target) is None:
                         continue
-                    ops.append(
-                        Op(
-                            name,
-                            Action.UNASSIGN,
-                            other.commit,
-                            {
-                                **brief(name, other),
-                                "stage": target,
-                                "reason": f"archived: version {v.number} moved to {stage}",
-                            },
-                            stage=target,
-                        )
-                    )
+                    reason = f"archived: version {v.number} moved to {stage}"
+                    ops.append(stage_op(Action.UNASSIGN, name, other, target, reason=reason))
                     if other.active_assignment("archived") is None:
                         ops.append(
-                            Op(
-                                name,
-                                Action.ASSIGN,
-                                other.commit,
-                                {
-                                    **brief(name, other),
-                                    "stage": "archived",
-                                    "mlflow_stage": "Archived",
-                                },
-                                stage="archived",
+                            stage_op(
+                                Action.ASSIGN, name, other, "archived", mlflow_stage="Archived"
                             )
                         )
             if target is not None and model.current.get(target) is not v:
-                ops.append(
-                    Op(
-                        name,
-                        Action.ASSIGN,
-                        v.commit,
-                        {
-                            **brief(name, v),
-                            "stage": target,
-                            "mlflow_stage": mlflow_stage_of(target),
-                        },
-                        stage=target,
-                    )
-                )
+                mlflow_stage = mlflow_stage_of(target)
+                ops.append(stage_op(Action.ASSIGN, name, v, target, mlflow_stage=mlflow_stage))
             return ops
 
         reg.emit(plan)
@@ -143,26 +112,12 @@ class StagesMixin:
             ):
                 return []
             ops = [
-                Op(
-                    name,
-                    Action.UNASSIGN,
-                    o.commit,
-                    {**brief(name, o), "alias": alias},
-                    stage=alias,
-                )
+                stage_op(Action.UNASSIGN, name, o, alias, key="alias")
                 for o in model.active_versions()
                 if o is not v and o.active_assignment(alias) is not None
             ]
             if model.current.get(alias) is not v:
-                ops.append(
-                    Op(
-                        name,
-                        Action.ASSIGN,
-                        v.commit,
-                        {**brief(name, v), "alias": alias},
-                        stage=alias,
-                    )
-                )
+                ops.append(stage_op(Action.ASSIGN, name, v, alias, key="alias"))
             return ops
 
         reg.emit(plan)
@@ -174,13 +129,7 @@ class StagesMixin:
         def plan(state: RegistryState) -> list[Op]:
             m = state.models[name]
             return [
-                Op(
-                    name,
-                    Action.UNASSIGN,
-                    o.commit,
-                    {**brief(name, o), "alias": alias},
-                    stage=alias,
-                )
+                stage_op(Action.UNASSIGN, name, o, alias, key="alias")
                 for o in m.active_versions()
                 if o.active_assignment(alias) is not None
             ]
