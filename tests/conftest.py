@@ -56,3 +56,29 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = make_repo(tmp_path / "repo")
     monkeypatch.chdir(root)
     return root
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in-process: (exit code, stdout, stderr)."""
+    from gitml.cli import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A bare remote holding a main branch, and two clones of it: (bare, a, b)."""
+    seed = make_repo(tmp_path / "seed")
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(bare), cwd=tmp_path)
+    git("push", "-q", str(bare), "main", cwd=seed)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        git("clone", "-q", str(bare), str(d), cwd=tmp_path)
+    return bare, a, b

@@ -15,6 +15,7 @@ _REMOTE = click.option(
     "-r", "--remote", default=None, help="A DVC remote name, URL or folder (default: the configured one)."
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_JOBS = click.option("-j", "--jobs", type=int, default=None, help="Parallel transfers.")
 
 
 def _tracker(ctx: click.Context) -> Any:
@@ -46,7 +47,7 @@ def artifacts() -> None:
 @artifacts.command()
 @_RUN
 @_REMOTE
-@click.option("-j", "--jobs", type=int, default=None, help="Parallel transfers.")
+@_JOBS
 @_JSON
 @click.pass_context
 def push(ctx: click.Context, run_ids: tuple[str, ...], remote: str | None, jobs: int | None, as_json: bool) -> None:
@@ -60,7 +61,7 @@ def push(ctx: click.Context, run_ids: tuple[str, ...], remote: str | None, jobs:
 @artifacts.command()
 @_RUN
 @_REMOTE
-@click.option("-j", "--jobs", type=int, default=None, help="Parallel transfers.")
+@_JOBS
 @_JSON
 @click.pass_context
 def pull(ctx: click.Context, run_ids: tuple[str, ...], remote: str | None, jobs: int | None, as_json: bool) -> None:

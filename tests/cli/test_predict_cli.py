@@ -14,18 +14,8 @@ from sklearn.linear_model import LogisticRegression
 import gitml
 import gitml.pytorch
 import gitml.sklearn
-from gitml.cli import main
+from tests.conftest import run_cli
 from tests.models.cnn import Wide
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -44,7 +34,7 @@ def sk_model(tmp_path: Path, frame: pd.DataFrame) -> tuple[Path, LogisticRegress
 def test_csv_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path, frame: pd.DataFrame, sk_model: tuple[Path, LogisticRegression]) -> None:
     path, clf = sk_model
     frame.to_csv(tmp_path / "in.csv", index=False)
-    code, out, err = run(capsys, "models", "predict", "-m", str(path), "-i", str(tmp_path / "in.csv"))
+    code, out, err = run_cli(capsys, "models", "predict", "-m", str(path), "-i", str(tmp_path / "in.csv"))
     assert code == 0, err
     assert json.loads(out) == {"predictions": clf.predict(frame).tolist()}
 
@@ -61,7 +51,7 @@ def test_csv_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path, frame
 def test_json_forms_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path, frame: pd.DataFrame, sk_model: tuple[Path, LogisticRegression], payload: object) -> None:
     path, clf = sk_model
     (tmp_path / "in.json").write_text(json.dumps(payload(frame)))  # type: ignore[operator]
-    code, out, err = run(capsys, "models", "predict", "-m", str(path), "-i", str(tmp_path / "in.json"), "-o", str(tmp_path / "out.json"))
+    code, out, err = run_cli(capsys, "models", "predict", "-m", str(path), "-i", str(tmp_path / "in.json"), "-o", str(tmp_path / "out.json"))
     assert code == 0, err
     assert out == ""
     assert json.loads((tmp_path / "out.json").read_text())["predictions"] == clf.predict(frame).tolist()
@@ -69,7 +59,7 @@ def test_json_forms_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 def test_saved_input_example_is_valid_input(capsys: pytest.CaptureFixture[str], sk_model: tuple[Path, LogisticRegression]) -> None:
     path, _ = sk_model
-    code, out, err = run(capsys, "models", "predict", "-m", str(path), "-i", str(path / "input_example.json"))
+    code, out, err = run_cli(capsys, "models", "predict", "-m", str(path), "-i", str(path / "input_example.json"))
     assert code == 0, err
     assert len(json.loads(out)["predictions"]) == 2
 
@@ -83,7 +73,7 @@ def test_tensor_model_from_a_runs_uri(capsys: pytest.CaptureFixture[str], repo: 
     gitml.flush()
     (tmp_path / "x.json").write_text(json.dumps({"inputs": x.tolist()}))
     assert info.model_uri is not None
-    code, out, err = run(capsys, "-C", str(repo), "models", "predict", "-m", info.model_uri, "-i", str(tmp_path / "x.json"))
+    code, out, err = run_cli(capsys, "-C", str(repo), "models", "predict", "-m", info.model_uri, "-i", str(tmp_path / "x.json"))
     assert code == 0, err
     expected = net(torch.from_numpy(x)).detach().numpy()
     assert np.allclose(np.asarray(json.loads(out)["predictions"]), expected, atol=1e-6)
@@ -100,17 +90,17 @@ def test_tensor_model_from_a_runs_uri(capsys: pytest.CaptureFixture[str], repo: 
 def test_bad_input_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str], tmp_path: Path, sk_model: tuple[Path, LogisticRegression], content: str, message: str) -> None:
     path, _ = sk_model
     (tmp_path / "in.json").write_text(content)
-    code, out, err = run(capsys, "models", "predict", "-m", str(path), "-i", str(tmp_path / "in.json"))
+    code, out, err = run_cli(capsys, "models", "predict", "-m", str(path), "-i", str(tmp_path / "in.json"))
     assert code == 1 and out == ""
     assert err.startswith("Error: ") and message in err
 
 
 def test_missing_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "in.json").write_text("[]")
-    code, _, err = run(capsys, "models", "predict", "-m", str(tmp_path / "nope"), "-i", str(tmp_path / "in.json"))
+    code, _, err = run_cli(capsys, "models", "predict", "-m", str(tmp_path / "nope"), "-i", str(tmp_path / "in.json"))
     assert code == 1 and "no model at" in err
 
 
 def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "models", "predict", "--help")
+    code, out, _ = run_cli(capsys, "models", "predict", "--help")
     assert code == 0 and "--model-uri" in out and "--input-path" in out and "--output-path" in out

@@ -7,19 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gitml.cli import main
+from tests.conftest import run_cli
 from tests.registry._util import model_runner
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the command line in-process: (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

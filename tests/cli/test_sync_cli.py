@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gitml.store.repo import GitRepo
 from tests.conftest import git, make_repo
 from tests.store.test_merge import write_runs
@@ -28,18 +26,6 @@ def gitml(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=120,
     )
-
-
-@pytest.fixture
-def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
-    seed = make_repo(tmp_path / "seed")
-    bare = tmp_path / "remote.git"
-    git("init", "-q", "--bare", str(bare), cwd=tmp_path)
-    git("push", "-q", str(bare), "main", cwd=seed)
-    a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        git("clone", "-q", str(bare), str(d), cwd=tmp_path)
-    return bare, a, b
 
 
 def test_push_then_pull_say_what_moved(clones: tuple[Path, Path, Path]) -> None:

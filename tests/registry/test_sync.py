@@ -12,7 +12,7 @@ from gitml.registry.refs import read_tags
 from gitml.registry.state import build_state
 from gitml.registry.sync import is_registry_tag, push_registry, registry_refspecs
 from gitml.store.repo import GitRepo
-from tests.conftest import git, make_repo
+from tests.conftest import git
 from tests.registry._util import gto, model_runner
 
 
@@ -37,18 +37,6 @@ def test_threads_registering_at_once_get_distinct_versions(repo: Path, tmp_path:
     assert errors == []
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
     assert len({v.git_commit for v in client.search_model_versions("name = 'iris'")}) == 6
-
-
-@pytest.fixture
-def clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
-    seed = make_repo(tmp_path / "seed")
-    bare = tmp_path / "remote.git"
-    git("init", "-q", "--bare", str(bare), cwd=tmp_path)
-    git("push", "-q", str(bare), "main", cwd=seed)
-    a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        git("clone", "-q", str(bare), str(d), cwd=tmp_path)
-    return bare, a, b
 
 
 def _register_and_promote(clone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
