@@ -363,11 +363,15 @@ def _enforce_column(series: Any, spec: ColSpec) -> Any:
         series = pd.Series(arr, index=series.index, name=series.name)
         if dt == expected:
             return series
-    if np.can_cast(dt, expected, casting="safe"):
-        return series.astype(expected)
+    return series.astype(_column_cast(dt, expected, want, label))
+
+
+def _column_cast(dt: Any, expected: Any, want: str, label: str) -> Any:
+    """`expected` if values of dtype `dt` convert to it without loss, else a clear error."""
+    np = _np()
     # An integer column given where floats are expected is exact for realistic values (MLflow allows it).
-    if dt.kind in "iu" and expected.kind == "f":
-        return series.astype(expected)
+    if np.can_cast(dt, expected, casting="safe") or (dt.kind in "iu" and expected.kind == "f"):
+        return expected
     raise InvalidParameterValue(
         f"{label}: {dt} cannot be safely converted to {want} ({expected}); convert it yourself"
     )
@@ -456,12 +460,7 @@ def enforce_matrix(values: Any, columns: Sequence[str], schema: Schema) -> Any:
     if dt == expected:
         return values
     # the rules of `_enforce_column`, for every column at once
-    if np.can_cast(dt, expected, casting="safe") or (dt.kind in "iu" and expected.kind == "f"):
-        return values.astype(expected)
-    raise InvalidParameterValue(
-        f"column {specs[0].name!r}: {dt} cannot be safely converted to {want} ({expected}); "
-        "convert it yourself"
-    )
+    return values.astype(_column_cast(dt, expected, want, f"column {specs[0].name!r}"))
 
 
 _NUMERIC_COLUMNS = frozenset({"boolean", "integer", "long", "float", "double"})

@@ -25,11 +25,9 @@ def register_model(
 ) -> ModelVersion:
     """Register the model at `model_uri` (`runs:/<run_id>/<path>` or `models:/...`) as a new version
     of `name`, creating the registered model if needed."""
-    from gitml.registry.client import RegistryClient
-    from gitml.tracking import fluent
-
-    client = RegistryClient(fluent.get_tracking_uri_or_none())
-    return register_model_with(client, model_uri, name, tags=tags, description=description)
+    return register_model_with(
+        _registry_client(), model_uri, name, tags=tags, description=description
+    )
 
 
 def register_model_with(

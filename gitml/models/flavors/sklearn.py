@@ -223,23 +223,21 @@ class _SklearnPredictor:
         `PyFuncModel.predict_matrix`); NotImplemented for any other columns."""
         if self._features is not None and list(columns) != self._features:
             return NotImplemented
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                return self._fn(values)
-        except (ValueError, TypeError, KeyError) as e:
-            raise InvalidParameterValue(f"the model could not score this input: {e}") from e
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return self._score(values)
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         if isinstance(data, list):
             np = require("numpy", "sklearn")
             data = np.asarray(data)
+        array = self._as_array(data)
+        if array is not None:
+            return self.predict_matrix(array, self._features or ())
+        return self._score(data)
+
+    def _score(self, data: Any) -> Any:
         try:
-            array = self._as_array(data)
-            if array is not None:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                    return self._fn(array)
             return self._fn(data)
         except (ValueError, TypeError, KeyError) as e:
             raise InvalidParameterValue(f"the model could not score this input: {e}") from e
