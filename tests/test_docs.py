@@ -82,7 +82,13 @@ def test_every_relative_link_resolves(doc: Path) -> None:
 @pytest.mark.parametrize("doc", DOCS, ids=_id)
 def test_every_repository_path_named_in_code_exists(doc: Path) -> None:
     text = doc.read_text()
-    missing = sorted({p for p in _CODE_PATH.findall(text) if "<" not in p and "*" not in p and not (ROOT / p).exists()})
+    missing = sorted(
+        {
+            p
+            for p in _CODE_PATH.findall(text)
+            if "<" not in p and "*" not in p and not (ROOT / p).exists()
+        }
+    )
     assert missing == []
 
 
@@ -91,7 +97,11 @@ def test_the_readme_stays_short() -> None:
 
 
 def _sources() -> list[Path]:
-    files = [*(ROOT / "gitml").rglob("*.py"), *(ROOT / "bench").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    files = [
+        *(ROOT / "gitml").rglob("*.py"),
+        *(ROOT / "bench").rglob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+    ]
     files += [ROOT / "Makefile", ROOT / "pyproject.toml"]
     return [f for f in files if f.is_file()]
 
@@ -111,8 +121,14 @@ def test_docs_named_by_the_code_exist() -> None:
     [
         ("Speed", "speed"),
         ("Tracking (bench/bench_tracking.py)", "tracking-benchbench_trackingpy"),
-        ("`gitml diff`: what changed between two revisions", "gitml-diff-what-changed-between-two-revisions"),
-        ("Sharing: push, pull, and two clones registering at once", "sharing-push-pull-and-two-clones-registering-at-once"),
+        (
+            "`gitml diff`: what changed between two revisions",
+            "gitml-diff-what-changed-between-two-revisions",
+        ),
+        (
+            "Sharing: push, pull, and two clones registering at once",
+            "sharing-push-pull-and-two-clones-registering-at-once",
+        ),
         ("Request formats (MLflow's)", "request-formats-mlflows"),
     ],
 )
