@@ -27,6 +27,8 @@ COMMANDS = {
     "sync": "gitml.cli.sync:sync",
     "diff": "gitml.cli.diff:diff",
     "artifacts": "gitml.cli.artifacts:artifacts",
+    "run": "gitml.cli.projects:run",
+    "reproduce": "gitml.cli.projects:reproduce",
 }
 
 
