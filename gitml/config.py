@@ -40,6 +40,7 @@ class Config:
     run_id: str | None = None
     user: str | None = None
     artifact_remote: str | None = None
+    async_logging: bool = False  # MLFLOW_ENABLE_ASYNC_LOGGING: what synchronous=None means
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -114,4 +115,5 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
         run_id=_first(env, "GITML_RUN_ID", "MLFLOW_RUN_ID"),
         user=pick("GITML_USER") or _login_name(env),
         artifact_remote=pick("GITML_ARTIFACT_REMOTE", "gitml.artifactremote"),
+        async_logging=truthy(env.get("MLFLOW_ENABLE_ASYNC_LOGGING")),
     )
