@@ -106,7 +106,7 @@ def _dir(model: str, environment: str) -> str:
 
 
 def _check_word(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _WORD.match(value) or ".." in value.split("/"):
+    if not isinstance(value, str) or not _WORD.fullmatch(value) or ".." in value.split("/"):
         raise InvalidParameterValue(f"{what} {value!r}: use letters, digits, '.', '_', '-', '/'")
     return value
 
@@ -158,7 +158,7 @@ def _read(repo: GitRepo, tree: str, path: str) -> Deployment | None:
 def _files(repo: GitRepo, tree: str, folder: str) -> list[str]:
     """The record files of one model's environment, newest first."""
     entries = repo.list_dir(tree, folder) if repo.lookup(tree, folder) is not None else {}
-    names = [n for n, e in entries.items() if _FILE.match(n) and not e.is_tree]
+    names = [n for n, e in entries.items() if _FILE.fullmatch(n) and not e.is_tree]
     return [f"{folder}/{n}" for n in sorted(names, reverse=True)]
 
 

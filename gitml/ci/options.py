@@ -43,7 +43,7 @@ def run_block(command: str, indent: int) -> str:
 
 
 def _word(value: str, what: str) -> str:
-    if not _WORD.match(value):
+    if not _WORD.fullmatch(value):
         raise InvalidParameterValue(
             f"{what} {value!r}: use letters, digits, '.', '_', '-' and '/' (at most 100)"
         )
@@ -70,7 +70,7 @@ class InitOptions:
         if not self.gpu_runner:
             raise InvalidParameterValue("--gpu-runner needs at least one label")
         for label in (*self.gpu_runner, self.deploy_runner):
-            if not _LABEL.match(label):
+            if not _LABEL.fullmatch(label):
                 raise InvalidParameterValue(f"runner label {label!r} holds control characters")
         _word(self.entry_point, "entry point")
         _word(self.stage, "stage")

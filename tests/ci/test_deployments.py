@@ -20,7 +20,12 @@ from tests.registry._util import commit, tag
 
 def deploy(repo: Path, model: str, version: int, when: int = 0) -> None:
     reg = open_registry(str(repo))
-    record_deployment(reg.repo, new_deployment(reg, model, version, "production", "production", now_ms=1_800_000_000_000 + when))
+    record_deployment(
+        reg.repo,
+        new_deployment(
+            reg, model, version, "production", "production", now_ms=1_800_000_000_000 + when
+        ),
+    )
 
 
 @pytest.fixture
@@ -34,7 +39,13 @@ def registry(repo: Path) -> Path:
 
 
 def plan(repo: Path, fired: str | None = None, model: str | None = None):  # type: ignore[no-untyped-def]
-    return plan_deployment(open_registry(str(repo)), tag=fired, model=model, stage="production", environment="production")
+    return plan_deployment(
+        open_registry(str(repo)),
+        tag=fired,
+        model=model,
+        stage="production",
+        environment="production",
+    )
 
 
 def test_deploy_then_skip_then_promote_then_roll_back(registry: Path) -> None:
@@ -98,7 +109,9 @@ def test_records_never_touch_the_working_tree(registry: Path) -> None:
     deploy(registry, "cnn", 1)
     assert git("status", "--porcelain", cwd=registry) == ""
     assert git("rev-parse", "HEAD", cwd=registry) == head
-    assert git("log", "-1", "--format=%s", "gitml", cwd=registry).startswith("deployment: cnn version 1")
+    assert git("log", "-1", "--format=%s", "gitml", cwd=registry).startswith(
+        "deployment: cnn version 1"
+    )
 
 
 def test_hostile_records_are_skipped(registry: Path) -> None:
@@ -107,10 +120,27 @@ def test_hostile_records_are_skipped(registry: Path) -> None:
     repo = open_registry(str(registry)).repo
     bad = {
         "deployments/cnn/production/29991231T235959999Z-deadbeef.json": b"{not json",
-        "deployments/cnn/production/29991231T235959998Z-deadbeee.json": json.dumps({"model": "cnn", "version": 1, "stage": "x", "environment": "production", "time": 1, "extra": "$(rm -rf /)"}).encode(),
+        "deployments/cnn/production/29991231T235959998Z-deadbeee.json": json.dumps(
+            {
+                "model": "cnn",
+                "version": 1,
+                "stage": "x",
+                "environment": "production",
+                "time": 1,
+                "extra": "$(rm -rf /)",
+            }
+        ).encode(),
         "deployments/cnn/production/29991231T235959997Z-deadbeed.json": b"[" * 100_000,
         "deployments/cnn/production/not-a-record.json": b"{}",
-        "deployments/cnn/production/29991231T235959996Z-deadbeec.json": json.dumps({"model": "other", "version": 9, "stage": "production", "environment": "production", "time": 5}).encode(),
+        "deployments/cnn/production/29991231T235959996Z-deadbeec.json": json.dumps(
+            {
+                "model": "other",
+                "version": 9,
+                "stage": "production",
+                "environment": "production",
+                "time": 5,
+            }
+        ).encode(),
     }
     repo.commit(lambda tree: bad, "hostile records")
     assert [d.version for d in list_deployments(repo)] == [1, 9]
@@ -124,7 +154,9 @@ def test_record_refuses_a_version_the_registry_lacks(registry: Path) -> None:
         new_deployment(open_registry(str(registry)), "cnn", 7, "production", "production")
 
 
-def test_cli_plan_record_list(registry: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_plan_record_list(
+    registry: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     tag(registry, "cnn#production#3", 3, "cnn@v1.0.0^{commit}")
     code, out, err = run_cli(capsys, "deployments", "plan", "--tag", "cnn#production#3")
     assert (code, err) == (0, "")
@@ -133,12 +165,29 @@ def test_cli_plan_record_list(registry: Path, capsys: pytest.CaptureFixture[str]
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
-    code, out, _ = run_cli(capsys, "deployments", "record", "--model", "cnn", "--version", "1", "--stage", "production", "--environment", "production")
+    code, out, _ = run_cli(
+        capsys,
+        "deployments",
+        "record",
+        "--model",
+        "cnn",
+        "--version",
+        "1",
+        "--stage",
+        "production",
+        "--environment",
+        "production",
+    )
     assert code == 0 and out.startswith("Recorded cnn version 1 in production")
     code, out, _ = run_cli(capsys, "deployments", "list", "--json")
     [d] = json.loads(out)
     assert d["pipeline_url"] == "https://github.com/acme/shop/actions/runs/42"
-    assert (d["model"], d["version"], d["semver"], d["git_tag"]) == ("cnn", 1, "v1.0.0", "cnn@v1.0.0")
+    assert (d["model"], d["version"], d["semver"], d["git_tag"]) == (
+        "cnn",
+        1,
+        "v1.0.0",
+        "cnn@v1.0.0",
+    )
     code, out, _ = run_cli(capsys, "deployments", "list")
     assert "cnn" in out and "https://github.com/acme/shop/actions/runs/42" in out
     code, out, _ = run_cli(capsys, "deployments", "plan", "--model", "cnn")
