@@ -43,7 +43,9 @@ def steps_run(root: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-def test_dependencies_run_first_each_as_a_child_run(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dependencies_run_first_each_as_a_child_run(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     project(repo, {"MLproject": PIPELINE, "step.py": STEP, ".gitignore": "steps.log\n"})
     code, out, err = run_cli(capsys, "run", "-e", "evaluate", "-P", "lr=0.2")
     assert code == 0, err
@@ -54,13 +56,19 @@ def test_dependencies_run_first_each_as_a_child_run(repo: Path, capsys: pytest.C
     parent = client.get_run(ids[-1])
     assert parent.info.status == "FINISHED"
     children = [client.get_run(i) for i in ids[:-1]]
-    assert [c.data.tags["mlflow.project.entryPoint"] for c in children] == ["prepare", "train", "evaluate"]
+    assert [c.data.tags["mlflow.project.entryPoint"] for c in children] == [
+        "prepare",
+        "train",
+        "evaluate",
+    ]
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     assert children[1].data.params == {"lr": "0.2"} and children[0].data.params == {"rows": "10"}
     assert parent.data.tags["gitml.step.train"] == children[1].info.run_id
 
 
-def test_cache_skips_unchanged_steps_and_links_the_earlier_run(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_skips_unchanged_steps_and_links_the_earlier_run(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     project(repo, {"MLproject": PIPELINE, "step.py": STEP, ".gitignore": "steps.log\n"})
     code, out1, err = run_cli(capsys, "run", "-e", "evaluate", "--cache")
     assert code == 0, err
@@ -76,11 +84,16 @@ def test_cache_skips_unchanged_steps_and_links_the_earlier_run(repo: Path, capsy
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("entry_points:\n  a:\n    depends_on: [b]\n    command: x\n  b:\n    depends_on: [a]\n    command: y\n", "depends_on cycle: a -> b -> a"),
+        (
+            "entry_points:\n  a:\n    depends_on: [b]\n    command: x\n  b:\n    depends_on: [a]\n    command: y\n",
+            "depends_on cycle: a -> b -> a",
+        ),
         ("entry_points:\n  a:\n    depends_on: [c]\n    command: x\n", "unknown step 'c'"),
     ],
 )
-def test_bad_step_graphs_are_refused(repo: Path, capsys: pytest.CaptureFixture[str], text: str, match: str) -> None:
+def test_bad_step_graphs_are_refused(
+    repo: Path, capsys: pytest.CaptureFixture[str], text: str, match: str
+) -> None:
     project(repo, {"MLproject": text})
     code, _, err = run_cli(capsys, "run", "-e", "a")
     assert code == 1 and match in err
