@@ -29,6 +29,8 @@ COMMANDS = {
     "artifacts": "gitml.cli.artifacts:artifacts",
     "run": "gitml.cli.projects:run",
     "reproduce": "gitml.cli.projects:reproduce",
+    "ci": "gitml.cli.ci:ci",
+    "deployments": "gitml.cli.deployments:deployments",
 }
 
 
