@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from gitml import constants as C
+from gitml.config import env_tracking_uri
 from gitml.entities import Experiment, Run, RunStatus, ViewType
 from gitml.exceptions import (
     GitMLError,
@@ -70,6 +71,7 @@ _state = threading.local()
 _tracking_uri: str | None = None
 _experiment_ids: dict[str, str] = {}  # repository root -> active experiment id
 _last_run_id: str | None = None
+_env_run_taken = False  # the environment's run id was joined already
 _atexit_registered = False
 
 
@@ -143,8 +145,8 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
 
 
 def get_tracking_uri_or_none() -> str | None:
-    """The tracking URI set by set_tracking_uri or GITML_TRACKING_URI, or None."""
-    return _tracking_uri or local_tracking_uri(os.environ.get("GITML_TRACKING_URI") or None)
+    """The tracking URI set by set_tracking_uri, GITML_TRACKING_URI or MLFLOW_TRACKING_URI, or None."""
+    return _tracking_uri or local_tracking_uri(env_tracking_uri())
 
 
 def autolog(*args: Any, **kwargs: Any) -> None:
@@ -197,10 +199,19 @@ def _active_experiment_id() -> str:
     tracker = _tracker()
     if str(tracker.root) in _experiment_ids:
         return _experiment_ids[str(tracker.root)]
-    if tracker.config.experiment_id:
-        return tracker.config.experiment_id
-    if tracker.config.experiment_name:
-        return set_experiment(tracker.config.experiment_name).experiment_id
+    name, exp_id = tracker.config.experiment_name, tracker.config.experiment_id
+    if name:
+        # MLflow's rule: the name wins (created when missing); an id set beside it must agree
+        exp = set_experiment(name)
+        if exp_id and str(exp_id) != exp.experiment_id:
+            raise InvalidParameterValue(
+                f"the environment names experiment {name!r} (id {exp.experiment_id}) and experiment id "
+                f"{exp_id}, which differ: set only one of MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID "
+                "(or GITML_EXPERIMENT_NAME / GITML_EXPERIMENT_ID)"
+            )
+        return exp.experiment_id
+    if exp_id:
+        return str(exp_id)
     tracker.experiments.ensure_default()
     return C.DEFAULT_EXPERIMENT_ID
 
@@ -268,7 +279,12 @@ def start_run(
         )
     tracker = _tracker()
     client = _client()
-    run_id = run_id or (tracker.config.run_id if not stack else None)
+    global _env_run_taken
+    if not run_id and not stack and tracker.config.run_id and not _env_run_taken:
+        # MLFLOW_RUN_ID / GITML_RUN_ID: the first start_run of the process joins that run
+        # (as MLflow does, which then forgets the variable); later ones start new runs.
+        run_id = tracker.config.run_id
+        _env_run_taken = True
     if run_id:
         run = client.get_run(run_id)
         if run.info.lifecycle_stage != "active":
@@ -313,11 +329,12 @@ def start_run(
 
 def reset() -> None:
     """Forget the active runs, experiments and tracking URI (tests; a fresh start)."""
-    global _tracking_uri, _last_run_id
+    global _tracking_uri, _last_run_id, _env_run_taken
     _stack().clear()
     _experiment_ids.clear()
     _tracking_uri = None
     _last_run_id = None
+    _env_run_taken = False
 
 
 def _end_runs_at_exit() -> None:
@@ -478,7 +495,7 @@ def delete_experiment_tag(key: str) -> None:
 
 
 def is_tracking_uri_set() -> bool:
-    """Whether set_tracking_uri (or GITML_TRACKING_URI) chose the repository."""
+    """Whether set_tracking_uri (or GITML_TRACKING_URI / MLFLOW_TRACKING_URI) chose the repository."""
     return get_tracking_uri_or_none() is not None
 
 
