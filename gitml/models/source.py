@@ -8,6 +8,7 @@ never the script's other statements: loading it elsewhere runs no training, no d
 
 from __future__ import annotations
 
+import __future__
 import ast
 import builtins
 import functools
@@ -70,7 +71,7 @@ def is_installed_module(name: str) -> bool:
     top = name.split(".")[0]
     if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()) or top == "gitml":
         return True
-    if name == "__main__" or top.startswith("gitml_source_"):
+    if name == "__main__" or top.startswith(("gitml_src_", "gitml_source_check_")):
         return False
     module = sys.modules.get(name) or sys.modules.get(top)
     file = getattr(module, "__file__", None)
@@ -179,13 +180,17 @@ def _definition(obj: Any) -> tuple[str, str]:
         indent = node.col_offset  # type: ignore[attr-defined]
         body = [_strip_indent(text, indent) for text in lines[start - 1 : end]]
         return filename, "".join(body).rstrip() + "\n"
-    where = "a `python -c` command or exec()" if not candidates or candidates[0][0].startswith("<") else "no file holds it"
-    raise _no_source(obj, f"it was created by {where}" if "created" not in where else where)
+    if any(f.startswith("<") and not linecache.getlines(f) for f, _ in candidates):
+        raise _no_source(obj, "it was defined by `python -c`, exec() or a prompt that keeps no source")
+    raise _no_source(obj, "no class or def statement in its file defines it: made with type()?")
 
 
 def _strip_indent(line: str, indent: int) -> str:
+    if not line.strip():
+        return "\n"
     head = line[:indent]
-    return line[len(head) - len(head.lstrip()) :] if head.strip() == "" else line[indent:] if not head.strip() else line
+    # a line indented less than the definition lies inside a string: kept as it is
+    return line[indent:] if not head.strip() else line
 
 
 def _free_names(text: str, drop_annotations: bool) -> list[str]:
@@ -214,8 +219,7 @@ def _free_names(text: str, drop_annotations: bool) -> list[str]:
 
 
 def _future_annotations(module: Any) -> bool:
-    flag = getattr(getattr(module, "annotations", None), "compiler_flag", None)
-    return flag is not None and getattr(module, "annotations", None).__class__.__name__ == "_Feature"
+    return getattr(module, "annotations", None) is __future__.annotations
 
 
 # ---------------------------------------------------------------- the extractor
@@ -267,8 +271,6 @@ class _Extractor:
         return own
 
     def resolve(self, name: str, mod_globals: dict[str, Any], user: Any, filename: str) -> None:
-        if name in self.owners:
-            return
         if name not in mod_globals:
             if hasattr(builtins, name):
                 return
@@ -278,6 +280,9 @@ class _Extractor:
                 "(a constant, a function, an import) or pass it as an argument"
             )
         value = mod_globals[name]
+        known = self.owners.get(name, _MISSING)
+        if known is value or (known is not _MISSING and _is_constant(value) and known == value):
+            return
         statement = _import_statement(name, filename, value)
         if inspect.ismodule(value):
             if not is_installed_module(value.__name__):
@@ -293,7 +298,7 @@ class _Extractor:
                 self.add(value, name)
                 return
         if _is_constant(value):
-            text = _constant_statement(name, filename, user)
+            text = _constant_statement(name, filename, value)
             if text is None:
                 raise InvalidParameterValue(
                     f"{getattr(user, '__qualname__', user)} refers to {name!r}, which {_where(user)} sets by "
@@ -315,15 +320,19 @@ class _Extractor:
         self._bind(name, value, importable, True)
 
     def render(self, header: str) -> str:
-        parts = [f'"""{header}"""\n\n']
+        head = [f'"""{header}"""\n']
         if self.future:
-            parts.append("from __future__ import annotations\n\n")
+            head.append("from __future__ import annotations\n")
         imports = sorted(set(self.imports.values()), key=lambda s: (not s.startswith("import "), s))
         if imports:
-            parts.append("".join(imports) + "\n")
+            head.append("".join(imports))
+        body: list[str] = []
         for text in self.defs.values():
-            parts.append("\n" + text + ("\n" if text.lstrip().startswith(("class ", "def ", "async ", "@")) else ""))
-        return "".join(parts).rstrip() + "\n"
+            block = text.lstrip().startswith(("class ", "def ", "async ", "@"))
+            if body and (block or body[-1].endswith("\n\n")):
+                body.append("\n")
+            body.append(text + ("\n" if block else ""))
+        return "\n".join(head) + "\n\n" + "".join(body).rstrip() + "\n"
 
 
 _MISSING = object()
@@ -407,7 +416,15 @@ def _object_import(name: str, value: Any) -> str | None:
     return f"from {module} import {qualname}" + (f" as {name}" if name != qualname else "") + "\n"
 
 
-def _constant_statement(name: str, filename: str, user: Any) -> str | None:
+def _bound_by_import(tree: ast.Module | None, name: str) -> bool:
+    for node in tree.body if tree else []:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
+                return True
+    return False
+
+
+def _constant_statement(name: str, filename: str, value: Any) -> str | None:
     """The single top-level `name = <literal expression>` of the module, or None."""
     tree = _tree(filename)
     found: list[ast.stmt] = []
@@ -420,12 +437,21 @@ def _constant_statement(name: str, filename: str, user: Any) -> str | None:
         for target in targets:
             if any(isinstance(t, ast.Name) and t.id == name for t in ast.walk(target)):
                 found.append(node)
+    if not found and _bound_by_import(tree, name):
+        # a constant imported from a module of the user's repository: its value, as a literal
+        text = repr(value)
+        try:
+            same = ast.literal_eval(text) == value
+        except (ValueError, SyntaxError, RecursionError):
+            same = False
+        return f"{name} = {text}\n" if same and len(text) < 10_000 else None
     if len(found) != 1:
         return None
     node = found[0]
     if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
         return None
-    if not (len(getattr(node, "targets", [node.target])) == 1 and isinstance(getattr(node, "targets", [node.target])[0], ast.Name)):  # type: ignore[attr-defined]
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name):
         return None
     if not all(isinstance(n, _PURE) for n in ast.walk(ast.Expression(node.value))):
         return None
@@ -452,7 +478,7 @@ def extract_source(roots: Sequence[Any], what: str = "the model") -> Extracted:
     names = [ex.add(obj) for obj in roots]
     stem = "".join(c if c.isalnum() or c == "_" else "_" for c in _stem(roots[0])) or "model"
     header = (
-        f"{', '.join(names)} for {what}, extracted by gitml: only the imports and definitions "
-        "they need. Loading the model imports this file and nothing else."
+        f"{', '.join(names)} ({what}), extracted by gitml with only the imports and definitions "
+        "needed. Loading the model imports this file and nothing else."
     )
     return Extracted(ex.render(header), stem, names)
