@@ -7,8 +7,8 @@ never the script's other statements: loading it elsewhere runs no training, no d
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import builtins
 import functools
@@ -16,8 +16,8 @@ import importlib.metadata
 import inspect
 import linecache
 import site
-import sys
 import symtable
+import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -154,8 +154,9 @@ def _definition(obj: Any) -> tuple[str, str]:
         kind: type = ast.ClassDef
         for fn in _functions_of(obj):
             candidates.append((fn.__code__.co_filename, fn.__code__.co_firstlineno))
-        if getattr(module, "__file__", None):
-            candidates.append((str(module.__file__), None))
+        module_file = getattr(module, "__file__", None)
+        if module_file:
+            candidates.append((str(module_file), None))
     else:
         kind = ast.FunctionDef
         code = getattr(obj, "__code__", None)

@@ -51,7 +51,7 @@ _BAD = object()
 
 def _init_params(cls: type) -> list[inspect.Parameter]:
     nn = _nn()
-    init = nn.RNNBase.__init__ if issubclass(cls, nn.RNNBase) else cls.__init__
+    init = nn.RNNBase.__init__ if issubclass(cls, nn.RNNBase) else cls.__init__  # type: ignore[misc]
     try:
         params = list(inspect.signature(init).parameters.values())[1:]
     except (TypeError, ValueError):

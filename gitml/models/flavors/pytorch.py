@@ -15,12 +15,12 @@ from typing import Any
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
-from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.flavors._torch_structure import is_standard
 from gitml.models.flavors._torch_structure import rebuild as rebuild_structure
 from gitml.models.flavors._torch_structure import record as record_structure
+from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
 from gitml.models.shipping import keeps_code, ship_objects
+from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
