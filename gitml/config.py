@@ -16,7 +16,15 @@ from pathlib import Path
 
 from gitml.constants import DEFAULT_BRANCH, DEFAULT_FLUSH_INTERVAL_S
 
-__all__ = ["Config", "env_tracking_uri", "git_config", "resolve_config", "truthy"]
+__all__ = [
+    "CIConfig",
+    "Config",
+    "env_tracking_uri",
+    "git_config",
+    "resolve_ci_config",
+    "resolve_config",
+    "truthy",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -40,6 +48,7 @@ class Config:
     run_id: str | None = None
     user: str | None = None
     artifact_remote: str | None = None
+    async_logging: bool = False  # MLFLOW_ENABLE_ASYNC_LOGGING: what synchronous=None means
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -114,4 +123,76 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
         run_id=_first(env, "GITML_RUN_ID", "MLFLOW_RUN_ID"),
         user=pick("GITML_USER") or _login_name(env),
         artifact_remote=pick("GITML_ARTIFACT_REMOTE", "gitml.artifactremote"),
+        async_logging=truthy(env.get("MLFLOW_ENABLE_ASYNC_LOGGING")),
+    )
+
+
+GITHUB_PUBLIC_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class CIConfig:
+    """What a CI job tells gitml about itself (GitHub Actions or GitLab CI), read once.
+
+    `platform` is "github", "gitlab" or None (not in a known CI); the comment, summary and
+    deployment code receive this object and never read the environment themselves.
+    """
+
+    platform: str | None = None
+    # GitHub Actions
+    github_api_url: str = GITHUB_PUBLIC_API
+    github_server_url: str = "https://github.com"
+    github_repository: str | None = None
+    github_token: str | None = None
+    github_event_path: str | None = None
+    github_step_summary: str | None = None
+    github_run_id: str | None = None
+    # GitLab CI
+    gitlab_api_url: str | None = None
+    gitlab_project_id: str | None = None
+    gitlab_mr_iid: str | None = None
+    gitlab_token: str | None = None
+    gitlab_pipeline_url: str | None = None
+    # who the comment's author is when the token cannot say (`GITML_CI_COMMENT_USER`)
+    comment_user: str | None = None
+
+    @property
+    def pipeline_url(self) -> str | None:
+        """The URL of this pipeline run, when the CI tells it."""
+        if self.platform == "gitlab":
+            return self.gitlab_pipeline_url
+        if self.platform == "github" and self.github_repository and self.github_run_id:
+            return f"{self.github_server_url}/{self.github_repository}/actions/runs/{self.github_run_id}"
+        return None
+
+
+def resolve_ci_config(environ: Mapping[str, str] | None = None) -> CIConfig:
+    """Read the CI's environment variables (default: os.environ) into a frozen CIConfig."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value else None
+
+    if truthy(get("GITHUB_ACTIONS")) or get("GITHUB_REPOSITORY"):
+        platform: str | None = "github"
+    elif truthy(get("GITLAB_CI")) or get("CI_API_V4_URL"):
+        platform = "gitlab"
+    else:
+        platform = None
+    return CIConfig(
+        platform=platform,
+        github_api_url=(get("GITHUB_API_URL") or GITHUB_PUBLIC_API).rstrip("/"),
+        github_server_url=(get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+        github_repository=get("GITHUB_REPOSITORY"),
+        github_token=get("GITHUB_TOKEN"),
+        github_event_path=get("GITHUB_EVENT_PATH"),
+        github_step_summary=get("GITHUB_STEP_SUMMARY"),
+        github_run_id=get("GITHUB_RUN_ID"),
+        gitlab_api_url=(get("CI_API_V4_URL") or "").rstrip("/") or None,
+        gitlab_project_id=get("CI_PROJECT_ID"),
+        gitlab_mr_iid=get("CI_MERGE_REQUEST_IID"),
+        gitlab_token=get("GITLAB_TOKEN"),
+        gitlab_pipeline_url=get("CI_PIPELINE_URL"),
+        comment_user=get("GITML_CI_COMMENT_USER"),
     )

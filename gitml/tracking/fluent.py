@@ -19,6 +19,7 @@ from gitml.exceptions import (
     ResourceDoesNotExist,
 )
 from gitml.tracking.client import GitMLClient
+from gitml.tracking.operations import RunOperations, operations_for
 from gitml.tracking.source import runs_to_frame, source_tags
 from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
 
@@ -386,17 +387,32 @@ def _writer_for(run_id: str | None) -> Any:
     return _tracker().writer(run_id)
 
 
+def _ops(synchronous: bool | None, tracker: Tracker | None = None) -> RunOperations | None:
+    """None for a synchronous call; else what `.wait()` commits (the run's repository)."""
+    if synchronous:
+        return None
+    if tracker is None:
+        stack = _stack()
+        tracker = stack[-1]._tracker if stack else _tracker()
+    return operations_for(tracker, synchronous, tracker.config.async_logging)
+
+
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
-    """Log a param of the active run (starting one if none)."""
+    """Log a param of the active run (starting one if none); returns the value, or with
+    `synchronous=False` a RunOperations to `.wait()` on (MLflow's shape)."""
     _get_or_start_run().writer.log_param(key, value)
-    return value
+    ops = _ops(synchronous)
+    return value if ops is None else ops
 
 
-def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> RunOperations | None:
     """Log several params."""
     writer = _writer_for(run_id)
     for k, v in params.items():
         writer.log_param(k, v)
+    return _ops(synchronous)
 
 
 def log_metric(
@@ -407,11 +423,22 @@ def log_metric(
     timestamp: int | None = None,
     run_id: str | None = None,
     **_: Any,
-) -> None:
-    """Log one metric point (microseconds: buffered and journaled, committed at the next flush)."""
+) -> RunOperations | None:
+    """Log one metric point (microseconds: buffered and journaled, committed at the next flush).
+
+    With `synchronous=False` (or MLFLOW_ENABLE_ASYNC_LOGGING) it returns a RunOperations
+    whose `wait()` commits what is pending."""
     stack = _stack()
-    writer = stack[-1].writer if stack and run_id is None else _writer_for(run_id)
-    writer.log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+    if stack and run_id is None:
+        active = stack[-1]
+        active.writer.log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+        tracker = active._tracker
+    else:
+        _writer_for(run_id).log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+        tracker = _tracker()
+    if synchronous or (synchronous is None and not tracker.config.async_logging):
+        return None  # the hot path: a training loop's call costs no more than before
+    return RunOperations([tracker.flush])
 
 
 def log_metrics(
@@ -421,26 +448,29 @@ def log_metrics(
     run_id: str | None = None,
     timestamp: int | None = None,
     **_: Any,
-) -> None:
+) -> RunOperations | None:
     """Log several metrics at one step."""
     writer = _writer_for(run_id)
     ts = timestamp if timestamp is not None else int(time.time() * 1000)
     for k, v in metrics.items():
         writer.log_metric(k, v, ts, step)
+    return _ops(synchronous)
 
 
-def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
     """Tag the active run."""
     run = _get_or_start_run()
     _client().set_tag(run.info.run_id, key, value)
+    return _ops(synchronous)
 
 
-def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> RunOperations | None:
     """Set several tags on the active run."""
     run = _get_or_start_run()
     client = _client()
     for k, v in tags.items():
         client.set_tag(run.info.run_id, k, v)
+    return _ops(synchronous)
 
 
 def delete_tag(key: str) -> None:
