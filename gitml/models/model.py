@@ -236,7 +236,10 @@ class Model:
         except UnicodeDecodeError as e:
             raise CorruptMetadata(f"{target}: MLmodel is not valid YAML: {e}") from e
         # Model folders come from remotes: bounded, no aliases (load_yaml names the file on error).
-        data = load_yaml(text, f"{target}: MLmodel")
+        try:
+            data = load_yaml(text, "the file")
+        except CorruptMetadata as e:
+            raise CorruptMetadata(f"{target}: MLmodel is not valid YAML ({e.message})") from e
         return cls.from_dict(data, str(target))
 
     def __repr__(self) -> str:

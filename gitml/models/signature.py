@@ -150,7 +150,7 @@ class Schema:
         try:  # bounded: a signature string nested 100,000 deep is an error, not a RecursionError
             items = load_json(text, "signature") if isinstance(text, str) else check_tree(text, "signature")
         except CorruptMetadata as e:
-            raise InvalidParameterValue(e.message) from e
+            raise InvalidParameterValue(f"signature is not valid JSON, or not bounded: {e.message}") from e
         if not isinstance(items, list):
             raise InvalidParameterValue("a schema's JSON must be a list of specs")
         specs: list[Spec] = []
