@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitml.cli._render import echo_json, fmt_time, table
+from gitml.cli._render import echo_json, fmt_time, safe, table
 
 __all__ = ["alias", "current", "history", "list_models", "register", "show", "transition_stage"]
 
@@ -31,7 +31,7 @@ def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
 def _warn_skipped(client: Any, name: str | None = None) -> None:
     # Hand-made tags that cannot be read are skipped, not fatal: say so on stderr.
     for problem in client.get_registry_problems(name):
-        click.echo(f"warning: skipped tag {problem.tag}: {problem.reason}", err=True)
+        click.echo(f"warning: skipped tag {safe(problem.tag)}: {safe(problem.reason)}", err=True)
 
 
 def _version_row(v: Any) -> list[Any]:
@@ -121,7 +121,7 @@ def show(ctx: click.Context, name: str, version: str | None, as_json: bool) -> N
             echo_json(mv.to_dictionary())
             return
         for key, value in mv.to_dictionary().items():
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {safe(value)}")
         return
     model = client.get_registered_model(name)
     _warn_skipped(client, name)
@@ -129,9 +129,9 @@ def show(ctx: click.Context, name: str, version: str | None, as_json: bool) -> N
     if as_json:
         echo_json({**model.to_dictionary(), "versions": [v.to_dictionary() for v in versions]})
         return
-    click.echo(f"{model.name}" + (f": {model.description}" if model.description else ""))
+    click.echo(safe(model.name) + (f": {safe(model.description)}" if model.description else ""))
     for key, value in sorted(model.tags.items()):
-        click.echo(f"  {key} = {value}")
+        click.echo(f"  {safe(key)} = {safe(value)}")
     table(_VERSION_HEADERS, [_version_row(v) for v in versions])
 
 
@@ -223,4 +223,4 @@ def current(
     if as_json:
         echo_json(found.to_dictionary())
     else:
-        click.echo(f"{found.version} {found.source}")
+        click.echo(f"{found.version} {safe(found.source)}")

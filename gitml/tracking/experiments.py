@@ -10,6 +10,7 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.entities import Experiment, LifecycleStage
+from gitml.escape import terminal
 from gitml.exceptions import (
     CorruptMetadata,
     InvalidState,
@@ -94,7 +95,7 @@ class ExperimentStore:
             else:
                 out.append(exp)
         if problems:  # once per branch state, not per listing
-            shown = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items())[:5])
+            shown = terminal("; ".join(f"{k}: {v}" for k, v in sorted(problems.items())[:5]))
             more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
             log.warning("gitml: %d experiment(s) skipped as unreadable: %s%s", len(problems), shown, more)
         self.problems = problems

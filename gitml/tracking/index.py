@@ -17,6 +17,7 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.entities import Metric, Run, RunData, RunInfo, ViewType
+from gitml.escape import terminal
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.store.objects import EMPTY_TREE, Entry, parse_tree
 from gitml.store.repo import GitRepo
@@ -51,7 +52,7 @@ CREATE INDEX IF NOT EXISTS metrics_by_key ON metrics(key, value);
 def summarize_problems(problems: dict[str, str], names: list[str] | None = None, limit: int = 5) -> str:
     """One line for many unreadable items: how many, the first few with why, and where to look."""
     keys = sorted(names if names is not None else problems)
-    shown = "; ".join(f"{k}: {problems.get(k, '?')}" for k in keys[:limit])
+    shown = terminal("; ".join(f"{k}: {problems.get(k, '?')}" for k in keys[:limit]))
     more = f"; and {len(keys) - limit} more" if len(keys) > limit else ""
     return f"{len(keys)} run(s) skipped as unreadable (the rest stay readable): {shown}{more}"
 

@@ -81,6 +81,12 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     return tokens
 
 
+def _short(value: Any) -> str:
+    """repr() of a piece of a filter, cut short: errors never echo a huge filter back."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _unquote(part: str) -> str:
     part = part.strip()
     if len(part) >= 2 and part[0] == part[-1] and part[0] in "`\"'":
@@ -97,7 +103,7 @@ def parse_identifier(text: str) -> tuple[str, str]:
         if entity is not None:
             key = _unquote(rest)
             if not key:
-                raise InvalidParameterValue(f"invalid identifier {text!r}: the key is empty")
+                raise InvalidParameterValue(f"invalid identifier {_short(text)}: the key is empty")
             if entity == "attributes":
                 return entity, _attribute(key)
             return entity, key
@@ -105,7 +111,7 @@ def parse_identifier(text: str) -> tuple[str, str]:
     if key in _ATTRIBUTES:
         return "attributes", _attribute(key)
     raise InvalidParameterValue(
-        f"invalid identifier {text!r}: expected metrics.<key>, params.<key>, tags.<key> "
+        f"invalid identifier {_short(text)}: expected metrics.<key>, params.<key>, tags.<key> "
         f"or attributes.<{'|'.join(sorted(set(_ATTRIBUTES.values())))}>"
     )
 
@@ -115,7 +121,7 @@ def _attribute(key: str) -> str:
         return _ATTRIBUTES[key]
     except KeyError:
         raise InvalidParameterValue(
-            f"invalid attribute key {key!r}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))}"
+            f"invalid attribute key {_short(key)}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))}"
         )
 
 
@@ -143,13 +149,13 @@ class _Parser:
         tok = self.take()
         if tok[0] != kind or (value is not None and tok[1] != value):
             want = value or kind
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected {want!r}, found {tok[1]!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected {_short(want)}, found {_short(tok[1])}")
         return tok[1]
 
     def parse(self) -> str:
         sql = self.expr()
         if self.peek() is not None:
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: unexpected {self.peek()[1]!r}")  # type: ignore[index]
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: unexpected {_short(self.peek()[1])}")  # type: ignore[index]
         return sql
 
     def expr(self) -> str:
@@ -180,7 +186,7 @@ class _Parser:
             return "(" + sql + ")"
         tok = self.take()
         if tok[0] != "ident":
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected an identifier, found {tok[1]!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected an identifier, found {_short(tok[1])}")
         entity, key = parse_identifier(tok[1])
         return self.comparison(entity, key)
 
@@ -213,28 +219,28 @@ class _Parser:
         if (kind, op) == ("kw", "IN"):
             return self._in(entity, key, self._values(), negate=False)
         if kind not in ("op", "kw") or op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE"):
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: {op!r} is not a comparison operator")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: {_short(op)} is not a comparison operator")
         vkind, value = self.take()
         if vkind not in ("str", "num"):
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected a value after {op}, found {value!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected a value after {op}, found {_short(value)}")
         return self._compare(entity, key, op, vkind, value)
 
     def _compare(self, entity: str, key: str, op: str, vkind: str, value: Any) -> str:
         if entity == "metrics":
             if vkind != "num" or op in ("LIKE", "ILIKE"):
                 raise InvalidParameterValue(
-                    f"invalid filter {self.shown!r}: metric '{key}' is compared with numbers using = != < <= > >="
+                    f"invalid filter {self.shown!r}: metric {_short(key)} is compared with numbers using = != < <= > >="
                 )
             self.params += [key, value]
             return f"r.run_id IN (SELECT run_id FROM metrics WHERE key = ? AND value {op} ?)"
         if entity in ("params", "tags"):
             if op not in ("=", "!=", "LIKE", "ILIKE"):
                 raise InvalidParameterValue(
-                    f"invalid filter {self.shown!r}: {entity[:-1]} '{key}' supports = != LIKE ILIKE IN IS NULL, not {op}"
+                    f"invalid filter {self.shown!r}: {entity[:-1]} {_short(key)} supports = != LIKE ILIKE IN IS NULL, not {op}"
                 )
             if vkind != "str":
                 raise InvalidParameterValue(
-                    f"invalid filter {self.shown!r}: {entity[:-1]} values are strings: quote {value!r}"
+                    f"invalid filter {self.shown!r}: {entity[:-1]} values are strings: quote {_short(value)}"
                 )
             cond = {"=": "value = ?", "!=": "value != ?", "LIKE": "value LIKE ?", "ILIKE": "lower(value) LIKE lower(?)"}[op]
             self.params += [key, value]
@@ -242,13 +248,13 @@ class _Parser:
         column = f"r.{key}"
         if key in _NUMERIC_ATTRS:
             if vkind != "num" or op in ("LIKE", "ILIKE"):
-                raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {key} is compared with numbers")
+                raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {_short(key)} is compared with numbers")
             self.params.append(value)
             return f"{column} {op} ?"
         if vkind != "str":
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {key} values are strings: quote {value!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {_short(key)} values are strings: quote {_short(value)}")
         if op in ("<", "<=", ">", ">="):
-            raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {key} supports = != LIKE ILIKE IN")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {_short(key)} supports = != LIKE ILIKE IN")
         self.params.append(value)
         if op == "ILIKE":
             return f"lower({column}) LIKE lower(?)"
@@ -295,7 +301,7 @@ def compile_order_by(order_by: list[str] | None) -> tuple[list[str], list[str], 
     for n, clause in enumerate(order_by or []):
         m = _ORDER.match(clause or "")
         if not m:
-            raise InvalidParameterValue(f"invalid order_by clause {clause!r}")
+            raise InvalidParameterValue(f"invalid order_by clause {_short(clause)}")
         entity, key = parse_identifier(m.group("ident"))
         direction = (m.group("dir") or "ASC").upper()
         if entity == "attributes":
