@@ -28,10 +28,27 @@ def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+_SHOWN_PROBLEMS = 5  # past this, one aggregated line: 3,000 junk tags are one warning, not 3,000
+
+
 def _warn_skipped(client: Any, name: str | None = None) -> None:
     # Hand-made tags that cannot be read are skipped, not fatal: say so on stderr.
-    for problem in client.get_registry_problems(name):
-        click.echo(f"warning: skipped tag {safe(problem.tag)}: {safe(problem.reason)}", err=True)
+    problems = client.get_registry_problems(name)
+    if len(problems) <= _SHOWN_PROBLEMS:
+        for problem in problems:
+            click.echo(f"warning: skipped tag {safe(problem.tag)}: {safe(problem.reason)}", err=True)
+        return
+    reasons: dict[str, int] = {}
+    for problem in problems:
+        reasons[problem.reason] = reasons.get(problem.reason, 0) + 1
+    common = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+    click.echo(
+        safe(
+            f"warning: skipped {len(problems)} unusable registry tags, e.g. {problems[0].tag} "
+            f"({problems[0].reason}); most common: {'; '.join(f'{r} ({n})' for r, n in common)}"
+        ),
+        err=True,
+    )
 
 
 def _version_row(v: Any) -> list[Any]:

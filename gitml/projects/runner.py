@@ -131,6 +131,18 @@ def prepare_step(
     return StepPlan(entry, argv, final, extra, dict(given), env, prov, cache_key)
 
 
+def _code_root(folder: Path) -> Path:
+    """The top of the Git working tree holding the project (a worktree when reproducing)."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        from gitml.exceptions import RepositoryError
+
+        raise RepositoryError(f"project folder {folder} is not inside a Git repository")
+    return Path(proc.stdout.strip())
+
+
 def _repo_relative(path: Path, root: Path) -> str | None:
     try:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
@@ -177,7 +189,7 @@ def run(
     }
     client = _client(tracking_uri if tracking_uri is not None else project.root)
     tracker = client._tracker
-    repo_root: Path = tracker.root
+    repo_root = _code_root(project.root)
     state_dir: Path = tracker.repo.state_dir
     order = plan_steps(project, entry_point)
     env = prepare_env(project, env_manager or "local", state_dir)
