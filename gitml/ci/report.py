@@ -20,6 +20,7 @@ from gitml.ci.gates import (
     format_metrics_txt,
     parse_gate,
 )
+from gitml.escape import markdown_cell
 from gitml.exceptions import InvalidParameterValue
 
 __all__ = [
@@ -83,7 +84,7 @@ def diff_report(
 
 
 def _escape_cell(text: str) -> str:
-    return "".join("\\" + ch if ch in "\\`*_[]<>|#!~&" else ch for ch in text.replace("\n", " "))
+    return markdown_cell(text)
 
 
 def report_markdown(report: DiffReport) -> str:
