@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gitml.exceptions import CorruptMetadata
 
-__all__ = ["canonical_mode", "check_entry_name"]
+__all__ = ["canonical_mode", "check_entry_name", "is_flagged_name"]
 
 # Git's canonical modes, as they appear in a tree object: the fast path.
 _CANONICAL = {
@@ -51,13 +51,16 @@ def canonical_mode(raw: bytes, tree: str = "a tree") -> str:
 
 
 def check_entry_name(name: str, tree: str = "a tree") -> None:
-    """Refuse a tree-entry name Git itself would flag: empty, `.`, `..`, `.git` (any case),
-    or holding `/`. (A NUL cannot occur: it ends the name in the raw tree.)"""
-    if name and "/" not in name and name[0] != ".":
+    """Refuse a tree-entry name that makes paths ambiguous: empty, or holding `/` (a NUL
+    cannot occur: it ends the name in the raw tree)."""
+    if name and "/" not in name:
         return  # the common case, in two checks
     if not name:
         raise CorruptMetadata(f"{tree} has an entry with an empty name")
-    if "/" in name:
-        raise CorruptMetadata(f"{tree} has an entry named {name[:80]!r}: names cannot hold '/'")
-    if name in (".", "..") or name.lower() == ".git":
-        raise CorruptMetadata(f"{tree} has an entry named {name!r}, which Git refuses")
+    raise CorruptMetadata(f"{tree} has an entry named {name[:80]!r}: names cannot hold '/'")
+
+
+def is_flagged_name(name: str) -> bool:
+    """Whether Git's fsck flags this name (`.`, `..`, `.git` in any case): never a run,
+    experiment or file name gitml writes."""
+    return name in (".", "..") or name.lower() == ".git"
