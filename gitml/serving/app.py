@@ -8,6 +8,7 @@ Errors answer MLflow's body `{"error_code", "message"}`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+_PARSE_INLINE_BYTES = 64 * 1024  # bodies up to this size parse on the event loop (well under 1 ms)
+DEFAULT_MAX_CONNECTIONS = 2048
 
 log = logging.getLogger("gitml.serving")
 
@@ -69,6 +73,8 @@ class ServeOptions:
     metrics_dir: str | None = None
     workers: int = 1
     model_threads: int = 0  # 0: automatic (see `model_threads_for`)
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # to read one request, headers and body
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # kept below the open-file limit
     name: str | None = None  # the name V2 clients call the model by (default: its registered name)
 
     def to_json(self) -> str:
@@ -254,6 +260,8 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         state.predict, options.max_batch_size, options.max_wait_ms, state.on_call, state.merge
     )
     metrics = state.metrics
+    # Two threads parse big bodies; more would only contend for the GIL with the event loop.
+    parsers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gitml-parse")
 
     async def invocations(scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -276,7 +284,12 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             return 503, _error_body("TEMPORARILY_UNAVAILABLE", message)
         try:
             body = await _read_body(scope, receive, options.max_body_bytes)
-            inp = parse_request(body, _header(scope, b"content-type"), state.spec)
+            content_type = _header(scope, b"content-type")
+            if len(body) <= _PARSE_INLINE_BYTES:  # the common small request: no thread hop
+                inp = parse_request(body, content_type, state.spec)
+            else:  # a big body is parsed off the event loop: /ping and small requests go on
+                loop = asyncio.get_running_loop()
+                inp = await loop.run_in_executor(parsers, parse_request, body, content_type, state.spec)
             return 200, dump_predictions(await batcher.submit(inp))
         except GitMLError as e:
             status = getattr(e, "status", None) or e.get_http_status_code()
@@ -286,6 +299,10 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         except Exception as e:  # the model's own failure: answer, count, keep serving
             message = f"Model prediction failed: {type(e).__name__}: {e}"
             return 500, _error_body("INTERNAL_ERROR", message)
+
+    def _parse_v2(body: bytes) -> tuple[dict[str, Any], Any]:
+        payload = parse_v2_body(body)
+        return payload, v2.parse_infer(payload, state.spec)
 
     def served() -> tuple[str, str]:
         current = state.current
@@ -316,8 +333,10 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             if state.current is None:
                 return 503, v2.error_body(state.error or "The model is still loading")
             body = await _read_body(scope, receive, options.max_body_bytes)
-            payload = parse_v2_body(body)
-            inp = v2.parse_infer(payload, state.spec)
+            if len(body) <= _PARSE_INLINE_BYTES:
+                payload, inp = _parse_v2(body)
+            else:  # as for /invocations: a big body is parsed off the event loop
+                payload, inp = await asyncio.get_running_loop().run_in_executor(parsers, _parse_v2, body)
             return 200, v2.dump_infer(await batcher.submit(inp), name, version, payload.get("id"))
         except v2.V2NotFound as e:
             return 404, v2.error_body(e.message)
@@ -410,6 +429,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             for t in tasks:
                 t.cancel()
             batcher.close()
+            parsers.shutdown(wait=False, cancel_futures=True)
 
     routes = [
         Route("/invocations", not_reached, methods=["POST"]),  # 405 for other methods
