@@ -283,3 +283,34 @@ def test_deeply_nested_signature_is_a_clear_error(tmp_path: Path) -> None:
     nested = '[{"type": ' + '{"type": "array", "items": ' * 5000 + '"double"' + "}" * 5000 + "}]"
     with pytest.raises(InvalidParameterValue):
         Schema.from_json(nested)
+
+
+# -- reading one's own writes while the background flush commits -------------------------------
+
+
+def test_reads_see_writes_a_flush_has_taken_but_not_committed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own tests found it: with a short flush interval, a run created a moment ago was
+    sometimes "not found" while the background flush was committing it (12 of 300 cycles)."""
+    from gitml.tracking import tracker as _tracker
+    from gitml.tracking.fluent import reset
+
+    monkeypatch.setenv("GITML_FLUSH_INTERVAL", "0.001")
+    reset()
+    _tracker.reset_all()
+    client = GitMLClient(world.victim)
+    exp = client.create_experiment("race")
+    failures = []
+    for i in range(300):
+        try:
+            run = client.create_run(exp)  # reads the run back
+            client.log_metric(run.info.run_id, "m", float(i), step=i)
+            client.set_terminated(run.info.run_id)
+            assert client.get_run(run.info.run_id).data.metrics["m"] == float(i)
+        except Exception as e:  # noqa: BLE001 - counted, then asserted
+            failures.append(repr(e))
+    _tracker.reset_all()
+    assert failures == []
+    found = GitMLClient(world.victim).search_runs([exp], "", max_results=1000)
+    assert len(found) == 300 and {r.info.status for r in found} == {"FINISHED"}
