@@ -20,6 +20,7 @@ from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
+    mlflow_keywords,
     new_model_dir,
 )
 
@@ -140,12 +141,17 @@ def save_model(
     metadata: dict[str, Any] | None = None,
     serialization: str = "import",
     mlflow_model: Model | None = None,
+    code_path: Sequence[str | Path] | None = None,
+    conda_env: Any = None,
 ) -> Model:
     """Save a PythonModel (instance or class) with its artifacts as a model folder.
 
     `serialization="import"` (default) records the class as `module:qualname` plus its JSON
     attributes; `"pickle"` pickles the instance, which loaders refuse unless they opt in.
     """
+    code_paths, pip_requirements = mlflow_keywords(
+        code_paths, code_path, conda_env, pip_requirements, extra_pip_requirements
+    )
     if python_model is None:
         raise InvalidParameterValue("python_model= is required (a PythonModel subclass or instance)")
     cls = python_model if inspect.isclass(python_model) else type(python_model)

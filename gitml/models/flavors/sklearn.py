@@ -23,6 +23,7 @@ from gitml.models.source import needs_source
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
+    mlflow_keywords,
     new_model_dir,
     require,
 )
@@ -122,8 +123,13 @@ def save_model(
     extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     mlflow_model: Model | None = None,
+    code_path: Sequence[str | Path] | None = None,
+    conda_env: Any = None,
 ) -> Model:
     """Save a fitted estimator or pipeline as `model.skops` (no pickle) in a model folder."""
+    code_paths, pip_requirements = mlflow_keywords(
+        code_paths, code_path, conda_env, pip_requirements, extra_pip_requirements
+    )
     sio = _skops_io()
     if pyfunc_predict_fn not in _PREDICT_FNS:
         raise InvalidParameterValue(f"pyfunc_predict_fn must be one of {_PREDICT_FNS}")
