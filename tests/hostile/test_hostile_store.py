@@ -133,3 +133,47 @@ def test_names_only_a_checkout_fears_are_kept_and_nothing_is_dropped(world: Worl
     world.push(world.victim)
     assert world.runs_on(world.bare) == {*ids, mine}
     assert name in git("ls-tree", "--name-only", "refs/heads/gitml", cwd=world.bare).split("\n")
+
+
+def _bomb(levels: int = 9) -> bytes:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("path", ["experiments/0/tags.json", "experiments/0/meta.yaml"])
+def test_a_yaml_alias_bomb_in_a_merge_is_not_expanded(world: World, path: str) -> None:
+    import gitml
+    from tests.hostile._readers import plant
+
+    _three_runs(world)
+    world.pull(world.victim)
+    a = world.attacker
+    with in_clone(a):
+        gitml.set_experiment_tag("owner", "mallory")
+    plant(a, {path: _bomb()})
+    _force_push(a)
+    with in_clone(world.victim):
+        gitml.set_experiment_tag("owner", "victim")
+    if path.endswith(".yaml"):  # the victim's side changes the file too (a rename, say)
+        meta = git("show", f"refs/heads/gitml:{path}", cwd=world.victim)
+        plant(world.victim, {path: (meta + "last_update_time: 1\n").encode()})
+    mine = world.log_run(world.victim, acc=0.9)
+    t0 = time.monotonic()
+    shared = world.pull(world.victim)  # neither a stall, nor a MemoryError, nor a refusal
+    assert time.monotonic() - t0 < 30
+    warnings = shared.result.warnings  # type: ignore[attr-defined]
+    assert any(path in w for w in warnings), warnings
+    if shared is not None:
+        world.push(world.victim)
+        assert mine in world.runs_on(world.bare)
+        blob = git("show", f"refs/heads/gitml:{path}", cwd=world.victim)
+        assert len(blob) < 100_000  # kept one side whole, never the expansion
+    # pull, push and sync keep working afterwards
+    t0 = time.monotonic()
+    try:
+        world.pull(world.victim)
+    except GitMLError:
+        pass
+    assert time.monotonic() - t0 < 30
