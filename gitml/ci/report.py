@@ -26,6 +26,7 @@ from gitml.exceptions import InvalidParameterValue
 __all__ = [
     "DiffReport",
     "comment_body",
+    "diff_comment_body",
     "diff_report",
     "report_markdown",
     "write_metrics_file",
@@ -102,12 +103,33 @@ def report_markdown(report: DiffReport) -> str:
     return text
 
 
-def comment_body(report: DiffReport, pipeline_url: str | None = None) -> str:
-    """The sticky comment's body: a title, the report, and the pipeline that made it."""
-    parts = ["### gitml: this branch's runs against its base", "", report_markdown(report)]
+def comment_body(report: DiffReport | str, pipeline_url: str | None = None) -> str:
+    """The sticky comment's body: a title, the report (or why there is none), and the pipeline."""
+    text = report_markdown(report) if isinstance(report, DiffReport) else report
+    parts = ["### gitml: this branch's runs against its base", "", text]
     if pipeline_url and _URL.fullmatch(pipeline_url):
         parts += ["", f"<sub>Made by [this pipeline]({pipeline_url}).</sub>"]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def diff_comment_body(
+    base: str | None,
+    *,
+    tracking_uri: str | None = None,
+    lower_is_better: Iterable[str] = (),
+    pipeline_url: str | None = None,
+) -> str:
+    """The default comment: the diff against `base`, or, when a side has no finished run yet
+    (a first pull request), a body that says so instead of failing the step."""
+    from gitml.exceptions import ResourceDoesNotExist
+
+    try:
+        report: DiffReport | str = diff_report(
+            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better
+        )
+    except ResourceDoesNotExist as e:
+        report = f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n"
+    return comment_body(report, pipeline_url)
 
 
 def write_step_summary(path: str | Path, markdown: str) -> None:

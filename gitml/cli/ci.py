@@ -71,12 +71,14 @@ def comment(
         with click.open_file(body_file, encoding="utf-8", errors="replace") as f:
             body = f.read()
     else:
-        from gitml.ci.report import comment_body, diff_report
+        from gitml.ci.report import diff_comment_body
 
-        report = diff_report(
-            base, None, tracking_uri=ctx.obj.get("repo") if ctx.obj else None, lower_is_better=lower
+        body = diff_comment_body(
+            base,
+            tracking_uri=ctx.obj.get("repo") if ctx.obj else None,
+            lower_is_better=lower,
+            pipeline_url=cfg.pipeline_url,
         )
-        body = comment_body(report, cfg.pipeline_url)
     if thread is None:
         from pathlib import Path
 

@@ -104,3 +104,16 @@ def test_stage_tags_deploy_what_is_current_and_roll_back(
     assert deployed == ["models:/team/cnn/1", "models:/team/cnn/2", "models:/team/cnn/1"]
     code, out, _ = run_cli(capsys, "deployments", "list", "--json")
     assert [d["version"] for d in json.loads(out)] == [1, 2, 1]
+
+
+def test_a_first_pull_request_gets_a_comment_saying_there_is_nothing_to_compare(
+    repo: Path, github: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mlflow.set_tracking_uri(str(repo))
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    push_commit(repo, "print('v2')\n")
+    log({"accuracy": 0.85})
+    code, out, err = run_cli(capsys, "ci", "comment")
+    assert (code, err) == (0, "")
+    [comment] = github.comments.values()
+    assert "Nothing to compare yet: no finished run for " in comment["body"]
