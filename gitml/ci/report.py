@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -118,18 +118,37 @@ def diff_comment_body(
     tracking_uri: str | None = None,
     lower_is_better: Iterable[str] = (),
     pipeline_url: str | None = None,
+    run_url: Callable[[str], str | None] | None = None,
 ) -> str:
-    """The default comment: the diff against `base`, or, when a side has no finished run yet
-    (a first pull request), a body that says so instead of failing the step."""
+    """The default comment: the diff against `base` (with links to both runs when `run_url`
+    gives them), or, when a side has no finished run yet (a first pull request), a body that
+    says so instead of failing the step."""
     from gitml.exceptions import ResourceDoesNotExist
 
     try:
-        report: DiffReport | str = diff_report(
+        report = diff_report(
             base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better
         )
     except ResourceDoesNotExist as e:
-        report = f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n"
-    return comment_body(report, pipeline_url)
+        return comment_body(
+            f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n", pipeline_url
+        )
+    text = report_markdown(report)
+    links = [_run_link(side.run_id, run_url) for side in (report.diff.a, report.diff.b)]
+    if run_url is not None and all(links):
+        text = f"Runs compared: {links[0]} → {links[1]}\n\n" + text
+    return comment_body(text, pipeline_url)
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _run_link(run_id: str, run_url: Callable[[str], str | None] | None) -> str | None:
+    """A markdown link to a run's folder; None unless the id is a run id (it came from the branch)."""
+    if run_url is None or not _RUN_ID.fullmatch(run_id):
+        return None
+    url = run_url(run_id)
+    return f"[`{run_id[:12]}`]({url})" if url and _URL.fullmatch(url) else None
 
 
 def write_step_summary(path: str | Path, markdown: str) -> None:

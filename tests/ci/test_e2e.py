@@ -60,6 +60,10 @@ def test_pull_request_gets_one_comment_updated_on_the_next_push(
     assert not re.search(r"(?<!\\)<img", first["body"])  # a teammate's param is text, not HTML
     assert "\\<img" in first["body"]
     assert "https://github.com/acme/shop/actions/runs/99" in first["body"]
+    assert re.search(
+        r"Runs compared: \[`[0-9a-f]{12}`\]\(https://github.com/acme/shop/tree/gitml/runs/[0-9a-f]{2}/[0-9a-f]{32}\) → ",
+        first["body"],
+    )
     push_commit(repo, "print('v3')\n")
     log({"accuracy": 0.91})
     code, out, _ = run_cli(capsys, "ci", "comment")
