@@ -193,6 +193,13 @@ def test_rate_limit_waits_the_time_the_api_gives(api: FakeApi) -> None:
     assert thread.sleeps == [2.0, 1.0]
 
 
+def test_secondary_rate_limit_without_headers_waits_a_minute(api: FakeApi) -> None:
+    api.inject.append((403, {}, {"message": "You have exceeded a secondary rate limit."}))
+    thread = gh_thread(api)
+    assert upsert_comment(thread, "x").action == "created"
+    assert thread.sleeps == [60.0]
+
+
 def test_rate_limit_longer_than_the_bound_fails_at_once(api: FakeApi) -> None:
     api.inject.append((429, {"Retry-After": "3600"}, {"message": "slow down"}))
     thread = gh_thread(api)
