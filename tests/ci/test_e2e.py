@@ -72,6 +72,14 @@ def test_pull_request_gets_one_comment_updated_on_the_next_push(
     assert "0.91" in second["body"] and "0.85" not in second["body"]
     code, out, _ = run_cli(capsys, "ci", "comment")
     assert out.rstrip().endswith("unchanged")
+    assert "uncommitted changes" not in second["body"]
+    (repo / "train.py").write_text("print('edited, not committed')\n")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("accuracy", 0.95)
+        mlflow.set_tag("gitml.source.dirty", "true")  # what `gitml run` records from a dirty tree
+    code, out, _ = run_cli(capsys, "ci", "comment")
+    [third] = github.comments.values()
+    assert f"run `{run.info.run_id[:12]}` ran with uncommitted changes" in third["body"]
 
 
 def test_stage_tags_deploy_what_is_current_and_roll_back(
