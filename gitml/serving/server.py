@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitml.serving.app import ServeOptions, create_app
+from gitml.serving.metrics import MULTIPROC_ENV
 
 __all__ = ["OPTIONS_ENV", "serve", "worker_app"]
 
@@ -70,6 +71,8 @@ def serve(
     try:
         opts = ServeOptions(**{**options.__dict__, "metrics_dir": share})
         os.environ[OPTIONS_ENV] = opts.to_json()
+        # prometheus_client keeps each worker's values in files there; /metrics sums them
+        os.environ[MULTIPROC_ENV] = share
         uvicorn.run("gitml.serving.server:worker_app", factory=True, workers=workers, **kwargs)
     finally:
         shutil.rmtree(share, ignore_errors=True)
