@@ -86,6 +86,10 @@ def log_model(
     if not artifact_path or artifact_path.startswith("/") or ".." in Path(artifact_path).parts:
         raise InvalidParameterValue(f"invalid artifact_path {artifact_path!r}: a relative path is needed")
     register = _registry_register() if registered_model_name else None
+    if registered_model_name is not None:
+        from gitml.registry.tags import validate_model_name
+
+        validate_model_name(registered_model_name)  # before anything is logged
 
     from gitml.artifacts.api import log_artifacts
 
