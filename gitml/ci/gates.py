@@ -65,7 +65,7 @@ class GateResult:
 
 def parse_gate(expr: str) -> Gate:
     """Parse `accuracy<-0.01`, `val_loss>+5%` or `accuracy<0.9` (see the module docstring)."""
-    m = _GATE.match(expr.strip()) if isinstance(expr, str) and len(expr) <= 500 else None
+    m = _GATE.fullmatch(expr.strip()) if isinstance(expr, str) and len(expr) <= 500 else None
     if m is None:
         raise InvalidParameterValue(
             f"bad gate {expr!r}: write METRIC<THRESHOLD, e.g. accuracy<-0.01 (change), "
@@ -131,7 +131,7 @@ def format_gate_results(results: list[GateResult], escape: Any = str) -> str:
     lines = ["| Gate | Observed | Result |", "|---|---|---|"]
     for r in results:
         result = icon[r.status] + (f" ({escape(r.reason)})" if r.reason else "")
-        lines.append(f"| `{escape(r.gate.expr).replace('`', '')}` | {_observed(r)} | {result} |")
+        lines.append(f"| {escape(r.gate.expr)} | {_observed(r)} | {result} |")
     return "\n".join(lines) + "\n"
 
 

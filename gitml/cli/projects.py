@@ -117,7 +117,7 @@ def run(
     if backend == "kubernetes":
         from gitml.projects.kubernetes import submit
 
-        result = submit(
+        kube = submit(
             uri,
             entry_point,
             parameters,
@@ -126,24 +126,30 @@ def run(
             lenient=lenient,
             on_event=_say,
         )
-        click.echo(result.manifest)
+        click.echo(kube.manifest)
+        if kube.applied and any(v != "complete" for v in kube.statuses.values()):
+            sys.exit(1)
         return
     from gitml.projects.runner import run as run_project
 
-    result = run_project(
-        uri,
-        entry_point=entry_point,
-        parameters=parameters,
-        experiment_name=experiment_name,
-        experiment_id=experiment_id,
-        run_name=run_name,
-        env_manager=env_manager,
-        cache=cache,
-        lenient=lenient,
-        timeout=timeout,
-        tracking_uri=repo,
-        on_event=_say,
-    )
+    try:
+        result = run_project(
+            uri,
+            entry_point=entry_point,
+            parameters=parameters,
+            experiment_name=experiment_name,
+            experiment_id=experiment_id,
+            run_name=run_name,
+            env_manager=env_manager,
+            cache=cache,
+            lenient=lenient,
+            timeout=timeout,
+            tracking_uri=repo,
+            on_event=_say,
+        )
+    except KeyboardInterrupt:
+        click.echo("Interrupted: the child was stopped and its run marked KILLED", err=True)
+        sys.exit(130)
     for step in result.steps:
         mark = " (cached)" if step.cached else ""
         click.echo(f"{step.run_id} {step.status}{mark}")

@@ -65,6 +65,22 @@ __all__ = ["serve"]
     help="Larger request bodies are refused with 413.",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a whole request (headers and body); slower ones are "
+    "disconnected.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=8),
+    default=2048,
+    show_default=True,
+    help="Open connections at most (kept below the open-file limit); past it, the connection "
+    "that has been sending its request the longest is closed.",
+)
+@click.option(
     "--model-threads",
     type=click.IntRange(min=0),
     default=0,
@@ -97,6 +113,8 @@ def serve(
     max_batch_size: int,
     max_wait_ms: float,
     max_body_bytes: int,
+    request_timeout: float,
+    max_connections: int,
     model_threads: int,
     env_manager: str,
     log_level: str,
@@ -130,6 +148,8 @@ def serve(
         follow=follow,
         follow_interval_s=follow_interval,
         model_threads=model_threads,
+        request_timeout_s=request_timeout,
+        max_connections=max_connections,
     )
     what = f"{ref.name} version {ref.version}" if ref.version else ref.source
     click.echo(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -34,10 +35,21 @@ from gitml.projects.provenance import (
 from gitml.projects.spec import EntryPoint, Project, load_project
 from gitml.projects.steps import plan_steps
 
-__all__ = ["PROVENANCE_FILE", "PATCH_FILE", "ProjectRun", "StepPlan", "prepare_step", "run"]
+__all__ = [
+    "logged_params",
+    "PATCH_FILE",
+    "PROVENANCE_FILE",
+    "RECORD_TAG",
+    "ProjectRun",
+    "StepPlan",
+    "prepare_step",
+    "run",
+]
 
 PROVENANCE_FILE = "gitml/provenance.json"
 PATCH_FILE = "gitml/diff.patch"
+RECORD_TAG = "gitml.project.run"
+RECORD_TAG_MAX = 7000
 _KILL_GRACE_S = 5.0
 
 
@@ -129,6 +141,18 @@ def prepare_step(
     }
     cache_key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()
     return StepPlan(entry, argv, final, extra, dict(given), env, prov, cache_key)
+
+
+def logged_params(plan: StepPlan) -> dict[str, str]:
+    """The params as `mlflow run` logs them: shell-quoted values, `path` values as given."""
+    out: dict[str, str] = {}
+    for name, value in plan.final.items():
+        p = plan.entry.parameters.get(name)
+        if p is not None and p.type == "path":
+            value = plan.given.get(name, str(p.default) if p.has_default else value)
+        out[name] = shlex.quote(value)
+    out.update({k: shlex.quote(v) for k, v in plan.extra.items()})
+    return out
 
 
 def _code_root(folder: Path) -> Path:
@@ -307,7 +331,7 @@ def _run_step(
     prov = plan.provenance
     run_tags = {
         **tags,
-        "mlflow.source.name": str(project.root),
+        "mlflow.source.name": project.root.as_uri(),
         "mlflow.source.type": "PROJECT",
         "mlflow.project.entryPoint": plan.entry.name,
         "mlflow.project.backend": "local",
@@ -317,12 +341,23 @@ def _run_step(
         "gitml.project.cache_key": plan.cache_key,
         **prov.tags(),
     }
+    record_tag = json.dumps(
+        {
+            "entry_point": plan.entry.name,
+            "given": plan.given,
+            "env_manager": plan.env.manager,
+            "project_dir": prov.code.get("project_dir", "."),
+        },
+        sort_keys=True,
+    )
+    if len(record_tag) <= RECORD_TAG_MAX:  # what reproduce needs, without fetching an artifact
+        run_tags[RECORD_TAG] = record_tag
     run = client.create_run(exp_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
     try:
         from gitml.entities import Param
 
-        params = [Param(k, v) for k, v in {**plan.final, **plan.extra}.items()]
+        params = [Param(k, v) for k, v in logged_params(plan).items()]
         if params:
             client.log_batch(run_id, params=params)
         record = prov.to_dict()

@@ -8,6 +8,7 @@ Errors answer MLflow's body `{"error_code", "message"}`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+_PARSE_INLINE_BYTES = 64 * 1024  # bodies up to this size parse on the event loop (well under 1 ms)
+DEFAULT_MAX_CONNECTIONS = 2048
 
 log = logging.getLogger("gitml.serving")
 
@@ -67,6 +71,8 @@ class ServeOptions:
     metrics_dir: str | None = None
     workers: int = 1
     model_threads: int = 0  # 0: automatic (see `model_threads_for`)
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # to read one request, headers and body
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # kept below the open-file limit
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the options from the environment."""
@@ -251,6 +257,8 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         state.predict, options.max_batch_size, options.max_wait_ms, state.on_call, state.merge
     )
     metrics = state.metrics
+    # Two threads parse big bodies; more would only contend for the GIL with the event loop.
+    parsers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gitml-parse")
 
     async def invocations(scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -273,7 +281,12 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             return 503, _error_body("TEMPORARILY_UNAVAILABLE", message)
         try:
             body = await _read_body(scope, receive, options.max_body_bytes)
-            inp = parse_request(body, _header(scope, b"content-type"), state.spec)
+            content_type = _header(scope, b"content-type")
+            if len(body) <= _PARSE_INLINE_BYTES:  # the common small request: no thread hop
+                inp = parse_request(body, content_type, state.spec)
+            else:  # a big body is parsed off the event loop: /ping and small requests go on
+                loop = asyncio.get_running_loop()
+                inp = await loop.run_in_executor(parsers, parse_request, body, content_type, state.spec)
             return 200, dump_predictions(await batcher.submit(inp))
         except GitMLError as e:
             status = getattr(e, "status", None) or e.get_http_status_code()
@@ -333,6 +346,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             for t in tasks:
                 t.cancel()
             batcher.close()
+            parsers.shutdown(wait=False, cancel_futures=True)
 
     routes = [
         Route("/invocations", not_reached, methods=["POST"]),  # 405 for other methods

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gitml.exceptions import CorruptMetadata, RepositoryError
+from gitml.store.entries import canonical_mode, check_entry_name
 
 __all__ = ["EMPTY_TREE", "Entry", "ObjectStore", "parse_tree", "serialize_tree", "write_pack"]
 
@@ -43,17 +44,27 @@ class Entry(NamedTuple):
         return self.mode == "40000"
 
 
-def parse_tree(data: bytes) -> dict[str, Entry]:
-    """Decode a raw tree object into {name: Entry}."""
+def parse_tree(data: bytes, sha: str | None = None) -> dict[str, Entry]:
+    """Decode a raw tree object into {name: Entry}, modes canonical and names checked
+    (`gitml.store.entries`); CorruptMetadata for a malformed or duplicate entry."""
     out: dict[str, Entry] = {}
+    where = f"Git tree {sha}" if sha else "a Git tree"
     i, n = 0, len(data)
-    while i < n:
-        sp = data.index(b" ", i)
-        nul = data.index(b"\0", sp)
-        mode = data[i:sp].decode()
-        name = data[sp + 1 : nul].decode("utf-8", "surrogateescape")
-        out[name] = Entry(mode, data[nul + 1 : nul + 21].hex())
-        i = nul + 21
+    try:
+        while i < n:
+            sp = data.index(b" ", i)
+            nul = data.index(b"\0", sp)
+            mode = canonical_mode(data[i:sp], where)
+            name = data[sp + 1 : nul].decode("utf-8", "surrogateescape")
+            check_entry_name(name, where)
+            if name in out:
+                raise CorruptMetadata(f"{where} lists {name[:80]!r} twice")
+            if nul + 21 > n:
+                raise CorruptMetadata(f"{where} is truncated")
+            out[name] = Entry(mode, data[nul + 1 : nul + 21].hex())
+            i = nul + 21
+    except ValueError as e:  # no space or NUL where the format needs one
+        raise CorruptMetadata(f"{where} is malformed") from e
     return out
 
 
@@ -197,7 +208,7 @@ class ObjectStore:
             kind, data = self.read(sha)
             if kind != "tree":
                 raise CorruptMetadata(f"object {sha} is a {kind}, not a tree")
-            cached = parse_tree(data)
+            cached = parse_tree(data, sha)
             if len(self._trees) > 50_000:
                 self._trees.clear()
             self._trees[sha] = cached

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitml.exceptions import ConcurrencyError, RepositoryError
+from gitml.exceptions import ConcurrencyError, CorruptMetadata, RepositoryError
 from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, ObjectStore
 
 __all__ = ["Changes", "GitRepo", "SourceInfo", "find_repo_root"]
@@ -39,6 +39,10 @@ def _git(args: list[str], cwd: Path | str, check: bool = True) -> subprocess.Com
 
 
 _ROOTS: dict[str, Path] = {}
+
+
+def _kind(mode: str) -> str:
+    return {"120000": "symbolic link", "160000": "submodule"}.get(mode, "file")
 
 
 def _discover(start: Path) -> Path | None:
@@ -299,7 +303,13 @@ class GitRepo:
         for name, change in node.items():
             if isinstance(change, dict):
                 current = entries.get(name)
-                sub = self._apply_node(current.sha if current and current.is_tree else None, change)
+                if current is not None and not current.is_tree:
+                    # Never rebuild a folder from nothing over an entry that is not one: if
+                    # it held runs that this reader could not see, they would be dropped.
+                    raise CorruptMetadata(
+                        f"cannot write below {name!r}: the branch holds a {_kind(current.mode)} there, not a folder"
+                    )
+                sub = self._apply_node(current.sha if current else None, change)
                 if sub == EMPTY_TREE:
                     entries.pop(name, None)
                 else:

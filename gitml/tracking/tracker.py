@@ -27,7 +27,7 @@ from gitml.store.journal import Journal
 from gitml.store.repo import GitRepo, find_repo_root
 from gitml.tracking import layout
 from gitml.tracking.experiments import ExperimentStore, now_ms
-from gitml.tracking.validation import check_run_id
+from gitml.tracking.validation import check_run_id, check_timestamp
 from gitml.tracking.writer import Pending, RunWriter, merge_run_files, new_token
 
 __all__ = ["Tracker", "get_tracker", "local_tracking_uri", "reset_all", "uri_to_root"]
@@ -118,6 +118,7 @@ class Tracker:
         self._started: dict[str, Run] = {}
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
+        self._in_flight: set[str] = set()  # runs whose writes a flush has taken, not yet committed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index: Any = None
@@ -210,8 +211,10 @@ class Tracker:
             for w in writers:
                 if w.run_id in compact:
                     w.request_compaction()
-            taken = [(w, w.take()) for w in writers]
-            taken = [(w, p) for w, p in taken if not p.empty()]
+            with self._lock:  # taken and marked in flight at once: a reader sees one or the other
+                taken = [(w, w.take()) for w in writers]
+                taken = [(w, p) for w, p in taken if not p.empty()]
+                self._in_flight.update(w.run_id for w, _ in taken)
             if not taken:
                 return
 
@@ -224,10 +227,13 @@ class Tracker:
             try:
                 self.repo.commit(build, lambda: _flush_message(taken))
             except BaseException:
-                for w, p in taken:
-                    w.give_back(p)
+                with self._lock:
+                    for w, p in taken:
+                        w.give_back(p)
+                    self._in_flight.clear()
                 raise
             with self._lock:
+                self._in_flight.clear()
                 for w, _ in taken:
                     if w.ended and not w.dirty:
                         w.journal.close(delete=True)
@@ -290,7 +296,7 @@ class Tracker:
             "experiment_id": str(experiment_id),
             "run_name": run_name,
             "status": RunStatus.RUNNING,
-            "start_time": start_time if start_time is not None else now_ms(),
+            "start_time": check_timestamp(start_time, "start_time") if start_time is not None else now_ms(),
             "end_time": None,
             "lifecycle_stage": LifecycleStage.ACTIVE,
             "user_id": user_id,
@@ -318,7 +324,9 @@ class Tracker:
         """Mark a run terminated and commit everything it logged, compacting its history."""
         RunStatus.from_string(status)
         writer = self.writer(run_id)
-        writer.set_meta(status=status, end_time=end_time if end_time is not None else now_ms())
+        writer.set_meta(
+            status=status, end_time=check_timestamp(end_time, "end_time") if end_time is not None else now_ms()
+        )
         if RunStatus.is_terminated(status):
             writer.ended = True
         self.flush(compact=(run_id,) if writer.ended else ())
@@ -395,10 +403,15 @@ class Tracker:
 
     # -- reading runs --------------------------------------------------------------------
     def _flush_if_dirty(self, run_id: str | None = None) -> None:
+        # Reads see this process's writes: pending ones are flushed first, and writes a flush
+        # (the background one, say) has taken but not yet committed are waited for; reading
+        # the branch in that window would see neither, and a run just created would be "not found".
         with self._lock:
-            dirty = any(w.dirty for w in self._writers.values()) if run_id is None else (
-                run_id in self._writers and self._writers[run_id].dirty
-            )
+            if run_id is None:
+                dirty = bool(self._in_flight) or any(w.dirty for w in self._writers.values())
+            else:
+                writer = self._writers.get(run_id)
+                dirty = run_id in self._in_flight or (writer is not None and writer.dirty)
         if dirty:
             self.flush()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_the_child_logs_into_the_run_gitml_started(
     assert run.data.metrics["score"] == 0.5
     assert (
         run.data.params["alpha"] == "0.25"
-        and run.data.params["msg"] == hostile
+        and run.data.params["msg"] == shlex.quote(hostile)  # as mlflow run logs it
         and run.data.params["lr"] == "0.1"
     )
     assert json.loads(run.data.params["argv"].replace("'", '"').replace("\n", "\\n")) == [
