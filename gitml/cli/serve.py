@@ -95,6 +95,13 @@ __all__ = ["serve"]
     help="Accepted for MLflow compatibility: gitml serves in the current environment.",
 )
 @click.option(
+    "--name",
+    "served_name",
+    default=None,
+    help="The model name Open Inference Protocol (V2) clients use (default: the registered name, "
+    "or the folder's name).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -117,9 +124,11 @@ def serve(
     max_connections: int,
     model_threads: int,
     env_manager: str,
+    served_name: str | None,
     log_level: str,
 ) -> None:
-    """Serve a model over REST: POST /invocations, GET /ping, /health, /version, /metrics.
+    """Serve a model over REST: POST /invocations, GET /ping, /health, /version, /metrics,
+    and the Open Inference Protocol (V2): /v2/health/*, /v2/models/NAME[/versions/V]/infer.
 
     The URI is resolved before the server starts (a model, stage or alias that is not there
     is an error); the model then loads while the port is already open, and /ping answers 200
@@ -150,6 +159,7 @@ def serve(
         model_threads=model_threads,
         request_timeout_s=request_timeout,
         max_connections=max_connections,
+        name=served_name,
     )
     what = f"{ref.name} version {ref.version}" if ref.version else ref.source
     click.echo(

@@ -28,6 +28,7 @@ __all__ = [
     "merge_inputs",
     "merge_table",
     "parse_request",
+    "parse_v2_body",
     "split_predictions",
 ]
 
@@ -112,6 +113,14 @@ def _loads(body: bytes) -> Any:
         return _orjson.loads(body) if _orjson is not None else json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # orjson: nesting over 1024
         raise InvalidParameterValue(f"Malformed JSON body: {str(e)[:200]}")
+
+
+def parse_v2_body(body: bytes) -> Any:
+    """A V2 request body: a JSON object."""
+    payload = _loads(body)
+    if not isinstance(payload, dict):
+        raise InvalidParameterValue("an inference request must be a JSON object")
+    return payload
 
 
 def parse_request(body: bytes, content_type: str | None, spec: InputSpec | None) -> ModelInput:

@@ -133,3 +133,99 @@ def test_names_only_a_checkout_fears_are_kept_and_nothing_is_dropped(world: Worl
     world.push(world.victim)
     assert world.runs_on(world.bare) == {*ids, mine}
     assert name in git("ls-tree", "--name-only", "refs/heads/gitml", cwd=world.bare).split("\n")
+
+
+def _bomb(levels: int = 9) -> bytes:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("path", ["experiments/0/tags.json", "experiments/0/meta.yaml"])
+def test_a_yaml_alias_bomb_in_a_merge_is_not_expanded(world: World, path: str) -> None:
+    import gitml
+    from tests.hostile._readers import plant
+
+    _three_runs(world)
+    world.pull(world.victim)
+    a = world.attacker
+    with in_clone(a):
+        gitml.set_experiment_tag("owner", "mallory")
+    plant(a, {path: _bomb()})
+    _force_push(a)
+    with in_clone(world.victim):
+        gitml.set_experiment_tag("owner", "victim")
+    if path.endswith(".yaml"):  # the victim's side changes the file too (a rename, say)
+        meta = git("show", f"refs/heads/gitml:{path}", cwd=world.victim)
+        plant(world.victim, {path: (meta + "last_update_time: 1\n").encode()})
+    mine = world.log_run(world.victim, acc=0.9)
+    t0 = time.monotonic()
+    shared = world.pull(world.victim)  # neither a stall, nor a MemoryError, nor a refusal
+    assert time.monotonic() - t0 < 30
+    warnings = shared.result.warnings  # type: ignore[attr-defined]
+    assert any(path in w for w in warnings), warnings
+    if shared is not None:
+        world.push(world.victim)
+        assert mine in world.runs_on(world.bare)
+        blob = git("show", f"refs/heads/gitml:{path}", cwd=world.victim)
+        assert len(blob) < 100_000  # kept one side whole, never the expansion
+    # pull, push and sync keep working afterwards
+    t0 = time.monotonic()
+    try:
+        world.pull(world.victim)
+    except GitMLError:
+        pass
+    assert time.monotonic() - t0 < 30
+
+
+def _purge_all(world: World, ids: list[str]) -> None:
+    """The attacker tombstones every run and removes them from the branch."""
+    import json
+
+    from tests.hostile._readers import plant
+
+    a = world.attacker
+    plant(a, {"purged.json": json.dumps({"runs": {r: 1 for r in ids}, "experiments": {}}).encode()})
+    tree = git("rev-parse", "refs/heads/gitml^{tree}", cwd=a).strip()
+    entries = [e for e in _root_entries(a) if e[1] != "runs"]
+    tree = _raw_tree(a, sorted(entries, key=lambda e: e[1]))
+    _commit_tree(a, tree, "cleanup")
+    _force_push(a)
+
+
+def test_a_purge_of_every_run_needs_allow_purge(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    ids = _three_runs(world)
+    world.pull(world.victim)
+    _purge_all(world, ids)
+    with pytest.raises(GitMLError, match="would remove 3 of the 3 runs.*--allow-purge"):
+        world.pull(world.victim)
+    assert world.runs_on(world.victim) == set(ids)  # nothing removed
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, "pull")
+        assert code != 0 and "--allow-purge" in err and "already up to date" not in out
+        with pytest.raises(GitMLError):  # a push must not spread it either
+            world.push(world.victim)
+        code, out, err = run_cli(capsys, "pull", "--allow-purge")
+    assert code == 0, err
+    assert "3 removed" in out and "already up to date" not in out
+    assert "removed 3 of 3 run(s)" in err
+    assert world.runs_on(world.victim) == set()
+
+
+def test_one_purged_run_is_removed_and_reported(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    ids = _three_runs(world)
+    world.pull(world.victim)
+    with in_clone(world.attacker):
+        from gitml.tracking.client import MlflowClient
+
+        MlflowClient().delete_run(ids[0], permanent=True)
+    world.push(world.attacker)
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, "pull")
+    assert code == 0, err
+    assert "1 removed" in out and "already up to date" not in out
