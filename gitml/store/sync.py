@@ -25,6 +25,8 @@ from gitml.store.merge import merge_trees, purged_runs, run_changes
 from gitml.store.repo import GitRepo, find_repo_root
 
 __all__ = [
+    "PURGE_MAX_RUNS",
+    "PURGE_MAX_SHARE",
     "Moved",
     "SyncResult",
     "is_registry_tag",
@@ -85,11 +87,12 @@ class Moved:
     runs_added: tuple[str, ...] = ()
     runs_updated: tuple[str, ...] = ()
     tags_added: tuple[str, ...] = ()
+    runs_removed: tuple[str, ...] = ()  # runs this clone had that the pull removed (purged upstream)
 
     @property
     def empty(self) -> bool:
         """True when nothing moved."""
-        return not (self.runs_added or self.runs_updated or self.tags_added)
+        return not (self.runs_added or self.runs_updated or self.tags_added or self.runs_removed)
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,41 @@ def _commit_time(repo: GitRepo, sha: str) -> int:
     return 0
 
 
+# -- destructive pulls ------------------------------------------------------------------------
+# A pull that would remove more runs than this from the clone (or more than this share of
+# them, when more than one) needs `allow_purge`: a `purged.json` listing every run id is
+# one commit away.
+PURGE_MAX_RUNS = 10
+PURGE_MAX_SHARE = 0.10
+
+
+def _count_runs(repo: GitRepo, tree: str) -> int:
+    from gitml import constants as C
+
+    return sum(len(repo.list_dir(tree, f"{C.RUNS_DIR}/{p}")) for p in repo.list_dir(tree, C.RUNS_DIR))
+
+
+def _check_removals(
+    repo: GitRepo, remote: str, ours: str, new_tree: str, allow_purge: bool, warnings: list[str]
+) -> None:
+    """Report runs of this clone that taking `new_tree` would remove; refuse above the
+    threshold unless `allow_purge` (InvalidState, nothing changed)."""
+    removed = run_changes(repo, repo.tree_of(ours), new_tree).removed
+    if not removed:
+        return
+    total = _count_runs(repo, repo.tree_of(ours))
+    shown = ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else "")
+    # One purged run always passes (a small branch would otherwise need the flag for every purge).
+    many = len(removed) > PURGE_MAX_RUNS or (len(removed) > 1 and len(removed) > PURGE_MAX_SHARE * total)
+    if many and not allow_purge:
+        raise InvalidState(
+            f"refusing to pull from '{remote}': it would remove {len(removed)} of the {total} runs "
+            f"of this clone (deleted permanently there: {shown}). If that is intended, pull again "
+            "with --allow-purge; the runs stay here until then"
+        )
+    warnings.append(f"the pull removed {len(removed)} of {total} run(s) deleted permanently on '{remote}': {shown}")
+
+
 # -- pull -------------------------------------------------------------------------------------
 @dataclass
 class _Pulled:
@@ -320,7 +358,7 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
 
 
 def _merge_into_local(
-    repo: GitRepo, remote: str, theirs: str | None, warnings: list[str]
+    repo: GitRepo, remote: str, theirs: str | None, warnings: list[str], allow_purge: bool = False
 ) -> tuple[bool, str | None]:
     """Bring the local branch up to `theirs`; returns (merge commit made, new local tip)."""
     if theirs is None:
@@ -331,6 +369,8 @@ def _merge_into_local(
             return False, ours
         base = _git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
         if ours is None or base == ours:
+            if ours is not None:
+                _check_removals(repo, remote, ours, repo.tree_of(theirs), allow_purge, warnings)
             if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
                 return False, theirs
             continue
@@ -345,6 +385,7 @@ def _merge_into_local(
                 repo.tree_of(theirs),
                 ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
             )
+            _check_removals(repo, remote, ours, result.tree, allow_purge, warnings)
             changes = run_changes(repo, repo.tree_of(ours), result.tree)
             message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
             notes = [
@@ -367,8 +408,14 @@ def pull(
     *,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = is_registry_tag,
+    allow_purge: bool = False,
 ) -> SyncResult:
-    """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch."""
+    """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch.
+
+    Runs of this clone that the remote deleted permanently are removed and reported (in
+    `pulled.runs_removed` and a warning); more than PURGE_MAX_RUNS of them, or more than
+    PURGE_MAX_SHARE of the clone's runs, is refused (InvalidState) unless `allow_purge`.
+    """
     name = resolve_remote(repo, remote, config)
     tracking = _tracking_ref(repo, name)
     before = repo.tip()
@@ -379,14 +426,14 @@ def pull(
             got.warnings.append(
                 f"tag {n} is another tag on '{name}': kept the local one (gitml push renumbers it)"
             )
-    merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings)
+    merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings, allow_purge)
     changes = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
     return SyncResult(
         remote=name,
         branch=repo.branch,
         tip=tip,
         remote_tip=got.remote_tip,
-        pulled=Moved(changes.added, changes.updated, tuple(got.tags_fetched)),
+        pulled=Moved(changes.added, changes.updated, tuple(got.tags_fetched), changes.removed),
         merged=merged,
         rewritten=got.rewritten,
         warnings=tuple(got.warnings),
@@ -435,6 +482,7 @@ def push(
     tag_filter: Callable[[str], bool] = is_registry_tag,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
+    allow_purge: bool = False,
     timeout_s: float = 300.0,
 ) -> SyncResult:
     """Merge the remote's branch in, then push the branch and registry tags until the push lands.
@@ -461,7 +509,7 @@ def push(
         warnings.extend(w for w in got.warnings if w not in warnings)
         fetched_tags.extend(t for t in got.tags_fetched if t not in fetched_tags)
         rewritten = rewritten or got.rewritten
-        merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings)
+        merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings, allow_purge)
         merged_any = merged_any or merged
         local_tags = _local_tags(repo, tag_filter)
         clashes = sorted(n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha)
@@ -534,7 +582,7 @@ def _pushed_result(
         branch=repo.branch,
         tip=tip,
         remote_tip=remote_after,
-        pulled=Moved(pulled.added, pulled.updated, tuple(fetched_tags)),
+        pulled=Moved(pulled.added, pulled.updated, tuple(fetched_tags), pulled.removed),
         pushed=Moved(pushed.added, pushed.updated, tuple(tags)),
         merged=merged,
         rewritten=rewritten,
@@ -552,6 +600,7 @@ def sync(
     tag_filter: Callable[[str], bool] = is_registry_tag,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
+    allow_purge: bool = False,
 ) -> SyncResult:
     """Pull, then push: afterwards the local and the remote branch hold the same runs."""
     return push(
@@ -561,4 +610,5 @@ def sync(
         tag_filter=tag_filter,
         reconcile=reconcile,
         allow_drop=allow_drop,
+        allow_purge=allow_purge,
     )

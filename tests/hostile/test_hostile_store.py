@@ -177,3 +177,55 @@ def test_a_yaml_alias_bomb_in_a_merge_is_not_expanded(world: World, path: str) -
     except GitMLError:
         pass
     assert time.monotonic() - t0 < 30
+
+
+def _purge_all(world: World, ids: list[str]) -> None:
+    """The attacker tombstones every run and removes them from the branch."""
+    import json
+
+    from tests.hostile._readers import plant
+
+    a = world.attacker
+    plant(a, {"purged.json": json.dumps({"runs": {r: 1 for r in ids}, "experiments": {}}).encode()})
+    tree = git("rev-parse", "refs/heads/gitml^{tree}", cwd=a).strip()
+    entries = [e for e in _root_entries(a) if e[1] != "runs"]
+    tree = _raw_tree(a, sorted(entries, key=lambda e: e[1]))
+    _commit_tree(a, tree, "cleanup")
+    _force_push(a)
+
+
+def test_a_purge_of_every_run_needs_allow_purge(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    ids = _three_runs(world)
+    world.pull(world.victim)
+    _purge_all(world, ids)
+    with pytest.raises(GitMLError, match="would remove 3 of the 3 runs.*--allow-purge"):
+        world.pull(world.victim)
+    assert world.runs_on(world.victim) == set(ids)  # nothing removed
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, "pull")
+        assert code != 0 and "--allow-purge" in err and "already up to date" not in out
+        with pytest.raises(GitMLError):  # a push must not spread it either
+            world.push(world.victim)
+        code, out, err = run_cli(capsys, "pull", "--allow-purge")
+    assert code == 0, err
+    assert "3 removed" in out and "already up to date" not in out
+    assert "removed 3 of 3 run(s)" in err
+    assert world.runs_on(world.victim) == set()
+
+
+def test_one_purged_run_is_removed_and_reported(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    ids = _three_runs(world)
+    world.pull(world.victim)
+    with in_clone(world.attacker):
+        from gitml.tracking.client import MlflowClient
+
+        MlflowClient().delete_run(ids[0], permanent=True)
+    world.push(world.attacker)
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, "pull")
+    assert code == 0, err
+    assert "1 removed" in out and "already up to date" not in out
