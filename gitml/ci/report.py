@@ -119,6 +119,7 @@ def diff_comment_body(
     lower_is_better: Iterable[str] = (),
     pipeline_url: str | None = None,
     run_url: Callable[[str], str | None] | None = None,
+    fail_on: Iterable[str] = (),
 ) -> str:
     """The default comment: the diff against `base` (with links to both runs when `run_url`
     gives them), or, when a side has no finished run yet (a first pull request), a body that
@@ -126,7 +127,9 @@ def diff_comment_body(
     from gitml.exceptions import ResourceDoesNotExist
 
     try:
-        report = diff_report(base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better)
+        report = diff_report(
+            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better, fail_on=fail_on
+        )
     except ResourceDoesNotExist as e:
         return comment_body(
             f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n", pipeline_url

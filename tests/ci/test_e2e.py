@@ -129,3 +129,17 @@ def test_a_first_pull_request_gets_a_comment_saying_there_is_nothing_to_compare(
     assert (code, err) == (0, "")
     [comment] = github.comments.values()
     assert "Nothing to compare yet: no finished run for " in comment["body"]
+
+
+def test_the_comment_shows_the_gates(
+    repo: Path, github: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mlflow.set_tracking_uri(str(repo))
+    log({"accuracy": 0.80})
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    push_commit(repo, "print('v2')\n")
+    log({"accuracy": 0.70})
+    code, out, _ = run_cli(capsys, "ci", "comment", "--fail-on", "accuracy<-0.05")
+    assert code == 0  # the comment reports the gates; `gitml diff --fail-on` fails the check
+    [comment] = github.comments.values()
+    assert "1 of 1 metric gates crossed" in comment["body"] and "crossed" in comment["body"]

@@ -24,7 +24,9 @@ def test_ci_imports_only_go_down() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             for name in names:
-                if name.startswith("gitml") and not (name + ".").startswith(tuple(a + "." for a in ALLOWED)):
+                if name.startswith("gitml") and not (name + ".").startswith(
+                    tuple(a + "." for a in ALLOWED)
+                ):
                     offenders.append(f"{path.name}:{node.lineno} imports {name}")
                 if name == "click" or name.startswith(("click.", "httpx")):
                     offenders.append(f"{path.name}:{node.lineno} imports {name}")
