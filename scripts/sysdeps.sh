@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system programs the tests run for real (sshd, prometheus, wrk, npm) when missing.
+# Installs the system programs the tests run for real (sshd, prometheus, wrk, npm, rsync) when missing.
 set -euo pipefail
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
@@ -7,6 +7,8 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # npm installs GitHub's OpenAPI description that tests/ci checks its fake API against
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# gitlab-ci-local copies the project with rsync when it runs jobs
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "sysdeps: missing ${missing[*]} (not root or no apt-get): the tests that need them will skip" >&2
