@@ -77,7 +77,7 @@ gitml-comment:
   # The runs are already pushed: a comment that cannot be posted fails this job alone.
   allow_failure: true
   script:
-    - gitml ci comment
+    - gitml ci comment@@FAIL_ON@@
 
 gitml-evaluate:
   stage: evaluation
@@ -104,6 +104,7 @@ gitml-deploy:
   environment:
     name: @@ENVIRONMENT_YAML@@
   script:
+    - set -o pipefail
     - gitml deployments plan --tag "$CI_COMMIT_TAG" --stage @@STAGE@@ --environment @@ENVIRONMENT@@ | tee gitml-plan.txt
     - |
       if grep -qx 'deploy=true' gitml-plan.txt; then

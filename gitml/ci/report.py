@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from gitml.exceptions import InvalidParameterValue
 __all__ = [
     "DiffReport",
     "comment_body",
+    "diff_comment_body",
     "diff_report",
     "report_markdown",
     "write_metrics_file",
@@ -102,12 +103,79 @@ def report_markdown(report: DiffReport) -> str:
     return text
 
 
-def comment_body(report: DiffReport, pipeline_url: str | None = None) -> str:
-    """The sticky comment's body: a title, the report, and the pipeline that made it."""
-    parts = ["### gitml: this branch's runs against its base", "", report_markdown(report)]
+def comment_body(report: DiffReport | str, pipeline_url: str | None = None) -> str:
+    """The sticky comment's body: a title, the report (or why there is none), and the pipeline."""
+    text = report_markdown(report) if isinstance(report, DiffReport) else report
+    parts = ["### gitml: this branch's runs against its base", "", text]
     if pipeline_url and _URL.fullmatch(pipeline_url):
         parts += ["", f"<sub>Made by [this pipeline]({pipeline_url}).</sub>"]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def diff_comment_body(
+    base: str | None,
+    *,
+    tracking_uri: str | None = None,
+    lower_is_better: Iterable[str] = (),
+    pipeline_url: str | None = None,
+    run_url: Callable[[str], str | None] | None = None,
+    fail_on: Iterable[str] = (),
+) -> str:
+    """The default comment: the diff against `base` (with links to both runs when `run_url`
+    gives them), or, when a side has no finished run yet (a first pull request), a body that
+    says so instead of failing the step."""
+    from gitml.exceptions import ResourceDoesNotExist
+
+    try:
+        report = diff_report(
+            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better, fail_on=fail_on
+        )
+    except ResourceDoesNotExist as e:
+        return comment_body(
+            f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n", pipeline_url
+        )
+    text = report_markdown(report)
+    marks = _provenance(tracking_uri, [report.diff.a.run_id, report.diff.b.run_id])
+    if marks:
+        text += "\n" + marks
+    links = [_run_link(side.run_id, run_url) for side in (report.diff.a, report.diff.b)]
+    if run_url is not None and all(links):
+        text = f"Runs compared: {links[0]} → {links[1]}\n\n" + text
+    return comment_body(text, pipeline_url)
+
+
+def _provenance(tracking_uri: str | None, run_ids: list[str]) -> str:
+    """One line per run that provenance marks: run with uncommitted changes, or a reproduction."""
+    from gitml.exceptions import GitMLError
+    from gitml.tracking.client import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    lines = []
+    for label, run_id in zip(("base", "this branch"), run_ids, strict=True):
+        try:
+            tags = client.get_run(run_id).data.tags
+        except GitMLError:
+            continue
+        if str(tags.get("gitml.source.dirty", "")).lower() == "true":
+            lines.append(
+                f"- ⚠️ The {label}'s run `{run_id[:12]}` ran with uncommitted changes "
+                "(its patch is an artifact of the run)."
+            )
+        original = tags.get("gitml.reproduces")
+        if isinstance(original, str) and _RUN_ID.fullmatch(original):
+            lines.append(f"- 🔁 The {label}'s run `{run_id[:12]}` reproduces `{original[:12]}`.")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _run_link(run_id: str, run_url: Callable[[str], str | None] | None) -> str | None:
+    """A markdown link to a run's folder; None unless the id is a run id (it came from the branch)."""
+    if run_url is None or not _RUN_ID.fullmatch(run_id):
+        return None
+    url = run_url(run_id)
+    return f"[`{run_id[:12]}`]({url})" if url and _URL.fullmatch(url) else None
 
 
 def write_step_summary(path: str | Path, markdown: str) -> None:

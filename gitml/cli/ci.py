@@ -40,6 +40,13 @@ def ci() -> None:
     help="A metric where lower is better (repeatable).",
 )
 @click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="EXPR",
+    help="Show these metric gates in the comment (as `gitml diff --fail-on`); the comment never fails on them.",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
@@ -52,6 +59,7 @@ def comment(
     body_file: str | None,
     base: str | None,
     lower: tuple[str, ...],
+    fail_on: tuple[str, ...],
     output: str | None,
 ) -> None:
     """Create or update gitml's one comment on the current pull request (GitHub) or merge request (GitLab).
@@ -71,12 +79,21 @@ def comment(
         with click.open_file(body_file, encoding="utf-8", errors="replace") as f:
             body = f.read()
     else:
-        from gitml.ci.report import comment_body, diff_report
+        from gitml.ci.report import diff_comment_body
+        from gitml.config import resolve_config
+        from gitml.constants import run_dir
+        from gitml.store.repo import find_repo_root
 
-        report = diff_report(
-            base, None, tracking_uri=ctx.obj.get("repo") if ctx.obj else None, lower_is_better=lower
+        uri = ctx.obj.get("repo") if ctx.obj else None
+        branch = resolve_config(find_repo_root(uri)).branch
+        body = diff_comment_body(
+            base,
+            tracking_uri=uri,
+            lower_is_better=lower,
+            pipeline_url=cfg.pipeline_url,
+            run_url=lambda run_id: cfg.tree_url(branch, run_dir(run_id)),
+            fail_on=fail_on,
         )
-        body = comment_body(report, cfg.pipeline_url)
     if thread is None:
         from pathlib import Path
 

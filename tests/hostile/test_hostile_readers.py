@@ -314,3 +314,47 @@ def test_reads_see_writes_a_flush_has_taken_but_not_committed(
     assert failures == []
     found = GitMLClient(world.victim).search_runs([exp], "", max_results=1000)
     assert len(found) == 300 and {r.info.status for r in found} == {"FINISHED"}
+
+
+def test_recover_reports_only_what_it_committed(world: World) -> None:
+    """A stale journal whose every record is already on the branch: nothing is "Recovered"."""
+    import shutil
+
+    from gitml.tracking import tracker as _tracker
+
+    client = GitMLClient(world.victim)
+    run = client.create_run(client.create_experiment("stale"))
+    client.log_metric(run.info.run_id, "m", 1.0)
+    client.flush()
+    journal_dir = world.victim / ".git" / "gitml" / "journal"
+    (journal,) = journal_dir.glob(f"{run.info.run_id}-*.jsonl")
+    shutil.copy(journal, world.home / journal.name)
+    client.set_terminated(run.info.run_id)
+    _tracker.reset_all()
+    assert not journal.exists()
+    shutil.copy(world.home / journal.name, journal)  # as if the process died before removing it
+    before = git("rev-parse", "refs/heads/gitml", cwd=world.victim)
+    out = gitml_cli("runs", "recover", cwd=world.victim)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Nothing to recover\n"
+    assert git("rev-parse", "refs/heads/gitml", cwd=world.victim) == before
+    assert GitMLClient(world.victim).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_load_dict_refuses_a_yaml_alias_bomb(world: World) -> None:
+    """Own attack: a YAML artifact that expands to billions of strings when loaded."""
+    import gitml
+    from tests.hostile.conftest import in_clone
+
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9)
+    )
+    with in_clone(world.victim):
+        with gitml.start_run() as run:
+            gitml.log_text(bomb, "cfg.yaml")
+            gitml.log_dict({"deep": [[[[1]]]], "big": 10**30}, "ok.json")
+        start = time.monotonic()
+        with pytest.raises(InvalidParameterValue, match="aliases"):
+            gitml.artifacts.load_dict(f"runs:/{run.info.run_id}/cfg.yaml")
+        assert time.monotonic() - start < 5
+        assert gitml.artifacts.load_dict(f"runs:/{run.info.run_id}/ok.json") == {"deep": [[[[1]]]], "big": 10**30}

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.hostile.conftest import World
 from tests.serving.conftest import GITML, Server, free_port
 
 pytest.importorskip("uvicorn", reason="uvicorn serves the model")
@@ -183,3 +184,47 @@ def test_half_sent_flood_does_not_lock_others_out(model: Path) -> None:
         for s in socks:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_monitor_survives_a_tag_with_a_10_400_metric(world: World) -> None:
+    """One hand-made tag message with an absurd metric neither stops `gitml monitor` at start
+    nor freezes the other models' gauges."""
+    import uuid
+
+    import numpy as np
+
+    import gitml
+    from gitml.models.signature import infer_signature
+    from gitml.serving.monitor import MonitorServer, collect_registry
+    from gitml.tracking.client import MlflowClient
+    from tests.conftest import git
+    from tests.hostile.conftest import git_input, in_clone
+    from tests.serving.pymodels import Scaled
+
+    with in_clone(world.attacker):
+        with gitml.start_run():
+            gitml.log_metric("accuracy", 0.9)
+            sig = infer_signature(np.zeros((2, 3)), np.zeros(2))
+            info = gitml.pyfunc.log_model("model", python_model=Scaled(1.0), signature=sig)
+        gitml.register_model(info.model_uri, "good")
+        MlflowClient().transition_model_version_stage("good", 1, "Production")
+    head = git("rev-parse", "HEAD", cwd=world.attacker).strip()
+    message = (
+        "gitml: 1\naction: register\nmodel: evil\nversion: 1\nsemver: v1.0.0\n"
+        f"run_id: {uuid.uuid4().hex}\nmetrics:\n  accuracy: 1{'0' * 400}\n"
+    )
+    for tag in ("evil@v1.0.0", "evil#production#1"):
+        git_input(message.encode(), "tag", "-a", tag, head, "-F", "-", cwd=world.attacker)
+    world.push(world.attacker)
+    git("push", "-q", "origin", "--tags", cwd=world.attacker)
+    world.pull(world.victim)
+    client = MlflowClient(tracking_uri=str(world.victim))
+    monitor = MonitorServer(port=0, interval=60, collect=lambda: collect_registry(client))
+    try:
+        models = {dict(labels)["model"] for labels, _ in monitor._samples["metric"]}
+        assert "good" in models
+        assert 'model="good"' in monitor.text
+        monitor.refresh()
+        assert monitor.errors == 0
+    finally:
+        monitor.stop()

@@ -177,3 +177,110 @@ def test_a_yaml_alias_bomb_in_a_merge_is_not_expanded(world: World, path: str) -
     except GitMLError:
         pass
     assert time.monotonic() - t0 < 30
+
+
+def _purge_all(world: World, ids: list[str]) -> None:
+    """The attacker tombstones every run and removes them from the branch."""
+    import json
+
+    from tests.hostile._readers import plant
+
+    a = world.attacker
+    plant(a, {"purged.json": json.dumps({"runs": {r: 1 for r in ids}, "experiments": {}}).encode()})
+    tree = git("rev-parse", "refs/heads/gitml^{tree}", cwd=a).strip()
+    entries = [e for e in _root_entries(a) if e[1] != "runs"]
+    tree = _raw_tree(a, sorted(entries, key=lambda e: e[1]))
+    _commit_tree(a, tree, "cleanup")
+    _force_push(a)
+
+
+def test_a_purge_of_every_run_needs_allow_purge(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    ids = _three_runs(world)
+    world.pull(world.victim)
+    _purge_all(world, ids)
+    with pytest.raises(GitMLError, match="would remove 3 of the 3 runs.*--allow-purge"):
+        world.pull(world.victim)
+    assert world.runs_on(world.victim) == set(ids)  # nothing removed
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, "pull")
+        assert code != 0 and "--allow-purge" in err and "already up to date" not in out
+        with pytest.raises(GitMLError):  # a push must not spread it either
+            world.push(world.victim)
+        code, out, err = run_cli(capsys, "pull", "--allow-purge")
+    assert code == 0, err
+    assert "3 removed" in out and "already up to date" not in out
+    assert "removed 3 of 3 run(s)" in err
+    assert world.runs_on(world.victim) == set()
+
+
+def test_one_purged_run_is_removed_and_reported(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    ids = _three_runs(world)
+    world.pull(world.victim)
+    with in_clone(world.attacker):
+        from gitml.tracking.client import MlflowClient
+
+        MlflowClient().delete_run(ids[0], permanent=True)
+    world.push(world.attacker)
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, "pull")
+    assert code == 0, err
+    assert "1 removed" in out and "already up to date" not in out
+
+
+@pytest.mark.parametrize("where", ["cli", "env", "config"])
+@pytest.mark.parametrize("command", ["pull", "push", "sync"])
+def test_a_remote_named_like_an_option_never_runs_a_command(
+    world: World, where: str, command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import run_cli
+
+    proof = world.home / "pwned"
+    evil = f"--upload-pack=touch {proof}"
+    args = [command]
+    if where == "cli":
+        args += ["--", evil]
+    elif where == "env":
+        monkeypatch.setenv("GITML_REMOTE", evil)
+    else:
+        git("config", "gitml.remote", evil, cwd=world.victim)
+    world.log_run(world.victim, acc=0.1)
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, *args)
+    assert code != 0 and "Error:" in err and "git option" in err, err
+    assert not proof.exists()
+
+
+@pytest.mark.parametrize("remote", ["ext::sh -c touch% pwned", "a..b", "bad name", "x.lock"])
+def test_remotes_git_refuses_are_refused_before_git_runs(world: World, remote: str) -> None:
+    with pytest.raises(GitMLError):
+        world.pull(world.victim, remote=remote)
+    assert not (world.victim / "pwned").exists()
+
+
+def test_two_syncs_at_once_on_one_clone_both_succeed(world: World) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    for i in range(3):
+        world.log_run(world.attacker, acc=0.1 * i)
+    world.push(world.attacker)
+    world.log_run(world.victim, acc=0.5)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "from gitml.cli import main; main()", "sync"],
+            cwd=world.victim, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (_out, err) in zip(procs, results, strict=True):
+        assert "cannot lock ref" not in err, err
+        assert p.returncode == 0, err
+    assert len(world.runs_on(world.bare)) == 4

@@ -23,11 +23,12 @@ from gitml.models.source import needs_source
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
+    mlflow_keywords,
     new_model_dir,
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model", "trusted_by_default"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_skops", "log_model", "save_model", "trusted_by_default"]
 
 FLAVOR_NAME = "sklearn"
 LOADER_MODULE = "gitml.sklearn"
@@ -122,8 +123,13 @@ def save_model(
     extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     mlflow_model: Model | None = None,
+    code_path: Sequence[str | Path] | None = None,
+    conda_env: Any = None,
 ) -> Model:
     """Save a fitted estimator or pipeline as `model.skops` (no pickle) in a model folder."""
+    code_paths, pip_requirements = mlflow_keywords(
+        code_paths, code_path, conda_env, pip_requirements, extra_pip_requirements
+    )
     sio = _skops_io()
     if pyfunc_predict_fn not in _PREDICT_FNS:
         raise InvalidParameterValue(f"pyfunc_predict_fn must be one of {_PREDICT_FNS}")
@@ -226,7 +232,6 @@ def trusted_by_default(name: str) -> bool:
 def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
     from gitml.models.pyfunc_model import load_flavor_conf
 
-    sio = _skops_io()
     conf = load_flavor_conf(meta, FLAVOR_NAME)
     if conf.get("serialization_format", "skops") != "skops":
         raise InvalidParameterValue(
@@ -237,6 +242,15 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
     file = (model_dir / rel).resolve()
     if not file.is_relative_to(model_dir.resolve()) or not file.is_file():
         raise CorruptMetadata(f"model file {rel!r} is missing or outside the model folder")
+    with shipped_code(model_dir, conf.get("code")):
+        return load_skops(file, trusted, rel)
+
+
+def load_skops(file: Path, trusted: Trusted = None, rel: str | None = None) -> Any:
+    """Read a skops file: types outside skops's allow-list and `trusted_by_default` are refused
+    unless `trusted` names them (or is True)."""
+    sio = _skops_io()
+    rel = rel or file.name
     try:
         untrusted = sio.get_untrusted_types(file=file)
     except Exception as e:  # not a skops zip: a pickle, a truncated file...
@@ -255,8 +269,7 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
             "If you trust this model, pass trusted=[...those names...] (or trusted=True)"
         )
     try:
-        with shipped_code(model_dir, conf.get("code")):
-            return sio.load(file, trusted=allowed or None)
+        return sio.load(file, trusted=allowed or None)
     except GitMLError:
         raise
     except Exception as e:
