@@ -45,6 +45,13 @@ def _say(msg: str) -> None:
     metavar="NAME=VALUE",
     help="A parameter (repeatable).",
 )
+@click.option(
+    "-v",
+    "--version",
+    "version",
+    default=None,
+    help="Git revision to run (the project is cloned at it).",
+)
 @click.option("--experiment-name", default=None, help="Experiment to run in (created if missing).")
 @click.option("--experiment-id", default=None, help="Experiment id to run in.")
 @click.option("--run-name", default=None, help="Name of the run.")
@@ -96,6 +103,7 @@ def run(
     uri: str,
     entry_point: str,
     params: tuple[str, ...],
+    version: str | None,
     experiment_name: str | None,
     experiment_id: str | None,
     run_name: str | None,
@@ -107,7 +115,7 @@ def run(
     lenient: bool,
     timeout: float | None,
 ) -> None:
-    """Run an entry point of the MLproject at URI (default: .) as a gitml run.
+    """Run an entry point of the MLproject at URI (a folder or GIT-URL[#subdir]; default .) as a gitml run.
 
     The command runs without a shell; the child logs into the run through MLFLOW_RUN_ID.
     Exit status: the child's (0 when the run FINISHED), 130 when interrupted.
@@ -146,6 +154,7 @@ def run(
             timeout=timeout,
             tracking_uri=repo,
             on_event=_say,
+            version=version,
         )
     except KeyboardInterrupt:
         click.echo("Interrupted: the child was stopped and its run marked KILLED", err=True)

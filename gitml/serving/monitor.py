@@ -10,14 +10,23 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
-
-from gitml.serving.metrics import render_samples
 
 __all__ = ["MonitorServer", "collect_registry", "render_registry"]
 
 Sample = tuple[tuple[tuple[str, Any], ...], float]
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> Any:
+    """One metric family of (labels, value) samples, for prometheus_client to write."""
+    from prometheus_client.metrics_core import Metric
+
+    family = Metric(name, help_text, kind)
+    sample_name = f"{name}_total" if kind == "counter" else name
+    for labels, value in samples:
+        family.add_sample(sample_name, {k: str(v) for k, v in labels}, float(value))
+    return family
 
 
 def _client() -> Any:
@@ -110,33 +119,47 @@ def _collect_model(
 
 def render_registry(samples: dict[str, list[Sample]], refreshed: float, errors: int) -> str:
     """The exposition text of `collect_registry`'s samples and the exporter's own health."""
-    lines: list[str] = []
-    lines += render_samples(
-        "gitml_model_metric", "gauge",
-        "Metric of the run behind a model version in a stage or alias.", samples.get("metric", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_model_version_info", "gauge",
-        "A model version holding a stage or alias (value 1).", samples.get("info", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_model_versions", "gauge", "Highest version number of each registered model.",
-        samples.get("versions", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_monitor_skipped_model", "gauge",
-        "A registered model that could not be read (value 1; the error's type as a label).",
-        samples.get("skipped", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_monitor_last_refresh_timestamp_seconds", "gauge",
-        "Unix time of the last successful registry read.", [((), refreshed)],
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_monitor_refresh_errors_total", "counter", "Registry reads that failed.",
-        [((), errors)],
-    )  # fmt: skip
-    return "\n".join(lines) + "\n"
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    families = [
+        _family(
+            "gitml_model_metric", "gauge",
+            "Metric of the run behind a model version in a stage or alias.", samples.get("metric", []),
+        ),
+        _family(
+            "gitml_model_version_info", "gauge",
+            "A model version holding a stage or alias (value 1).", samples.get("info", []),
+        ),
+        _family(
+            "gitml_model_versions", "gauge", "Highest version number of each registered model.",
+            samples.get("versions", []),
+        ),
+        _family(
+            "gitml_monitor_skipped_model", "gauge",
+            "A registered model that could not be read (value 1; the error's type as a label).",
+            samples.get("skipped", []),
+        ),
+        _family(
+            "gitml_monitor_last_refresh_timestamp_seconds", "gauge",
+            "Unix time of the last successful registry read.", [((), refreshed)],
+        ),
+        _family(
+            "gitml_monitor_refresh_errors", "counter", "Registry reads that failed.", [((), errors)]
+        ),
+    ]  # fmt: skip
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry).decode()
+
+
+class _Families:
+    """A prometheus_client collector of families built beforehand."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Any]:
+        return iter(self.families)
 
 
 class MonitorServer:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitml.serving.app import ServeOptions, create_app
+from gitml.serving.metrics import MULTIPROC_ENV
 from gitml.serving.protection import (
     configure,
     connection_cap,
@@ -83,6 +84,8 @@ def serve(
     try:
         opts = ServeOptions(**{**options.__dict__, "metrics_dir": share})
         os.environ[OPTIONS_ENV] = opts.to_json()
+        # prometheus_client keeps each worker's values in files there; /metrics sums them
+        os.environ[MULTIPROC_ENV] = share
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config("gitml.serving.server:worker_app", factory=True, workers=workers, **kwargs)

@@ -22,6 +22,7 @@ from typing import Any
 from gitml.config import Config, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
 from gitml.store.merge import merge_trees, purged_runs, run_changes
+from gitml.store.remote_names import check_remote
 from gitml.store.repo import GitRepo, find_repo_root
 
 __all__ = [
@@ -138,7 +139,8 @@ def _git(
 ) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args],
+            # ext:: remotes run commands: never, whatever a config says.
+            ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "protocol.ext.allow=never", *args],
             cwd=repo.root,
             input=stdin,
             capture_output=True,
@@ -184,12 +186,14 @@ def _remote_error(action: str, remote: str, stderr: str) -> RemoteError:
 
 
 def resolve_remote(repo: GitRepo, remote: str | None = None, config: Config | None = None) -> str:
-    """The remote to use: the argument, then `gitml.remote`, then `origin`, then the only remote."""
+    """The remote to use: the argument, then `gitml.remote`, then `origin`, then the only remote.
+
+    Each is checked (`gitml.store.remote_names`): none may read as a git option."""
     if remote:
-        return remote
+        return check_remote(remote, "the remote given")
     cfg = config or resolve_config(repo.root)
     if cfg.remote:
-        return cfg.remote
+        return check_remote(cfg.remote, "GITML_REMOTE / git config gitml.remote")
     names = _git(repo, ["remote"]).stdout.split()
     if "origin" in names:
         return "origin"
@@ -221,7 +225,7 @@ class _RemoteState:
 
 
 def _ls_remote(repo: GitRepo, remote: str, tag_filter: Callable[[str], bool]) -> _RemoteState:
-    proc = _git(repo, ["ls-remote", remote, f"refs/heads/{repo.branch}", "refs/tags/*"])
+    proc = _git(repo, ["ls-remote", "--", remote, f"refs/heads/{repo.branch}", "refs/tags/*"])
     if proc.returncode != 0:
         raise _remote_error("ls-remote", remote, proc.stderr)
     tip = None
@@ -309,6 +313,26 @@ class _Pulled:
     warnings: list[str]
 
 
+# Another gitml (or git) process of this clone updating the same local ref at that moment.
+_LOCAL_RACE = ("cannot lock ref", "unable to update local ref", "is at", "failed to lock")
+
+
+def _fetch_refs(repo: GitRepo, remote: str, options: list[str], specs: list[str]) -> None:
+    """`git fetch` of `specs`; a lost race for a local ref lock (two syncs at once on one
+    clone) is retried with back-off, never shown raw."""
+    for attempt in range(8):
+        proc = _git(repo, ["fetch", "--no-tags", *options, "--stdin", "--", remote], stdin="\n".join(specs) + "\n")
+        if proc.returncode == 0:
+            return
+        if not any(s in proc.stderr for s in _LOCAL_RACE):
+            raise _remote_error("fetch", remote, proc.stderr)
+        time.sleep(random.uniform(0.02, 0.05 * 2**attempt))
+    raise RemoteError(
+        f"fetch from '{remote}' kept losing the lock on a local ref to another process of this "
+        "clone (two syncs at once?); try again when it is done"
+    )
+
+
 def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str], bool]) -> _Pulled:
     state = _ls_remote(repo, remote, tag_filter)
     local_tags = _local_tags(repo, tag_filter)
@@ -322,22 +346,10 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
     tag_specs = [f"refs/tags/{n}:refs/tags/{n}" for n in new_tags]
     if shallow and tag_specs:
         # Tags point at code commits: in a shallow clone fetch just those commits, not all history.
-        proc = _git(
-            repo,
-            ["fetch", "--no-tags", "--depth=1", "--stdin", remote],
-            stdin="\n".join(tag_specs) + "\n",
-        )
-        if proc.returncode != 0:
-            raise _remote_error("fetch", remote, proc.stderr)
+        _fetch_refs(repo, remote, ["--depth=1"], tag_specs)
         tag_specs = []
     if refspecs or tag_specs:
-        proc = _git(
-            repo,
-            ["fetch", "--no-tags", "--stdin", remote],
-            stdin="\n".join(refspecs + tag_specs) + "\n",
-        )
-        if proc.returncode != 0:
-            raise _remote_error("fetch", remote, proc.stderr)
+        _fetch_refs(repo, remote, [], refspecs + tag_specs)
     tip = repo.read_ref(tracking) if state.tip is not None else None
     rewritten = False
     if (
@@ -453,7 +465,7 @@ def _push_once(
         lease = [f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"]
     # --no-verify: the user's pre-push hooks guard their code (tests, linters), not metadata;
     # running them at the end of every training run would be slow and surprising.
-    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, remote, *specs])
+    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, "--", remote, *specs])
     if proc.returncode == 0:
         return "ok", ""
     refused = [ln for ln in proc.stdout.splitlines() if ln.startswith("!")]

@@ -339,3 +339,22 @@ def test_recover_reports_only_what_it_committed(world: World) -> None:
     assert out.stdout == "Nothing to recover\n"
     assert git("rev-parse", "refs/heads/gitml", cwd=world.victim) == before
     assert GitMLClient(world.victim).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_load_dict_refuses_a_yaml_alias_bomb(world: World) -> None:
+    """Own attack: a YAML artifact that expands to billions of strings when loaded."""
+    import gitml
+    from tests.hostile.conftest import in_clone
+
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9)
+    )
+    with in_clone(world.victim):
+        with gitml.start_run() as run:
+            gitml.log_text(bomb, "cfg.yaml")
+            gitml.log_dict({"deep": [[[[1]]]], "big": 10**30}, "ok.json")
+        start = time.monotonic()
+        with pytest.raises(InvalidParameterValue, match="aliases"):
+            gitml.artifacts.load_dict(f"runs:/{run.info.run_id}/cfg.yaml")
+        assert time.monotonic() - start < 5
+        assert gitml.artifacts.load_dict(f"runs:/{run.info.run_id}/ok.json") == {"deep": [[[[1]]]], "big": 10**30}

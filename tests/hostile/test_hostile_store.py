@@ -229,3 +229,58 @@ def test_one_purged_run_is_removed_and_reported(world: World, capsys: pytest.Cap
         code, out, err = run_cli(capsys, "pull")
     assert code == 0, err
     assert "1 removed" in out and "already up to date" not in out
+
+
+@pytest.mark.parametrize("where", ["cli", "env", "config"])
+@pytest.mark.parametrize("command", ["pull", "push", "sync"])
+def test_a_remote_named_like_an_option_never_runs_a_command(
+    world: World, where: str, command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import run_cli
+
+    proof = world.home / "pwned"
+    evil = f"--upload-pack=touch {proof}"
+    args = [command]
+    if where == "cli":
+        args += ["--", evil]
+    elif where == "env":
+        monkeypatch.setenv("GITML_REMOTE", evil)
+    else:
+        git("config", "gitml.remote", evil, cwd=world.victim)
+    world.log_run(world.victim, acc=0.1)
+    with in_clone(world.victim):
+        code, out, err = run_cli(capsys, *args)
+    assert code != 0 and "Error:" in err and "git option" in err, err
+    assert not proof.exists()
+
+
+@pytest.mark.parametrize("remote", ["ext::sh -c touch% pwned", "a..b", "bad name", "x.lock"])
+def test_remotes_git_refuses_are_refused_before_git_runs(world: World, remote: str) -> None:
+    with pytest.raises(GitMLError):
+        world.pull(world.victim, remote=remote)
+    assert not (world.victim / "pwned").exists()
+
+
+def test_two_syncs_at_once_on_one_clone_both_succeed(world: World) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    for i in range(3):
+        world.log_run(world.attacker, acc=0.1 * i)
+    world.push(world.attacker)
+    world.log_run(world.victim, acc=0.5)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "from gitml.cli import main; main()", "sync"],
+            cwd=world.victim, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert "cannot lock ref" not in err, err
+        assert p.returncode == 0, err
+    assert len(world.runs_on(world.bare)) == 4
