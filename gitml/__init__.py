@@ -80,6 +80,7 @@ _SUBMODULES = {
     "constants",
     "entities",
     "exceptions",
+    "keras",
     "models",
     "pyfunc",
     "pytorch",
@@ -87,6 +88,7 @@ _SUBMODULES = {
     "serving",
     "sklearn",
     "store",
+    "tensorflow",
     "tracking",
 }
 
