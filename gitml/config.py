@@ -10,7 +10,16 @@ from pathlib import Path
 
 from gitml.constants import DEFAULT_BRANCH, DEFAULT_FLUSH_INTERVAL_S
 
-__all__ = ["Config", "git_config", "resolve_config", "truthy"]
+__all__ = [
+    "Config",
+    "env_flag",
+    "env_value",
+    "git_config",
+    "resolve_config",
+    "set_tracking_uri",
+    "tracking_uri",
+    "truthy",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -87,3 +96,30 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
         user=pick("GITML_USER") or _login_name(env),
         artifact_remote=pick("GITML_ARTIFACT_REMOTE", "gitml.artifactremote"),
     )
+
+
+# The tracking URI is configuration, not run state: `gitml.set_tracking_uri` sets it for the
+# process, else GITML_TRACKING_URI names it, else (None) the working directory's repository.
+_tracking_uri: str | None = None
+
+
+def set_tracking_uri(uri: str | None) -> None:
+    """Set (None: unset) the process's tracking URI; `gitml.set_tracking_uri` validates it first."""
+    global _tracking_uri
+    _tracking_uri = uri
+
+
+def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
+    """The tracking URI set for this process, else GITML_TRACKING_URI, else None (the cwd's repo)."""
+    env = os.environ if environ is None else environ
+    return _tracking_uri or env.get("GITML_TRACKING_URI") or None
+
+
+def env_value(name: str) -> str | None:
+    """One environment variable (None when unset or empty): the library's only door to the environment."""
+    return os.environ.get(name) or None
+
+
+def env_flag(name: str) -> bool:
+    """Whether environment variable `name` says yes (1, true, yes, on)."""
+    return truthy(os.environ.get(name))

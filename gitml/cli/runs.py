@@ -12,7 +12,7 @@ __all__ = ["runs"]
 
 
 def _client(ctx: click.Context) -> Any:
-    from gitml.tracking.client import GitMLClient
+    from gitml.client import GitMLClient
 
     return GitMLClient(ctx.obj.get("repo") if ctx.obj else None)
 

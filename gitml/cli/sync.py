@@ -79,7 +79,7 @@ def _path(ctx: click.Context) -> Any:
 @click.pass_context
 def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
     """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.pull(_path(ctx), remote), "pull", as_json, quiet)
 
@@ -94,7 +94,7 @@ def push(
     ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_drop: bool
 ) -> None:
     """Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.push(_path(ctx), remote, allow_drop=allow_drop), "push", as_json, quiet)
 
@@ -104,6 +104,6 @@ def push(
 @click.pass_context
 def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
     """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.sync(_path(ctx), remote), "sync", as_json, quiet)

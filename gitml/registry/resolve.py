@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from gitml import config
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.registry.registry import Registry, open_registry
 from gitml.registry.state import ModelState, VersionState
 from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
+from gitml.tracking.tracker import get_tracker
 
 __all__ = [
     "CurrentVersion",
@@ -85,11 +87,8 @@ def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
     """The `runs:/<run_id>/<path>` URI (or the registered source) that a `models:/` URI names."""
     parsed = parse_models_uri(uri)
     if registry is None:
-        from gitml.tracking import fluent
-        from gitml.tracking.tracker import get_tracker
-
         # The repository runs go to (set_tracking_uri, GITML_TRACKING_URI), else the working dir's.
-        registry = Registry(get_tracker(fluent.get_tracking_uri_or_none()).repo)
+        registry = Registry(get_tracker(config.tracking_uri()).repo)
     _, version = resolve_version(registry, parsed)
     meta = version.meta
     run_id, path, source = meta.get("run_id"), meta.get("artifact_path"), meta.get("source")

@@ -67,6 +67,7 @@ class ServeOptions:
     metrics_dir: str | None = None
     workers: int = 1
     model_threads: int = 0  # 0: automatic (see `model_threads_for`)
+    repo: str | None = None  # the repository `runs:/` and `models:/` read (None: the configured one)
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the options from the environment."""
@@ -246,6 +247,10 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
+    if options.repo is not None:
+        from gitml import config
+
+        config.set_tracking_uri(options.repo)  # runs:/ and models:/ read this repository
     state = ServingState(options, loader)
     batcher = Batcher(
         state.predict, options.max_batch_size, options.max_wait_ms, state.on_call, state.merge

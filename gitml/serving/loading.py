@@ -91,9 +91,9 @@ def resolve_ref(uri: str) -> ModelRef:
             return ModelRef(uri=uri, source=uri, run_id=parts[0])
         return ModelRef(uri=uri, source=uri)
     name, ref, alias = m.group("name"), m.group("ref"), m.group("alias")
-    from gitml.tracking.client import MlflowClient
+    from gitml.registry.client import RegistryClient
 
-    client: Any = MlflowClient()
+    client = RegistryClient()
     try:
         if alias is not None:
             mv = client.get_model_version_by_alias(name, alias)
@@ -135,7 +135,7 @@ def load_ref(ref: ModelRef, loader: Any = None) -> LoadedModel:
     """Load the model `ref` names with the pyfunc loader (or `loader(source)`), timed."""
     started = time.perf_counter()
     if loader is None:
-        from gitml.pyfunc import load_model
+        from gitml.models.pyfunc_model import load_model
 
         loader = load_model
     model = loader(ref.source)

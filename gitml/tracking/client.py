@@ -1,4 +1,7 @@
-"""`MlflowClient` (also `GitMLClient`): MLflow's tracking client over a Git repository."""
+"""`TrackingClient`: the tracking half of MLflow's client (experiments, runs, artifacts) over a Git repository.
+
+`gitml.client.MlflowClient` composes it with the registry's `RegistryClient`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import re
 import time
 from typing import Any
 
+from gitml import config
 from gitml import constants as C
 from gitml.entities import (
     Experiment,
@@ -19,7 +23,6 @@ from gitml.entities import (
     ViewType,
 )
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.registry.client import RegistryClientMixin
 from gitml.tracking import names
 from gitml.tracking.tracker import Tracker, get_tracker
 from gitml.tracking.validation import (
@@ -29,7 +32,7 @@ from gitml.tracking.validation import (
     check_run_id,
 )
 
-__all__ = ["GitMLClient", "MlflowClient", "PagedList"]
+__all__ = ["PagedList", "TrackingClient"]
 
 
 class PagedList(list):  # type: ignore[type-arg]
@@ -44,16 +47,24 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
-class GitMLClient(RegistryClientMixin):
-    """MLflow's client API; `tracking_uri` is a path inside a Git repository (default: cwd's)."""
+class TrackingClient:
+    """MLflow's tracking methods; `tracking_uri` is a path inside a Git repository.
 
-    def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, registry_uri: str | None = None) -> None:
-        if tracking_uri is None:
-            from gitml.tracking import fluent
+    Default: the configured tracking URI (`gitml.set_tracking_uri`, GITML_TRACKING_URI), else
+    the working directory's repository. `tracker` shares an open Tracker instead.
+    """
 
-            tracking_uri = fluent.get_tracking_uri_or_none()
+    def __init__(
+        self,
+        tracking_uri: str | os.PathLike[str] | None = None,
+        registry_uri: str | None = None,
+        *,
+        tracker: Tracker | None = None,
+    ) -> None:
+        if tracker is None:
+            tracker = get_tracker(tracking_uri if tracking_uri is not None else config.tracking_uri())
         self._tracking_uri = tracking_uri
-        self._tracker: Tracker = get_tracker(tracking_uri)
+        self._tracker: Tracker = tracker
 
     @property
     def tracking_uri(self) -> str:
@@ -284,7 +295,7 @@ class GitMLClient(RegistryClientMixin):
         from gitml.artifacts import api
 
         check_run_id(run_id)
-        api.log_run_bytes(self._tracker, run_id, api._dict_bytes(dictionary, artifact_file), artifact_file)
+        api.log_run_bytes(self._tracker, run_id, api.dict_bytes(dictionary, artifact_file), artifact_file)
 
     def log_figure(
         self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
@@ -316,7 +327,5 @@ class GitMLClient(RegistryClientMixin):
         check_run_id(run_id)
         return api.download_artifacts(self._tracker, run_id, path, dst_path)
 
-
-MlflowClient = GitMLClient
 
 _ = (C, re)

@@ -509,7 +509,7 @@ def test_api_run_pushed_running_then_finished_on_another_clone(
 def test_permanent_deletions_spread_and_a_reused_name_survives(
     two: tuple[GitRepo, GitRepo], remote: Path
 ) -> None:
-    from gitml.tracking.client import MlflowClient
+    from gitml.client import MlflowClient
     from gitml.tracking.tracker import reset_all
 
     a, b = two

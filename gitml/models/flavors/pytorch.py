@@ -12,7 +12,7 @@ from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
     add_code_to_path,
@@ -24,7 +24,7 @@ from gitml.models.utils import (
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
 FLAVOR_NAME = "pytorch"
 LOADER_MODULE = "gitml.pytorch"
@@ -219,27 +219,6 @@ def save_model(
             extra_pip_requirements=extra_pip_requirements,
         )
     return meta
-
-
-def log_model(
-    pytorch_model: Any,
-    artifact_path: str | None = None,
-    *,
-    name: str | None = None,
-    registered_model_name: str | None = None,
-    **kwargs: Any,
-) -> ModelInfo:
-    """Log an nn.Module to the active run (see `save_model` for the arguments)."""
-    from gitml.models.log import log_model as _log
-
-    return _log(
-        save_model,
-        artifact_path,
-        name=name,
-        registered_model_name=registered_model_name,
-        pytorch_model=pytorch_model,
-        **kwargs,
-    )
 
 
 def _inside(model_dir: Path, rel: str) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     add_code_to_path,
@@ -21,7 +21,7 @@ from gitml.models.utils import (
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
 FLAVOR_NAME = "sklearn"
 LOADER_MODULE = "gitml.sklearn"
@@ -123,27 +123,6 @@ def save_model(
             extra_pip_requirements=extra_pip_requirements,
         )
     return meta
-
-
-def log_model(
-    sk_model: Any,
-    artifact_path: str | None = None,
-    *,
-    name: str | None = None,
-    registered_model_name: str | None = None,
-    **kwargs: Any,
-) -> ModelInfo:
-    """Log a fitted estimator to the active run (see `save_model` for the arguments)."""
-    from gitml.models.log import log_model as _log
-
-    return _log(
-        save_model,
-        artifact_path,
-        name=name,
-        registered_model_name=registered_model_name,
-        sk_model=sk_model,
-        **kwargs,
-    )
 
 
 def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:

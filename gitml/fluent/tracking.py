@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from gitml import config
 from gitml import constants as C
 from gitml.entities import Experiment, Run, RunStatus, ViewType
 from gitml.exceptions import (
@@ -17,7 +18,8 @@ from gitml.exceptions import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from gitml.tracking.client import GitMLClient
+from gitml.fluent.sharing import install_autopush
+from gitml.tracking.client import TrackingClient
 from gitml.tracking.source import runs_to_frame, source_tags
 from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
 
@@ -67,7 +69,6 @@ __all__ = [
 log = logging.getLogger("gitml")
 
 _state = threading.local()
-_tracking_uri: str | None = None
 _experiment_ids: dict[str, str] = {}  # repository root -> active experiment id
 _last_run_id: str | None = None
 _atexit_registered = False
@@ -136,15 +137,15 @@ class ActiveRun:
 # -- tracking URI and experiments ---------------------------------------------------------
 def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     """Track into the Git repository at `uri` (a path or file:// URI; None: the working dir's)."""
-    global _tracking_uri
-    _tracking_uri = local_tracking_uri(uri)
-    if _tracking_uri is not None:
-        get_tracker(_tracking_uri)  # fail now, with a clear message, if it is no repository
+    local = local_tracking_uri(uri)
+    if local is not None:
+        get_tracker(local)  # fail now, with a clear message, if it is no repository
+    config.set_tracking_uri(local)
 
 
 def get_tracking_uri_or_none() -> str | None:
     """The tracking URI set by set_tracking_uri or GITML_TRACKING_URI, or None."""
-    return _tracking_uri or local_tracking_uri(os.environ.get("GITML_TRACKING_URI") or None)
+    return local_tracking_uri(config.tracking_uri())
 
 
 def autolog(*args: Any, **kwargs: Any) -> None:
@@ -158,11 +159,11 @@ def get_tracking_uri() -> str:
 
 
 def _tracker() -> Tracker:
-    return get_tracker(get_tracking_uri_or_none())
+    return install_autopush(get_tracker(get_tracking_uri_or_none()))
 
 
-def _client() -> GitMLClient:
-    return GitMLClient(get_tracking_uri_or_none())
+def _client() -> TrackingClient:
+    return TrackingClient(tracker=_tracker())
 
 
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
@@ -313,10 +314,10 @@ def start_run(
 
 def reset() -> None:
     """Forget the active runs, experiments and tracking URI (tests; a fresh start)."""
-    global _tracking_uri, _last_run_id
+    global _last_run_id
     _stack().clear()
     _experiment_ids.clear()
-    _tracking_uri = None
+    config.set_tracking_uri(None)
     _last_run_id = None
 
 
