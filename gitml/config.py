@@ -1,4 +1,10 @@
-"""Configuration, resolved in one place: environment variables and `git config gitml.*`."""
+"""Configuration, resolved in one place: environment variables and `git config gitml.*`.
+
+MLflow's own variables (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`,
+`MLFLOW_EXPERIMENT_ID`, `MLFLOW_RUN_ID`) are honoured beside gitml's, so pipelines
+written for MLflow run unchanged; where both spellings are set, the `GITML_` one wins
+(for the experiment, the pair: any `GITML_EXPERIMENT_*` replaces both `MLFLOW_EXPERIMENT_*`).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,13 @@ from pathlib import Path
 from gitml.constants import DEFAULT_BRANCH, DEFAULT_FLUSH_INTERVAL_S
 
 __all__ = [
+    "CIConfig",
     "Config",
     "env_flag",
+    "env_tracking_uri",
     "env_value",
     "git_config",
+    "resolve_ci_config",
     "resolve_config",
     "set_tracking_uri",
     "tracking_uri",
@@ -43,6 +52,23 @@ class Config:
     run_id: str | None = None
     user: str | None = None
     artifact_remote: str | None = None
+    async_logging: bool = False  # MLFLOW_ENABLE_ASYNC_LOGGING: what synchronous=None means
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        if env.get(name):
+            return env[name]
+    return None
+
+
+def env_tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
+    """The tracking URI the environment names: `GITML_TRACKING_URI`, else `MLFLOW_TRACKING_URI`.
+
+    Read at each call (not frozen), as MLflow reads its variable, so a script that sets
+    `os.environ["MLFLOW_TRACKING_URI"]` before its first call is followed.
+    """
+    return _first(os.environ if environ is None else environ, "GITML_TRACKING_URI", "MLFLOW_TRACKING_URI")
 
 
 def git_config(root: Path | str) -> dict[str, str]:
@@ -82,6 +108,12 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
             return env[env_name]
         return git.get(git_name) if git_name else None
 
+    # The experiment is chosen by a pair (name, id): gitml's pair replaces MLflow's whole,
+    # so GITML_EXPERIMENT_ID=3 is not checked against an MLFLOW_EXPERIMENT_NAME from CI.
+    if env.get("GITML_EXPERIMENT_NAME") or env.get("GITML_EXPERIMENT_ID"):
+        exp_name, exp_id = env.get("GITML_EXPERIMENT_NAME") or None, env.get("GITML_EXPERIMENT_ID") or None
+    else:
+        exp_name, exp_id = env.get("MLFLOW_EXPERIMENT_NAME") or None, env.get("MLFLOW_EXPERIMENT_ID") or None
     interval = pick("GITML_FLUSH_INTERVAL", "gitml.flushinterval")
     autopush = pick("GITML_AUTOPUSH", "gitml.autopush")
     return Config(
@@ -89,17 +121,90 @@ def resolve_config(root: Path | str | None, environ: Mapping[str, str] | None = 
         flush_interval_s=float(interval) if interval else DEFAULT_FLUSH_INTERVAL_S,
         autopush=truthy(autopush),
         remote=pick("GITML_REMOTE", "gitml.remote"),
-        experiment_name=pick("GITML_EXPERIMENT_NAME"),
-        experiment_id=pick("GITML_EXPERIMENT_ID"),
+        experiment_name=exp_name,
+        experiment_id=exp_id,
         run_name=pick("GITML_RUN_NAME"),
-        run_id=pick("GITML_RUN_ID"),
+        run_id=_first(env, "GITML_RUN_ID", "MLFLOW_RUN_ID"),
         user=pick("GITML_USER") or _login_name(env),
         artifact_remote=pick("GITML_ARTIFACT_REMOTE", "gitml.artifactremote"),
+        async_logging=truthy(env.get("MLFLOW_ENABLE_ASYNC_LOGGING")),
+    )
+
+
+GITHUB_PUBLIC_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class CIConfig:
+    """What a CI job tells gitml about itself (GitHub Actions or GitLab CI), read once.
+
+    `platform` is "github", "gitlab" or None (not in a known CI); the comment, summary and
+    deployment code receive this object and never read the environment themselves.
+    """
+
+    platform: str | None = None
+    # GitHub Actions
+    github_api_url: str = GITHUB_PUBLIC_API
+    github_server_url: str = "https://github.com"
+    github_repository: str | None = None
+    github_token: str | None = None
+    github_event_path: str | None = None
+    github_step_summary: str | None = None
+    github_run_id: str | None = None
+    # GitLab CI
+    gitlab_api_url: str | None = None
+    gitlab_project_id: str | None = None
+    gitlab_mr_iid: str | None = None
+    gitlab_token: str | None = None
+    gitlab_pipeline_url: str | None = None
+    # who the comment's author is when the token cannot say (`GITML_CI_COMMENT_USER`)
+    comment_user: str | None = None
+
+    @property
+    def pipeline_url(self) -> str | None:
+        """The URL of this pipeline run, when the CI tells it."""
+        if self.platform == "gitlab":
+            return self.gitlab_pipeline_url
+        if self.platform == "github" and self.github_repository and self.github_run_id:
+            return f"{self.github_server_url}/{self.github_repository}/actions/runs/{self.github_run_id}"
+        return None
+
+
+def resolve_ci_config(environ: Mapping[str, str] | None = None) -> CIConfig:
+    """Read the CI's environment variables (default: os.environ) into a frozen CIConfig."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value else None
+
+    if truthy(get("GITHUB_ACTIONS")) or get("GITHUB_REPOSITORY"):
+        platform: str | None = "github"
+    elif truthy(get("GITLAB_CI")) or get("CI_API_V4_URL"):
+        platform = "gitlab"
+    else:
+        platform = None
+    return CIConfig(
+        platform=platform,
+        github_api_url=(get("GITHUB_API_URL") or GITHUB_PUBLIC_API).rstrip("/"),
+        github_server_url=(get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+        github_repository=get("GITHUB_REPOSITORY"),
+        github_token=get("GITHUB_TOKEN"),
+        github_event_path=get("GITHUB_EVENT_PATH"),
+        github_step_summary=get("GITHUB_STEP_SUMMARY"),
+        github_run_id=get("GITHUB_RUN_ID"),
+        gitlab_api_url=(get("CI_API_V4_URL") or "").rstrip("/") or None,
+        gitlab_project_id=get("CI_PROJECT_ID"),
+        gitlab_mr_iid=get("CI_MERGE_REQUEST_IID"),
+        gitlab_token=get("GITLAB_TOKEN"),
+        gitlab_pipeline_url=get("CI_PIPELINE_URL"),
+        comment_user=get("GITML_CI_COMMENT_USER"),
     )
 
 
 # The tracking URI is configuration, not run state: `gitml.set_tracking_uri` sets it for the
-# process, else GITML_TRACKING_URI names it, else (None) the working directory's repository.
+# process, else GITML_TRACKING_URI / MLFLOW_TRACKING_URI name it, else (None) the working
+# directory's repository.
 _tracking_uri: str | None = None
 
 
@@ -110,9 +215,9 @@ def set_tracking_uri(uri: str | None) -> None:
 
 
 def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
-    """The tracking URI set for this process, else GITML_TRACKING_URI, else None (the cwd's repo)."""
-    env = os.environ if environ is None else environ
-    return _tracking_uri or env.get("GITML_TRACKING_URI") or None
+    """The tracking URI set for this process, else the environment's (`env_tracking_uri`), else
+    None (the working directory's repository)."""
+    return _tracking_uri or env_tracking_uri(environ)
 
 
 def env_value(name: str) -> str | None:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system programs the tests run for real (sshd, prometheus, wrk) when missing.
+# Installs the system programs the tests run for real (sshd, prometheus, wrk, npm) when missing.
 set -euo pipefail
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# npm installs GitHub's OpenAPI description that tests/ci checks its fake API against
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "sysdeps: missing ${missing[*]} (not root or no apt-get): the tests that need them will skip" >&2

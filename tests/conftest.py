@@ -28,7 +28,7 @@ def clean_git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
     for name in list(os.environ):
-        if name.startswith(("GITML_", "GIT_AUTHOR", "GIT_COMMITTER", "GIT_DIR", "GIT_WORK_TREE")):
+        if name.startswith(("GITML_", "MLFLOW_", "GIT_AUTHOR", "GIT_COMMITTER", "GIT_DIR", "GIT_WORK_TREE")):
             monkeypatch.delenv(name, raising=False)
     # A short flush interval keeps background flushing exercised without slowing tests.
     monkeypatch.setenv("GITML_FLUSH_INTERVAL", "5")

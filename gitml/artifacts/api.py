@@ -281,7 +281,7 @@ def log_run_image(tracker: Any, run_id: str, image: Any, artifact_file: str) -> 
     try:
         from PIL import Image
     except ImportError:
-        Image = None
+        Image = None  # type: ignore[assignment]
     if Image is not None:
         import numpy as np
 

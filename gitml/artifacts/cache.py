@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gitml.artifacts.oids import check_oid
 from gitml.artifacts.pointers import ManifestEntry
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 
@@ -155,7 +156,12 @@ class LocalCache:
         return LocalHashFileDB(LocalFileSystem(), path, hash_name="md5")
 
     def object_path(self, oid: str) -> str:
-        """Where object `oid` lies (or would lie) in the local cache: DVC's `xx/<rest>` layout."""
+        """Where object `oid` lies (or would lie) in the local cache: DVC's `xx/<rest>` layout.
+
+        `oid` is checked here, where it becomes a path: ids come from pointers and manifests
+        that other clones wrote, and a crafted one must never name a file outside the cache.
+        """
+        check_oid(oid, "artifact object")
         return f"{self.cache_path}{os.sep}{oid[:2]}{os.sep}{oid[2:]}"
 
     def exists(self, oid: str) -> bool:

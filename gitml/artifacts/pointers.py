@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gitml.artifacts.oids import is_oid
 from gitml.artifacts.paths import normalize_artifact_path
 from gitml.entities import FileInfo
 from gitml.exceptions import CorruptMetadata, ResourceDoesNotExist
@@ -53,17 +54,9 @@ def is_dir_pointer(pointer: Mapping[str, Any]) -> bool:
     return str(pointer.get("md5", "")).endswith(".dir")
 
 
-def _is_md5(value: object, allow_dir: bool) -> bool:
-    if not isinstance(value, str):
-        return False
-    if allow_dir and value.endswith(".dir"):
-        value = value[:-4]
-    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
-
-
 def validate_pointer(key: str, pointer: object) -> dict[str, Any]:
     """Check a pointer read from the branch (untrusted input) and return it."""
-    if not isinstance(pointer, dict) or not _is_md5(pointer.get("md5"), allow_dir=True):
+    if not isinstance(pointer, dict) or not is_oid(pointer.get("md5")):
         raise CorruptMetadata(f"artifact pointer {key!r} is malformed: {pointer!r}")
     if normalize_artifact_path(key, allow_root=False) != key:
         raise CorruptMetadata(f"artifact pointer key {key!r} is not a normalised path")

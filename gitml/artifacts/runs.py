@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import weakref
@@ -71,9 +72,16 @@ def _decode(path: str, data: bytes) -> Any:
 
 
 def run_pointers(
-    tracker: Any, run_ids: Iterable[str] | None = None, include_deleted: bool = True
+    tracker: Any,
+    run_ids: Iterable[str] | None = None,
+    include_deleted: bool = True,
+    bad: dict[str, str] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """{run_id: pointers} for the given runs (default: every run on the branch with artifacts)."""
+    """{run_id: pointers} for the given runs (default: every run on the branch with artifacts).
+
+    A run whose pointers fail their checks raises CorruptMetadata, or with `bad` is left
+    out and recorded there ({run_id: why}): one hostile run must not stop a pull of the rest.
+    """
     tracker.flush()
     repo = tracker.repo
     tree = repo.tree_of(repo.tip())
@@ -95,16 +103,27 @@ def run_pointers(
             meta = repo.read_file(tree, f"{base}/{C.RUN_META}")
             if meta and _decode(f"{base}/{C.RUN_META}", meta).get("lifecycle_stage") == "deleted":
                 continue
-        pointers = _decode(f"{base}/{C.RUN_ARTIFACTS}", data)
-        out[run_id] = {k: validate_pointer(k, v) for k, v in pointers.items()}
+        try:
+            pointers = _decode(f"{base}/{C.RUN_ARTIFACTS}", data)
+            if not isinstance(pointers, dict):
+                raise CorruptMetadata(f"{base}/{C.RUN_ARTIFACTS} is not a mapping")
+            out[run_id] = {k: validate_pointer(k, v) for k, v in pointers.items()}
+        except CorruptMetadata as e:
+            if bad is None:
+                raise
+            bad[run_id] = e.message
     return out
 
 
-def _oids(tracker: Any, run_ids: Iterable[str] | None) -> set[str]:
+def _oids(tracker: Any, run_ids: Iterable[str] | None, bad: dict[str, str]) -> set[str]:
     oids: set[str] = set()
-    for pointers in run_pointers(tracker, run_ids).values():
+    for pointers in run_pointers(tracker, run_ids, bad=bad).values():
         oids |= pointer_oids(pointers.values())
     return oids
+
+
+def _with_skipped(summary: TransferSummary, bad: dict[str, str]) -> TransferSummary:
+    return dataclasses.replace(summary, skipped_runs=frozenset(bad)) if bad else summary
 
 
 def has_artifact_remote(tracker: Any) -> bool:
@@ -120,7 +139,8 @@ def push_artifacts(
     tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
 ) -> TransferSummary:
     """Push the artifacts of `run_ids` (default: every run) to the remote; returns what moved."""
-    return store_for(tracker).push(_oids(tracker, run_ids), remote=remote, jobs=jobs)
+    bad: dict[str, str] = {}
+    return _with_skipped(store_for(tracker).push(_oids(tracker, run_ids, bad), remote=remote, jobs=jobs), bad)
 
 
 def pull_artifacts(
@@ -129,16 +149,19 @@ def pull_artifacts(
     """Fetch the artifacts of `run_ids` (default: every run) into the local cache.
 
     Objects the remote lacks come back in `failed` rather than raising, so one lost
-    object does not stop the rest.
+    object does not stop the rest; runs whose pointers are malformed are skipped and named
+    in `skipped_runs`.
     """
-    return store_for(tracker).fetch(_oids(tracker, run_ids), remote=remote, jobs=jobs, strict=False)
+    bad: dict[str, str] = {}
+    summary = store_for(tracker).fetch(_oids(tracker, run_ids, bad), remote=remote, jobs=jobs, strict=False)
+    return _with_skipped(summary, bad)
 
 
 def artifact_status(
     tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None
 ) -> StatusResult:
     """Which objects of the runs' artifacts are local, remote, both or lost."""
-    return store_for(tracker).status(_oids(tracker, run_ids), remote=remote)
+    return store_for(tracker).status(_oids(tracker, run_ids, {}), remote=remote)
 
 
 def gc_artifacts(tracker: Any, dry_run: bool = False, min_age_s: float = 0.0) -> list[str]:

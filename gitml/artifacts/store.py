@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitml.artifacts.cache import _LEDGER, LocalCache, hash_file
+from gitml.artifacts.oids import check_oid, is_dir_oid, is_oid
 from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import ManifestEntry
 from gitml.exceptions import (
@@ -30,7 +30,7 @@ from gitml.exceptions import (
 
 __all__ = ["ArtifactStore", "StatusResult", "TransferSummary", "hash_file"]
 
-_OID = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_MANIFEST_MAX = 256 << 20  # a folder of millions of files fits; a multi-GB "manifest" does not
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class TransferSummary:
     remote: str
     transferred: frozenset[str] = frozenset()
     failed: frozenset[str] = frozenset()
+    corrupt: frozenset[str] = frozenset()  # named by a bad manifest or bytes not matching their md5 (also in failed)
+    skipped_runs: frozenset[str] = frozenset()  # runs whose pointers are malformed: nothing of theirs moved
 
     @property
     def ok(self) -> bool:
@@ -67,41 +69,80 @@ def _where(odb: Any) -> str:
     return url
 
 
+def _never_removing(odb: Any) -> Any:
+    """A folder remote that answers "exists?" by existence alone.
+
+    dvc-data's local object database hashes a writable object when asked whether it exists
+    and deletes it when the bytes do not match: a pull would delete tampered objects from
+    the shared remote (evidence gone, the damage spread as "missing"). gitml hashes what
+    it fetched instead (`ArtifactStore._verify`) and reports corrupt objects by name.
+    """
+    from dvc_data.hashfile.db.local import LocalHashFileDB
+
+    if not isinstance(odb, LocalHashFileDB) or getattr(odb, "_gitml_remote", False):
+        return odb
+
+    class _RemoteFolderDB(type(odb)):  # type: ignore[misc]
+        _gitml_remote = True
+
+        def oids_exist(self, oids: Any, jobs: Any = None, progress: Any = None) -> list[str]:
+            return [o for o in oids if os.path.isfile(self.oid_to_path(o))]
+
+    odb.__class__ = _RemoteFolderDB
+    return odb
+
+
 class ArtifactStore(LocalCache):
     """The artifact cache of one repository, and its remotes."""
 
     def read_manifest(self, oid: str, remote: str | None = None) -> list[ManifestEntry]:
         """The entries of folder object `oid`, fetching the manifest from the remote if missing."""
+        check_oid(oid, "folder manifest")
         if not self.exists(oid):
             self.fetch([oid], remote=remote, deep=False)
         try:
             with open(self.object_path(oid), "rb") as f:
-                data = f.read()
+                data = f.read(_MANIFEST_MAX + 1)
         except OSError as e:
             raise CorruptMetadata(f"folder manifest {oid} in the artifact cache is unreadable: {e}") from e
         return self._parse_manifest(oid, data)
 
     def _parse_manifest(self, oid: str, data: bytes) -> list[ManifestEntry]:
+        """Entries of a manifest's bytes, every field checked: manifests come from remotes and
+        other clones, so ids, paths and their shape are untrusted. Refused whole (nothing is
+        written from it) when one entry is bad, or when it lists both `x` and `x/y`."""
+        if len(data) > _MANIFEST_MAX:
+            raise CorruptMetadata(f"folder manifest {oid} is larger than {_MANIFEST_MAX >> 20} MiB")
         try:
             raw = json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise CorruptMetadata(f"folder manifest {oid} does not parse: {e}") from e
         if not isinstance(raw, list):
             raise CorruptMetadata(f"folder manifest {oid} is not a list")
         out = []
+        seen: set[str] = set()
         for item in raw:
-            if not isinstance(item, dict) or not isinstance(item.get("md5"), str):
-                raise CorruptMetadata(f"folder manifest {oid} has a malformed entry: {item!r}")
-            # Manifests come from remotes and other clones: their paths are untrusted.
-            rel = normalize_artifact_path(item.get("relpath"), allow_root=False)
+            if not isinstance(item, dict):
+                raise CorruptMetadata(f"folder manifest {oid} has a malformed entry: {str(item)[:80]!r}")
+            md5 = check_oid(item.get("md5"), f"folder manifest {oid}", allow_dir=False)
+            rel = normalize_artifact_path(item.get("relpath"), allow_root=False)  # InvalidPath
+            if rel in seen:
+                raise CorruptMetadata(f"folder manifest {oid} lists {rel!r} twice")
+            seen.add(rel)
             size = item.get("size")
-            if not isinstance(size, int):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 # DVC's manifests carry no sizes: the local copy knows it, else it is unknown.
                 try:
-                    size = os.stat(self.object_path(item["md5"])).st_size
+                    size = os.stat(self.object_path(md5)).st_size
                 except OSError:
                     size = None
-            out.append(ManifestEntry(rel, item["md5"], size))
+            out.append(ManifestEntry(rel, md5, size))
+        for rel in seen:
+            head = rel
+            while "/" in head:
+                head = head.rsplit("/", 1)[0]
+                if head in seen:
+                    raise CorruptMetadata(f"folder manifest {oid} lists both {head!r} and {rel!r}")
         return out
 
     # -- remotes -------------------------------------------------------------------------
@@ -143,7 +184,7 @@ class ArtifactStore(LocalCache):
                 )
             if name or repo.config["core"].get("remote"):
                 try:
-                    return repo.cloud.get_remote_odb(name, "push")
+                    return _never_removing(repo.cloud.get_remote_odb(name, "push"))
                 except NoRemoteError as e:
                     raise InvalidParameterValue(f"no DVC remote named {name!r}: {e}") from e
                 except DvcException as e:
@@ -153,14 +194,14 @@ class ArtifactStore(LocalCache):
                 f"no DVC remote named {name!r}: this repository has no .dvc/; "
                 "give a URL or folder, or run 'dvc init' and 'dvc remote add'"
             )
-        return self._local_odb(self.state_dir / "remote")
+        return _never_removing(self._local_odb(self.state_dir / "remote"))
 
     def _url_odb(self, url: str) -> Any:
         if "://" not in url or url.startswith("file://"):
             path = url[len("file://") :] if url.startswith("file://") else url
             if not os.path.isabs(path):
                 path = os.path.join(self.root, path)
-            return self._local_odb(path)
+            return _never_removing(self._local_odb(path))
         try:
             from dvc.fs import get_cloud_fs
             from dvc_data.hashfile.db import get_odb
@@ -181,26 +222,85 @@ class ArtifactStore(LocalCache):
 
         return {HashInfo("md5", o) for o in oids}
 
-    def _expand(self, oids: Iterable[str], remote_odb: Any = None) -> set[str]:
-        """Object ids plus the files their folder manifests name (read locally, else from
-        `remote_odb` when given, without storing them)."""
-        out = set()
+    def _manifest_bytes(self, oid: str, remote_odb: Any) -> bytes | None:
+        """A manifest's bytes from the local cache, else from `remote_odb` (None: on neither).
+        Bytes read from the remote must hash to their name: tampered ones are corrupt."""
+        if self.exists(oid):
+            with open(self.object_path(oid), "rb") as f:
+                return f.read(_MANIFEST_MAX + 1)
+        if remote_odb is None:
+            return None
+        try:
+            data = bytes(remote_odb.fs.cat_file(remote_odb.oid_to_path(oid)))
+        except FileNotFoundError:
+            return None
+        if hashlib.md5(data, usedforsecurity=False).hexdigest() != oid[:32]:
+            raise CorruptMetadata(
+                f"folder manifest {oid} on the artifact remote does not match its md5 (tampered or damaged)"
+            )
+        return data
+
+    def _manifests(
+        self, oids: Iterable[str], remote_odb: Any = None, bad: dict[str, str] | None = None
+    ) -> dict[str, list[str] | None]:
+        """{folder oid: the file oids its manifest names (None when neither side has it)}.
+
+        A manifest that fails its checks raises CorruptMetadata, or with `bad` is recorded
+        there ({oid: why}) and left out, so one hostile folder does not stop the others.
+        """
+        out: dict[str, list[str] | None] = {}
         for oid in oids:
-            out.add(oid)
-            if not oid.endswith(".dir"):
+            if not is_dir_oid(oid) or oid in out:
                 continue
-            if self.exists(oid):
-                out.update(e.md5 for e in self.read_manifest(oid))
-            elif remote_odb is not None:
-                try:
-                    data = remote_odb.fs.cat_file(remote_odb.oid_to_path(oid))
-                except FileNotFoundError:
-                    continue  # lost on both sides: status reports it missing
-                out.update(e.md5 for e in self._parse_manifest(oid, data))
+            try:
+                data = self._manifest_bytes(oid, remote_odb)
+                out[oid] = None if data is None else [e.md5 for e in self._parse_manifest(oid, data)]
+            except (CorruptMetadata, InvalidParameterValue) as e:  # InvalidPath: a bad relpath
+                if bad is None:
+                    raise
+                bad[oid] = e.message
+            except OSError as e:
+                if bad is None:
+                    raise CorruptMetadata(f"folder manifest {oid} is unreadable: {e}") from e
+                bad[oid] = f"folder manifest {oid} is unreadable: {e}"
         return out
+
+    def _expand(
+        self, oids: Iterable[str], remote_odb: Any = None, bad: dict[str, str] | None = None
+    ) -> set[str]:
+        """Object ids (each checked) plus the files their folder manifests name (read locally,
+        else from `remote_odb` when given, without storing them)."""
+        wanted = {check_oid(o, "artifact object") for o in oids}
+        manifests = self._manifests(wanted, remote_odb, bad)
+        out = wanted - set(bad or ())
+        for files in manifests.values():
+            out.update(files or ())
+        return out
+
+    def _verify(self, oids: Iterable[str]) -> set[str]:
+        """Hash fetched objects; those whose bytes do not match their name are removed from
+        the local cache (never from the remote) and returned."""
+        corrupt = set()
+        for oid in oids:
+            path = self.object_path(oid)
+            try:
+                ok = hash_file(path) == oid[:32]
+            except FileNotFoundError:
+                continue
+            if not ok:
+                corrupt.add(oid)
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        return corrupt
 
     def push(self, oids: Iterable[str], remote: str | None = None, jobs: int | None = None) -> TransferSummary:
         """Copy objects (folders deeply: manifest and files) from the local cache to the remote.
+
+        Folders are expanded here, from manifests checked by `_parse_manifest`, and handed to
+        DVC's transfer as plain objects (files before their manifest, as DVC orders them), so
+        DVC never turns an unchecked manifest entry into a path.
 
         A push that dies half-way leaves a marker; the next push to that remote first checks
         the sizes of the objects it would skip and removes truncated ones, since some
@@ -208,22 +308,29 @@ class ArtifactStore(LocalCache):
         """
         from dvc_data.hashfile.transfer import transfer
 
-        oids = set(oids)
+        bad: dict[str, str] = {}
+        wanted = {check_oid(o, "artifact object") for o in oids}
+        manifests = self._manifests(wanted, None, bad)
+        missing = {o for o in wanted - set(bad) if not self.exists(o)}
+        send = wanted - set(bad) - missing
+        for dir_oid, files in manifests.items():
+            lost = {f for f in files or () if not self.exists(f)}
+            missing |= lost
+            if lost and dir_oid in send:
+                send.discard(dir_oid)  # a folder whose files are not all here: its manifest stays
+                missing.add(dir_oid)
+            send |= set(files or ()) - lost
         dest = self.remote_odb(remote)
         where = _where(dest)
-        missing = {o for o in oids if not self.exists(o)}
         marker = self.state_dir / f"pushing-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
         try:
             if marker.exists():
-                self._repair_remote(dest, self._expand(oids - missing))
+                self._repair_remote(dest, send)
             self.state_dir.mkdir(parents=True, exist_ok=True)
             marker.write_text(where + "\n")
-            # shallow=False: a folder's files go too, not only its manifest. The embedded
-            # remote sits beside the cache: read-only objects are hard-linked, not copied.
+            # The embedded remote sits beside the cache: read-only objects are hard-linked.
             embedded = str(dest.path).startswith(str((self.state_dir / "remote").absolute()))
-            result = transfer(
-                self.cache, dest, self._hash_infos(oids - missing), jobs=jobs, shallow=False, hardlink=embedded
-            )
+            result = transfer(self.cache, dest, self._hash_infos(send), jobs=jobs, shallow=True, hardlink=embedded)
         except GitMLError:
             raise
         except Exception as e:  # ssh, s3, http... each plugin raises its own types
@@ -233,7 +340,8 @@ class ArtifactStore(LocalCache):
         return TransferSummary(
             where,
             frozenset(str(h.value) for h in result.transferred),
-            frozenset(str(h.value) for h in result.failed) | frozenset(missing),
+            frozenset(str(h.value) for h in result.failed) | frozenset(missing) | frozenset(bad),
+            frozenset(bad),
         )
 
     def _repair_remote(self, dest: Any, oids: set[str]) -> list[str]:
@@ -268,49 +376,49 @@ class ArtifactStore(LocalCache):
     ) -> TransferSummary:
         """Copy objects missing from the local cache from the remote; folders deeply if `deep`.
 
-        With `strict`, raises ResourceDoesNotExist naming the objects the remote lacks;
-        otherwise they come back as `failed`.
+        Manifests are read and checked before anything is written, and what arrives is
+        hashed: bytes that do not match their md5 are reported as corrupt (named), removed
+        from the local cache and never from the remote. With `strict`, raises CorruptMetadata
+        for corrupt objects and ResourceDoesNotExist naming the objects the remote lacks;
+        otherwise both come back as `failed` (corrupt ones also as `corrupt`).
         """
         from dvc_data.hashfile.transfer import transfer
 
-        wanted = set(oids)
-        if deep:
-            wanted = self._expand(wanted)
-        need = {o for o in wanted if not self.exists(o)}
-        if not need:
+        wanted = {check_oid(o, "artifact object") for o in oids}
+        if not {o for o in wanted if not self.exists(o)} and not deep:
             return TransferSummary("local cache")
         src = self.remote_odb(remote)
         where = _where(src)
-        got: set[str] = set()
-        for _ in range(2):  # manifests fetched in the first round name more files
-            try:
-                result = transfer(src, self.cache, self._hash_infos(need), jobs=jobs, shallow=not deep)
-            except GitMLError:
-                raise
-            except Exception as e:  # ssh, s3, http... each plugin raises its own types
-                raise RemoteError(f"cannot fetch artifacts from {where}: {e}") from e
-            fetched = {str(h.value) for h in result.transferred}
-            self._note(fetched)
-            got |= fetched
-            if not deep:
-                break
-            need = {o for o in self._expand(wanted) if not self.exists(o)}
-            if not need:
-                break
+        bad: dict[str, str] = {}
         try:
-            # A folder whose files are not all there is not fetched (DVC's rule: the manifest
-            # comes last); read it from the remote to name the exact files that are lost.
-            lacking = sorted(o for o in (self._expand(wanted, src) if deep else wanted) if not self.exists(o))
+            if deep:
+                wanted = self._expand(wanted, src, bad)
+            need = {o for o in wanted if not self.exists(o)}
+            if not need and not bad:
+                return TransferSummary("local cache")
+            # Plain objects only (a folder's files were listed above): a manifest is stored
+            # after its files, by DVC's own ordering inside one transfer.
+            result = transfer(src, self.cache, self._hash_infos(need), jobs=jobs, shallow=True)
         except GitMLError:
             raise
-        except Exception as e:
-            raise RemoteError(f"cannot read artifact remote {where}: {e}") from e
+        except Exception as e:  # ssh, s3, http... each plugin raises its own types
+            raise RemoteError(f"cannot fetch artifacts from {where}: {e}") from e
+        fetched = {str(h.value) for h in result.transferred}
+        corrupt = self._verify(fetched)
+        for oid in sorted(corrupt):
+            bad[oid] = f"artifact object {oid} on the remote {where} does not match its md5 (tampered or damaged)"
+        got = fetched - corrupt
+        self._note(got)
+        lacking = sorted(o for o in wanted if not self.exists(o) and o not in bad)
+        if bad and strict:
+            shown = "; ".join(bad[o] for o in sorted(bad)[:3]) + (" ..." if len(bad) > 3 else "")
+            raise CorruptMetadata(f"{len(bad)} corrupt artifact object(s): {shown}")
         if lacking and strict:
             shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
             raise ResourceDoesNotExist(
                 f"{len(lacking)} object(s) missing from the local cache and from the remote {where}: {shown}"
             )
-        return TransferSummary(where, frozenset(got), frozenset(lacking))
+        return TransferSummary(where, frozenset(got), frozenset(lacking) | frozenset(bad), frozenset(bad))
 
     def status(self, oids: Iterable[str], remote: str | None = None) -> StatusResult:
         """Compare the local cache with the remote for these objects (folders deeply)."""
@@ -318,8 +426,9 @@ class ArtifactStore(LocalCache):
 
         dest = self.remote_odb(remote)
         where = _where(dest)
+        bad: dict[str, str] = {}
         try:
-            infos = self._hash_infos(self._expand(oids, dest))
+            infos = self._hash_infos(self._expand(oids, dest, bad))
             # Folders are expanded above (from either side), so each object counts once.
             res = compare_status(self.cache, dest, infos, check_deleted=True, shallow=True)
         except GitMLError:
@@ -330,20 +439,20 @@ class ArtifactStore(LocalCache):
         def ids(hs: Iterable[Any]) -> frozenset[str]:
             return frozenset(str(h.value) for h in hs)
 
-        return StatusResult(where, ids(res.ok), ids(res.new), ids(res.deleted), ids(res.missing))
+        return StatusResult(where, ids(res.ok), ids(res.new), ids(res.deleted), ids(res.missing) | frozenset(bad))
 
     # -- garbage collection --------------------------------------------------------------
     def gitml_objects(self) -> set[str]:
         """Objects in the local cache that gitml put there (all of them in the embedded cache)."""
         if not self.uses_dvc:
             # Only names of objects: a killed writer may leave `.<random>.tmp` files behind.
-            return {o for o in self.cache.all() if _OID.match(o)}
+            return {o for o in self.cache.all() if is_oid(o)}
         try:
             with open(self.state_dir / _LEDGER) as f:
                 noted = {line.strip() for line in f if line.strip()}
         except FileNotFoundError:
             return set()
-        return {o for o in noted if self.exists(o)}
+        return {o for o in noted if is_oid(o) and self.exists(o)}
 
     def gc(self, keep: Iterable[str], dry_run: bool = False, min_age_s: float = 0.0) -> list[str]:
         """Remove gitml's objects that `keep` (folders deeply) does not name; returns them.
@@ -351,7 +460,8 @@ class ArtifactStore(LocalCache):
         Objects used in the last `min_age_s` seconds are kept: a run logging right now
         writes its objects before its pointers.
         """
-        kept = self._expand(keep)
+        unreadable: dict[str, str] = {}
+        kept = self._expand(keep, bad=unreadable) | set(unreadable)
         horizon = time.time() - min_age_s
         doomed = []
         for oid in sorted(self.gitml_objects() - kept):

@@ -1,7 +1,4 @@
-"""CI: pipeline templates (GitHub, GitLab), PR/MR comments, metric gates, run diffs.
+"""CI/CD: pipeline files for GitHub and GitLab, sticky PR/MR comments, metric gates, deployments.
 
-Sits above projects in the import table: it may import projects and everything below it;
-deploy, serving, fluent and cli sit above it.
+The generated pipelines call gitml's CLI; the logic they run lives here and is tested here.
 """
-
-__all__: list[str] = []

@@ -27,6 +27,10 @@ COMMANDS = {
     "sync": "gitml.cli.sync:sync",
     "diff": "gitml.cli.diff:diff",
     "artifacts": "gitml.cli.artifacts:artifacts",
+    "run": "gitml.cli.projects:run",
+    "reproduce": "gitml.cli.projects:reproduce",
+    "ci": "gitml.cli.ci:ci",
+    "deployments": "gitml.cli.deployments:deployments",
 }
 
 

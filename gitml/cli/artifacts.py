@@ -31,6 +31,11 @@ def _transfer_report(verb: str, summary: Any, as_json: bool) -> None:
         )
     else:
         click.echo(f"{verb} {len(summary.transferred)} object(s) ({summary.remote})")
+    if summary.corrupt:
+        from gitml.exceptions import CorruptMetadata
+
+        shown = ", ".join(sorted(summary.corrupt)[:5]) + (" ..." if len(summary.corrupt) > 5 else "")
+        raise CorruptMetadata(f"{len(summary.corrupt)} artifact object(s) corrupt (bad manifest or md5 mismatch): {shown}")
     if summary.failed:
         from gitml.exceptions import RemoteError
 

@@ -32,6 +32,14 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
         if t.failed:
             click.echo(f"warning: {len(t.failed)} artifact object(s) not {word} ({t.remote}): "
                        "'gitml artifacts status' says which", err=True)  # fmt: skip
+        if t.corrupt:
+            shown = ", ".join(sorted(t.corrupt)[:3]) + (" ..." if len(t.corrupt) > 3 else "")
+            click.echo(f"warning: {len(t.corrupt)} artifact object(s) corrupt on {t.remote} "
+                       f"(bad manifest or bytes not matching their md5): {shown}", err=True)  # fmt: skip
+        if t.skipped_runs:
+            shown = ", ".join(sorted(t.skipped_runs)[:3]) + (" ..." if len(t.skipped_runs) > 3 else "")
+            click.echo(f"warning: {len(t.skipped_runs)} run(s) with malformed artifact pointers skipped: {shown}",
+                       err=True)  # fmt: skip
     if as_json:
         out = dataclasses.asdict(result)
         for word, t in transfers:

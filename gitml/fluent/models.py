@@ -14,6 +14,7 @@ from gitml.fluent import tracking as fluent
 from gitml.fluent.artifacts import log_artifacts
 from gitml.fluent.registry import register_model
 from gitml.models.model import Model, ModelInfo
+from gitml.registry.tags import validate_model_name
 
 __all__ = ["LOG_MODEL_HISTORY_TAG", "log_flavor_model"]
 
@@ -73,6 +74,8 @@ def log_flavor_model(
     artifact_path = artifact_path if artifact_path is not None else (name or "model")
     if not artifact_path or artifact_path.startswith("/") or ".." in Path(artifact_path).parts:
         raise InvalidParameterValue(f"invalid artifact_path {artifact_path!r}: a relative path is needed")
+    if registered_model_name is not None:
+        validate_model_name(registered_model_name)  # before anything is logged
     if run_id is None:
         run_id = fluent._get_or_start_run().info.run_id
     meta = Model(artifact_path=artifact_path, run_id=run_id)

@@ -20,6 +20,7 @@ from gitml.exceptions import (
 )
 from gitml.fluent.sharing import install_autopush
 from gitml.tracking.client import TrackingClient
+from gitml.tracking.operations import RunOperations, operations_for
 from gitml.tracking.source import runs_to_frame, source_tags
 from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
 
@@ -71,6 +72,7 @@ log = logging.getLogger("gitml")
 _state = threading.local()
 _experiment_ids: dict[str, str] = {}  # repository root -> active experiment id
 _last_run_id: str | None = None
+_env_run_taken = False  # the environment's run id was joined already
 _atexit_registered = False
 
 
@@ -144,7 +146,7 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
 
 
 def get_tracking_uri_or_none() -> str | None:
-    """The tracking URI set by set_tracking_uri or GITML_TRACKING_URI, or None."""
+    """The tracking URI set by set_tracking_uri, GITML_TRACKING_URI or MLFLOW_TRACKING_URI, or None."""
     return local_tracking_uri(config.tracking_uri())
 
 
@@ -198,10 +200,19 @@ def _active_experiment_id() -> str:
     tracker = _tracker()
     if str(tracker.root) in _experiment_ids:
         return _experiment_ids[str(tracker.root)]
-    if tracker.config.experiment_id:
-        return tracker.config.experiment_id
-    if tracker.config.experiment_name:
-        return set_experiment(tracker.config.experiment_name).experiment_id
+    name, exp_id = tracker.config.experiment_name, tracker.config.experiment_id
+    if name:
+        # MLflow's rule: the name wins (created when missing); an id set beside it must agree
+        exp = set_experiment(name)
+        if exp_id and str(exp_id) != exp.experiment_id:
+            raise InvalidParameterValue(
+                f"the environment names experiment {name!r} (id {exp.experiment_id}) and experiment id "
+                f"{exp_id}, which differ: set only one of MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID "
+                "(or GITML_EXPERIMENT_NAME / GITML_EXPERIMENT_ID)"
+            )
+        return exp.experiment_id
+    if exp_id:
+        return str(exp_id)
     tracker.experiments.ensure_default()
     return C.DEFAULT_EXPERIMENT_ID
 
@@ -269,7 +280,12 @@ def start_run(
         )
     tracker = _tracker()
     client = _client()
-    run_id = run_id or (tracker.config.run_id if not stack else None)
+    global _env_run_taken
+    if not run_id and not stack and tracker.config.run_id and not _env_run_taken:
+        # MLFLOW_RUN_ID / GITML_RUN_ID: the first start_run of the process joins that run
+        # (as MLflow does, which then forgets the variable); later ones start new runs.
+        run_id = tracker.config.run_id
+        _env_run_taken = True
     if run_id:
         run = client.get_run(run_id)
         if run.info.lifecycle_stage != "active":
@@ -314,11 +330,12 @@ def start_run(
 
 def reset() -> None:
     """Forget the active runs, experiments and tracking URI (tests; a fresh start)."""
-    global _last_run_id
+    global _last_run_id, _env_run_taken
     _stack().clear()
     _experiment_ids.clear()
     config.set_tracking_uri(None)
     _last_run_id = None
+    _env_run_taken = False
 
 
 def _end_runs_at_exit() -> None:
@@ -370,17 +387,32 @@ def _writer_for(run_id: str | None) -> Any:
     return _tracker().writer(run_id)
 
 
+def _ops(synchronous: bool | None, tracker: Tracker | None = None) -> RunOperations | None:
+    """None for a synchronous call; else what `.wait()` commits (the run's repository)."""
+    if synchronous:
+        return None
+    if tracker is None:
+        stack = _stack()
+        tracker = stack[-1]._tracker if stack else _tracker()
+    return operations_for(tracker, synchronous, tracker.config.async_logging)
+
+
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
-    """Log a param of the active run (starting one if none)."""
+    """Log a param of the active run (starting one if none); returns the value, or with
+    `synchronous=False` a RunOperations to `.wait()` on (MLflow's shape)."""
     _get_or_start_run().writer.log_param(key, value)
-    return value
+    ops = _ops(synchronous)
+    return value if ops is None else ops
 
 
-def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> RunOperations | None:
     """Log several params."""
     writer = _writer_for(run_id)
     for k, v in params.items():
         writer.log_param(k, v)
+    return _ops(synchronous)
 
 
 def log_metric(
@@ -391,11 +423,22 @@ def log_metric(
     timestamp: int | None = None,
     run_id: str | None = None,
     **_: Any,
-) -> None:
-    """Log one metric point (microseconds: buffered and journaled, committed at the next flush)."""
+) -> RunOperations | None:
+    """Log one metric point (microseconds: buffered and journaled, committed at the next flush).
+
+    With `synchronous=False` (or MLFLOW_ENABLE_ASYNC_LOGGING) it returns a RunOperations
+    whose `wait()` commits what is pending."""
     stack = _stack()
-    writer = stack[-1].writer if stack and run_id is None else _writer_for(run_id)
-    writer.log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+    if stack and run_id is None:
+        active = stack[-1]
+        active.writer.log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+        tracker = active._tracker
+    else:
+        _writer_for(run_id).log_metric(key, value, timestamp if timestamp is not None else int(time.time() * 1000), step)
+        tracker = _tracker()
+    if synchronous or (synchronous is None and not tracker.config.async_logging):
+        return None  # the hot path: a training loop's call costs no more than before
+    return RunOperations([tracker.flush])
 
 
 def log_metrics(
@@ -405,26 +448,29 @@ def log_metrics(
     run_id: str | None = None,
     timestamp: int | None = None,
     **_: Any,
-) -> None:
+) -> RunOperations | None:
     """Log several metrics at one step."""
     writer = _writer_for(run_id)
     ts = timestamp if timestamp is not None else int(time.time() * 1000)
     for k, v in metrics.items():
         writer.log_metric(k, v, ts, step)
+    return _ops(synchronous)
 
 
-def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
     """Tag the active run."""
     run = _get_or_start_run()
     _client().set_tag(run.info.run_id, key, value)
+    return _ops(synchronous)
 
 
-def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> RunOperations | None:
     """Set several tags on the active run."""
     run = _get_or_start_run()
     client = _client()
     for k, v in tags.items():
         client.set_tag(run.info.run_id, k, v)
+    return _ops(synchronous)
 
 
 def delete_tag(key: str) -> None:
@@ -479,7 +525,7 @@ def delete_experiment_tag(key: str) -> None:
 
 
 def is_tracking_uri_set() -> bool:
-    """Whether set_tracking_uri (or GITML_TRACKING_URI) chose the repository."""
+    """Whether set_tracking_uri (or GITML_TRACKING_URI / MLFLOW_TRACKING_URI) chose the repository."""
     return get_tracking_uri_or_none() is not None
 
 

@@ -24,10 +24,8 @@ __all__ = [
     "CODE_DIR",
     "INPUT_EXAMPLE_FILE",
     "REQUIREMENTS_FILE",
-    "add_code_to_path",
     "copy_code_paths",
     "dir_size",
-    "import_object",
     "load_input_example",
     "new_model_dir",
     "object_path",
@@ -137,26 +135,6 @@ def object_path(obj: Any, code_paths: Sequence[str | Path] | None = None) -> str
     return f"{module}:{qualname}"
 
 
-def import_object(path: str) -> Any:
-    """The object named by `module:qualname` (the module is imported; nothing is unpickled)."""
-    module_name, _, qualname = path.partition(":")
-    if not module_name or not qualname:
-        raise CorruptMetadata(f"malformed import path {path!r} (expected module:qualname)")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise InvalidParameterValue(
-            f"cannot import {module_name!r} to load the model: install it, put it on PYTHONPATH, "
-            f"or save the model with code_paths=[...] ({e})"
-        ) from e
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as e:
-            raise InvalidParameterValue(f"{module_name} has no {qualname!r}") from e
-    return obj
-
-
 def copy_code_paths(code_paths: Sequence[str | Path] | None, model_dir: Path) -> str | None:
     """Copy files and folders into `code/` of the model; returns the folder name, or None."""
     if not code_paths:
@@ -172,17 +150,6 @@ def copy_code_paths(code_paths: Sequence[str | Path] | None, model_dir: Path) ->
         else:
             shutil.copy2(src, dest / src.name)
     return CODE_DIR
-
-
-def add_code_to_path(model_dir: Path, code: str | None) -> None:
-    """Put the model's shipped code folder on sys.path so its classes import."""
-    if not code:
-        return
-    folder = (model_dir / code).resolve()
-    if not folder.is_relative_to(model_dir.resolve()) or not folder.is_dir():
-        raise CorruptMetadata(f"model code folder {code!r} is missing or outside the model")
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 
 # ---------------------------------------------------------------- input examples

@@ -1,7 +1,17 @@
-"""Projects: MLproject parsing, environments, backends (local, docker, kubernetes), reproduce.
+"""MLprojects: `MLproject` files, `gitml run`, provenance and `gitml reproduce`.
 
-Sits above models in the import table: it may import models, registry, tracking, artifacts,
-store and the base modules; ci, deploy, serving, fluent and cli sit above it.
+`gitml.projects.run(uri, entry_point, parameters)` is MLflow's `mlflow.projects.run`.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["run"]
+
+
+def run(*args: Any, **kwargs: Any) -> Any:
+    """Run an entry point of a project as a gitml run (MLflow's `mlflow.projects.run`)."""
+    from gitml.projects.runner import run as _run
+
+    return _run(*args, **kwargs)

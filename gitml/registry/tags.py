@@ -19,6 +19,7 @@ __all__ = [
     "semver_key",
     "semver_of_major",
     "stage_of_mlflow",
+    "suggest_model_name",
     "validate_alias",
     "validate_model_name",
     "validate_stage",
@@ -135,9 +136,33 @@ def _check(value: object, what: str) -> str:
     return value
 
 
+def suggest_model_name(name: str) -> str | None:
+    """A name the registry can hold that is closest to `name`: each run of other characters
+    (spaces, dots, '@', '#', ...) becomes one '-', and separators are trimmed from the ends."""
+    text = re.sub(r"[^a-zA-Z0-9\-/_]+", "-", name)
+    text = re.sub(r"/{2,}", "/", text)
+    text = re.sub(r"^[\-/_]+|[\-/_]+$", "", text)
+    return text if text and _NAME_RE.match(text) else None
+
+
 def validate_model_name(name: object) -> str:
-    """Return `name` if it is a valid registered model name (GTO's grammar), else raise."""
-    return _check(name, "model name")
+    """Return `name` if it is a valid registered model name (GTO's grammar), else raise.
+
+    The error names the rule, why it exists (each version is the Git tag `<name>@vN.0.0`,
+    each stage `<name>#<stage>#N`) and the nearest name that fits.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterValue(f"model name must be a non-empty string, got {name!r}")
+    if _NAME_RE.match(name) and ".." not in name and not _BAD_REF_PART.search(name):
+        return name
+    suggestion = suggest_model_name(name)
+    hint = f"; for example {suggestion!r}" if suggestion else ""
+    raise InvalidParameterValue(
+        f"invalid registered model name {name!r}: gitml's registry writes each model version as the "
+        f"Git tag '<name>@v<N>.0.0' (MLflow version N) and each stage as '<name>#<stage>#<count>', "
+        "in GTO's grammar, so a name may hold only letters, digits, '-', '_' and '/', must start "
+        f"and end with a letter or digit, and cannot hold spaces, dots, '@', '#' or '//'{hint}"
+    )
 
 
 def validate_stage(stage: object) -> str:

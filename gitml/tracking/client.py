@@ -24,12 +24,14 @@ from gitml.entities import (
 )
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.tracking import names
+from gitml.tracking.operations import RunOperations, operations_for
 from gitml.tracking.tracker import Tracker, get_tracker
 from gitml.tracking.validation import (
-    MAX_BATCH_METRICS,
-    MAX_BATCH_PARAMS,
-    MAX_BATCH_TAGS,
+    check_key,
+    check_metric,
+    check_param_value,
     check_run_id,
+    check_tag_value,
 )
 
 __all__ = ["PagedList", "TrackingClient"]
@@ -163,10 +165,16 @@ class TrackingClient:
         if fields:
             self._tracker.update_run(run_id, **fields)
 
+    def _ops(self, synchronous: bool | None) -> RunOperations | None:
+        return operations_for(self._tracker, synchronous, self._tracker.config.async_logging)
+
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
-        """Log a param (immutable: the same value again is fine, another is refused)."""
+        """Log a param (immutable: the same value again is fine, another is refused).
+
+        Returns the value, or with `synchronous=False` a RunOperations, as MLflow does."""
         self._tracker.writer(run_id).log_param(key, value)
-        return value
+        ops = self._ops(synchronous)
+        return value if ops is None else ops
 
     def log_metric(
         self,
@@ -177,9 +185,10 @@ class TrackingClient:
         step: int | None = None,
         synchronous: bool | None = None,
         **_: Any,
-    ) -> None:
+    ) -> RunOperations | None:
         """Log one metric point (buffered; visible to reads in this process at once)."""
         self._tracker.writer(run_id).log_metric(key, value, timestamp if timestamp is not None else _ms(), step)
+        return self._ops(synchronous)
 
     def log_batch(
         self,
@@ -188,30 +197,42 @@ class TrackingClient:
         params: list[Param] = (),  # type: ignore[assignment]
         tags: list[RunTag] = (),  # type: ignore[assignment]
         synchronous: bool | None = None,
-    ) -> None:
-        """Log many metrics, params and tags at once, within MLflow's batch limits."""
+    ) -> RunOperations | None:
+        """Log many metrics, params and tags at once; any number of each.
+
+        MLflow's client splits a batch past its server's limits (1000 metrics, 100 params,
+        100 tags per request) into several requests; gitml has no request to split, so the
+        whole batch is checked first (nothing is written when one item is bad) and buffered.
+        """
         metrics, params, tags = list(metrics or []), list(params or []), list(tags or [])
-        for items, limit, what in ((metrics, MAX_BATCH_METRICS, "metrics"), (params, MAX_BATCH_PARAMS, "params"), (tags, MAX_BATCH_TAGS, "tags")):
-            if len(items) > limit:
-                raise InvalidParameterValue(f"a batch may hold at most {limit} {what}; got {len(items)}")
+        writer = self._tracker.writer(run_id)
         seen: dict[str, str] = {}
         for p in params:
-            if p.key in seen and seen[p.key] != str(p.value):
+            text = check_param_value(check_key(p.key, "param"), p.value)
+            if seen.get(p.key, text) != text:
                 raise InvalidParameterValue(f"duplicate param '{p.key}' with different values in one batch")
-            seen[p.key] = str(p.value)
-        writer = self._tracker.writer(run_id)
-        for p in params:
-            writer.log_param(p.key, p.value)
+            seen[p.key] = text
+        writer.check_params(seen)
         for t in tags:
-            writer.set_tag(t.key, t.value)
+            check_tag_value(check_key(t.key, "tag"), t.value)
         for m in metrics:
-            writer.log_metric(m.key, m.value, m.timestamp if m.timestamp is not None else _ms(), m.step)
+            check_key(m.key)
+            check_metric(m.key, m.value, m.step)
+        for k, v in seen.items():
+            writer.log_param(k, v)
+        for t in tags:
+            self.set_tag(run_id, t.key, t.value)
+        now = _ms()
+        for m in metrics:
+            writer.log_metric(m.key, m.value, m.timestamp if m.timestamp is not None else now, m.step)
+        return self._ops(synchronous)
 
-    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
+    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
         """Set a run tag."""
         self._tracker.writer(run_id).set_tag(key, value)
         if key == "mlflow.runName":
             self._tracker.writer(run_id).set_meta(run_name=str(value))
+        return self._ops(synchronous)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Delete a run tag; unknown keys are an error, as in MLflow."""

@@ -112,6 +112,17 @@ class RunWriter:
             self._record(["p", key, text])
             self._pending.params[key] = text
 
+    def check_params(self, params: dict[str, str]) -> None:
+        """Refuse, before anything is written, a param the run holds with another value."""
+        with self._lock:
+            for key, text in params.items():
+                old = self._params.get(key)
+                if old is not None and old != text:
+                    raise InvalidParameterValue(
+                        f"changing param values is not allowed: param '{key}' was already logged "
+                        f"with value {old!r} for run {self.run_id}; attempted new value {text!r}"
+                    )
+
     def set_tag(self, key: str, value: Any) -> None:
         """Buffer a tag (the last write wins)."""
         check_key(key, "tag")

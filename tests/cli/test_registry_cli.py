@@ -105,7 +105,7 @@ def test_alias_list_show_history(registered: list[str], capsys: pytest.CaptureFi
         (["models", "alias", "iris", "bad alias", "1"], "Error: invalid alias 'bad alias'"),
         (
             ["models", "register", "runs:/0123456789abcdef0123456789abcdef/model", "bad@name"],
-            "Error: invalid model name 'bad@name'",
+            "Error: invalid registered model name 'bad@name'",
         ),
     ],
 )

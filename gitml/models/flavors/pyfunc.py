@@ -12,13 +12,12 @@ from typing import Any
 
 from gitml.config import env_flag
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
+from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
-    add_code_to_path,
     copy_code_paths,
     finish_model,
-    import_object,
     new_model_dir,
     object_path,
 )
@@ -213,7 +212,13 @@ def _inside(model_dir: Path, rel: str) -> Path:
 def load_pyfunc(model_dir: Path, meta: Model, allow_pickle: bool | None = None, **_: Any) -> _PythonModelWrapper:
     """Rebuild the PythonModel and call its `load_context` (the pyfunc loader of this flavor)."""
     conf = meta.flavors[FLAVOR_NAME]
-    add_code_to_path(model_dir, conf.get("code"))
+    with shipped_code(model_dir, conf.get("code")) as code:
+        return _load_python_model(model_dir, conf, code, allow_pickle)
+
+
+def _load_python_model(
+    model_dir: Path, conf: Mapping[str, Any], code: ShippedCode, allow_pickle: bool | None
+) -> _PythonModelWrapper:
     if conf.get("python_model_pickle"):
         if not _pickle_allowed(allow_pickle):
             raise InvalidParameterValue(
@@ -226,7 +231,7 @@ def load_pyfunc(model_dir: Path, meta: Model, allow_pickle: bool | None = None, 
         data = _inside(model_dir, str(conf["python_model_pickle"])).read_bytes()
         python_model = pickle.loads(data)
     elif conf.get("python_model"):
-        cls = import_object(str(conf["python_model"]))
+        cls = code.import_object(str(conf["python_model"]))
         if not inspect.isclass(cls) or not callable(getattr(cls, "predict", None)):
             raise CorruptMetadata(f"{conf['python_model']} is not a model class")
         if conf.get("python_model_is_class") or not conf.get("python_model_state"):

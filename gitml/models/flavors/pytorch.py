@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
+from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
 from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
-    add_code_to_path,
     copy_code_paths,
     finish_model,
-    import_object,
     new_model_dir,
     object_path,
     require,
@@ -246,9 +245,9 @@ def _has_meta_tensors(module: Any) -> bool:
     return any(t.is_meta for t in [*module.parameters(), *module.buffers()])
 
 
-def _from_class(model_dir: Path, conf: Mapping[str, Any]) -> Any:
+def _from_class(model_dir: Path, conf: Mapping[str, Any], code: ShippedCode) -> Any:
     torch = _torch()
-    cls = import_object(str(conf["model_class"]))
+    cls = code.import_object(str(conf["model_class"]))
     if not (inspect.isclass(cls) and issubclass(cls, torch.nn.Module)):
         raise CorruptMetadata(f"{conf['model_class']} is not a torch.nn.Module class")
     state = _load_state_dict(_inside(model_dir, str(conf.get("state_dict") or _STATE_DICT)))
@@ -306,9 +305,9 @@ def _load(model_dir: Path, meta: Model, device: Any = None, use_exported: bool |
         raise InvalidParameterValue("this model has no exported program (save it with export=True)")
     model = None
     if conf.get("model_class") and not use_exported:
-        add_code_to_path(model_dir, conf.get("code"))
         try:
-            model = _from_class(model_dir, conf)
+            with shipped_code(model_dir, conf.get("code")) as code:
+                model = _from_class(model_dir, conf, code)
         except InvalidParameterValue:
             if not exported or use_exported is False:
                 raise

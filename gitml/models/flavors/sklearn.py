@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gitml.exceptions import CorruptMetadata, InvalidParameterValue
+from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
+from gitml.models.code import shipped_code
 from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
-    add_code_to_path,
     copy_code_paths,
     finish_model,
     new_model_dir,
@@ -139,7 +139,6 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
     file = (model_dir / rel).resolve()
     if not file.is_relative_to(model_dir.resolve()) or not file.is_file():
         raise CorruptMetadata(f"model file {rel!r} is missing or outside the model folder")
-    add_code_to_path(model_dir, conf.get("code"))
     try:
         untrusted = sio.get_untrusted_types(file=file)
     except Exception as e:  # not a skops zip: a pickle, a truncated file...
@@ -157,7 +156,10 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
             "If you trust this model, pass trusted=[...those names...] (or trusted=True)"
         )
     try:
-        return sio.load(file, trusted=allowed or None)
+        with shipped_code(model_dir, conf.get("code")):
+            return sio.load(file, trusted=allowed or None)
+    except GitMLError:
+        raise
     except Exception as e:
         raise InvalidParameterValue(f"cannot load {rel}: {e}") from e
 

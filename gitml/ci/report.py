@@ -1,0 +1,126 @@
+"""The diff report CI shows: the metric/param diff, the gates, and where each platform reads it.
+
+`gitml diff --fail-on` and `gitml ci comment` build it; GitHub gets the markdown appended to
+`$GITHUB_STEP_SUMMARY`, GitLab gets `metrics.txt` for its merge-request metrics widget.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gitml.ci.gates import (
+    GateResult,
+    check_gates,
+    format_gate_results,
+    format_metrics_txt,
+    parse_gate,
+)
+from gitml.exceptions import InvalidParameterValue
+
+__all__ = [
+    "DiffReport",
+    "comment_body",
+    "diff_report",
+    "report_markdown",
+    "write_metrics_file",
+    "write_step_summary",
+]
+
+_URL = re.compile(r"^https?://[^\s()<>\[\]\"'`]+$")
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    """A diff (`RunDiff`, filtered for display), the gates' outcomes and the new run's metrics."""
+
+    diff: Any
+    gates: tuple[GateResult, ...]
+    new_metrics: dict[str, Any]
+
+    @property
+    def crossed(self) -> list[GateResult]:
+        """The gates that fail the check."""
+        return [g for g in self.gates if g.status == "crossed"]
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new):
+        return True
+    return bool(old == new)
+
+
+def diff_report(
+    a: str | None = None,
+    b: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    all_keys: bool = False,
+    lower_is_better: Iterable[str] = (),
+    fail_on: Iterable[str] = (),
+) -> DiffReport:
+    """Diff the latest finished runs of `a` and `b` and check the gates in `fail_on`."""
+    from gitml.tracking.diff import diff_runs
+
+    gates = [parse_gate(expr) for expr in fail_on]  # bad gates fail before any reading
+    full = diff_runs(
+        a, b, tracking_uri=tracking_uri, all_keys=True, lower_is_better=lower_is_better
+    )
+    old = {c.key: c.old for c in full.metrics if c.old is not None}
+    new = {c.key: c.new for c in full.metrics if c.new is not None}
+    shown = full
+    if not all_keys:
+        shown = replace(
+            full,
+            params=tuple(c for c in full.params if not _same(c.old, c.new)),
+            metrics=tuple(c for c in full.metrics if not _same(c.old, c.new)),
+        )
+    return DiffReport(shown, tuple(check_gates(gates, old, new)), new)
+
+
+def _escape_cell(text: str) -> str:
+    return "".join("\\" + ch if ch in "\\`*_[]<>|#!~&" else ch for ch in text.replace("\n", " "))
+
+
+def report_markdown(report: DiffReport) -> str:
+    """The diff as `gitml diff --md` prints it, then the gates' table (when any)."""
+    from gitml.tracking.diff import format_markdown
+
+    text = format_markdown(report.diff)
+    if report.gates:
+        verdict = (
+            f"**{len(report.crossed)} of {len(report.gates)} metric gates crossed.**"
+            if report.crossed
+            else f"All {len(report.gates)} metric gates passed."
+        )
+        text += "\n" + verdict + "\n\n" + format_gate_results(list(report.gates), _escape_cell)
+    return text
+
+
+def comment_body(report: DiffReport, pipeline_url: str | None = None) -> str:
+    """The sticky comment's body: a title, the report, and the pipeline that made it."""
+    parts = ["### gitml: this branch's runs against its base", "", report_markdown(report)]
+    if pipeline_url and _URL.match(pipeline_url):
+        parts += ["", f"<sub>Made by [this pipeline]({pipeline_url}).</sub>"]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_step_summary(path: str | Path, markdown: str) -> None:
+    """Append `markdown` to GitHub's job summary file (`$GITHUB_STEP_SUMMARY`)."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    except OSError as e:
+        raise InvalidParameterValue(f"cannot append to the step summary {path}: {e}") from e
+
+
+def write_metrics_file(path: str | Path, metrics: dict[str, Any]) -> None:
+    """Write GitLab's metrics report (`name value` lines) of the new run's metrics."""
+    try:
+        Path(path).write_text(format_metrics_txt(metrics), encoding="utf-8")
+    except OSError as e:
+        raise InvalidParameterValue(f"cannot write the metrics file {path}: {e}") from e

@@ -1,0 +1,327 @@
+"""Where a run came from: code (commit, branch, remote, diff), data (DVC hashes), environment.
+
+Data hashes are read from what DVC already wrote (`.dvc` pointers and `dvc.lock`), never
+recomputed; a plain `path` parameter is hashed once and cached by (size, mtime, inode),
+so the second run reads a stat, not the bytes. Every file read here is bounded in size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Provenance",
+    "code_provenance",
+    "data_provenance",
+    "env_provenance",
+    "gpu_provenance",
+    "hash_path",
+    "packages_hash",
+]
+
+_MAX_POINTER = 1 << 20  # a .dvc file or dvc.lock larger than this is not DVC's
+_MAX_LISTED = 200  # untracked files listed by name (the count is always exact)
+_MAX_FILES = 200_000  # files hashed under one `path` parameter
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+
+
+@dataclass
+class Provenance:
+    """Everything recorded about a run's inputs; `to_dict` is the provenance.json artifact."""
+
+    code: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    patch: str = ""
+
+    def data_hash(self) -> str:
+        """One sha256 over every (path, hash) of the data read."""
+        h = hashlib.sha256()
+        for k in sorted(self.data):
+            h.update(f"{k}\0{self.data[k]}\n".encode())
+        return h.hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record (the patch itself is its own artifact)."""
+        return {
+            "version": 1,
+            "code": self.code,
+            "data": self.data,
+            "data_sha256": self.data_hash(),
+            "env": self.env,
+        }
+
+    def tags(self) -> dict[str, str]:
+        """MLflow's source tags plus `gitml.provenance.*` summaries (searchable)."""
+        c, e = self.code, self.env
+        tags: dict[str, str] = {}
+        if c.get("commit"):
+            tags["mlflow.source.git.commit"] = c["commit"]
+        if c.get("branch"):
+            tags["mlflow.source.git.branch"] = c["branch"]
+        if c.get("repo_url"):
+            tags["mlflow.source.git.repoURL"] = c["repo_url"]
+            tags["mlflow.gitRepoURL"] = c["repo_url"]
+        tags["gitml.source.dirty"] = str(bool(c.get("dirty"))).lower()
+        tags["gitml.provenance.dirty"] = str(bool(c.get("dirty"))).lower()
+        if c.get("diff_sha256"):
+            tags["gitml.provenance.diff_sha256"] = c["diff_sha256"]
+        tags["gitml.provenance.untracked"] = str(c.get("untracked_count", 0))
+        if c.get("tree"):
+            tags["gitml.provenance.code_tree"] = c["tree"]
+        tags["gitml.provenance.data_sha256"] = self.data_hash()
+        tags["gitml.provenance.data_files"] = str(len(self.data))
+        tags["gitml.provenance.python"] = str(e.get("python", ""))
+        if e.get("packages_sha256"):
+            tags["gitml.provenance.packages_sha256"] = e["packages_sha256"]
+        for k in ("gpu", "gpu_driver", "cuda"):
+            if e.get(k):
+                tags[f"gitml.provenance.{k}"] = str(e[k])
+        return tags
+
+
+def _git(root: Path, *args: str, check: bool = False) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, errors="surrogateescape"
+    )
+    if check and proc.returncode != 0:
+        from gitml.exceptions import RepositoryError
+
+        raise RepositoryError(f"git {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def code_provenance(root: Path) -> tuple[dict[str, Any], str]:
+    """(code record, patch text): commit, branch, remote, dirty flag, diff hash, untracked files."""
+    head = _git(root, "rev-parse", "--verify", "-q", "HEAD").strip() or None
+    branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD").strip() or None
+    remote = None
+    if branch:
+        name = _git(root, "config", "--get", f"branch.{branch}.remote").strip() or "origin"
+        remote = _git(root, "remote", "get-url", "--", name).strip() or None
+    if remote is None:
+        remote = _git(root, "remote", "get-url", "--", "origin").strip() or None
+    status = _git(
+        root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=dirty"
+    )
+    untracked: list[str] = []
+    changed = 0
+    for entry in status.split("\0"):
+        if entry.startswith("?? "):
+            untracked.append(entry[3:])
+        elif len(entry) > 3 and entry[2] == " " and entry[:2].strip():
+            changed += 1
+    patch = (
+        _git(root, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
+        if head and changed
+        else ""
+    )
+    tree = _git(root, "rev-parse", "--verify", "-q", "HEAD^{tree}").strip() or None
+    code: dict[str, Any] = {
+        "commit": head,
+        "branch": branch,
+        "repo_url": remote,
+        "dirty": bool(changed or untracked),
+        "diff_sha256": hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest()
+        if patch
+        else None,
+        "tree": _tree_with_patch(tree, patch),
+        "untracked_count": len(untracked),
+        "untracked": sorted(untracked)[:_MAX_LISTED],
+    }
+    return code, patch
+
+
+def _tree_with_patch(tree: str | None, patch: str) -> str | None:
+    """The code state: HEAD's tree, plus the diff's hash when the tree is dirty (cache key)."""
+    if tree is None or not patch:
+        return tree
+    return hashlib.sha256(f"{tree}\0{patch}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _read_small_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        if path.stat().st_size > _MAX_POINTER:
+            return None
+        text = path.read_text(encoding="utf-8")
+        if "&" in text and re.search(r"[&*][A-Za-z0-9_]", text):  # no anchors/aliases in pointers
+            return None
+        return yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def _outs_hashes(items: Any, base: str, out: dict[str, str]) -> None:
+    if not isinstance(items, list):
+        return
+    for item in items[:10_000]:
+        if not isinstance(item, dict):
+            continue
+        p, md5 = item.get("path"), item.get("md5") or item.get("hash")
+        if isinstance(p, str) and isinstance(md5, str) and _MD5.match(md5) and "\0" not in p:
+            key = os.path.normpath(os.path.join(base, p)).replace(os.sep, "/")
+            if not key.startswith("../"):
+                out[key] = md5
+
+
+def data_provenance(root: Path, project_dir: Path) -> dict[str, str]:
+    """{repo-relative path: md5} of DVC-tracked data, from `.dvc` pointers and `dvc.lock`."""
+    rel = os.path.relpath(project_dir, root)
+    scope = [] if rel == "." else ["--", rel]
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", *scope)
+    out: dict[str, str] = {}
+    for name in listed.split("\0"):
+        if name.endswith(".dvc") and not name.endswith("/.dvc"):
+            data = _read_small_yaml(root / name)
+            if isinstance(data, dict):
+                _outs_hashes(data.get("outs"), os.path.dirname(name), out)
+        elif name == "dvc.lock" or name.endswith("/dvc.lock"):
+            data = _read_small_yaml(root / name)
+            stages = data.get("stages") if isinstance(data, dict) else None
+            if isinstance(stages, dict):
+                for stage in list(stages.values())[:10_000]:
+                    if isinstance(stage, dict):
+                        _outs_hashes(stage.get("deps"), os.path.dirname(name), out)
+                        _outs_hashes(stage.get("outs"), os.path.dirname(name), out)
+    return out
+
+
+def hash_path(path: Path, cache_file: Path | None) -> str:
+    """md5 of a file, or of a folder's sorted (name, md5) list; cached by size/mtime/inode."""
+    cache: dict[str, Any] = {}
+    if cache_file is not None:
+        try:
+            cache = (
+                json.loads(cache_file.read_text()) if cache_file.stat().st_size < (64 << 20) else {}
+            )
+        except (OSError, ValueError):
+            cache = {}
+        if not isinstance(cache, dict):
+            cache = {}
+    changed = False
+
+    def one(p: Path) -> str:
+        nonlocal changed
+        st = p.stat()
+        key = str(p)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = cache.get(key)
+        if isinstance(hit, list) and len(hit) == 2 and hit[0] == stamp:
+            return str(hit[1])
+        h = hashlib.md5(usedforsecurity=False)
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        cache[key] = [stamp, h.hexdigest()]
+        changed = True
+        return h.hexdigest()
+
+    if path.is_dir():
+        lines = []
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".dvc"))
+            for fn in sorted(filenames):
+                count += 1
+                if count > _MAX_FILES:
+                    from gitml.exceptions import InvalidParameterValue
+
+                    raise InvalidParameterValue(f"{path}: more than {_MAX_FILES} files to hash")
+                fp = Path(dirpath) / fn
+                lines.append(f"{fp.relative_to(path).as_posix()}\0{one(fp)}")
+        digest = hashlib.md5("\n".join(lines).encode(), usedforsecurity=False).hexdigest() + ".dir"
+    else:
+        digest = one(path)
+    if changed and cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    return digest
+
+
+def packages_hash(python: str | None = None) -> tuple[str, int]:
+    """(sha256 of the sorted `name==version` list, count) of an interpreter's packages."""
+    if python is None or Path(python).resolve() == Path(sys.executable).resolve():
+        from importlib import metadata
+
+        pkgs = sorted(
+            {f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()}
+        )
+    else:
+        code = (
+            "from importlib import metadata as m\n"
+            "print('\\n'.join(sorted({f\"{(d.metadata['Name'] or '').lower()}=={d.version}\" "
+            "for d in m.distributions()})))"
+        )
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+        pkgs = proc.stdout.split()
+    return hashlib.sha256("\n".join(pkgs).encode()).hexdigest(), len(pkgs)
+
+
+def gpu_provenance() -> dict[str, str]:
+    """GPU model, driver and CUDA version from nvidia-smi, or {} when there is none."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return {}
+    try:
+        q = subprocess.run(
+            [exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        head = subprocess.run([exe], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if q.returncode != 0 or not q.stdout.strip():
+        return {}
+    names, drivers = [], []
+    for line in q.stdout.strip().splitlines():
+        name, _, driver = line.partition(",")
+        names.append(name.strip())
+        drivers.append(driver.strip())
+    out = {
+        "gpu": f"{len(names)} x {names[0]}" if len(set(names)) == 1 else "; ".join(names),
+        "gpu_driver": drivers[0],
+    }
+    m = re.search(r"CUDA Version:\s*([0-9.]+)", head.stdout)
+    if m:
+        out["cuda"] = m.group(1)
+    return out
+
+
+def env_provenance(python: str | None, manager: str, env_hash: str | None) -> dict[str, Any]:
+    """Python version, platform, resolved packages' hash, environment manager, GPU."""
+    if python is None or Path(python).resolve() == Path(sys.executable).resolve():
+        version = platform.python_version()
+    else:
+        proc = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        )
+        version = proc.stdout.strip()
+    pkg_hash, count = packages_hash(python)
+    env: dict[str, Any] = {
+        "python": version,
+        "platform": platform.platform(),
+        "env_manager": manager,
+        "env_hash": env_hash,
+        "packages_sha256": pkg_hash,
+        "packages": count,
+    }
+    env.update(gpu_provenance())
+    return env

@@ -1,0 +1,393 @@
+"""`gitml run`: validate everything, start the run, run the entry point, end the run.
+
+The order is the contract: the project file, the parameters and the command are all
+checked, and the environment is built, before anything reaches the metadata branch; so
+bad input leaves nothing behind. Then the run is created with its params and provenance,
+committed, and the child starts with the run id in its environment (`MLFLOW_RUN_ID` and
+`GITML_RUN_ID`), so `import gitml as mlflow` inside it logs into that run. The child's
+exit status sets FINISHED / FAILED; Ctrl-C or the timeout kills it and sets KILLED.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.projects.envs import Environment, prepare_env
+from gitml.projects.params import build_argv, resolve_params
+from gitml.projects.provenance import (
+    Provenance,
+    code_provenance,
+    data_provenance,
+    env_provenance,
+    hash_path,
+)
+from gitml.projects.spec import EntryPoint, Project, load_project
+from gitml.projects.steps import plan_steps
+
+__all__ = ["PROVENANCE_FILE", "PATCH_FILE", "ProjectRun", "StepPlan", "prepare_step", "run"]
+
+PROVENANCE_FILE = "gitml/provenance.json"
+PATCH_FILE = "gitml/diff.patch"
+_KILL_GRACE_S = 5.0
+
+
+@dataclass
+class StepPlan:
+    """One step, fully checked: its command, params, environment and provenance."""
+
+    entry: EntryPoint
+    argv: list[str]
+    final: dict[str, str]
+    extra: dict[str, str]
+    given: dict[str, str]
+    env: Environment
+    provenance: Provenance
+    cache_key: str
+
+
+@dataclass
+class ProjectRun:
+    """What `run` did: the run id, its status, and the runs of the steps before it."""
+
+    run_id: str
+    status: str
+    returncode: int | None = None
+    cached: bool = False
+    argv: list[str] = field(default_factory=list)
+    steps: list[ProjectRun] = field(default_factory=list)
+    parent_run_id: str | None = None
+
+    def get_status(self) -> str:
+        """MLflow's SubmittedRun.get_status()."""
+        return self.status
+
+    def wait(self) -> bool:
+        """MLflow's SubmittedRun.wait(): True when the run finished."""
+        return self.status == "FINISHED"
+
+
+def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
+    from gitml.tracking.client import TrackingClient
+
+    return TrackingClient(tracking_uri)
+
+
+def _experiment_id(client: Any, name: str | None, experiment_id: str | None) -> str:
+    if experiment_id is not None:
+        client.get_experiment(str(experiment_id))  # raises when it does not exist
+        return str(experiment_id)
+    if name:
+        exp = client.get_experiment_by_name(name)
+        return exp.experiment_id if exp is not None else client.create_experiment(name)
+    client._tracker.experiments.ensure_default()
+    return "0"
+
+
+def prepare_step(
+    project: Project,
+    entry: EntryPoint,
+    given: dict[str, str],
+    env: Environment,
+    repo_root: Path,
+    state_dir: Path,
+    extras_allowed: bool = True,
+) -> StepPlan:
+    """Check the parameters, build the command, and take the provenance of one step."""
+    if not extras_allowed:
+        given = {k: v for k, v in given.items() if k in entry.parameters}
+    final, extra = resolve_params(entry, given, project.root)
+    argv = env.argv(build_argv(entry, final, extra))
+    code, patch = code_provenance(repo_root)
+    data = data_provenance(repo_root, project.root)
+    for p in entry.parameters.values():
+        if p.type == "path" and p.name in final and os.path.exists(final[p.name]):
+            path = Path(final[p.name])
+            rel = _repo_relative(path, repo_root)
+            if rel is not None and any(rel == k or rel.startswith(k + "/") for k in data):
+                continue  # DVC already hashed it
+            data[rel or str(path)] = hash_path(path, state_dir / "hashcache.json")
+    prov = Provenance(code=code, data=data, patch=patch)
+    prov.env = env_provenance(env.python, env.manager, env.env_hash)
+    prov.code["project_dir"] = _repo_relative(project.root, repo_root) or "."
+    key_src = {
+        "tree": code.get("tree"),
+        "project": prov.code["project_dir"],
+        "entry": entry.name,
+        "params": {**final, **extra},
+        "data": prov.data_hash(),
+        "env": [prov.env.get("python"), prov.env.get("packages_sha256"), env.env_hash],
+    }
+    cache_key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()
+    return StepPlan(entry, argv, final, extra, dict(given), env, prov, cache_key)
+
+
+def _repo_relative(path: Path, root: Path) -> str | None:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def run(
+    uri: str | os.PathLike[str] = ".",
+    entry_point: str = "main",
+    parameters: dict[str, Any] | None = None,
+    experiment_name: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    env_manager: str | None = None,
+    backend: str = "local",
+    cache: bool = False,
+    lenient: bool = False,
+    timeout: float | None = None,
+    tracking_uri: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    extra_tags: dict[str, str] | None = None,
+    on_event: Callable[[str], None] | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    synchronous: bool = True,
+) -> ProjectRun:
+    """Run an entry point of the project at `uri` (a local folder) as a gitml run; MLflow's projects.run."""
+    if backend != "local":
+        raise InvalidParameterValue(
+            f"backend '{backend}' runs through 'gitml run --backend {backend}' manifests only"
+        )
+    if not synchronous:
+        raise InvalidParameterValue(
+            "synchronous=False is not supported: gitml run waits for the child"
+        )
+    say = on_event or (lambda _msg: None)
+    project = load_project(Path(uri), lenient=lenient)
+    for w in project.warnings:
+        say(f"warning: {w}")
+    given = {
+        str(k): str(v) if not isinstance(v, bool) else str(v).lower()
+        for k, v in (parameters or {}).items()
+    }
+    client = _client(tracking_uri if tracking_uri is not None else project.root)
+    tracker = client._tracker
+    repo_root: Path = tracker.root
+    state_dir: Path = tracker.repo.state_dir
+    order = plan_steps(project, entry_point)
+    env = prepare_env(project, env_manager or "local", state_dir)
+    # Everything is checked before the first run is created: nothing half-done on the branch.
+    plans = [
+        prepare_step(
+            project,
+            project.entry_point(name),
+            given,
+            env,
+            repo_root,
+            state_dir,
+            extras_allowed=(name == order[-1]),
+        )
+        for name in order
+    ]
+    exp_id = _experiment_id(client, experiment_name, experiment_id)
+    base_env = dict(os.environ if environ is None else environ)
+    tags = dict(extra_tags or {})
+    if len(plans) == 1:
+        return _run_step(
+            client,
+            project,
+            plans[0],
+            exp_id,
+            run_name,
+            tags,
+            cache,
+            timeout,
+            base_env,
+            say,
+            stdout,
+            stderr,
+        )
+    parent = client.create_run(
+        exp_id,
+        run_name=run_name or f"{entry_point} pipeline",
+        tags={
+            **tags,
+            "mlflow.source.type": "PROJECT",
+            "mlflow.project.entryPoint": entry_point,
+            "gitml.project.steps": json.dumps(order),
+        },
+    )
+    parent_id = parent.info.run_id
+    client.flush()
+    say(f"pipeline {' -> '.join(order)} in parent run {parent_id}")
+    done: list[ProjectRun] = []
+    status = "FINISHED"
+    try:
+        for plan in plans:
+            step_tags = {**tags, "mlflow.parentRunId": parent_id}
+            result = _run_step(
+                client,
+                project,
+                plan,
+                exp_id,
+                None,
+                step_tags,
+                cache,
+                timeout,
+                base_env,
+                say,
+                stdout,
+                stderr,
+            )
+            done.append(result)
+            client.set_tag(parent_id, f"gitml.step.{plan.entry.name}", result.run_id)
+            if result.status != "FINISHED":
+                status = result.status
+                break
+    except BaseException:
+        client.set_terminated(parent_id, "KILLED")
+        raise
+    client.set_terminated(parent_id, status)
+    return ProjectRun(parent_id, status, steps=done, argv=done[-1].argv if done else [])
+
+
+def _find_cached(client: Any, exp_id: str, key: str) -> str | None:
+    runs = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`gitml.project.cache_key` = '{key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def _run_step(
+    client: Any,
+    project: Project,
+    plan: StepPlan,
+    exp_id: str,
+    run_name: str | None,
+    tags: dict[str, str],
+    cache: bool,
+    timeout: float | None,
+    base_env: dict[str, str],
+    say: Callable[[str], None],
+    stdout: Any,
+    stderr: Any,
+) -> ProjectRun:
+    if cache:
+        hit = _find_cached(client, exp_id, plan.cache_key)
+        if hit:
+            say(f"step '{plan.entry.name}' unchanged: reusing finished run {hit}")
+            return ProjectRun(
+                hit,
+                "FINISHED",
+                0,
+                cached=True,
+                argv=plan.argv,
+                parent_run_id=tags.get("mlflow.parentRunId"),
+            )
+    prov = plan.provenance
+    run_tags = {
+        **tags,
+        "mlflow.source.name": str(project.root),
+        "mlflow.source.type": "PROJECT",
+        "mlflow.project.entryPoint": plan.entry.name,
+        "mlflow.project.backend": "local",
+        "mlflow.project.env": plan.env.manager,
+        "gitml.project.path": prov.code.get("project_dir", "."),
+        "gitml.project.command": json.dumps(plan.argv)[:4000],
+        "gitml.project.cache_key": plan.cache_key,
+        **prov.tags(),
+    }
+    run = client.create_run(exp_id, tags=run_tags, run_name=run_name)
+    run_id = run.info.run_id
+    try:
+        from gitml.entities import Param
+
+        params = [Param(k, v) for k, v in {**plan.final, **plan.extra}.items()]
+        if params:
+            client.log_batch(run_id, params=params)
+        record = prov.to_dict()
+        record["run"] = {
+            "entry_point": plan.entry.name,
+            "given": plan.given,
+            "env_manager": plan.env.manager,
+            "argv": plan.argv,
+        }
+        client.log_text(run_id, json.dumps(record, indent=1, sort_keys=True), PROVENANCE_FILE)
+        if prov.patch:
+            client.log_text(run_id, prov.patch, PATCH_FILE)
+        client.flush()
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    say(f"=== Running command {json.dumps(plan.argv)} in run with ID '{run_id}' ===")
+    repo_root = str(client._tracker.root)
+    env = plan.env.child_env(base_env)
+    for prefix in ("MLFLOW", "GITML"):
+        env[f"{prefix}_RUN_ID"] = run_id
+        env[f"{prefix}_TRACKING_URI"] = repo_root
+        env[f"{prefix}_EXPERIMENT_ID"] = exp_id
+        env.pop(f"{prefix}_EXPERIMENT_NAME", None)
+        env.pop(f"{prefix}_RUN_NAME", None)
+    try:
+        status, code = _supervise(plan.argv, project.root, env, timeout, stdout, stderr)
+    except KeyboardInterrupt:
+        client.set_tag(run_id, "gitml.project.exit_code", "interrupted")
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_tag(run_id, "gitml.project.exit_code", str(code))
+    client.set_terminated(run_id, status)
+    say(f"=== Run {run_id} {status} (exit status {code}) ===")
+    return ProjectRun(
+        run_id, status, code, argv=plan.argv, parent_run_id=tags.get("mlflow.parentRunId")
+    )
+
+
+def _supervise(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None, stdout: Any, stderr: Any
+) -> tuple[str, int]:
+    """Run the child in its own process group; (status, exit code). No shell is involved."""
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, start_new_session=True, stdout=stdout, stderr=stderr
+        )
+    except FileNotFoundError as e:
+        raise ResourceDoesNotExist(f"cannot start {argv[0]!r}: no such program") from e
+    except PermissionError as e:
+        raise InvalidParameterValue(f"cannot start {argv[0]!r}: {e}") from e
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                code = proc.wait(timeout=wait)
+                return ("FINISHED" if code == 0 else "FAILED"), code
+            except subprocess.TimeoutExpired:
+                return "KILLED", _kill(proc)
+    except KeyboardInterrupt:
+        _kill(proc)
+        raise
+
+
+def _kill(proc: subprocess.Popen[Any]) -> int:
+    """SIGTERM the child's process group, then SIGKILL after a grace period."""
+    for sig, grace in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, 30.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
