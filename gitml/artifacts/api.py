@@ -27,8 +27,6 @@ from gitml.artifacts.pointers import (
 )
 from gitml.artifacts.runs import manifest_loader, read_pointers, store_for
 from gitml.exceptions import (
-    InvalidParameterValue,
-    MissingDependency,
     RemoteError,
     ResourceDoesNotExist,
 )
@@ -220,79 +218,17 @@ def _log_via_temp(tracker: Any, run_id: str, write: Any, artifact_file: str) -> 
 def log_run_figure(
     tracker: Any, run_id: str, figure: Any, artifact_file: str, save_kwargs: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Save a matplotlib (or plotly) figure as artifact file `artifact_file` of the run."""
-    kwargs = save_kwargs or {}
+    """Save a matplotlib or plotly figure as artifact file `artifact_file` of the run."""
+    from gitml.artifacts.media import save_figure
 
-    def write(local: str) -> None:
-        if hasattr(figure, "savefig"):  # matplotlib
-            figure.savefig(local, **kwargs)
-        elif local.endswith(".html") and hasattr(figure, "write_html"):  # plotly
-            figure.write_html(local, **kwargs)
-        elif hasattr(figure, "write_image"):
-            figure.write_image(local, **kwargs)
-        else:
-            raise InvalidParameterValue(
-                f"cannot log a {type(figure).__name__} as a figure: pass a matplotlib or plotly figure"
-            )
-
-    return _log_via_temp(tracker, run_id, write, artifact_file)
-
-
-def _png_bytes(array: Any) -> bytes:
-    """Encode a 2-D (grey) or 3-D (RGB/RGBA) array as PNG, without Pillow."""
-    import struct
-    import zlib
-
-    import numpy as np
-
-    a = np.asarray(array)
-    if a.dtype.kind == "f":
-        if a.size and (a.min() < 0 or a.max() > 1):
-            raise InvalidParameterValue("float images must hold values in [0, 1]")
-        a = np.round(a * 255)
-    elif a.dtype.kind not in "iub":
-        raise InvalidParameterValue(f"cannot log an image of dtype {a.dtype}")
-    elif a.size and (a.min() < 0 or a.max() > 255):
-        raise InvalidParameterValue("integer images must hold values in [0, 255]")
-    a = a.astype(np.uint8)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim == 2:
-        color = 0
-    elif a.ndim == 3 and a.shape[2] in (3, 4):
-        color = 2 if a.shape[2] == 3 else 6
-    else:
-        raise InvalidParameterValue(f"an image must be HxW, HxWx1, HxWx3 or HxWx4; got shape {a.shape}")
-    height, width = a.shape[:2]
-    raw = b"".join(b"\0" + a[row].tobytes() for row in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return _log_via_temp(tracker, run_id, lambda local: save_figure(figure, local, save_kwargs), artifact_file)
 
 
 def log_run_image(tracker: Any, run_id: str, image: Any, artifact_file: str) -> dict[str, Any]:
-    """Save a numpy array or PIL image as artifact file `artifact_file` of the run."""
-    dest = normalize_artifact_path(artifact_file, allow_root=False)
-    if hasattr(image, "save") and hasattr(image, "mode"):  # a PIL image
-        return _log_via_temp(tracker, run_id, image.save, dest)
-    try:
-        from PIL import Image
-    except ImportError:
-        Image = None  # type: ignore[assignment]
-    if Image is not None:
-        import numpy as np
+    """Save a numpy array or Pillow image as artifact file `artifact_file` of the run."""
+    from gitml.artifacts.media import save_image
 
-        a = np.asarray(image)
-        if a.dtype.kind == "f":
-            a = np.round(a * 255)
-        pil = Image.fromarray(a.astype(np.uint8).squeeze())
-        return _log_via_temp(tracker, run_id, pil.save, dest)
-    if not dest.lower().endswith(".png"):
-        raise MissingDependency("Pillow", "images")
-    return log_run_bytes(tracker, run_id, _png_bytes(image), dest)
+    return _log_via_temp(tracker, run_id, lambda local: save_image(image, local), artifact_file)
 
 
 # Longer names some callers use for the tracker-level functions.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from gitml.cli._render import echo_json
 
-__all__ = ["diff"]
+__all__ = ["GATE_CROSSED", "diff"]
 
 
 @click.command()
@@ -28,6 +30,25 @@ __all__ = ["diff"]
     help="A metric where lower is better (repeatable); losses, errors and times are by default.",
 )
 @click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="EXPR",
+    help="A metric gate (repeatable): accuracy<-0.01 (change), val_loss>+5% (relative change), "
+    "accuracy<0.9 (value). Exit 3 when one is crossed.",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write B's metrics as `name value` lines (GitLab's metrics report: metrics.txt).",
+)
+@click.option(
+    "--summary/--no-summary",
+    default=True,
+    help="Append the markdown to $GITHUB_STEP_SUMMARY when it is set (default: on).",
+)
+@click.option(
     "-q", "--quiet", is_flag=True, help="Print nothing; exit 0 (errors still exit non-zero)."
 )
 @click.pass_context
@@ -39,24 +60,52 @@ def diff(
     as_json: bool,
     all_keys: bool,
     lower: tuple[str, ...],
+    fail_on: tuple[str, ...],
+    metrics_file: str | None,
+    summary: bool,
     quiet: bool,
 ) -> None:
     """Compare the latest finished runs of A and B (run ids, commits, branches or tags).
 
-    A defaults to the merge base of HEAD with the default branch, B to HEAD.
+    A defaults to the merge base of HEAD with the default branch, B to HEAD. Exit status:
+    0 when no gate is crossed, 3 when a --fail-on gate is crossed, 1 on errors.
     """
-    from gitml.tracking.diff import diff_runs, format_markdown, format_table
+    from gitml.ci.report import diff_report, report_markdown, write_metrics_file, write_step_summary
+    from gitml.config import resolve_ci_config
+    from gitml.tracking.diff import format_table
 
-    result = diff_runs(
+    report = diff_report(
         a,
         b,
         tracking_uri=ctx.obj.get("repo") if ctx.obj else None,
         all_keys=all_keys,
         lower_is_better=lower,
+        fail_on=fail_on,
     )
-    if quiet:
-        return
-    if as_json:
-        echo_json(result.to_dict())
-    else:
-        click.echo(format_markdown(result) if markdown else format_table(result), nl=False)
+    result = report.diff
+    if metrics_file:
+        write_metrics_file(metrics_file, report.new_metrics)
+    step_summary = resolve_ci_config().github_step_summary if summary else None
+    if step_summary:
+        write_step_summary(step_summary, report_markdown(report))
+    if not quiet:
+        if as_json:
+            echo_json({**result.to_dict(), "gates": [_gate_dict(g) for g in report.gates]})
+        elif markdown:
+            click.echo(report_markdown(report), nl=False)
+        else:
+            click.echo(format_table(result), nl=False)
+            for g in report.gates:
+                reason = f" ({g.reason})" if g.reason else ""
+                click.echo(f"gate {g.gate.expr}: {g.status}{reason}")
+    if report.crossed:
+        names = ", ".join(g.gate.expr for g in report.crossed)
+        click.echo(f"Error: metric gate crossed: {names}", err=True)
+        raise SystemExit(GATE_CROSSED)
+
+
+GATE_CROSSED = 3  # the exit status of a crossed --fail-on gate (1 is an error, 2 bad usage)
+
+
+def _gate_dict(g: Any) -> dict[str, Any]:
+    return {"gate": g.gate.expr, "status": g.status, "observed": g.observed, "reason": g.reason}

@@ -34,10 +34,20 @@ from gitml.projects.provenance import (
 from gitml.projects.spec import EntryPoint, Project, load_project
 from gitml.projects.steps import plan_steps
 
-__all__ = ["PROVENANCE_FILE", "PATCH_FILE", "ProjectRun", "StepPlan", "prepare_step", "run"]
+__all__ = [
+    "PATCH_FILE",
+    "PROVENANCE_FILE",
+    "RECORD_TAG",
+    "ProjectRun",
+    "StepPlan",
+    "prepare_step",
+    "run",
+]
 
 PROVENANCE_FILE = "gitml/provenance.json"
 PATCH_FILE = "gitml/diff.patch"
+RECORD_TAG = "gitml.project.run"
+RECORD_TAG_MAX = 7000
 _KILL_GRACE_S = 5.0
 
 
@@ -131,6 +141,18 @@ def prepare_step(
     return StepPlan(entry, argv, final, extra, dict(given), env, prov, cache_key)
 
 
+def _code_root(folder: Path) -> Path:
+    """The top of the Git working tree holding the project (a worktree when reproducing)."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        from gitml.exceptions import RepositoryError
+
+        raise RepositoryError(f"project folder {folder} is not inside a Git repository")
+    return Path(proc.stdout.strip())
+
+
 def _repo_relative(path: Path, root: Path) -> str | None:
     try:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
@@ -177,7 +199,7 @@ def run(
     }
     client = _client(tracking_uri if tracking_uri is not None else project.root)
     tracker = client._tracker
-    repo_root: Path = tracker.root
+    repo_root = _code_root(project.root)
     state_dir: Path = tracker.repo.state_dir
     order = plan_steps(project, entry_point)
     env = prepare_env(project, env_manager or "local", state_dir)
@@ -305,6 +327,17 @@ def _run_step(
         "gitml.project.cache_key": plan.cache_key,
         **prov.tags(),
     }
+    record_tag = json.dumps(
+        {
+            "entry_point": plan.entry.name,
+            "given": plan.given,
+            "env_manager": plan.env.manager,
+            "project_dir": prov.code.get("project_dir", "."),
+        },
+        sort_keys=True,
+    )
+    if len(record_tag) <= RECORD_TAG_MAX:  # what reproduce needs, without fetching an artifact
+        run_tags[RECORD_TAG] = record_tag
     run = client.create_run(exp_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
     try:
