@@ -1,6 +1,8 @@
 """`TrackingClient`: the tracking half of MLflow's client (experiments, runs, artifacts) over a Git repository.
 
-`gitml.client.MlflowClient` composes it with the registry's `RegistryClient`.
+`gitml.client.MlflowClient` composes it with the registry's `RegistryClient`; MLflow's path
+`gitml.tracking.client.MlflowClient` (and `GitMLClient`) resolves to it lazily: a face name,
+the one kind of upward reference the import table allows.
 """
 
 from __future__ import annotations
@@ -350,3 +352,11 @@ class TrackingClient:
 
 
 _ = (C, re)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MlflowClient", "GitMLClient"):
+        from gitml import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'gitml.tracking.client' has no attribute {name!r}")
