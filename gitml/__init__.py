@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from gitml.constants import VERSION as __version__
+
 VERSION = __version__  # MLflow's name
 
 _FLUENT = "gitml.fluent.tracking"

@@ -19,9 +19,12 @@ from gitml.constants import DEFAULT_BRANCH, DEFAULT_FLUSH_INTERVAL_S
 __all__ = [
     "CIConfig",
     "Config",
+    "child_env",
     "env_flag",
+    "env_has",
     "env_tracking_uri",
     "env_value",
+    "swap_env",
     "git_config",
     "resolve_ci_config",
     "resolve_config",
@@ -228,3 +231,25 @@ def env_value(name: str) -> str | None:
 def env_flag(name: str) -> bool:
     """Whether environment variable `name` says yes (1, true, yes, on)."""
     return truthy(os.environ.get(name))
+
+
+def env_has(name: str) -> bool:
+    """Whether environment variable `name` is set at all (even empty), as Git tests GIT_DIR."""
+    return name in os.environ
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this one's, with `extra` on top."""
+    return {**os.environ, **(extra or {})}
+
+
+def swap_env(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set (None: remove) environment variables for this process and its children; returns
+    the previous values, which `swap_env` takes back to restore them."""
+    previous = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    return previous

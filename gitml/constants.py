@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+VERSION = "0.1.0"  # gitml's own version (`gitml.__version__`), recorded in MLmodel files
+
 __all__ = [
+    "VERSION",
     "DEFAULT_BRANCH",
     "DEFAULT_EXPERIMENT_ID",
     "DEFAULT_EXPERIMENT_NAME",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml.config import child_env
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.projects.envs import Environment, prepare_env
 from gitml.projects.params import build_argv, resolve_params
@@ -217,7 +218,7 @@ def run(
         for name in order
     ]
     exp_id = _experiment_id(client, experiment_name, experiment_id)
-    base_env = dict(os.environ if environ is None else environ)
+    base_env = child_env() if environ is None else dict(environ)
     tags = dict(extra_tags or {})
     if len(plans) == 1:
         return _run_step(

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gitml.config import child_env
 from gitml.exceptions import ConcurrencyError, RemoteError
 from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
 from gitml.registry.state import load_message
@@ -62,7 +63,6 @@ def registry_refspecs(repo: GitRepo) -> list[str]:
 def _git(
     repo: GitRepo, args: list[str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    import os
 
     return subprocess.run(
         ["git", *args],
@@ -71,7 +71,7 @@ def _git(
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **_ENV},
+        env=child_env(_ENV),
     )
 
 

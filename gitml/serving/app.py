@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gitml.config import env_value
 from gitml.exceptions import GitMLError, InvalidParameterValue
 from gitml.serving.batching import Batcher
 from gitml.serving.formats import (
@@ -94,7 +95,7 @@ def model_threads_for(options: ServeOptions) -> int | None:
     """
     if options.model_threads > 0:
         return options.model_threads
-    if os.environ.get("OMP_NUM_THREADS"):
+    if env_value("OMP_NUM_THREADS"):
         return None
     try:
         cores = len(os.sched_getaffinity(0))
@@ -179,7 +180,7 @@ class ServingState:
     def health(self) -> dict[str, Any]:
         """The `/health` body."""
         status = "ok" if self.current is not None else ("failed" if self.error else "loading")
-        from gitml import __version__
+        from gitml.constants import VERSION as __version__
 
         return {
             "status": status,
@@ -306,7 +307,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         return Response(json.dumps(body), status_code=status, media_type="application/json")
 
     async def version(request: Any) -> Any:
-        from gitml import __version__
+        from gitml.constants import VERSION as __version__
 
         metrics.request("/version", 200)
         return PlainTextResponse(__version__)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml.config import Config, resolve_config
+from gitml.config import Config, child_env, env_value, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
 from gitml.store.merge import merge_trees, purged_runs, run_changes
 from gitml.store.repo import GitRepo, find_repo_root
@@ -151,7 +151,7 @@ def _git(
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, **_ENV}
+    env = child_env(_ENV)
     # A person at a terminal may type a password when Git asks; a CI job or a background
     # auto-push must fail at once instead of waiting for one.
     if "GIT_TERMINAL_PROMPT" not in env and not _interactive():
@@ -161,7 +161,7 @@ def _env() -> dict[str, str]:
 
 def _interactive() -> bool:
     try:
-        return os.isatty(0) and not os.environ.get("CI")
+        return os.isatty(0) and not env_value("CI")
     except OSError:
         return False
 
