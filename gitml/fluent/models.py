@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.fluent import tracking as fluent
 from gitml.fluent.artifacts import log_artifacts
@@ -18,7 +19,7 @@ from gitml.registry.tags import validate_model_name
 
 __all__ = ["LOG_MODEL_HISTORY_TAG", "log_flavor_model"]
 
-LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+LOG_MODEL_HISTORY_TAG = C.TAG_LOG_MODEL_HISTORY
 _HISTORY_KEYS = {
     "artifact_path",
     "flavors",

@@ -12,6 +12,7 @@ import io
 import json
 from typing import Any
 
+from gitml import constants as C
 from gitml.artifacts.api import log_run_bytes
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
 from gitml.fluent import tracking as fluent
@@ -19,7 +20,7 @@ from gitml.fluent.artifacts import _target, load_text
 
 __all__ = ["load_table", "log_table"]
 
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
+LOGGED_ARTIFACTS_TAG = C.TAG_LOGGED_ARTIFACTS
 
 
 def _pandas() -> Any:

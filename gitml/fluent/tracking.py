@@ -100,7 +100,7 @@ class ActiveRun:
             if dirty is None:
                 return
             _, source = source_tags(self._tracker, dirty)
-            self.writer.set_tag("gitml.source.dirty", str(dirty).lower())
+            self.writer.set_tag(C.TAG_GIT_DIRTY, str(dirty).lower())
             self.writer.set_meta(source=source)
 
         self._source_thread = threading.Thread(target=work, name="gitml-source", daemon=True)
@@ -303,19 +303,19 @@ def start_run(
         for k, v in found_tags.items():
             all_tags.setdefault(k, v)
         if tracker.config.user:
-            all_tags.setdefault("mlflow.user", tracker.config.user)
+            all_tags.setdefault(C.TAG_USER, tracker.config.user)
         parent = parent_run_id or (stack[-1].info.run_id if stack and nested else None)
         if parent:
-            all_tags["mlflow.parentRunId"] = parent
+            all_tags[C.TAG_PARENT_RUN_ID] = parent
         if description:
-            all_tags["mlflow.note.content"] = description
-        name = run_name or all_tags.get("mlflow.runName") or tracker.config.run_name
+            all_tags[C.TAG_NOTE] = description
+        name = run_name or all_tags.get(C.TAG_RUN_NAME) or tracker.config.run_name
         from gitml.tracking.names import random_run_name
 
         name = name or random_run_name()
-        all_tags["mlflow.runName"] = name
+        all_tags[C.TAG_RUN_NAME] = name
         tracker.experiments.ensure_default()
-        new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get("mlflow.user"), source)
+        new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get(C.TAG_USER), source)
         run = tracker.started_run(new_id)
     active = ActiveRun(run, tracker)
     if not run_id:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.registry.registry import Registry
 
 __all__ = ["GIT_COMMIT_TAG", "version_info"]
 
 # The run tag holding the code commit, as MLflow names it.
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
+GIT_COMMIT_TAG = C.TAG_GIT_COMMIT
 
 
 def version_info(

@@ -23,7 +23,14 @@ from gitml.config import child_env
 from gitml.exceptions import ConcurrencyError, RemoteError
 from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
 from gitml.registry.state import load_message
-from gitml.registry.tags import Action, format_tag, parse_tag, semver_key, semver_of_major
+from gitml.registry.tags import (
+    Action,
+    format_tag,
+    is_registry_tag,
+    parse_tag,
+    semver_key,
+    semver_of_major,
+)
 from gitml.store.repo import GitRepo
 
 __all__ = [
@@ -47,10 +54,6 @@ class Renamed:
     old: str
     new: str
 
-
-def is_registry_tag(name: str) -> bool:
-    """Whether a tag name is in GTO's grammar (the tags `gitml push` moves)."""
-    return parse_tag(name) is not None
 
 
 def registry_refspecs(repo: GitRepo) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitml import constants as C
 from gitml.config import env_has, env_value
 from gitml.exceptions import ConcurrencyError, RepositoryError
 from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, ObjectStore
@@ -24,7 +25,7 @@ __all__ = ["Changes", "GitRepo", "SourceInfo", "find_repo_root"]
 # path -> new content, or None to delete (a file or a whole directory)
 Changes = Mapping[str, "bytes | None"]
 
-_ZERO = "0" * 40
+_ZERO = C.NULL_SHA
 
 
 def _git(args: list[str], cwd: Path | str, check: bool = True) -> subprocess.CompletedProcess[str]:

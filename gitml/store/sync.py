@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitml import constants as C
 from gitml.config import Config, child_env, env_value, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
 from gitml.store.merge import merge_trees, purged_runs, run_changes
@@ -27,7 +28,6 @@ from gitml.store.repo import GitRepo, find_repo_root
 __all__ = [
     "Moved",
     "SyncResult",
-    "is_registry_tag",
     "open_repo",
     "pull",
     "push",
@@ -35,7 +35,7 @@ __all__ = [
     "sync",
 ]
 
-_ZERO = "0" * 40
+_ZERO = C.NULL_SHA
 # Git's messages are parsed to tell a race from a refusal: ask for them untranslated.
 _ENV = {"LC_ALL": "C", "LANGUAGE": "C"}
 # A push that lost a race to another clone: fetch, merge and try again.
@@ -114,9 +114,8 @@ class SyncResult:
 Reconcile = Callable[[GitRepo, str, list[str], dict[str, str]], Sequence[Any]]
 
 
-def is_registry_tag(name: str) -> bool:
-    """Whether a tag name (without refs/tags/) is a registry tag, in GTO's grammar (`@` or `#`)."""
-    return "@" in name or "#" in name
+def _no_tags(name: str) -> bool:
+    return False
 
 
 def open_repo(path: str | os.PathLike[str] | None = None) -> tuple[GitRepo, Config]:
@@ -366,7 +365,7 @@ def pull(
     remote: str | None = None,
     *,
     config: Config | None = None,
-    tag_filter: Callable[[str], bool] = is_registry_tag,
+    tag_filter: Callable[[str], bool] = _no_tags,
 ) -> SyncResult:
     """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch."""
     name = resolve_remote(repo, remote, config)
@@ -432,7 +431,7 @@ def push(
     remote: str | None = None,
     *,
     config: Config | None = None,
-    tag_filter: Callable[[str], bool] = is_registry_tag,
+    tag_filter: Callable[[str], bool] = _no_tags,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
     timeout_s: float = 300.0,
@@ -549,7 +548,7 @@ def sync(
     remote: str | None = None,
     *,
     config: Config | None = None,
-    tag_filter: Callable[[str], bool] = is_registry_tag,
+    tag_filter: Callable[[str], bool] = _no_tags,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
 ) -> SyncResult:

@@ -141,9 +141,9 @@ class TrackingClient:
         """Create a RUNNING run (no source tags: the fluent start_run adds those)."""
         self._tracker.experiments.ensure_default()
         tags = {k: str(v) for k, v in (tags or {}).items()}
-        run_name = run_name or tags.get("mlflow.runName") or names.random_run_name()
-        tags["mlflow.runName"] = run_name
-        user = tags.get("mlflow.user") or self._tracker.config.user
+        run_name = run_name or tags.get(C.TAG_RUN_NAME) or names.random_run_name()
+        tags[C.TAG_RUN_NAME] = run_name
+        user = tags.get(C.TAG_USER) or self._tracker.config.user
         run_id = self._tracker.create_run(str(experiment_id), run_name, start_time, tags, user, {})
         return self._tracker.get_run(run_id)
 
@@ -153,7 +153,7 @@ class TrackingClient:
 
     def get_parent_run(self, run_id: str) -> Run | None:
         """The parent of a nested run, or None."""
-        parent = self.get_run(run_id).data.tags.get("mlflow.parentRunId")
+        parent = self.get_run(run_id).data.tags.get(C.TAG_PARENT_RUN_ID)
         return self.get_run(parent) if parent else None
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
@@ -163,7 +163,7 @@ class TrackingClient:
             fields["status"] = RunStatus.from_string(status)
         if name is not None:
             fields["run_name"] = name
-            self._tracker.writer(run_id).set_tag("mlflow.runName", name)
+            self._tracker.writer(run_id).set_tag(C.TAG_RUN_NAME, name)
         if fields:
             self._tracker.update_run(run_id, **fields)
 
@@ -232,7 +232,7 @@ class TrackingClient:
     def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
         """Set a run tag."""
         self._tracker.writer(run_id).set_tag(key, value)
-        if key == "mlflow.runName":
+        if key == C.TAG_RUN_NAME:
             self._tracker.writer(run_id).set_meta(run_name=str(value))
         return self._ops(synchronous)
 
