@@ -19,6 +19,7 @@ __all__ = [
     "parse_models_uri",
     "resolve_models_uri",
     "resolve_version",
+    "version_location",
 ]
 
 
@@ -91,6 +92,11 @@ def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
         # The repository runs go to (set_tracking_uri, GITML_TRACKING_URI), else the working dir's.
         registry = Registry(get_tracker(config.tracking_uri()).repo)
     _, version = resolve_version(registry, parsed)
+    return version_location(uri, version)
+
+
+def version_location(uri: str, version: VersionState) -> str:
+    """Where a resolved version's model is: its `runs:/<run_id>/<path>` URI or registered source."""
     source = source_of(version.meta, f"{uri} ({version.registration.tag})")
     if source is not None:
         return source
