@@ -1,7 +1,5 @@
-"""Deployment: Dockerfiles and images, Kubernetes/KServe manifests, Argo/Kubeflow pipelines.
+"""Deployment: model images, Kubernetes and KServe manifests, Argo and Kubeflow pipelines."""
 
-Sits above ci in the import table: it may import ci and everything below it; serving,
-fluent and cli sit above it.
-"""
+from __future__ import annotations
 
 __all__: list[str] = []

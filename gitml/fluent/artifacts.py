@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -22,9 +21,15 @@ from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import FileInfo, require_files
 from gitml.artifacts.runs import read_pointers, store_for
 from gitml.artifacts.uri import format_runs_uri, is_runs_uri, resolve_runs_uri
-from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
+from gitml.exceptions import (
+    CorruptMetadata,
+    InvalidParameterValue,
+    RemoteError,
+    ResourceDoesNotExist,
+)
 from gitml.fluent import tracking as fluent
 from gitml.models.uri import resolve_model_uri
+from gitml.store.bounded import load_json, load_yaml
 from gitml.tracking.tracker import Tracker, get_tracker
 
 __all__ = [
@@ -40,6 +45,8 @@ __all__ = [
     "log_image",
     "log_text",
 ]
+
+_ARTIFACT_DEPTH = 500  # a user's own dicts nest deeper than gitml's files, still short of recursion
 
 
 def _tracker_for(tracking_uri: str | None) -> Tracker:
@@ -147,17 +154,13 @@ def load_text(artifact_uri: str, tracking_uri: str | None = None) -> str:
 def load_dict(artifact_uri: str, tracking_uri: str | None = None) -> Any:
     """The content of a JSON or YAML artifact, parsed."""
     data = _read_artifact(artifact_uri, tracking_uri)
-    if artifact_uri.lower().endswith((".yaml", ".yml")):
-        import yaml
-
-        try:
-            return yaml.safe_load(data)
-        except yaml.YAMLError as e:
-            raise InvalidParameterValue(f"{artifact_uri} is not valid YAML: {e}") from e
+    # Artifacts come from a shared remote: bounded parsing, no YAML aliases (an alias bomb).
     try:
-        return json.loads(data)
-    except ValueError as e:
-        raise InvalidParameterValue(f"{artifact_uri} is not valid JSON: {e}") from e
+        if artifact_uri.lower().endswith((".yaml", ".yml")):
+            return load_yaml(data, artifact_uri, max_depth=_ARTIFACT_DEPTH, int64=False)
+        return load_json(data, artifact_uri, max_depth=_ARTIFACT_DEPTH, int64=False)
+    except CorruptMetadata as e:
+        raise InvalidParameterValue(e.message) from e
 
 
 # -- the fluent API ------------------------------------------------------------------------
