@@ -203,7 +203,10 @@ def _gitml_pth(folder: Path, python: Path) -> None:
 def _build(manager: str, interpreter: str, folder: Path, spec: dict[str, Any], root: Path) -> None:
     deps = spec["build_dependencies"] + spec["dependencies"]
     if manager == "uv":
-        uv = shutil.which("uv")
+        beside = (
+            Path(sys.executable).parent / "uv"
+        )  # `pip install uv` puts it beside the interpreter
+        uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
         if not uv:
             raise ResourceDoesNotExist(
                 "uv is not installed on this machine: 'pip install uv', or use --env-manager virtualenv"
