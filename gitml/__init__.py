@@ -85,6 +85,7 @@ _SUBMODULES = {
     "entities",
     "exceptions",
     "fluent",
+    "keras",
     "models",
     "projects",
     "pyfunc",
@@ -93,6 +94,7 @@ _SUBMODULES = {
     "serving",
     "sklearn",
     "store",
+    "tensorflow",
     "tracking",
 }
 

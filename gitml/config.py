@@ -74,6 +74,12 @@ def env_tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
     return _first(os.environ if environ is None else environ, "GITML_TRACKING_URI", "MLFLOW_TRACKING_URI")
 
 
+def ensure_keras_backend(default: str = "torch") -> str:
+    """The Keras backend: `KERAS_BACKEND` when the user set it (tensorflow, jax, torch), else
+    `default`, written to the environment before Keras is imported (Keras reads it then, once)."""
+    return os.environ.setdefault("KERAS_BACKEND", default)
+
+
 def git_config(root: Path | str) -> dict[str, str]:
     """All `gitml.*` keys of the repository's Git configuration (lower-cased names)."""
     proc = subprocess.run(

@@ -4,7 +4,7 @@ import (top-level or deferred) and every module name given to `importlib` as a s
 The layers, top to bottom (docs/architecture.md draws them):
 
     cli
-    faces: gitml (the package), client, pytorch, sklearn, pyfunc, keras
+    faces: gitml (the package), client, pytorch, sklearn, pyfunc, keras, tensorflow
     fluent
     serving
     deploy
@@ -44,7 +44,7 @@ _CI = {"ci"} | _PROJECTS
 _DEPLOY = {"deploy"} | _CI
 _SERVING = {"serving"} | _DEPLOY
 _FLUENT = {"fluent"} | _SERVING
-_FACES = {"client", "pytorch", "sklearn", "pyfunc", "keras"}
+_FACES = {"client", "pytorch", "sklearn", "pyfunc", "keras", "tensorflow"}
 
 # THE table: unit -> the units it may import.
 ALLOWED: dict[str, set[str]] = {
@@ -56,6 +56,7 @@ ALLOWED: dict[str, set[str]] = {
     "sklearn": _FLUENT,
     "pyfunc": _FLUENT,
     "keras": _FLUENT,
+    "tensorflow": {"keras"} | _FLUENT,
     "fluent": _SERVING,
     "serving": _DEPLOY,
     "deploy": _CI,
@@ -85,7 +86,7 @@ FACE_NAMES: dict[str, set[str]] = {
 
 # Strings that look like module names but are data: the `loader_module` an MLmodel file
 # records (MLflow's field), matched by the models package, never imported from there.
-DATA_STRINGS = {"gitml.pyfunc", "gitml.pytorch", "gitml.sklearn", "gitml.keras"}
+DATA_STRINGS = {"gitml.pyfunc", "gitml.pytorch", "gitml.sklearn", "gitml.keras", "gitml.tensorflow"}
 
 _IMPORTERS = {"import_module", "find_spec", "__import__"}
 

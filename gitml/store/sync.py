@@ -282,11 +282,10 @@ def _count_runs(repo: GitRepo, tree: str) -> int:
 
 
 def _check_removals(
-    repo: GitRepo, remote: str, ours: str, new_tree: str, allow_purge: bool, warnings: list[str]
+    repo: GitRepo, remote: str, ours: str, removed: Sequence[str], allow_purge: bool, warnings: list[str]
 ) -> None:
-    """Report runs of this clone that taking `new_tree` would remove; refuse above the
+    """Report runs of this clone (at `ours`) that the pull would remove; refuse above the
     threshold unless `allow_purge` (InvalidState, nothing changed)."""
-    removed = run_changes(repo, repo.tree_of(ours), new_tree).removed
     if not removed:
         return
     total = _count_runs(repo, repo.tree_of(ours))
@@ -381,7 +380,8 @@ def _merge_into_local(
         base = _git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
         if ours is None or base == ours:
             if ours is not None:
-                _check_removals(repo, remote, ours, repo.tree_of(theirs), allow_purge, warnings)
+                removed = run_changes(repo, repo.tree_of(ours), repo.tree_of(theirs)).removed
+                _check_removals(repo, remote, ours, removed, allow_purge, warnings)
             if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
                 return False, theirs
             continue
@@ -396,8 +396,8 @@ def _merge_into_local(
                 repo.tree_of(theirs),
                 ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
             )
-            _check_removals(repo, remote, ours, result.tree, allow_purge, warnings)
             changes = run_changes(repo, repo.tree_of(ours), result.tree)
+            _check_removals(repo, remote, ours, changes.removed, allow_purge, warnings)
             message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
             notes = [
                 *(f"warning: {w}" for w in result.warnings),
