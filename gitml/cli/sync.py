@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitml.cli._render import echo_json
+from gitml.cli._render import echo_json, safe
 
 __all__ = ["pull", "push", "sync"]
 
@@ -28,7 +28,7 @@ def _moved(m: Any) -> str:
 def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
     result = shared.result
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {safe(warning)}", err=True)
     transfers = [(w, t) for w, t in (("pulled", shared.artifacts_pulled), ("pushed", shared.artifacts_pushed)) if t]
     for word, t in transfers:
         if t.failed:
@@ -37,10 +37,10 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
         if t.corrupt:
             shown = ", ".join(sorted(t.corrupt)[:3]) + (" ..." if len(t.corrupt) > 3 else "")
             click.echo(f"warning: {len(t.corrupt)} artifact object(s) corrupt on {t.remote} "
-                       f"(bad manifest or bytes not matching their md5): {shown}", err=True)  # fmt: skip
+                       f"(bad manifest or bytes not matching their md5): {safe(shown)}", err=True)  # fmt: skip
         if t.skipped_runs:
             shown = ", ".join(sorted(t.skipped_runs)[:3]) + (" ..." if len(t.skipped_runs) > 3 else "")
-            click.echo(f"warning: {len(t.skipped_runs)} run(s) with malformed artifact pointers skipped: {shown}",
+            click.echo(f"warning: {len(t.skipped_runs)} run(s) with malformed artifact pointers skipped: {safe(shown)}",
                        err=True)  # fmt: skip
     if as_json:
         out = dataclasses.asdict(result)
@@ -51,7 +51,7 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
     if quiet:
         return
     for old, new in result.renamed_tags:
-        click.echo(f"Renumbered local tag {old} as {new}: the remote already has another {old}")
+        click.echo(safe(f"Renumbered local tag {old} as {new}: the remote already has another {old}"))
     where = f"{result.remote}/{result.branch}"
     if direction in ("pull", "sync") or not result.pulled.empty:
         if result.pulled.empty:
