@@ -97,7 +97,7 @@ _ALLOW_PURGE = click.option(
 @click.pass_context
 def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_purge: bool) -> None:
     """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.pull(_path(ctx), remote, allow_purge=allow_purge), "pull", as_json, quiet)
 
@@ -112,7 +112,7 @@ def push(
     ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_drop: bool
 ) -> None:
     """Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.push(_path(ctx), remote, allow_drop=allow_drop), "push", as_json, quiet)
 
@@ -123,6 +123,6 @@ def push(
 @click.pass_context
 def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_purge: bool) -> None:
     """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.sync(_path(ctx), remote, allow_purge=allow_purge), "sync", as_json, quiet)
