@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml.config import child_env
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.projects.envs import Environment, prepare_env
 from gitml.projects.params import build_argv, resolve_params
@@ -89,9 +90,9 @@ class ProjectRun:
 
 
 def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
-    from gitml.tracking.client import GitMLClient
+    from gitml.tracking.client import TrackingClient
 
-    return GitMLClient(tracking_uri)
+    return TrackingClient(tracking_uri)
 
 
 def _experiment_id(client: Any, name: str | None, experiment_id: str | None) -> str:
@@ -320,7 +321,7 @@ def _run_folder(
         for name in order
     ]
     exp_id = _experiment_id(client, experiment_name, experiment_id)
-    base_env = dict(os.environ if environ is None else environ)
+    base_env = child_env() if environ is None else dict(environ)
     tags = dict(extra_tags or {})
     if len(plans) == 1:
         return _run_step(
