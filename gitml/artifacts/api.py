@@ -26,7 +26,6 @@ from gitml.artifacts.pointers import (
     require_files,
 )
 from gitml.artifacts.runs import manifest_loader, read_pointers, store_for
-from gitml.artifacts.uri import format_runs_uri
 from gitml.exceptions import (
     RemoteError,
     ResourceDoesNotExist,
@@ -288,9 +287,13 @@ def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
-    """The `runs:/<run_id>[/<path>]` URI of the active run's artifacts (starting a run if none)."""
-    _, rid = _target(None)
-    return format_runs_uri(rid, artifact_path)
+    """A `file://` URI of the active run's artifact folder (or of `artifact_path` in it), as
+    MLflow's local store gives: logged files under it are copied there, and what the script
+    writes there is logged when the run ends (gitml.artifacts.staging). Starts a run if none."""
+    from gitml.artifacts.staging import stage
+
+    tracker, rid = _target(None)
+    return stage(tracker, rid, artifact_path).as_uri()
 
 
 # Longer names some callers use for the tracker-level functions.

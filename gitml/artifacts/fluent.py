@@ -25,11 +25,26 @@ def _tracker_for(tracking_uri: str | None) -> Any:
     return get_tracker(tracking_uri) if tracking_uri is not None else fluent._tracker()
 
 
+def _runs_uri(artifact_uri: str, tracking_uri: str | None = None) -> str:
+    """`artifact_uri`, or for a URI inside a run's get_artifact_uri() folder the `runs:/` URI
+    it stands for (what the script wrote there is logged first, so it can be read back)."""
+    from gitml.artifacts.staging import has_staged, staged_runs_uri, sync_staged
+
+    staged = staged_runs_uri(artifact_uri)
+    if staged is None:
+        return artifact_uri
+    tracker = _tracker_for(tracking_uri)
+    run_id = staged.split("/")[1]
+    if has_staged(tracker, run_id):
+        sync_staged(tracker, run_id)
+    return staged
+
+
 def _locate(artifact_uri: str | None, run_id: str | None, artifact_path: str | None) -> tuple[str, str]:
     if artifact_uri is not None:
         if run_id is not None or artifact_path is not None:
             raise InvalidParameterValue("give either artifact_uri, or run_id and artifact_path; not both")
-        return resolve_runs_uri(artifact_uri)
+        return resolve_runs_uri(_runs_uri(artifact_uri))
     if run_id is None:
         raise InvalidParameterValue("give artifact_uri (runs:/<run_id>/<path>) or run_id")
     return run_id, normalize_artifact_path(artifact_path)
@@ -48,6 +63,8 @@ def download_artifacts(
     registry), or a local path or `file://` URI (copied); alternatively give `run_id` and
     `artifact_path`.
     """
+    if artifact_uri is not None:
+        artifact_uri = _runs_uri(artifact_uri, tracking_uri)
     if artifact_uri is not None and artifact_uri.startswith("models:/"):
         # The registry sits above this layer: resolve through the models package, lazily.
         from gitml.models.uri import resolve_model_uri
@@ -84,7 +101,7 @@ def list_artifacts(
 
 
 def _read_artifact(artifact_uri: str, tracking_uri: str | None) -> bytes:
-    rid, path = resolve_runs_uri(artifact_uri)
+    rid, path = resolve_runs_uri(_runs_uri(artifact_uri, tracking_uri))
     tracker = _tracker_for(tracking_uri)
     pointers = read_pointers(tracker, rid)
     store = store_for(tracker)
