@@ -65,7 +65,7 @@ class GateResult:
 
 def parse_gate(expr: str) -> Gate:
     """Parse `accuracy<-0.01`, `val_loss>+5%` or `accuracy<0.9` (see the module docstring)."""
-    m = _GATE.match(expr.strip()) if isinstance(expr, str) and len(expr) <= 500 else None
+    m = _GATE.fullmatch(expr.strip()) if isinstance(expr, str) and len(expr) <= 500 else None
     if m is None:
         raise InvalidParameterValue(
             f"bad gate {expr!r}: write METRIC<THRESHOLD, e.g. accuracy<-0.01 (change), "

@@ -279,7 +279,7 @@ def open_thread(cfg: CIConfig, number: int | None = None, **api_options: Any) ->
         )
     if cfg.platform == "github":
         repo = cfg.github_repository
-        if not repo or not _REPO.match(repo):
+        if not repo or not _REPO.fullmatch(repo):
             raise InvalidParameterValue(f"GITHUB_REPOSITORY is not owner/name: {repo!r}")
         if not cfg.github_token:
             raise InvalidParameterValue(

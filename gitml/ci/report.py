@@ -20,6 +20,7 @@ from gitml.ci.gates import (
     format_metrics_txt,
     parse_gate,
 )
+from gitml.escape import markdown_cell
 from gitml.exceptions import InvalidParameterValue
 
 __all__ = [
@@ -83,7 +84,7 @@ def diff_report(
 
 
 def _escape_cell(text: str) -> str:
-    return "".join("\\" + ch if ch in "\\`*_[]<>|#!~&" else ch for ch in text.replace("\n", " "))
+    return markdown_cell(text)
 
 
 def report_markdown(report: DiffReport) -> str:
@@ -104,7 +105,7 @@ def report_markdown(report: DiffReport) -> str:
 def comment_body(report: DiffReport, pipeline_url: str | None = None) -> str:
     """The sticky comment's body: a title, the report, and the pipeline that made it."""
     parts = ["### gitml: this branch's runs against its base", "", report_markdown(report)]
-    if pipeline_url and _URL.match(pipeline_url):
+    if pipeline_url and _URL.fullmatch(pipeline_url):
         parts += ["", f"<sub>Made by [this pipeline]({pipeline_url}).</sub>"]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -9,14 +9,24 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_json", "fmt_time", "table"]
+from gitml.escape import terminal
+
+__all__ = ["echo_json", "fmt_time", "safe", "table"]
 
 
 def fmt_time(ms: int | None) -> str:
-    """Milliseconds since the epoch as a local, readable time."""
+    """Milliseconds since the epoch as a local, readable time (the number when no calendar has it)."""
     if not ms:
         return "-"
-    return _dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return _dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):
+        return str(ms)
+
+
+def safe(value: Any) -> str:
+    """Text from a remote (names, params, tags, messages) made safe to print on a terminal."""
+    return terminal(value)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -24,7 +34,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    cells = [[str(c) for c in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    cells = [[terminal(c) for c in headers]] + [["-" if c is None else terminal(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

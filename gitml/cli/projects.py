@@ -117,7 +117,7 @@ def run(
     if backend == "kubernetes":
         from gitml.projects.kubernetes import submit
 
-        result = submit(
+        kube = submit(
             uri,
             entry_point,
             parameters,
@@ -126,7 +126,9 @@ def run(
             lenient=lenient,
             on_event=_say,
         )
-        click.echo(result.manifest)
+        click.echo(kube.manifest)
+        if kube.applied and any(v != "complete" for v in kube.statuses.values()):
+            sys.exit(1)
         return
     from gitml.projects.runner import run as run_project
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitml.cli._render import echo_json, fmt_time, table
+from gitml.cli._render import echo_json, fmt_time, safe, table
 
 __all__ = ["alias", "current", "history", "list_models", "register", "show", "transition_stage"]
 
@@ -28,10 +28,27 @@ def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+_SHOWN_PROBLEMS = 5  # past this, one aggregated line: 3,000 junk tags are one warning, not 3,000
+
+
 def _warn_skipped(client: Any, name: str | None = None) -> None:
     # Hand-made tags that cannot be read are skipped, not fatal: say so on stderr.
-    for problem in client.get_registry_problems(name):
-        click.echo(f"warning: skipped tag {problem.tag}: {problem.reason}", err=True)
+    problems = client.get_registry_problems(name)
+    if len(problems) <= _SHOWN_PROBLEMS:
+        for problem in problems:
+            click.echo(f"warning: skipped tag {safe(problem.tag)}: {safe(problem.reason)}", err=True)
+        return
+    reasons: dict[str, int] = {}
+    for problem in problems:
+        reasons[problem.reason] = reasons.get(problem.reason, 0) + 1
+    common = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+    click.echo(
+        safe(
+            f"warning: skipped {len(problems)} unusable registry tags, e.g. {problems[0].tag} "
+            f"({problems[0].reason}); most common: {'; '.join(f'{r} ({n})' for r, n in common)}"
+        ),
+        err=True,
+    )
 
 
 def _version_row(v: Any) -> list[Any]:
@@ -121,7 +138,7 @@ def show(ctx: click.Context, name: str, version: str | None, as_json: bool) -> N
             echo_json(mv.to_dictionary())
             return
         for key, value in mv.to_dictionary().items():
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {safe(value)}")
         return
     model = client.get_registered_model(name)
     _warn_skipped(client, name)
@@ -129,9 +146,9 @@ def show(ctx: click.Context, name: str, version: str | None, as_json: bool) -> N
     if as_json:
         echo_json({**model.to_dictionary(), "versions": [v.to_dictionary() for v in versions]})
         return
-    click.echo(f"{model.name}" + (f": {model.description}" if model.description else ""))
+    click.echo(safe(model.name) + (f": {safe(model.description)}" if model.description else ""))
     for key, value in sorted(model.tags.items()):
-        click.echo(f"  {key} = {value}")
+        click.echo(f"  {safe(key)} = {safe(value)}")
     table(_VERSION_HEADERS, [_version_row(v) for v in versions])
 
 
@@ -223,4 +240,4 @@ def current(
     if as_json:
         echo_json(found.to_dictionary())
     else:
-        click.echo(f"{found.version} {found.source}")
+        click.echo(f"{found.version} {safe(found.source)}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gitml.cli._render import echo_json, fmt_time, table
+from gitml.cli._render import echo_json, fmt_time, safe, table
 
 __all__ = ["runs"]
 
@@ -117,14 +117,14 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         ("Entry point", d.tags.get("mlflow.source.name")), ("Artifacts", i.artifact_uri),
     ]  # fmt: skip
     for k, v in lines:
-        click.echo(f"{k + ':':<13}{v if v is not None else '-'}")
+        click.echo(f"{k + ':':<13}{safe(v) if v is not None else '-'}")
     for title, items in (("Params", d.params), ("Metrics", {k: _fmt(v) for k, v in d.metrics.items()}), ("Tags", d.tags)):
         click.echo(f"\n{title}:")
         if not items:
             click.echo("  (none)")
         width = max((len(k) for k in items), default=0)
         for k in sorted(items):
-            click.echo(f"  {k:<{width}}  {items[k]}")
+            click.echo(f"  {safe(k):<{width}}  {safe(items[k])}")
 
 
 @runs.command()

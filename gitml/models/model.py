@@ -14,6 +14,7 @@ import yaml
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue, ResourceDoesNotExist
 from gitml.models.signature import ModelSignature, Schema
+from gitml.store.bounded import load_yaml
 
 __all__ = [
     "MLMODEL_FILE",
@@ -29,7 +30,6 @@ MLMODEL_FORMAT = 1
 PYFUNC_FLAVOR = "python_function"
 _SCHEMA_FILE = "mlmodel.schema.json"
 # libyaml's loader is as safe as SafeLoader and ~10x faster (it dominated model load times).
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -232,9 +232,14 @@ class Model:
         if not target.is_file():
             raise ResourceDoesNotExist(f"no MLmodel file at {target}: is this a model folder?")
         try:
-            data = yaml.load(target.read_text(), Loader=_Loader)  # a safe loader
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            text = target.read_text()
+        except UnicodeDecodeError as e:
             raise CorruptMetadata(f"{target}: MLmodel is not valid YAML: {e}") from e
+        # Model folders come from remotes: bounded, no aliases (load_yaml names the file on error).
+        try:
+            data = load_yaml(text, "the file")
+        except CorruptMetadata as e:
+            raise CorruptMetadata(f"{target}: MLmodel is not valid YAML ({e.message})") from e
         return cls.from_dict(data, str(target))
 
     def __repr__(self) -> str:

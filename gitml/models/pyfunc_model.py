@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from gitml.exceptions import InvalidParameterValue
 from gitml.models.flavors import LOADERS
 from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.shipping import keeps_code
 from gitml.models.signature import enforce_matrix, enforce_schema
 from gitml.models.uri import temporary_model_dir
 
@@ -112,6 +113,6 @@ def load_model(
         impl = importlib.import_module(impl_module).load_pyfunc(local, meta, **options)
         # A PythonModel may read its artifacts at predict time, and shipped code may import
         # more of itself later: keep those files.
-        if loader == "gitml.pyfunc" or conf.get("code"):
+        if loader == "gitml.pyfunc" or keeps_code(local, conf.get("code")):
             keep[0] = True
         return PyFuncModel(meta, impl, local if keep[0] else None)

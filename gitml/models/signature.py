@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitml.exceptions import InvalidParameterValue, MissingDependency
+from gitml.exceptions import CorruptMetadata, InvalidParameterValue, MissingDependency
+from gitml.store.bounded import check_tree, load_json
 
 __all__ = [
     "COLUMN_TYPES",
@@ -146,16 +147,16 @@ class Schema:
     @classmethod
     def from_json(cls, text: str | list[dict[str, Any]]) -> Schema:
         """Parse MLflow's JSON form (a string or the decoded list)."""
-        try:
-            items = json.loads(text) if isinstance(text, str) else text
-        except json.JSONDecodeError as e:
-            raise InvalidParameterValue(f"signature is not valid JSON: {e}") from e
+        try:  # bounded: a signature string nested 100,000 deep is an error, not a RecursionError
+            items = load_json(text, "signature") if isinstance(text, str) else check_tree(text, "signature")
+        except CorruptMetadata as e:
+            raise InvalidParameterValue(f"signature is not valid JSON, or not bounded: {e.message}") from e
         if not isinstance(items, list):
             raise InvalidParameterValue("a schema's JSON must be a list of specs")
         specs: list[Spec] = []
         for item in items:
             if not isinstance(item, dict) or "type" not in item:
-                raise InvalidParameterValue(f"malformed spec in signature: {item!r}")
+                raise InvalidParameterValue(f"malformed spec in signature: {str(item)[:200]}")
             if item["type"] == "tensor":
                 ts = item.get("tensor-spec") or {}
                 specs.append(TensorSpec(ts.get("dtype", ""), tuple(ts.get("shape", ())), item.get("name")))

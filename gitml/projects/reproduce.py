@@ -25,7 +25,7 @@ from typing import Any
 
 from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
 from gitml.projects.envs import ENV_MANAGERS
-from gitml.projects.runner import PATCH_FILE, PROVENANCE_FILE
+from gitml.projects.runner import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
 
 __all__ = ["MetricDelta", "ReproduceResult", "parse_tolerances", "reproduce", "resolve_target"]
 
@@ -169,27 +169,31 @@ def resolve_target(client: Any, target: str) -> str:
     return run_id
 
 
-def _record(client: Any, run_id: str) -> dict[str, Any]:
-    """The run's provenance.json, checked field by field (it comes from the branch)."""
-    try:
-        path = Path(client.download_artifacts(run_id, PROVENANCE_FILE))
-    except ResourceDoesNotExist:
+def _record(client: Any, run: Any) -> dict[str, Any]:
+    """What the run recorded about how it ran, checked field by field (it comes from the branch).
+
+    Read from the run's tags (commit, diff hash, and the `gitml.project.run` record); the
+    provenance.json artifact is read only when the record was too large for a tag.
+    """
+    run_id, tags = run.info.run_id, run.data.tags
+    if "gitml.project.cache_key" not in tags:
         raise ResourceDoesNotExist(
-            f"run {run_id} was not started by 'gitml run': it has no {PROVENANCE_FILE}"
-        ) from None
-    if path.stat().st_size > _MAX_RECORD:
-        raise InvalidParameterValue(f"run {run_id}: {PROVENANCE_FILE} is too large")
+            f"run {run_id} was not started by 'gitml run': nothing records how to run it again"
+        )
+    raw = tags.get(RECORD_TAG)
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidParameterValue(f"run {run_id}: {PROVENANCE_FILE} is not JSON: {e}") from e
-    code, run = (
-        rec.get("code") if isinstance(rec, dict) else None,
-        rec.get("run") if isinstance(rec, dict) else None,
-    )
-    if not isinstance(code, dict) or not isinstance(run, dict):
-        raise InvalidParameterValue(f"run {run_id}: {PROVENANCE_FILE} has no code/run record")
-    commit, project_dir = code.get("commit"), code.get("project_dir", ".")
+        if raw is None:
+            path = Path(client.download_artifacts(run_id, PROVENANCE_FILE))
+            if path.stat().st_size > _MAX_RECORD:
+                raise InvalidParameterValue(f"run {run_id}: {PROVENANCE_FILE} is too large")
+            rec = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("run")
+        else:
+            rec = json.loads(raw)
+    except (ValueError, AttributeError) as e:
+        raise InvalidParameterValue(f"run {run_id}: the recorded run is not a JSON record") from e
+    if not isinstance(rec, dict):
+        raise InvalidParameterValue(f"run {run_id}: the recorded run is not a mapping")
+    commit, project_dir = tags.get("mlflow.source.git.commit"), rec.get("project_dir", ".")
     if not isinstance(commit, str) or not _SHA.match(commit):
         raise InvalidParameterValue(f"run {run_id}: recorded commit {commit!r} is not a commit id")
     if (
@@ -201,12 +205,9 @@ def _record(client: Any, run_id: str) -> dict[str, Any]:
         raise InvalidParameterValue(
             f"run {run_id}: recorded project folder {project_dir!r} is not a relative path"
         )
-    entry, given, manager = (
-        run.get("entry_point"),
-        run.get("given"),
-        run.get("env_manager", "local"),
-    )
-    if not isinstance(entry, str) or not entry or entry.startswith("-"):
+    entry, given = rec.get("entry_point"), rec.get("given")
+    manager = rec.get("env_manager", "local")
+    if not isinstance(entry, str) or not entry or entry.startswith("-") or "\0" in entry:
         raise InvalidParameterValue(f"run {run_id}: recorded entry point {entry!r} is invalid")
     if not isinstance(given, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in given.items()
@@ -214,14 +215,16 @@ def _record(client: Any, run_id: str) -> dict[str, Any]:
         raise InvalidParameterValue(f"run {run_id}: recorded parameters are not a map of strings")
     if manager not in ENV_MANAGERS:
         raise InvalidParameterValue(f"run {run_id}: recorded env manager {manager!r} is unknown")
+    diff = tags.get("gitml.provenance.diff_sha256")
+    if diff is not None and not re.fullmatch(r"[0-9a-f]{64}", diff):
+        raise InvalidParameterValue(f"run {run_id}: recorded diff hash {diff!r} is not a sha256")
     return {
         "commit": commit,
         "project_dir": project_dir,
         "entry": entry,
         "given": given,
         "manager": manager,
-        "diff": code.get("diff_sha256"),
-        "data": rec.get("data_sha256"),
+        "diff": diff,
     }
 
 
@@ -270,7 +273,7 @@ def reproduce(
     root: Path = client._tracker.root
     run_id = resolve_target(client, target)
     original = client.get_run(run_id)
-    rec = _record(client, run_id)
+    rec = _record(client, original)
     if _git(root, "cat-file", "-e", f"{rec['commit']}^{{commit}}").returncode != 0:
         branch = original.data.tags.get("mlflow.source.git.branch")
         hint = f"git fetch origin {branch}" if branch else "git fetch --all"

@@ -34,10 +34,20 @@ from gitml.projects.provenance import (
 from gitml.projects.spec import EntryPoint, Project, load_project
 from gitml.projects.steps import plan_steps
 
-__all__ = ["PROVENANCE_FILE", "PATCH_FILE", "ProjectRun", "StepPlan", "prepare_step", "run"]
+__all__ = [
+    "PATCH_FILE",
+    "PROVENANCE_FILE",
+    "RECORD_TAG",
+    "ProjectRun",
+    "StepPlan",
+    "prepare_step",
+    "run",
+]
 
 PROVENANCE_FILE = "gitml/provenance.json"
 PATCH_FILE = "gitml/diff.patch"
+RECORD_TAG = "gitml.project.run"
+RECORD_TAG_MAX = 7000
 _KILL_GRACE_S = 5.0
 
 
@@ -317,6 +327,17 @@ def _run_step(
         "gitml.project.cache_key": plan.cache_key,
         **prov.tags(),
     }
+    record_tag = json.dumps(
+        {
+            "entry_point": plan.entry.name,
+            "given": plan.given,
+            "env_manager": plan.env.manager,
+            "project_dir": prov.code.get("project_dir", "."),
+        },
+        sort_keys=True,
+    )
+    if len(record_tag) <= RECORD_TAG_MAX:  # what reproduce needs, without fetching an artifact
+        run_tags[RECORD_TAG] = record_tag
     run = client.create_run(exp_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
     try:

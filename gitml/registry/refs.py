@@ -12,12 +12,25 @@ from dataclasses import dataclass
 from gitml.exceptions import RepositoryError
 from gitml.store.repo import GitRepo
 
-__all__ = ["NewTag", "RawTag", "create_tags", "read_tags", "refs_stamp", "tag_exists"]
+__all__ = [
+    "MAX_MESSAGE",
+    "MAX_TAG_TIME",
+    "NewTag",
+    "RawTag",
+    "create_tags",
+    "list_refs",
+    "parse_tag_object",
+    "read_objects",
+    "read_tags",
+    "refs_stamp",
+    "tag_exists",
+]
 
-_FIELDS = (
-    "%(refname)%1f%(objecttype)%1f%(objectname)%1f%(object)%1f%(type)%1f"
-    "%(taggerdate:raw)%1f%(taggername)%1f%(taggeremail:trim)%1f%(contents)%1e"
-)
+# Tagger times past this (the year 9999) are junk: Git's own fsck flags overflowing ones,
+# and Python's datetime cannot hold them. Such a tag is read with time -1 (see `bad_time`).
+MAX_TAG_TIME = 253_402_300_799
+# A tag message past this is not a registry event (gitml writes a few hundred bytes).
+MAX_MESSAGE = 1 << 20
 _ZERO = "0" * 40
 
 
@@ -116,35 +129,101 @@ def refs_stamp(repo: GitRepo) -> tuple[object, ...] | None:
 _RACY_NS = 50_000_000
 
 
-def read_tags(repo: GitRepo, namespace: str = "refs/tags") -> list[RawTag]:
-    """Every tag of the repository (or refs under `namespace`), read with one `git for-each-ref`."""
-    proc = _git(repo, ["for-each-ref", namespace, f"--format={_FIELDS}"])
+def list_refs(repo: GitRepo, namespace: str = "refs/tags") -> list[tuple[str, str, str]]:
+    """(object name, object type, ref name below `namespace`) of every ref under it.
+
+    Only Git-validated names and hex ids are printed, one ref a line: ref names can hold
+    neither spaces nor newlines, so no content of any object can make a record.
+    """
+    proc = _git(repo, ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", namespace])
     if proc.returncode != 0:
         raise RepositoryError(f"cannot list tags: {proc.stderr.strip()}")
+    out = []
+    for line in proc.stdout.splitlines():
+        sha, kind, ref = line.split(" ", 2)
+        out.append((sha, kind, ref[len(namespace) + 1 :]))
+    return out
+
+
+def read_objects(repo: GitRepo, shas: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+    """{sha: (type, raw content)} read with one `git cat-file --batch`: every object comes
+    with its size, so its bytes (a tag message with any separator in it) are one object."""
+    if not shas:
+        return {}
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=repo.git_dir,
+        input="".join(f"{s}\n" for s in shas).encode(),
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RepositoryError(f"cannot read tag objects: {proc.stderr.decode(errors='replace').strip()}")
+    data = proc.stdout
+    out: dict[str, tuple[str, bytes]] = {}
+    pos = 0
+    for sha in shas:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].decode("ascii", "replace").split(" ")
+        pos = end + 1
+        if len(header) != 3:  # "<sha> missing"
+            continue
+        size = int(header[2])
+        out[sha] = (header[1], data[pos : pos + size])
+        pos += size + 1  # the object, then a newline
+    return out
+
+
+def parse_tag_object(name: str, sha: str, data: bytes) -> RawTag:
+    """A RawTag from the raw content of an annotated tag object.
+
+    A tagger time out of range (past the year 9999, or not a number) reads as -1, and a
+    message longer than MAX_MESSAGE is cut: the caller skips such tags with a warning.
+    """
+    head, _, message = data.partition(b"\n\n")
+    fields: dict[str, str] = {}
+    for line in head.decode("utf-8", "replace").split("\n"):
+        key, _, value = line.partition(" ")
+        fields.setdefault(key, value)
+    tagger = fields.get("tagger", "")
+    who, _, rest = tagger.rpartition(">")
+    tagger_name, _, email = who.partition(" <")
+    when, _, tz = rest.strip().partition(" ")
+    seconds = int(when) if when.isdigit() and len(when) <= 12 else -1
+    if seconds > MAX_TAG_TIME:
+        seconds = -1
+    return RawTag(
+        name=name,
+        sha=sha,
+        target=fields.get("object", ""),
+        target_type=fields.get("type", ""),
+        annotated=True,
+        time=seconds if tagger else 0,
+        tz=tz or "+0000",
+        tagger_name=tagger_name.strip(),
+        tagger_email=email.strip(),
+        message=message[:MAX_MESSAGE].decode("utf-8", "replace"),
+    )
+
+
+def read_tags(repo: GitRepo, namespace: str = "refs/tags") -> list[RawTag]:
+    """Every tag of the repository (or refs under `namespace`).
+
+    Names come from `for-each-ref` (names and ids only); annotated tag objects are read
+    whole, length-prefixed, by `cat-file --batch`, and parsed here: no tag message can be
+    mistaken for a field or a record of another tag.
+    """
+    listing = list_refs(repo, namespace)
+    objects = read_objects(repo, sorted({sha for sha, kind, _ in listing if kind == "tag"}))
     out: list[RawTag] = []
-    for record in proc.stdout.split("\x1e\n"):
-        if not record:
+    for sha, kind, name in listing:
+        if kind != "tag":  # lightweight: it points at the object itself
+            out.append(RawTag(name, sha, sha, kind, False, 0, "+0000", "", "", ""))
             continue
-        fields = record.split("\x1f", 8)
-        if len(fields) != 9:
+        obj = objects.get(sha)
+        if obj is None or obj[0] != "tag":
             continue
-        ref, kind, sha, target, target_type, date, tagger, email, message = fields
-        annotated = kind == "tag"
-        stamp, _, tz = date.partition(" ")
-        out.append(
-            RawTag(
-                name=ref[len(namespace) + 1 :],
-                sha=sha,
-                target=target if annotated else sha,
-                target_type=target_type if annotated else kind,
-                annotated=annotated,
-                time=int(stamp) if stamp.isdigit() else 0,
-                tz=tz or "+0000",
-                tagger_name=tagger,
-                tagger_email=email,
-                message=message,
-            )
-        )
+        out.append(parse_tag_object(name, sha, obj[1]))
     return out
 
 

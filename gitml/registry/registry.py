@@ -18,6 +18,7 @@ from typing import Any
 
 from gitml.exceptions import (
     ConcurrencyError,
+    CorruptMetadata,
     InvalidParameterValue,
     RepositoryError,
     ResourceAlreadyExists,
@@ -184,7 +185,7 @@ class Registry:
             current_stage=current_stage or "None",
             description=description if isinstance(description, str) else None,
             user_id=reg.raw.tagger_name or None,
-            source=info.get("source") if isinstance(info.get("source"), str) else None,
+            source=_checked_or_none(info.get("source")),
             run_id=info.get("run_id") if isinstance(info.get("run_id"), str) else None,
             run_link=info.get("run_link") if isinstance(info.get("run_link"), str) else None,
             tags=dict(extra.get("tags", {})),
@@ -331,7 +332,11 @@ class Registry:
         for op in ops:
             model = state.models.get(op.model)
             if op.model not in clock:
-                clock[op.model] = max(now, (model.last_time + 1) if model else 0)
+                # After the model's newest event, so ours orders last, unless that event is
+                # dated beyond any clock skew (a hostile or broken tag): then the clock rules,
+                # and gitml never writes a time derived from junk.
+                last = model.last_time + 1 if model else 0
+                clock[op.model] = max(now, last) if last <= now + _MAX_SKEW_S else now
                 counters[op.model] = max(
                     model.max_counter if model else 0, state_counter(state, op.model)
                 )
@@ -420,6 +425,19 @@ def open_registry(tracking_uri: str | None = None) -> Registry:
     )
     root = find_repo_root(Path(text).expanduser() if text else None)
     return Registry(GitRepo(root, resolve_config(root).branch))
+
+
+def _checked_or_none(source: object) -> str | None:
+    # A version's source is shown and handed to loaders: one naming a local path is dropped.
+    from gitml.registry.source_check import checked_source
+
+    try:
+        return checked_source(source) if isinstance(source, str) and source else None
+    except CorruptMetadata:
+        return None
+
+
+_MAX_SKEW_S = 86_400  # a tag dated more than a day ahead of this clock is not followed
 
 
 def state_names(state: RegistryState) -> set[str]:

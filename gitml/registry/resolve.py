@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.registry.registry import Registry, open_registry
+from gitml.registry.source_check import source_of
 from gitml.registry.state import ModelState, VersionState
 from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
 
@@ -91,11 +92,8 @@ def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
         # The repository runs go to (set_tracking_uri, GITML_TRACKING_URI), else the working dir's.
         registry = Registry(get_tracker(fluent.get_tracking_uri_or_none()).repo)
     _, version = resolve_version(registry, parsed)
-    meta = version.meta
-    run_id, path, source = meta.get("run_id"), meta.get("artifact_path"), meta.get("source")
-    if isinstance(run_id, str) and isinstance(path, str):
-        return f"runs:/{run_id}/{path}"
-    if isinstance(source, str) and source:
+    source = source_of(version.meta, f"{uri} ({version.registration.tag})")
+    if source is not None:
         return source
     raise ResourceDoesNotExist(
         f"{uri} is version {version.number} ({version.semver}), which records no model source "
@@ -154,12 +152,7 @@ def current_version(
     _, version = resolve_version(registry, parsed)
     meta = version.meta
     run_id = meta.get("run_id") if isinstance(meta.get("run_id"), str) else None
-    path = meta.get("artifact_path")
-    source = (
-        f"runs:/{run_id}/{path}"
-        if run_id and isinstance(path, str)
-        else str(meta.get("source") or "")
-    )
+    source = source_of(meta, f"{name} version {version.number} ({version.registration.tag})") or ""
     return CurrentVersion(
         name=name,
         version=version.number,

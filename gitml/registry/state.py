@@ -235,6 +235,9 @@ def build_state(tags: Iterable[RawTag]) -> RegistryState:
         if raw.target_type != "commit":
             state.problems.append(Problem(raw.name, f"points at a {raw.target_type}, not a commit"))
             continue
+        if raw.time < 0:
+            state.problems.append(Problem(raw.name, "its tagger time is out of range"))
+            continue
         events.append(Event(raw.name, parsed, raw))
     events.sort(key=lambda e: e.key)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from typing import Any
 
-from gitml.registry.refs import RawTag, read_tags
+from gitml.exceptions import RepositoryError
+from gitml.registry.refs import RawTag, list_refs, parse_tag_object, read_tags
 from gitml.store.repo import GitRepo
 
 __all__ = ["INDEX_FILE", "load_tags", "parse_tag_object"]
@@ -90,46 +90,11 @@ def _row_tag(row: list[Any]) -> RawTag | None:
         return None
 
 
-def parse_tag_object(name: str, sha: str, data: bytes) -> RawTag:
-    """A RawTag from the raw content of an annotated tag object."""
-    head, _, message = data.partition(b"\n\n")
-    fields: dict[str, str] = {}
-    for line in head.decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition(" ")
-        fields.setdefault(key, value)
-    tagger = fields.get("tagger", "")
-    who, _, rest = tagger.rpartition(">")
-    tagger_name, _, email = who.partition(" <")
-    when, _, tz = rest.strip().partition(" ")
-    return RawTag(
-        name=name,
-        sha=sha,
-        target=fields.get("object", ""),
-        target_type=fields.get("type", ""),
-        annotated=True,
-        time=int(when) if when.isdigit() else 0,
-        tz=tz or "+0000",
-        tagger_name=tagger_name.strip(),
-        tagger_email=email.strip(),
-        message=message.decode("utf-8", "replace"),
-    )
-
-
 def _listing(repo: GitRepo) -> list[tuple[str, str, str]] | None:
-    proc = subprocess.run(
-        ["git", "for-each-ref", "refs/tags", "--format=%(objectname) %(objecttype) %(refname)"],
-        cwd=repo.git_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
+    try:
+        return list_refs(repo)
+    except RepositoryError:
         return None
-    out = []
-    for line in proc.stdout.splitlines():
-        sha, kind, ref = line.split(" ", 2)
-        out.append((sha, kind, ref[len("refs/tags/") :]))
-    return out
 
 
 def load_tags(repo: GitRepo, stamp: tuple[object, ...] | None) -> list[RawTag]:

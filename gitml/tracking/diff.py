@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import constants as C
+from gitml.escape import markdown_cell, terminal
 from gitml.exceptions import InvalidParameterValue, RepositoryError, ResourceDoesNotExist
 from gitml.tracking import layout
 
@@ -421,7 +422,9 @@ def _label(side: DiffSide) -> str:
 
 
 def _grid(headers: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
-    cells = [headers, *rows]
+    # Keys, values and refs come from whoever pushed the run: inert in a PR comment or a terminal.
+    escape = markdown_cell if markdown else terminal
+    cells = [[escape(c) for c in row] for row in (headers, *rows)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     if markdown:
         lines = [
@@ -441,9 +444,11 @@ def _render(d: RunDiff, markdown: bool) -> str:
     a, b = _label(d.a), _label(d.b)
     out: list[str] = []
     if markdown:
-        out.append(f"Runs: `{d.a.run_id[:12]}` ({a}) → `{d.b.run_id[:12]}` ({b})")
+        out.append(
+            f"Runs: `{d.a.run_id[:12]}` ({markdown_cell(a)}) → `{d.b.run_id[:12]}` ({markdown_cell(b)})"
+        )
     else:
-        out.append(f"A: run {d.a.run_id} ({a})\nB: run {d.b.run_id} ({b})")
+        out.append(f"A: run {d.a.run_id} ({terminal(a)})\nB: run {d.b.run_id} ({terminal(b)})")
     out.append("")
     if d.metrics:
         rows = [

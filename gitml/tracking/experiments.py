@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import time
 from typing import Any
 
 from gitml import constants as C
 from gitml.entities import Experiment, LifecycleStage
+from gitml.escape import terminal
 from gitml.exceptions import (
     CorruptMetadata,
     InvalidState,
@@ -19,6 +22,9 @@ from gitml.tracking import layout
 from gitml.tracking.validation import check_experiment_name, check_key, check_tag_value
 
 __all__ = ["ExperimentStore", "experiment_id_for"]
+
+log = logging.getLogger("gitml")
+_EXPERIMENT_ID = re.compile(r"[0-9]{1,30}")
 
 
 def now_ms() -> int:
@@ -41,6 +47,7 @@ class ExperimentStore:
         self.repo = repo
         self._format_changes = format_changes  # adds gitml.yaml to the first commit
         self._cache: tuple[str, list[Experiment]] | None = None
+        self.problems: dict[str, str] = {}  # experiments/<x> -> why it was skipped at the last listing
 
     # -- reading -------------------------------------------------------------------------
     def _load(self, tree: str, experiment_id: str) -> Experiment | None:
@@ -70,13 +77,28 @@ class ExperimentStore:
         if self._cache and self._cache[0] == key:
             return self._cache[1]
         out = []
+        problems: dict[str, str] = {}
         for exp_id in self.repo.list_dir(tree, C.EXPERIMENTS_DIR):
+            where = f"{C.EXPERIMENTS_DIR}/{exp_id}"[:120]
+            if not _EXPERIMENT_ID.fullmatch(exp_id):
+                problems[where] = "not an experiment id"
+                continue
             try:
                 exp = self._load(tree, exp_id)
-            except CorruptMetadata:
-                continue  # named when that experiment is asked for by id
-            if exp is not None:
+            except CorruptMetadata as e:
+                problems[where] = e.message
+                continue
+            if exp is None:
+                problems[where] = f"no {C.EXPERIMENT_META}"
+            elif exp.experiment_id != exp_id:
+                problems[where] = f"its {C.EXPERIMENT_META} names experiment {exp.experiment_id}"
+            else:
                 out.append(exp)
+        if problems:  # once per branch state, not per listing
+            shown = terminal("; ".join(f"{k}: {v}" for k, v in sorted(problems.items())[:5]))
+            more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+            log.warning("gitml: %d experiment(s) skipped as unreadable: %s%s", len(problems), shown, more)
+        self.problems = problems
         out.sort(key=lambda e: (e.creation_time or 0, e.experiment_id))
         self._cache = (key, out)
         return out

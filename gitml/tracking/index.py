@@ -17,13 +17,15 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.entities import Metric, Run, RunData, RunInfo, ViewType
+from gitml.escape import terminal
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.store.objects import EMPTY_TREE, Entry, parse_tree
 from gitml.store.repo import GitRepo
 from gitml.tracking import layout
 from gitml.tracking.search import compile_filter, compile_order_by
+from gitml.tracking.validation import is_run_id
 
-__all__ = ["RunIndex"]
+__all__ = ["RunIndex", "decode_page_token", "summarize_problems"]
 
 log = logging.getLogger("gitml")
 
@@ -47,6 +49,14 @@ CREATE INDEX IF NOT EXISTS metrics_by_key ON metrics(key, value);
 """
 
 
+def summarize_problems(problems: dict[str, str], names: list[str] | None = None, limit: int = 5) -> str:
+    """One line for many unreadable items: how many, the first few with why, and where to look."""
+    keys = sorted(names if names is not None else problems)
+    shown = terminal("; ".join(f"{k}: {problems.get(k, '?')}" for k in keys[:limit]))
+    more = f"; and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{len(keys)} run(s) skipped as unreadable (the rest stay readable): {shown}{more}"
+
+
 _SECONDARY = ("runs_by_experiment", "runs_by_commit", "params_by_key", "tags_by_key", "metrics_by_key")
 
 
@@ -60,6 +70,7 @@ class RunIndex:
         self._db = self._open()
         self.problems: dict[str, str] = {}  # run_id -> why it could not be indexed
         self._runs: dict[str, tuple[str, Run]] = {}  # run_id -> (tree, Run)
+        self._bad_names: list[str] = []  # folders under runs/ that are not run ids (this sync)
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +179,13 @@ class RunIndex:
                 x, y = old_runs.get(run_id), new_runs.get(run_id)
                 if x == y:
                     continue
+                if not is_run_id(run_id) or run_id[:2] != name:
+                    # `..`, `x`, a run filed under the wrong prefix: never a run, never a path.
+                    if y is not None:
+                        where = f"{C.RUNS_DIR}/{name}/{run_id}"[:120]
+                        self.problems[where] = "not a run folder name"
+                        self._bad_names.append(where)
+                    continue
                 if y is None or not y.is_tree:
                     removed.append(run_id)
                 else:
@@ -183,13 +201,14 @@ class RunIndex:
             for table in ("runs", "params", "tags", "metrics"):
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
         run_rows, param_rows, tag_rows, metric_rows = [], [], [], []
+        skipped, self._bad_names = self._bad_names, []
         trees, blobs = self._prefetch(changed)
         for run_id, tree in changed.items():
             try:
                 files = self._read_run(run_id, trees.get(tree) or self.repo.objects.read_tree(tree), blobs)
             except CorruptMetadata as e:
                 self.problems[run_id] = e.message
-                log.warning("gitml: run %s is not searchable: %s", run_id, e.message)
+                skipped.append(run_id)
                 continue
             self.problems.pop(run_id, None)
             meta = files[C.RUN_META]
@@ -209,6 +228,10 @@ class RunIndex:
         db.executemany("INSERT OR REPLACE INTO params VALUES (?,?,?)", param_rows)
         db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", tag_rows)
         db.executemany("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?)", metric_rows)
+        for run_id in removed:
+            self.problems.pop(run_id, None)
+        if skipped:
+            log.warning("gitml: %s", summarize_problems(self.problems, skipped))
 
     _FILES = (C.RUN_META, C.RUN_PARAMS, C.RUN_TAGS, C.RUN_METRICS)
 
@@ -279,7 +302,10 @@ class RunIndex:
             f"ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?"
         )
         with self._lock:
-            rows = self._db.execute(sql, [*params, max_results + 1, offset]).fetchall()
+            try:
+                rows = self._db.execute(sql, [*params, max_results + 1, offset]).fetchall()
+            except (sqlite3.OperationalError, OverflowError) as e:  # SQLite's expression limits
+                raise InvalidParameterValue(f"invalid filter: too complex to run ({e})") from e
             more = len(rows) > max_results
             runs = self._cached_load(rows[:max_results])
         token = _encode_token(offset + max_results) if more else None
@@ -346,13 +372,21 @@ def _encode_token(offset: int) -> str:
 def _decode_token(token: str | None) -> int:
     if not token:
         return 0
+    return decode_page_token(token)
+
+
+def decode_page_token(token: str) -> int:
+    """The offset a page token names; InvalidParameterValue for anything else (bounded: a
+    short token, a JSON object, an offset that fits 64 bits)."""
     try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-        if offset < 0:
+        if not isinstance(token, str) or len(token) > 200:
+            raise ValueError("too long")
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 2**62:
             raise ValueError(offset)
         return offset
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidParameterValue(f"invalid page_token {token!r}") from e
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError, UnicodeError) as e:
+        raise InvalidParameterValue(f"invalid page_token {str(token)[:60]!r}") from e
 
 
 def _own_copy(run: Run) -> Run:

@@ -16,6 +16,7 @@ import yaml
 
 from gitml import constants as C
 from gitml.exceptions import CorruptMetadata
+from gitml.store.bounded import INT64_MAX, INT64_MIN, NoAliasDumper, load_json, load_yaml
 
 __all__ = [
     "SCHEMA_DIR",
@@ -31,11 +32,7 @@ __all__ = [
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-try:  # libyaml when present: ten times faster than the pure-Python codec
-    _Loader: Any = yaml.CSafeLoader
-    _Dumper: Any = yaml.CSafeDumper
-except AttributeError:  # pragma: no cover
-    _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
+_Dumper: Any = NoAliasDumper
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -50,10 +47,13 @@ def encode_value(value: float) -> float | str:
 
 
 def decode_value(value: float | int | str) -> float:
-    """Inverse of encode_value."""
+    """Inverse of encode_value (an integer too large for a float reads as +-infinity)."""
     if isinstance(value, str):
         return _NONFINITE[value]
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def schema_for(path: str) -> str | None:
@@ -150,14 +150,10 @@ def encode(path: str, obj: Any) -> bytes:
 
 
 def decode(path: str, data: bytes) -> Any:
-    """Parse and validate a file read from the branch; errors name the file."""
-    try:
-        if path.endswith(".yaml"):
-            obj = yaml.load(data, Loader=_Loader)
-        else:
-            obj = json.loads(data)
-    except (ValueError, yaml.YAMLError) as e:
-        raise CorruptMetadata(f"{path} on the metadata branch does not parse: {str(e).splitlines()[0]}") from e
+    """Parse (bounded: size, depth, 64-bit integers, no YAML aliases) and validate a file read
+    from the branch; errors name the file."""
+    what = f"{path} on the metadata branch"
+    obj = load_yaml(data, what) if path.endswith(".yaml") else load_json(data, what)
     key = (schema_for(path) or "", hash(data))
     if key not in _VALID:
         validate(path, obj)
@@ -183,7 +179,9 @@ def decode_history(path: str, data: bytes) -> list[tuple[str, float, int, int]]:
             k, v, t, s = json.loads(line)
             if not isinstance(k, str) or not isinstance(t, int) or not isinstance(s, int):
                 raise ValueError("expected [key, value, timestamp, step]")
+            if not (INT64_MIN <= t <= INT64_MAX and INT64_MIN <= s <= INT64_MAX):
+                raise ValueError("timestamp or step out of the 64-bit range")
             out.append((k, decode_value(v), t, s))
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as e:
             raise CorruptMetadata(f"{path} line {n} on the metadata branch is not a metric point: {e}") from e
     return out

@@ -31,12 +31,17 @@ _NUMERIC_ATTRS = {"start_time", "end_time"}
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
-    | (?P<num>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))(?![\w.])
+    | (?P<num>[-+]?(?>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))(?![\w.])
     | (?P<op>!=|<>|<=|>=|=|<|>|\(|\)|,)
     | (?P<ident>(?:`[^`]*`|[\w.\-:/]|"[^"]*")+)
     )""",
     re.VERBOSE,
 )
+# The number is matched atomically: a 20,000-digit run followed by a letter fails once instead
+# of backtracking through every split (quadratic: 12 s before).
+_BLANK_TO_END = re.compile(r"\s*\Z")
+MAX_FILTER_LENGTH = 1_000_000
+MAX_FILTER_DEPTH = 100  # nested parentheses
 _KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE"}
 
 
@@ -52,11 +57,11 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     tokens: list[tuple[str, Any]] = []
     pos, n = 0, len(text)
     while pos < n:
-        if text[pos:].strip() == "":
+        if _BLANK_TO_END.match(text, pos):
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise InvalidParameterValue(f"invalid filter {text!r}: cannot parse near {text[pos:pos + 20]!r}")
+            raise InvalidParameterValue(f"invalid filter {text[:200]!r}: cannot parse near {text[pos:pos + 20]!r}")
         pos = m.end()
         if m.group("str") is not None:
             raw = m.group("str")
@@ -76,6 +81,12 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     return tokens
 
 
+def _short(value: Any) -> str:
+    """repr() of a piece of a filter, cut short: errors never echo a huge filter back."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _unquote(part: str) -> str:
     part = part.strip()
     if len(part) >= 2 and part[0] == part[-1] and part[0] in "`\"'":
@@ -92,7 +103,7 @@ def parse_identifier(text: str) -> tuple[str, str]:
         if entity is not None:
             key = _unquote(rest)
             if not key:
-                raise InvalidParameterValue(f"invalid identifier {text!r}: the key is empty")
+                raise InvalidParameterValue(f"invalid identifier {_short(text)}: the key is empty")
             if entity == "attributes":
                 return entity, _attribute(key)
             return entity, key
@@ -100,7 +111,7 @@ def parse_identifier(text: str) -> tuple[str, str]:
     if key in _ATTRIBUTES:
         return "attributes", _attribute(key)
     raise InvalidParameterValue(
-        f"invalid identifier {text!r}: expected metrics.<key>, params.<key>, tags.<key> "
+        f"invalid identifier {_short(text)}: expected metrics.<key>, params.<key>, tags.<key> "
         f"or attributes.<{'|'.join(sorted(set(_ATTRIBUTES.values())))}>"
     )
 
@@ -110,17 +121,19 @@ def _attribute(key: str) -> str:
         return _ATTRIBUTES[key]
     except KeyError:
         raise InvalidParameterValue(
-            f"invalid attribute key {key!r}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))}"
+            f"invalid attribute key {_short(key)}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))}"
         )
 
 
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
+        self.shown = text if len(text) <= 200 else text[:200] + "..."
         self.tokens = _tokenize(text)
         self.i = 0
         self.params: list[Any] = []
         self.n = 0  # counter for unique aliases
+        self.depth = 0  # parentheses open at this point
 
     def peek(self) -> tuple[str, Any] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -128,7 +141,7 @@ class _Parser:
     def take(self) -> tuple[str, Any]:
         tok = self.peek()
         if tok is None:
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: it ends too early")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: it ends too early")
         self.i += 1
         return tok
 
@@ -136,13 +149,13 @@ class _Parser:
         tok = self.take()
         if tok[0] != kind or (value is not None and tok[1] != value):
             want = value or kind
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: expected {want!r}, found {tok[1]!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected {_short(want)}, found {_short(tok[1])}")
         return tok[1]
 
     def parse(self) -> str:
         sql = self.expr()
         if self.peek() is not None:
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: unexpected {self.peek()[1]!r}")  # type: ignore[index]
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: unexpected {_short(self.peek()[1])}")  # type: ignore[index]
         return sql
 
     def expr(self) -> str:
@@ -162,12 +175,18 @@ class _Parser:
     def atom(self) -> str:
         if self.peek() == ("op", "("):
             self.take()
+            self.depth += 1
+            if self.depth > MAX_FILTER_DEPTH:
+                raise InvalidParameterValue(
+                    f"invalid filter: parentheses nest deeper than {MAX_FILTER_DEPTH} levels"
+                )
             sql = self.expr()
             self.expect("op", ")")
+            self.depth -= 1
             return "(" + sql + ")"
         tok = self.take()
         if tok[0] != "ident":
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: expected an identifier, found {tok[1]!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected an identifier, found {_short(tok[1])}")
         entity, key = parse_identifier(tok[1])
         return self.comparison(entity, key)
 
@@ -177,13 +196,13 @@ class _Parser:
         while True:
             kind, value = self.take()
             if kind not in ("str", "num"):
-                raise InvalidParameterValue(f"invalid filter {self.text!r}: IN takes a list of values")
+                raise InvalidParameterValue(f"invalid filter {self.shown!r}: IN takes a list of values")
             values.append(value)
             kind, value = self.take()
             if (kind, value) == ("op", ")"):
                 return values
             if (kind, value) != ("op", ","):
-                raise InvalidParameterValue(f"invalid filter {self.text!r}: expected ',' or ')' in the IN list")
+                raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected ',' or ')' in the IN list")
 
     def comparison(self, entity: str, key: str) -> str:
         kind, op = self.take()
@@ -200,28 +219,28 @@ class _Parser:
         if (kind, op) == ("kw", "IN"):
             return self._in(entity, key, self._values(), negate=False)
         if kind not in ("op", "kw") or op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE"):
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: {op!r} is not a comparison operator")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: {_short(op)} is not a comparison operator")
         vkind, value = self.take()
         if vkind not in ("str", "num"):
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: expected a value after {op}, found {value!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: expected a value after {op}, found {_short(value)}")
         return self._compare(entity, key, op, vkind, value)
 
     def _compare(self, entity: str, key: str, op: str, vkind: str, value: Any) -> str:
         if entity == "metrics":
             if vkind != "num" or op in ("LIKE", "ILIKE"):
                 raise InvalidParameterValue(
-                    f"invalid filter {self.text!r}: metric '{key}' is compared with numbers using = != < <= > >="
+                    f"invalid filter {self.shown!r}: metric {_short(key)} is compared with numbers using = != < <= > >="
                 )
             self.params += [key, value]
             return f"r.run_id IN (SELECT run_id FROM metrics WHERE key = ? AND value {op} ?)"
         if entity in ("params", "tags"):
             if op not in ("=", "!=", "LIKE", "ILIKE"):
                 raise InvalidParameterValue(
-                    f"invalid filter {self.text!r}: {entity[:-1]} '{key}' supports = != LIKE ILIKE IN IS NULL, not {op}"
+                    f"invalid filter {self.shown!r}: {entity[:-1]} {_short(key)} supports = != LIKE ILIKE IN IS NULL, not {op}"
                 )
             if vkind != "str":
                 raise InvalidParameterValue(
-                    f"invalid filter {self.text!r}: {entity[:-1]} values are strings: quote {value!r}"
+                    f"invalid filter {self.shown!r}: {entity[:-1]} values are strings: quote {_short(value)}"
                 )
             cond = {"=": "value = ?", "!=": "value != ?", "LIKE": "value LIKE ?", "ILIKE": "lower(value) LIKE lower(?)"}[op]
             self.params += [key, value]
@@ -229,13 +248,13 @@ class _Parser:
         column = f"r.{key}"
         if key in _NUMERIC_ATTRS:
             if vkind != "num" or op in ("LIKE", "ILIKE"):
-                raise InvalidParameterValue(f"invalid filter {self.text!r}: attribute {key} is compared with numbers")
+                raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {_short(key)} is compared with numbers")
             self.params.append(value)
             return f"{column} {op} ?"
         if vkind != "str":
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: attribute {key} values are strings: quote {value!r}")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {_short(key)} values are strings: quote {_short(value)}")
         if op in ("<", "<=", ">", ">="):
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: attribute {key} supports = != LIKE ILIKE IN")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: attribute {_short(key)} supports = != LIKE ILIKE IN")
         self.params.append(value)
         if op == "ILIKE":
             return f"lower({column}) LIKE lower(?)"
@@ -248,9 +267,9 @@ class _Parser:
             return f"r.{key} {'NOT ' if negate else ''}IN ({marks})"
         if entity == "metrics":
             if any(isinstance(v, str) for v in values):
-                raise InvalidParameterValue(f"invalid filter {self.text!r}: metric values are numbers")
+                raise InvalidParameterValue(f"invalid filter {self.shown!r}: metric values are numbers")
         elif any(not isinstance(v, str) for v in values):
-            raise InvalidParameterValue(f"invalid filter {self.text!r}: {entity} values are strings: quote them")
+            raise InvalidParameterValue(f"invalid filter {self.shown!r}: {entity} values are strings: quote them")
         self.params += [key, *values]
         return f"r.run_id IN (SELECT run_id FROM {entity} WHERE key = ? AND value {'NOT ' if negate else ''}IN ({marks}))"
 
@@ -265,6 +284,8 @@ def compile_filter(filter_string: str | None) -> Compiled:
     """Compile a filter into a WHERE fragment over `runs r` (empty filter: `1`)."""
     if not filter_string or not filter_string.strip():
         return Compiled("1", [])
+    if not isinstance(filter_string, str) or len(filter_string) > MAX_FILTER_LENGTH:
+        raise InvalidParameterValue(f"invalid filter: longer than {MAX_FILTER_LENGTH} characters")
     parser = _Parser(filter_string)
     return Compiled(parser.parse(), parser.params)
 
@@ -280,7 +301,7 @@ def compile_order_by(order_by: list[str] | None) -> tuple[list[str], list[str], 
     for n, clause in enumerate(order_by or []):
         m = _ORDER.match(clause or "")
         if not m:
-            raise InvalidParameterValue(f"invalid order_by clause {clause!r}")
+            raise InvalidParameterValue(f"invalid order_by clause {_short(clause)}")
         entity, key = parse_identifier(m.group("ident"))
         direction = (m.group("dir") or "ASC").upper()
         if entity == "attributes":

@@ -28,7 +28,7 @@ from gitml.store.journal import Journal
 from gitml.store.repo import GitRepo, find_repo_root
 from gitml.tracking import layout
 from gitml.tracking.experiments import ExperimentStore, now_ms
-from gitml.tracking.validation import check_run_id
+from gitml.tracking.validation import check_run_id, check_timestamp
 from gitml.tracking.writer import Pending, RunWriter, merge_run_files, new_token
 
 __all__ = ["Tracker", "get_tracker", "local_tracking_uri", "reset_all", "uri_to_root"]
@@ -291,7 +291,7 @@ class Tracker:
             "experiment_id": str(experiment_id),
             "run_name": run_name,
             "status": RunStatus.RUNNING,
-            "start_time": start_time if start_time is not None else now_ms(),
+            "start_time": check_timestamp(start_time, "start_time") if start_time is not None else now_ms(),
             "end_time": None,
             "lifecycle_stage": LifecycleStage.ACTIVE,
             "user_id": user_id,
@@ -325,7 +325,9 @@ class Tracker:
                 self._log_staged(run_id)
             except GitMLError as e:  # the run still ends; the folder stays for a retry
                 staged_error = e
-        writer.set_meta(status=status, end_time=end_time if end_time is not None else now_ms())
+        writer.set_meta(
+            status=status, end_time=check_timestamp(end_time, "end_time") if end_time is not None else now_ms()
+        )
         if RunStatus.is_terminated(status):
             writer.ended = True
         self.flush(compact=(run_id,) if writer.ended else ())

@@ -23,6 +23,8 @@ __all__ = [
     "check_param_value",
     "check_run_id",
     "check_tag_value",
+    "check_timestamp",
+    "is_run_id",
 ]
 
 MAX_ENTITY_KEY_LENGTH = 250
@@ -33,6 +35,7 @@ MAX_BATCH_METRICS = 1000
 MAX_BATCH_PARAMS = 100
 MAX_BATCH_TAGS = 100
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _KEY = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 # Keys already checked: a training loop logs the same few keys millions of times.
@@ -99,14 +102,32 @@ def check_metric(key: str, value: Any, step: Any) -> tuple[float, int]:
         return number, 0
     try:
         step_int = int(step)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise InvalidParameterValue(f"metric '{key}' step {step!r} is not an integer") from e
+    if not _INT64_MIN <= step_int <= _INT64_MAX:
+        raise InvalidParameterValue(f"metric '{key}' step {step_int} is out of the 64-bit range")
     return number, step_int
+
+
+def check_timestamp(value: Any, what: str = "timestamp") -> int:
+    """A time in milliseconds that fits 64 bits (what every reader and SQLite can hold)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InvalidParameterValue(f"{what} {value!r} is not an integer") from e
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise InvalidParameterValue(f"{what} {number} is out of the 64-bit range")
+    return number
+
+
+def is_run_id(name: Any) -> bool:
+    """True for 32 lower-case hex digits (a run folder name read from the branch, too)."""
+    return isinstance(name, str) and _RUN_ID.fullmatch(name) is not None
 
 
 def check_run_id(run_id: Any) -> str:
     """Run ids are 32 lower-case hex digits."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise InvalidParameterValue(f"invalid run id {run_id!r}: expected 32 hexadecimal characters")
     return run_id
 
@@ -117,9 +138,21 @@ def check_experiment_name(name: Any) -> str:
         raise InvalidParameterValue(f"invalid experiment name {name!r}: must be a non-empty string")
     if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
         raise InvalidParameterValue(f"experiment name is longer than {MAX_EXPERIMENT_NAME_LENGTH} characters")
-    if "\0" in name:
-        raise InvalidParameterValue("experiment names may not contain NUL")
+    bad = next((c for c in name if _is_control(c)), None)
+    if bad is not None:
+        raise InvalidParameterValue(
+            f"experiment names may not contain control characters (found U+{ord(bad):04X} in {name[:60]!r})"
+        )
     return name
+
+
+# Line/paragraph separators and bidirectional overrides: they rewrite what a terminal or a
+# review page shows without being visible themselves.
+_INVISIBLE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def _is_control(c: str) -> bool:
+    return c < " " or "\x7f" <= c <= "\x9f" or c in _INVISIBLE
 
 
 def is_finite(value: float) -> bool:

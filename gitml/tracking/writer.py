@@ -17,12 +17,19 @@ from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.store.journal import Journal
 from gitml.tracking import layout
-from gitml.tracking.validation import check_key, check_metric, check_param_value, check_tag_value
+from gitml.tracking.validation import (
+    check_key,
+    check_metric,
+    check_param_value,
+    check_tag_value,
+    check_timestamp,
+)
 
 __all__ = ["Pending", "RunWriter", "merge_run_files"]
 
 Point = tuple[str, float, int, int]  # key, value, timestamp ms, step
 _QUOTED: dict[str, str] = {}  # metric key -> its JSON string, for journal lines
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass
@@ -84,6 +91,8 @@ class RunWriter:
         """Buffer one point (a few microseconds: the journal line is formatted by hand)."""
         check_key(key)
         number, step_int = check_metric(key, value, step)
+        if not _INT64_MIN <= timestamp <= _INT64_MAX:  # what every reader and SQLite can hold
+            timestamp = check_timestamp(timestamp, f"metric '{key}' timestamp")
         quoted = _QUOTED.get(key)
         if quoted is None:
             quoted = _QUOTED[key] = json.dumps(key, ensure_ascii=False)

@@ -21,11 +21,13 @@ Evil = tuple[Callable[[Path], None], Path]
 def test_instance_attributes_are_saved_as_json(tmp_path: Path) -> None:
     meta = gitml.pyfunc.save_model(tmp_path / "m", python_model=AddN(5))
     conf = meta.flavors["python_function"]
-    assert conf["python_model"] == "tests.models.pyfuncs:AddN"
+    # the tests package is not installed: the class ships as extracted source
+    assert conf["python_model"] == "gitml_src_pyfuncs:AddN"
+    assert "class AddN" in (tmp_path / "m" / "code" / "gitml_src_pyfuncs.py").read_text()
     assert (tmp_path / "m" / "python_model.json").read_text() == '{"n": 5}'
     model = gitml.pyfunc.load_model(tmp_path / "m")
     assert model.predict({"x": [1, 2]}) == [6, 7]
-    assert isinstance(model.unwrap_python_model(), AddN)
+    assert type(model.unwrap_python_model()).__name__ == "AddN"
 
 
 def test_artifacts_and_model_config(tmp_path: Path) -> None:
@@ -62,13 +64,21 @@ def test_state_that_is_not_json_is_refused(tmp_path: Path) -> None:
         gitml.pyfunc.save_model(tmp_path / "m", python_model=model)
 
 
-def test_local_class_is_refused(tmp_path: Path) -> None:
+def test_local_class_ships_as_source(tmp_path: Path) -> None:
     class Inner(gitml.pyfunc.PythonModel):
         def predict(self, context: object, model_input: object, params: object = None) -> object:
             return model_input
 
-    with pytest.raises(InvalidParameterValue, match="not importable by name"):
-        gitml.pyfunc.save_model(tmp_path / "m", python_model=Inner())
+    meta = gitml.pyfunc.save_model(tmp_path / "m", python_model=Inner())
+    assert meta.flavors["python_function"]["python_model"].endswith(":Inner")
+    assert gitml.pyfunc.load_model(tmp_path / "m").predict([1]) == [1]
+
+
+def test_class_without_source_is_refused(tmp_path: Path) -> None:
+    made = type("Made", (gitml.pyfunc.PythonModel,), {"predict": lambda self, c, x, params=None: x})
+    with pytest.raises(InvalidParameterValue, match=r"cannot find the source of 'Made'.*code_paths"):
+        gitml.pyfunc.save_model(tmp_path / "m", python_model=made())
+    assert not (tmp_path / "m").exists()
 
 
 def test_pickled_model_needs_an_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

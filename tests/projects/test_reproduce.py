@@ -143,3 +143,52 @@ def test_a_run_not_started_by_gitml_run_is_refused(
         mlflow.log_metric("m", 1.0)
     code, _, err = run_cli(capsys, "reproduce", r.info.run_id)
     assert code == 1 and "was not started by 'gitml run'" in err
+
+
+@pytest.mark.parametrize(
+    ("tags", "match"),
+    [
+        ({"mlflow.source.git.commit": "--upload-pack=x"}, "is not a commit id"),
+        (
+            {
+                "gitml.project.run": json.dumps(
+                    {"entry_point": "main", "given": {}, "project_dir": "../../etc"}
+                )
+            },
+            "not a relative path",
+        ),
+        (
+            {"gitml.project.run": json.dumps({"entry_point": "--help", "given": {}})},
+            "entry point '--help' is invalid",
+        ),
+        (
+            {"gitml.project.run": json.dumps({"entry_point": "main", "given": {"a": 1}})},
+            "not a map of strings",
+        ),
+        (
+            {
+                "gitml.project.run": json.dumps(
+                    {"entry_point": "main", "given": {}, "env_manager": "sh"}
+                )
+            },
+            "env manager 'sh'",
+        ),
+        ({"gitml.project.run": "{not json"}, "not a JSON record"),
+        ({"gitml.provenance.diff_sha256": "../x"}, "not a sha256"),
+    ],
+)
+def test_hostile_records_on_the_branch_are_refused(
+    repo: Path, capsys: pytest.CaptureFixture[str], tags: dict[str, str], match: str
+) -> None:
+    import gitml as mlflow
+
+    base = {
+        "gitml.project.cache_key": "0" * 64,
+        "mlflow.source.git.commit": git("rev-parse", "HEAD", cwd=repo).strip(),
+        "gitml.project.run": json.dumps({"entry_point": "main", "given": {}, "project_dir": "."}),
+    }
+    with mlflow.start_run(tags={**base, **tags}) as r:
+        pass
+    code, _, err = run_cli(capsys, "reproduce", r.info.run_id)
+    assert code == 1 and match in err and len(err.strip().splitlines()) == 1
+    assert len(git("worktree", "list", cwd=repo).splitlines()) == 1

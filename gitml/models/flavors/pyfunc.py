@@ -15,12 +15,12 @@ from gitml.config import truthy
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.shipping import ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
     new_model_dir,
-    object_path,
 )
 
 __all__ = [
@@ -176,7 +176,8 @@ def save_model(
             (model_dir / _PICKLE_FILE).write_bytes(data)
             conf["python_model_pickle"] = _PICKLE_FILE
         else:
-            conf["python_model"] = object_path(cls, code_paths)
+            shipped = ship_objects([cls], model_dir, code, code_paths, "a PythonModel")
+            conf["python_model"], conf["code"] = shipped.refs[0], shipped.code
             conf["python_model_is_class"] = inspect.isclass(python_model)
             state = None if inspect.isclass(python_model) else _instance_state(python_model)
             if state:

@@ -4,8 +4,10 @@ import path, and optionally a `torch.export` program; never a pickled module."""
 from __future__ import annotations
 
 import inspect
+import json
 import platform
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,16 @@ from typing import Any
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
+from gitml.models.flavors._torch_structure import is_standard
+from gitml.models.flavors._torch_structure import rebuild as rebuild_structure
+from gitml.models.flavors._torch_structure import record as record_structure
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.shipping import keeps_code, ship_objects
 from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
     new_model_dir,
-    object_path,
     require,
 )
 
@@ -30,6 +35,9 @@ LOADER_MODULE = "gitml.pytorch"
 _DATA_DIR = "data"
 _STATE_DICT = "data/state_dict.pt"
 _EXPORTED = "data/model.pt2"
+_STRUCTURE = "data/structure.json"
+_TORCHSCRIPT = "data/model.ts"
+_MAX_STRUCTURE_BYTES = 16 << 20
 _JSON_SCALARS = (int, float, str, bool, type(None))
 
 
@@ -124,6 +132,72 @@ def _output_schema(output: Any) -> Schema | None:
         return None
 
 
+def _record_structure(
+    model: Any, model_dir: Path, code: str | None, code_paths: Sequence[str | Path] | None
+) -> tuple[dict[str, Any], str | None]:
+    """The recorded structure of a standard container; user classes inside are shipped."""
+    users: list[Any] = []
+
+    def collect(module: Any) -> dict[str, Any]:
+        users.append(module)
+        return {"class": None}
+
+    record_structure(model, collect)  # first pass: find the user classes (and unrecoverable layers)
+    refs: dict[type, str] = {}
+    built: dict[type, Any] = {}
+    if users:
+        classes = list(dict.fromkeys(type(u) for u in users))
+        shipped = ship_objects(classes, model_dir, code, code_paths, "a PyTorch model")
+        code = shipped.code
+        refs = dict(zip(classes, shipped.refs, strict=True))
+        built = dict(zip(classes, shipped.rebuilt, strict=True))
+
+    def ship(module: Any) -> dict[str, Any]:
+        cls = type(module)
+        kwargs = _guess_init_kwargs(module)
+        if kwargs is None or not _rebuilds(built[cls], [], kwargs, module.state_dict()):
+            raise InvalidParameterValue(
+                f"cannot tell the constructor arguments of {cls.__name__} inside the model: give an "
+                "input_example to save a torch.export program, or keep them as same-named attributes"
+            )
+        return {"class": refs[cls], "init_kwargs": kwargs}
+
+    return record_structure(model, ship), code
+
+
+def _save_structure(structure: dict[str, Any] | None, model_dir: Path) -> str | None:
+    if structure is None:
+        return None
+    (model_dir / _STRUCTURE).write_text(json.dumps(structure))
+    return _STRUCTURE
+
+
+def _save_torchscript(
+    model: Any, model_dir: Path, meta: Model, code: str | None, signature: ModelSignature | None, input_example: Any
+) -> None:
+    torch = _torch()
+    (model_dir / _DATA_DIR).mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still loads
+        torch.jit.save(model, str(model_dir / _TORCHSCRIPT))
+    if signature is None and input_example is not None and not isinstance(input_example, tuple):
+        with torch.inference_mode():
+            output = model(*_as_tensor_args(input_example))
+        signature = ModelSignature(infer_schema(input_example), _output_schema(output))
+    meta.signature = signature
+    meta.add_flavor(
+        FLAVOR_NAME,
+        pytorch_version=str(torch.__version__),
+        model_data=_DATA_DIR,
+        torchscript=_TORCHSCRIPT,
+        model_class=None,
+        code=code,
+    )
+    meta.add_flavor(
+        PYFUNC_FLAVOR, loader_module=LOADER_MODULE, data=_DATA_DIR, code=code, python_version=platform.python_version()
+    )
+
+
 def save_model(
     pytorch_model: Any,
     path: str | Path,
@@ -153,27 +227,48 @@ def save_model(
     with new_model_dir(path) as model_dir:
         meta = mlflow_model or Model()
         code = copy_code_paths(code_paths, model_dir)
+        if isinstance(pytorch_model, torch.jit.ScriptModule):
+            _save_torchscript(pytorch_model, model_dir, meta, code, signature, input_example)
+            finish_model(
+                meta,
+                model_dir,
+                signature=meta.signature,
+                input_example=input_example,
+                metadata=metadata,
+                requirements=["torch", "numpy"],
+                pip_requirements=pip_requirements,
+                extra_pip_requirements=extra_pip_requirements,
+            )
+            return meta
         state = pytorch_model.state_dict()
         cls = type(pytorch_model)
         problem: str | None = None
         class_path: str | None = None
+        structure: dict[str, Any] | None = None
         args = list(init_args or [])
         kwargs = dict(init_kwargs) if init_kwargs is not None else None
-        try:
-            class_path = object_path(cls, code_paths)
-        except InvalidParameterValue as e:
-            problem = e.message
-        if class_path and kwargs is None and not args:
-            kwargs = _guess_init_kwargs(pytorch_model)
-            if kwargs is None or not _rebuilds(cls, args, kwargs, state):
-                problem = (
-                    f"cannot tell {cls.__name__}'s constructor arguments: pass init_kwargs={{...}} "
-                    "(JSON values) to save_model/log_model"
-                )
-                class_path = None
-        if class_path is None and (input_example is None or export is False):
+        if is_standard(cls) and kwargs is None and not args:
+            try:
+                structure, code = _record_structure(pytorch_model, model_dir, code, code_paths)
+            except InvalidParameterValue as e:
+                problem = e.message
+        else:
+            try:
+                shipped = ship_objects([cls], model_dir, code, code_paths, "a PyTorch model")
+                class_path, code, built_cls = shipped.refs[0], shipped.code, shipped.rebuilt[0]
+            except InvalidParameterValue as e:
+                problem = e.message
+            if class_path and kwargs is None and not args:
+                kwargs = _guess_init_kwargs(pytorch_model)
+                if kwargs is None or not _rebuilds(built_cls, args, kwargs, state):
+                    problem = (
+                        f"cannot tell {cls.__name__}'s constructor arguments: pass init_kwargs={{...}} "
+                        "(JSON values) to save_model/log_model"
+                    )
+                    class_path = None
+        if class_path is None and structure is None and (input_example is None or export is False):
             raise InvalidParameterValue(f"{problem}; or give an input_example to save a torch.export program")
-        export_ok = class_path is None or bool(export)
+        export_ok = (class_path is None and structure is None) or bool(export)
 
         (model_dir / _DATA_DIR).mkdir()
         torch.save(state, model_dir / _STATE_DICT)
@@ -194,6 +289,7 @@ def save_model(
             "model_data": _DATA_DIR,
             "state_dict": _STATE_DICT,
             "model_class": class_path,
+            "model_structure": _save_structure(structure, model_dir),
             "init_args": args,
             "init_kwargs": kwargs or {},
             "exported_program": _EXPORTED if export_ok else None,
@@ -266,35 +362,83 @@ def _has_meta_tensors(module: Any) -> bool:
     return any(t.is_meta for t in [*module.parameters(), *module.buffers()])
 
 
-def _from_class(model_dir: Path, conf: Mapping[str, Any], code: ShippedCode) -> Any:
+def _user_class(code: ShippedCode, path: str) -> Any:
     torch = _torch()
-    cls = code.import_object(str(conf["model_class"]))
+    cls = code.import_object(path)
     if not (inspect.isclass(cls) and issubclass(cls, torch.nn.Module)):
-        raise CorruptMetadata(f"{conf['model_class']} is not a torch.nn.Module class")
-    state = _load_state_dict(_inside(model_dir, str(conf.get("state_dict") or _STATE_DICT)))
-    args = list(conf.get("init_args") or [])
-    kwargs = dict(conf.get("init_kwargs") or {})
+        raise CorruptMetadata(f"{path} is not a torch.nn.Module class")
+    return cls
+
+
+def _adopt(build: Any, state: Mapping[str, Any], what: str) -> Any:
+    """build() on the meta device, then the loaded tensors are adopted: no random init, no copy."""
+    torch = _torch()
     model: Any = None
     try:
-        # Built on the meta device, then the loaded tensors are adopted: no random init, no copy.
         with torch.device("meta"):
-            model = cls(*args, **kwargs)
+            model = build()
         model.load_state_dict(state, strict=True, assign=True)
         if _has_meta_tensors(model):
             model = None  # a non-persistent buffer is not in the state dict: build for real
     except RuntimeError as e:
         if "size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e):
-            raise InvalidParameterValue(f"the saved weights do not fit {cls.__name__}: {e}") from e
+            raise InvalidParameterValue(f"the saved weights do not fit {what}: {e}") from e
         model = None
+    except (CorruptMetadata, InvalidParameterValue):
+        raise
     except Exception:  # the constructor may not support the meta device
         model = None
     if model is None:
-        model = cls(*args, **kwargs)
+        model = build()
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise InvalidParameterValue(f"the saved weights do not fit {cls.__name__}: {e}") from e
+            raise InvalidParameterValue(f"the saved weights do not fit {what}: {e}") from e
     return model
+
+
+def _kwargs_of(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise CorruptMetadata(f"the constructor arguments of {what} are not a JSON object")
+    return value
+
+
+def _from_class(model_dir: Path, conf: Mapping[str, Any], code: ShippedCode) -> Any:
+    cls = _user_class(code, str(conf["model_class"]))
+    state = _load_state_dict(_inside(model_dir, str(conf.get("state_dict") or _STATE_DICT)))
+    args = list(conf.get("init_args") or [])
+    kwargs = _kwargs_of(conf.get("init_kwargs") or {}, cls.__name__)
+    return _adopt(lambda: cls(*args, **kwargs), state, cls.__name__)
+
+
+def _from_structure(model_dir: Path, conf: Mapping[str, Any], code: ShippedCode) -> Any:
+    file = _inside(model_dir, str(conf["model_structure"]))
+    if file.stat().st_size > _MAX_STRUCTURE_BYTES:
+        raise CorruptMetadata(f"{file.name} is too large to be a model structure")
+    try:
+        structure = json.loads(file.read_text())
+    except (ValueError, RecursionError) as e:
+        raise CorruptMetadata(f"{file.name} is not a JSON model structure: {e}") from e
+
+    def user(entry: Mapping[str, Any]) -> Any:
+        cls = _user_class(code, str(entry["class"]))
+        return cls(**_kwargs_of(entry.get("init_kwargs") or {}, cls.__name__))
+
+    state = _load_state_dict(_inside(model_dir, str(conf.get("state_dict") or _STATE_DICT)))
+    return _adopt(lambda: rebuild_structure(structure, user), state, "the recorded structure")
+
+
+def _from_torchscript(model_dir: Path, conf: Mapping[str, Any]) -> Any:
+    torch = _torch()
+    file = _inside(model_dir, str(conf["torchscript"]))
+    require_safe_torch(torch)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # TorchScript's own reader: TorchScript code and tensors, no Python unpickling
+            return torch.jit.load(str(file), map_location="cpu")
+    except Exception as e:
+        raise InvalidParameterValue(f"refusing to load {file.name}: not a TorchScript archive ({e})") from e
 
 
 def _from_export(model_dir: Path, conf: Mapping[str, Any]) -> Any:
@@ -325,10 +469,15 @@ def _load(model_dir: Path, meta: Model, device: Any = None, use_exported: bool |
     if use_exported and not exported:
         raise InvalidParameterValue("this model has no exported program (save it with export=True)")
     model = None
-    if conf.get("model_class") and not use_exported:
+    if conf.get("torchscript"):
+        model = _from_torchscript(model_dir, conf)
+    elif (conf.get("model_class") or conf.get("model_structure")) and not use_exported:
         try:
             with shipped_code(model_dir, conf.get("code")) as code:
-                model = _from_class(model_dir, conf, code)
+                if conf.get("model_structure"):
+                    model = _from_structure(model_dir, conf, code)
+                else:
+                    model = _from_class(model_dir, conf, code)
         except InvalidParameterValue:
             if not exported or use_exported is False:
                 raise
@@ -361,7 +510,7 @@ def load_model(
     with temporary_model_dir(model_uri, dst_path) as (local, keep):
         meta = Model.load(local)
         # Shipped code stays importable (a module may import more of it later).
-        keep[0] = keep[0] or bool(meta.flavors.get(FLAVOR_NAME, {}).get("code"))
+        keep[0] = keep[0] or keeps_code(local, meta.flavors.get(FLAVOR_NAME, {}).get("code"))
         return _load(local, meta, device if device is not None else map_location, use_exported)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
 from gitml.models.code import shipped_code
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.shipping import keeps_code
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     copy_code_paths,
@@ -193,7 +194,7 @@ def load_model(model_uri: str | Path, dst_path: str | Path | None = None, truste
     with temporary_model_dir(model_uri, dst_path) as (local, keep):
         meta = Model.load(local)
         # Shipped code stays importable (a module may import more of it later).
-        keep[0] = keep[0] or bool(meta.flavors.get(FLAVOR_NAME, {}).get("code"))
+        keep[0] = keep[0] or keeps_code(local, meta.flavors.get(FLAVOR_NAME, {}).get("code"))
         return _load(local, meta, trusted)
 
 
