@@ -25,8 +25,10 @@ from gitml.registry.search import (
     RegistryPagedList,
     filter_names,
     match,
+    matches,
     order,
     page,
+    parse_conditions,
     parse_version_filter,
 )
 from gitml.registry.sources import version_info
@@ -102,11 +104,13 @@ class RegistryClientMixin(StagesMixin):
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> RegistryPagedList:
-        """Registered models matching `name = '...'`, `name LIKE '...'` or `name ILIKE '...'`."""
+        """Registered models matching `name` and `tags.<key>` clauses (= != LIKE ILIKE) joined by AND."""
         reg = self._registry()
         state, meta = reg.state(), reg.metadata()
+        conditions = parse_conditions(filter_string, {"name"})
         names = filter_names(reg.model_names(state, meta), filter_string)
         models = [reg.model_entity(n, state, meta) for n in names]
+        models = [m for m in models if matches(m, conditions)]
         models = order(models, order_by, default="name")
         return page(models, max_results, page_token)
 
@@ -331,14 +335,15 @@ class RegistryClientMixin(StagesMixin):
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> RegistryPagedList:
-        """Versions matching `name = '...'`, `name LIKE`, `run_id = '...'`, `run_id IN (...)`, joined by AND."""
+        """Versions matching `name`, `run_id`, `source`, `current_stage` (= != LIKE ILIKE IN) and
+        `tags.<key>` (= != LIKE ILIKE) clauses joined by AND."""
         reg = self._registry()
         state, meta = reg.state(), reg.metadata()
         conditions = parse_version_filter(filter_string)
         names = reg.model_names(state, meta)
-        for field_name, op, value in conditions:
-            if field_name == "name":
-                names = [n for n in names if match(n, op, value)]
+        for cond in conditions:
+            if cond.field == "name":
+                names = [n for n in names if match(n, cond.op, cond.value)]
         out: list[ModelVersion] = []
         for n in names:
             model = state.models.get(n)
@@ -346,11 +351,7 @@ class RegistryClientMixin(StagesMixin):
                 continue
             for v in model.active_versions():
                 mv = reg.version_entity(model, v, meta)
-                if all(
-                    match(getattr(mv, f) or "", op, value)
-                    for f, op, value in conditions
-                    if f != "name"
-                ):
+                if matches(mv, [c for c in conditions if c.field != "name"]):
                     out.append(mv)
         out = order(out, order_by, default="name", tiebreak=lambda m: -m.version)
         return page(out, max_results, page_token)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitml.exceptions import InvalidParameterValue
 
 __all__ = [
+    "Condition",
     "RegistryPagedList",
     "filter_names",
     "match",
+    "matches",
     "order",
     "page",
+    "parse_conditions",
     "parse_version_filter",
 ]
 
@@ -25,44 +28,115 @@ class RegistryPagedList(list):  # type: ignore[type-arg]
         self.token = token
 
 
-_COND = re.compile(
-    r"^\s*(?P<field>[a-zA-Z_.]+)\s*(?P<op>=|!=|LIKE|ILIKE|IN)\s*(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\([^)]*\))\s*$",
-    re.IGNORECASE,
-)
+class Condition(NamedTuple):
+    """One `field op value` clause: `field` is an attribute name or "tags" (then `key` is the tag)."""
+
+    field: str
+    key: str | None
+    op: str
+    value: Any
 
 
-def _unquote(text: str) -> str:
-    return text[1:-1]
+_OPS = {"=", "!=", "LIKE", "ILIKE"}
 
 
-def _parse_conditions(filter_string: str | None, allowed: set[str]) -> list[tuple[str, str, Any]]:
+def _field(ident: str, allowed: set[str], text: str) -> tuple[str, str | None]:
+    """`name`, `` `name` ``, `tags.k`, `` tags.`my key` ``, `tag."k"` -> (field, tag key)."""
+    head, dot, rest = ident.partition(".")
+    if head.startswith("`") and "`" in head[1:]:
+        head = head.strip("`")
+    if dot and head.lower() in ("tag", "tags"):
+        key = rest
+        if len(key) >= 2 and key[0] == key[-1] and key[0] in "`\"":
+            key = key[1:-1]
+        elif not re.fullmatch(r"[\w.\-:/]+", key):
+            raise InvalidParameterValue(f"invalid filter {text[:200]!r}: quote the tag key {key[:60]!r} with backticks")
+        if not key:
+            raise InvalidParameterValue(f"invalid filter {text[:200]!r}: the tag key is empty")
+        return "tags", key
+    name = ident.strip("`").lower()
+    if dot or name not in allowed:
+        raise InvalidParameterValue(
+            f"invalid filter field {ident[:60]!r}: use one of {', '.join(sorted(allowed))} or tags.<key>"
+        )
+    return name, None
+
+
+def parse_conditions(filter_string: str | None, allowed: set[str]) -> list[Condition]:
+    """MLflow's registry filter: clauses `field op 'value'` joined by AND, where field is one of
+    `allowed` or `tags.<key>` and op is = != LIKE ILIKE (IN (...) for attributes)."""
     if not filter_string or not filter_string.strip():
         return []
-    out = []
-    for part in re.split(r"\s+AND\s+", filter_string.strip(), flags=re.IGNORECASE):
-        m = _COND.match(part)
-        if m is None:
-            raise InvalidParameterValue(
-                f"invalid filter {filter_string!r}: expected e.g. name = 'my-model'"
-            )
-        field_name = m["field"].lower()
-        if field_name not in allowed:
-            raise InvalidParameterValue(
-                f"invalid filter field {m['field']!r}: use one of {', '.join(sorted(allowed))}"
-            )
-        op, raw = m["op"].upper(), m["value"]
-        if op == "IN":
-            value: Any = [_unquote(x.strip()) for x in raw[1:-1].split(",") if x.strip()]
-        elif raw.startswith("("):
-            raise InvalidParameterValue(f"invalid filter {part!r}")
+    from gitml.tracking.search import tokenize_filter
+
+    tokens = tokenize_filter(filter_string)
+    out: list[Condition] = []
+    i = 0
+
+    def take() -> tuple[str, Any]:
+        nonlocal i
+        if i >= len(tokens):
+            raise InvalidParameterValue(f"invalid filter {filter_string[:200]!r}: it ends too early")
+        i += 1
+        return tokens[i - 1]
+
+    while True:
+        kind, ident = take()
+        if kind != "ident":
+            raise InvalidParameterValue(f"invalid filter {filter_string[:200]!r}: expected e.g. name = 'my-model'")
+        field_name, key = _field(str(ident), allowed, filter_string)
+        kind, op = take()
+        op = str(op).upper() if kind == "kw" else op
+        if op == "IN" and key is None:
+            if take() != ("op", "("):
+                raise InvalidParameterValue(f"invalid filter {filter_string[:200]!r}: IN takes ('a', 'b', ...)")
+            values = []
+            while True:
+                vkind, value = take()
+                if vkind != "str":
+                    raise InvalidParameterValue(f"invalid filter {filter_string[:200]!r}: IN takes quoted strings")
+                values.append(value)
+                sep = take()
+                if sep == ("op", ")"):
+                    break
+                if sep != ("op", ","):
+                    raise InvalidParameterValue(f"invalid filter {filter_string[:200]!r}: expected ',' or ')'")
+            out.append(Condition(field_name, None, "IN", values))
         else:
-            value = _unquote(raw)
-        out.append((field_name, op, value))
-    return out
+            if op not in _OPS:
+                raise InvalidParameterValue(
+                    f"invalid filter {filter_string[:200]!r}: {str(op)[:20]!r} is not one of = != LIKE ILIKE"
+                    + (" IN" if key is None else "")
+                )
+            vkind, value = take()
+            if vkind != "str":
+                raise InvalidParameterValue(
+                    f"invalid filter {filter_string[:200]!r}: values are quoted strings, e.g. name = 'my-model'"
+                )
+            out.append(Condition(field_name, key, op, value))
+        if i == len(tokens):
+            return out
+        if take() != ("kw", "AND"):
+            raise InvalidParameterValue(f"invalid filter {filter_string[:200]!r}: clauses are joined by AND")
 
 
-def parse_version_filter(filter_string: str | None) -> list[tuple[str, str, Any]]:
-    return _parse_conditions(filter_string, {"name", "run_id", "source", "current_stage"})
+def parse_version_filter(filter_string: str | None) -> list[Condition]:
+    """The filter of search_model_versions: name, run_id, source, current_stage, tags.<key>."""
+    return parse_conditions(filter_string, {"name", "run_id", "source", "current_stage"})
+
+
+def matches(entity: Any, conditions: list[Condition]) -> bool:
+    """Whether a RegisteredModel or ModelVersion meets every condition (a missing tag meets none)."""
+    for cond in conditions:
+        if cond.field == "tags":
+            left = (getattr(entity, "tags", None) or {}).get(cond.key)
+            if left is None:
+                return False
+        else:
+            left = getattr(entity, cond.field, None) or ""
+        if not match(str(left), cond.op, cond.value):
+            return False
+    return True
 
 
 def _like(pattern: str, flags: int) -> re.Pattern[str]:
@@ -81,8 +155,10 @@ def match(value: str, op: str, expected: Any) -> bool:
 
 
 def filter_names(names: list[str], filter_string: str | None) -> list[str]:
-    for _, op, value in _parse_conditions(filter_string, {"name"}):
-        names = [n for n in names if match(n, op, value)]
+    """The model names meeting the `name` clauses of a registered-model filter."""
+    for cond in parse_conditions(filter_string, {"name"}):
+        if cond.field == "name":
+            names = [n for n in names if match(n, cond.op, cond.value)]
     return names
 
 

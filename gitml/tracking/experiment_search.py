@@ -111,6 +111,8 @@ def search_experiments(
         desc = len(parts) > 1 and parts[1].upper() == "DESC"
         found.sort(key=_sort_key(attr), reverse=desc)
     offset = decode_page_token(page_token) if page_token else 0
+    if max_results == 0:
+        return [], None  # as MLflow answers: no experiments (the filter still checked)
     limit = max_results or len(found) or 1
     page = found[offset : offset + limit]
     more = offset + limit < len(found)

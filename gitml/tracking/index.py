@@ -283,11 +283,13 @@ class RunIndex:
         page_token: str | None = None,
     ) -> tuple[list[Run], str | None]:
         """MLflow's search_runs: a page of runs and the token of the next page (or None)."""
-        if not isinstance(max_results, int) or max_results < 1 or max_results > 50_000_000:
-            raise InvalidParameterValue(f"invalid max_results {max_results!r}: expected a positive integer")
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not 0 <= max_results <= 50_000_000:
+            raise InvalidParameterValue(f"invalid max_results {max_results!r}: expected an integer from 0")
         offset = _decode_token(page_token)
         where = compile_filter(filter_string)
         joins, terms, order_params = compile_order_by(order_by)
+        if max_results == 0:
+            return [], None  # MLflow answers max_results=0 with no runs (the filter still checked)
         stages = ViewType.stages(run_view_type)
         clauses = [f"r.lifecycle_stage IN ({','.join('?' * len(stages))})", where.sql]
         params: list[Any] = [*order_params, *stages, *where.params]

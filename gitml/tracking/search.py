@@ -1,6 +1,10 @@
 """MLflow's search grammar (filters and order_by), compiled to SQL over the run index.
 
-Accepted beyond MLflow: `OR` and parentheses, and `IN`/`NOT IN` on params and tags.
+Accepted beyond MLflow (documented extensions): `OR` and parentheses, `IN`/`NOT IN` on params
+and tags, `IS NULL`/`IS NOT NULL` on metrics and attributes, and `run_uuid` for `run_id`.
+Everything else MLflow refuses is refused: unknown entity types and attributes (also
+`experiment_id`, `lifecycle_stage`), unquoted values, an order_by clause that is more than an
+identifier and ASC/DESC.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any
 
 from gitml.exceptions import InvalidParameterValue
 
-__all__ = ["Compiled", "compile_filter", "compile_order_by", "parse_identifier"]
+__all__ = ["Compiled", "compile_filter", "compile_order_by", "parse_identifier", "tokenize_filter"]
 
 _ENTITY = {
     "metric": "metrics", "metrics": "metrics",
@@ -19,13 +23,16 @@ _ENTITY = {
     "tag": "tags", "tags": "tags",
     "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
 }  # fmt: skip
+# Attribute names and MLflow's other spellings of them, matched in any case ("Run Name",
+# "CREATED"). `run_uuid` (RunInfo's old name for run_id) is a documented gitml extension.
 _ATTRIBUTES = {
-    "run_id": "run_id", "run_uuid": "run_id", "id": "run_id",
+    "run_id": "run_id", "run_uuid": "run_id",
     "run_name": "run_name", "run name": "run_name",
     "status": "status", "user_id": "user_id", "artifact_uri": "artifact_uri",
-    "start_time": "start_time", "created": "start_time", "Created": "start_time",
-    "end_time": "end_time", "experiment_id": "experiment_id", "lifecycle_stage": "lifecycle_stage",
+    "start_time": "start_time", "created": "start_time",
+    "end_time": "end_time",
 }  # fmt: skip
+_PLAIN_KEY = re.compile(r"^[\w.\-:/]+$")  # what a key may hold without quotes or backticks
 _NUMERIC_ATTRS = {"start_time", "end_time"}
 
 _TOKEN = re.compile(
@@ -87,42 +94,67 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _unquote(part: str) -> str:
-    part = part.strip()
-    if len(part) >= 2 and part[0] == part[-1] and part[0] in "`\"'":
-        return part[1:-1]
-    return part
+def _quoted(text: str) -> tuple[str, str] | None:
+    """(inside, rest) when `text` starts with a backticked or double-quoted name, else None."""
+    if not text or text[0] not in "`\"":
+        return None
+    end = text.find(text[0], 1)
+    if end < 0:
+        raise InvalidParameterValue(f"invalid identifier {_short(text)}: a {text[0]} is not closed")
+    return text[1:end], text[end + 1 :]
 
 
 def parse_identifier(text: str) -> tuple[str, str]:
-    """`metrics.acc` / `params.\"lr\"` / `` tags.`a b` `` / `run_name` -> (entity, key)."""
+    """`metrics.acc`, `` `metric`.a ``, `params."lr"`, `` tags.`a b` ``, `` `Run name` ``,
+    `run_name` -> (entity, key), as MLflow's grammar reads them.
+
+    The entity (`metrics`, `metric`, `params`, `tags`, `attributes`, ...) may be backticked
+    and is matched in any case, as are attribute names; a key holding anything but letters,
+    digits and `_ . - : /` must be quoted or backticked.
+    """
     text = text.strip()
-    if "." in text and not text.startswith(("`", '"')):
-        head, rest = text.split(".", 1)
-        entity = _ENTITY.get(head.strip().lower())
-        if entity is not None:
-            key = _unquote(rest)
-            if not key:
-                raise InvalidParameterValue(f"invalid identifier {_short(text)}: the key is empty")
-            if entity == "attributes":
-                return entity, _attribute(key)
-            return entity, key
-    key = _unquote(text)
-    if key in _ATTRIBUTES:
-        return "attributes", _attribute(key)
-    raise InvalidParameterValue(
-        f"invalid identifier {_short(text)}: expected metrics.<key>, params.<key>, tags.<key> "
-        f"or attributes.<{'|'.join(sorted(set(_ATTRIBUTES.values())))}>"
-    )
+    quoted = _quoted(text)
+    if quoted is not None:
+        head, rest = quoted
+    else:
+        head, dot, rest = text.partition(".")
+        rest = dot + rest
+    if not rest:  # one name: an attribute
+        return "attributes", _attribute(head)
+    if not rest.startswith("."):
+        raise InvalidParameterValue(f"invalid identifier {_short(text)}")
+    entity = _ENTITY.get(head.strip().lower())
+    if entity is None:
+        raise InvalidParameterValue(
+            f"invalid entity type {_short(head)} in {_short(text)}: expected metrics, params, tags or attributes"
+        )
+    rest = rest[1:]
+    quoted_key = _quoted(rest)
+    if quoted_key is not None:
+        key, after = quoted_key
+        if after:
+            raise InvalidParameterValue(f"invalid identifier {_short(text)}: text after the quoted key")
+    elif _PLAIN_KEY.match(rest):
+        key = rest
+    else:
+        raise InvalidParameterValue(
+            f"invalid identifier {_short(text)}: quote a key holding other characters with backticks"
+        )
+    if not key:
+        raise InvalidParameterValue(f"invalid identifier {_short(text)}: the key is empty")
+    if entity == "attributes":
+        return entity, _attribute(key)
+    return entity, key
 
 
 def _attribute(key: str) -> str:
     try:
-        return _ATTRIBUTES[key]
+        return _ATTRIBUTES[key.strip().lower()]
     except KeyError:
         raise InvalidParameterValue(
-            f"invalid attribute key {_short(key)}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))}"
-        )
+            f"invalid attribute key {_short(key)}: expected one of {', '.join(sorted(set(_ATTRIBUTES.values())))} "
+            "(or metrics.<key>, params.<key>, tags.<key>)"
+        ) from None
 
 
 class _Parser:
@@ -290,7 +322,33 @@ def compile_filter(filter_string: str | None) -> Compiled:
     return Compiled(parser.parse(), parser.params)
 
 
-_ORDER = re.compile(r"^\s*(?P<ident>.+?)(?:\s+(?P<dir>ASC|DESC))?\s*$", re.IGNORECASE)
+def tokenize_filter(filter_string: str) -> list[tuple[str, Any]]:
+    """The tokens of a filter in MLflow's grammar (the registry's search parses them too):
+    ("ident" | "str" | "num" | "op" | "kw", value); bounded like compile_filter."""
+    if not isinstance(filter_string, str) or len(filter_string) > MAX_FILTER_LENGTH:
+        raise InvalidParameterValue(f"invalid filter: longer than {MAX_FILTER_LENGTH} characters")
+    return _tokenize(filter_string)
+
+
+def _order_clause(clause: object) -> tuple[str, str, str]:
+    """(entity, key, ASC|DESC) of one order_by clause: an identifier, then ASC or DESC."""
+    if not isinstance(clause, str):
+        raise InvalidParameterValue(f"invalid order_by clause {_short(clause)}: expected a string")
+    tokens = tokenize_filter(clause)
+    if not tokens or tokens[0][0] != "ident" or len(tokens) > 2:
+        raise InvalidParameterValue(
+            f"invalid order_by clause {_short(clause)}: expected <identifier> [ASC|DESC], e.g. 'metrics.acc DESC'"
+        )
+    direction = "ASC"
+    if len(tokens) == 2:
+        kind, word = tokens[1]
+        if kind != "ident" or str(word).upper() not in ("ASC", "DESC"):
+            raise InvalidParameterValue(
+                f"invalid ordering key {_short(word)} in order_by clause {_short(clause)}: use ASC or DESC"
+            )
+        direction = str(word).upper()
+    entity, key = parse_identifier(tokens[0][1])
+    return entity, key, direction
 
 
 def compile_order_by(order_by: list[str] | None) -> tuple[list[str], list[str], list[Any]]:
@@ -299,11 +357,7 @@ def compile_order_by(order_by: list[str] | None) -> tuple[list[str], list[str], 
     terms: list[str] = []
     params: list[Any] = []
     for n, clause in enumerate(order_by or []):
-        m = _ORDER.match(clause or "")
-        if not m:
-            raise InvalidParameterValue(f"invalid order_by clause {_short(clause)}")
-        entity, key = parse_identifier(m.group("ident"))
-        direction = (m.group("dir") or "ASC").upper()
+        entity, key, direction = _order_clause(clause)
         if entity == "attributes":
             col = f"r.{key}"
         else:
