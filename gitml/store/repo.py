@@ -67,7 +67,7 @@ def _find_with_git(start: Path) -> Path:
     if proc.returncode != 0:
         raise RepositoryError(
             f"{start} is not inside a Git repository: run 'git init' there first, "
-            "or point gitml at one with set_tracking_uri() / GITML_TRACKING_URI"
+            "or point gitml at one with set_tracking_uri() / GITML_TRACKING_URI (or MLFLOW_TRACKING_URI)"
         )
     top = _git(["rev-parse", "--show-toplevel"], cwd=where, check=False)
     if top.returncode == 0 and top.stdout.strip():

@@ -165,3 +165,24 @@ def test_resolution_table(environ: dict[str, str], expected: tuple[str | None, .
 )
 def test_tracking_uri_resolution(environ: dict[str, str], expected: str | None) -> None:
     assert env_tracking_uri(environ) == expected
+
+
+def test_a_uri_outside_any_repository_names_the_variable(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("import gitml as mlflow\nmlflow.start_run()\n")
+    nowhere = tmp_path / "not-a-repo"
+    nowhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITML_", "MLFLOW_"))}
+    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=nowhere.as_uri(), GIT_CEILING_DIRECTORIES=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(script)], cwd=nowhere, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "not inside a Git repository" in proc.stderr and "MLFLOW_TRACKING_URI" in proc.stderr
+
+
+def test_set_in_the_script_before_the_first_call(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = make_repo(tmp_path / "other")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(other))  # as `os.environ[...] = ...` at a script's top
+    with mlflow.start_run():
+        mlflow.log_metric("x", 1)
+    assert mlflow.get_tracking_uri() == str(other)
+    assert subprocess.run(["git", "rev-parse", "--verify", "-q", "gitml"], cwd=other, capture_output=True).returncode == 0
