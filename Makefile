@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch is an optional extra of the package (users pick their build); here it is pinned to
 # the CPU build, so no install ever resolves a multi-GB CUDA build.
 TORCH := torch==2.13.0
-EXTRAS := artifacts,ssh,torch,sklearn,pandas,serve,dev
+EXTRAS := artifacts,ssh,torch,sklearn,pandas,serve,deploy,dev
 BENCH_VENV ?= .venv-bench
 PIP_QUIET ?= -q
 # Checkers the CI tests run over generated pipelines, in their own venv (their pins are

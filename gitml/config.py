@@ -153,6 +153,7 @@ class CIConfig:
     gitlab_mr_iid: str | None = None
     gitlab_token: str | None = None
     gitlab_pipeline_url: str | None = None
+    gitlab_project_url: str | None = None
     # who the comment's author is when the token cannot say (`GITML_CI_COMMENT_USER`)
     comment_user: str | None = None
 
@@ -163,6 +164,14 @@ class CIConfig:
             return self.gitlab_pipeline_url
         if self.platform == "github" and self.github_repository and self.github_run_id:
             return f"{self.github_server_url}/{self.github_repository}/actions/runs/{self.github_run_id}"
+        return None
+
+    def tree_url(self, branch: str, path: str) -> str | None:
+        """The web page of `path` on `branch` of this repository, when the CI tells where it is."""
+        if self.platform == "gitlab" and self.gitlab_project_url:
+            return f"{self.gitlab_project_url}/-/tree/{branch}/{path}"
+        if self.platform == "github" and self.github_repository:
+            return f"{self.github_server_url}/{self.github_repository}/tree/{branch}/{path}"
         return None
 
 
@@ -194,5 +203,6 @@ def resolve_ci_config(environ: Mapping[str, str] | None = None) -> CIConfig:
         gitlab_mr_iid=get("CI_MERGE_REQUEST_IID"),
         gitlab_token=get("GITLAB_TOKEN"),
         gitlab_pipeline_url=get("CI_PIPELINE_URL"),
+        gitlab_project_url=(get("CI_PROJECT_URL") or "").rstrip("/") or None,
         comment_user=get("GITML_CI_COMMENT_USER"),
     )

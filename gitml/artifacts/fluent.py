@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -13,9 +12,17 @@ from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import FileInfo, require_files
 from gitml.artifacts.runs import read_pointers, store_for
 from gitml.artifacts.uri import is_runs_uri, resolve_runs_uri
-from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
+from gitml.exceptions import (
+    CorruptMetadata,
+    InvalidParameterValue,
+    RemoteError,
+    ResourceDoesNotExist,
+)
+from gitml.store.bounded import load_json, load_yaml
 
 __all__ = ["download_artifacts", "list_artifacts", "load_dict", "load_text"]
+
+_ARTIFACT_DEPTH = 500  # a user's own dicts nest deeper than gitml's files, still short of recursion
 
 
 def _tracker_for(tracking_uri: str | None) -> Any:
@@ -126,15 +133,11 @@ def load_text(artifact_uri: str, tracking_uri: str | None = None) -> str:
 def load_dict(artifact_uri: str, tracking_uri: str | None = None) -> Any:
     """The content of a JSON or YAML artifact, parsed."""
     data = _read_artifact(artifact_uri, tracking_uri)
-    if artifact_uri.lower().endswith((".yaml", ".yml")):
-        import yaml
-
-        try:
-            return yaml.safe_load(data)
-        except yaml.YAMLError as e:
-            raise InvalidParameterValue(f"{artifact_uri} is not valid YAML: {e}") from e
+    # Artifacts come from a shared remote: bounded parsing, no YAML aliases (an alias bomb).
     try:
-        return json.loads(data)
-    except ValueError as e:
-        raise InvalidParameterValue(f"{artifact_uri} is not valid JSON: {e}") from e
+        if artifact_uri.lower().endswith((".yaml", ".yml")):
+            return load_yaml(data, artifact_uri, max_depth=_ARTIFACT_DEPTH, int64=False)
+        return load_json(data, artifact_uri, max_depth=_ARTIFACT_DEPTH, int64=False)
+    except CorruptMetadata as e:
+        raise InvalidParameterValue(e.message) from e
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import weakref
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ from gitml import constants as C
 from gitml.artifacts.pointers import ManifestLoader, pointer_oids, validate_pointer
 from gitml.artifacts.store import ArtifactStore, StatusResult, TransferSummary
 from gitml.exceptions import CorruptMetadata
+from gitml.store.bounded import load_json
 
 __all__ = [
     "artifact_status",
@@ -65,10 +65,7 @@ def read_pointers(tracker: Any, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def _decode(path: str, data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as e:
-        raise CorruptMetadata(f"{path} does not parse: {e}") from e
+    return load_json(data, path)  # bounded: size, depth, 64-bit integers
 
 
 def run_pointers(

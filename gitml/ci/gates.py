@@ -131,7 +131,7 @@ def format_gate_results(results: list[GateResult], escape: Any = str) -> str:
     lines = ["| Gate | Observed | Result |", "|---|---|---|"]
     for r in results:
         result = icon[r.status] + (f" ({escape(r.reason)})" if r.reason else "")
-        lines.append(f"| `{escape(r.gate.expr).replace('`', '')}` | {_observed(r)} | {result} |")
+        lines.append(f"| {escape(r.gate.expr)} | {_observed(r)} | {result} |")
     return "\n".join(lines) + "\n"
 
 

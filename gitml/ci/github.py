@@ -189,7 +189,8 @@ _REGISTER = """\
           run_id="$(tail -n 1 gitml-run.txt | cut -d' ' -f1)"
           if gitml diff -q HEAD^ HEAD @@FAIL_ON@@; then
             gitml models register "runs:/$run_id/@@ARTIFACT@@" @@MODEL@@
-            # Tags pushed with GITHUB_TOKEN start no workflow: dispatch the deploy workflow.
+            # Tags pushed with GITHUB_TOKEN start no workflow: dispatch the deploy workflow
+            # (the gh CLI ships on GitHub's runners; install it on a self-hosted one).
             gitml push
             gh workflow run gitml-deploy.yml -f model=@@MODEL@@
           fi

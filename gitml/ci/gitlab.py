@@ -104,6 +104,7 @@ gitml-deploy:
   environment:
     name: @@ENVIRONMENT_YAML@@
   script:
+    - set -o pipefail
     - gitml deployments plan --tag "$CI_COMMIT_TAG" --stage @@STAGE@@ --environment @@ENVIRONMENT@@ | tee gitml-plan.txt
     - |
       if grep -qx 'deploy=true' gitml-plan.txt; then

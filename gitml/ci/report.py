@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from gitml.exceptions import InvalidParameterValue
 __all__ = [
     "DiffReport",
     "comment_body",
+    "diff_comment_body",
     "diff_report",
     "report_markdown",
     "write_metrics_file",
@@ -102,12 +103,52 @@ def report_markdown(report: DiffReport) -> str:
     return text
 
 
-def comment_body(report: DiffReport, pipeline_url: str | None = None) -> str:
-    """The sticky comment's body: a title, the report, and the pipeline that made it."""
-    parts = ["### gitml: this branch's runs against its base", "", report_markdown(report)]
+def comment_body(report: DiffReport | str, pipeline_url: str | None = None) -> str:
+    """The sticky comment's body: a title, the report (or why there is none), and the pipeline."""
+    text = report_markdown(report) if isinstance(report, DiffReport) else report
+    parts = ["### gitml: this branch's runs against its base", "", text]
     if pipeline_url and _URL.fullmatch(pipeline_url):
         parts += ["", f"<sub>Made by [this pipeline]({pipeline_url}).</sub>"]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def diff_comment_body(
+    base: str | None,
+    *,
+    tracking_uri: str | None = None,
+    lower_is_better: Iterable[str] = (),
+    pipeline_url: str | None = None,
+    run_url: Callable[[str], str | None] | None = None,
+) -> str:
+    """The default comment: the diff against `base` (with links to both runs when `run_url`
+    gives them), or, when a side has no finished run yet (a first pull request), a body that
+    says so instead of failing the step."""
+    from gitml.exceptions import ResourceDoesNotExist
+
+    try:
+        report = diff_report(
+            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better
+        )
+    except ResourceDoesNotExist as e:
+        return comment_body(
+            f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n", pipeline_url
+        )
+    text = report_markdown(report)
+    links = [_run_link(side.run_id, run_url) for side in (report.diff.a, report.diff.b)]
+    if run_url is not None and all(links):
+        text = f"Runs compared: {links[0]} → {links[1]}\n\n" + text
+    return comment_body(text, pipeline_url)
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _run_link(run_id: str, run_url: Callable[[str], str | None] | None) -> str | None:
+    """A markdown link to a run's folder; None unless the id is a run id (it came from the branch)."""
+    if run_url is None or not _RUN_ID.fullmatch(run_id):
+        return None
+    url = run_url(run_id)
+    return f"[`{run_id[:12]}`]({url})" if url and _URL.fullmatch(url) else None
 
 
 def write_step_summary(path: str | Path, markdown: str) -> None:

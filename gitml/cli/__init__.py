@@ -31,6 +31,7 @@ COMMANDS = {
     "reproduce": "gitml.cli.projects:reproduce",
     "ci": "gitml.cli.ci:ci",
     "deployments": "gitml.cli.deployments:deployments",
+    "deploy": "gitml.cli.deploy:deploy",
 }
 
 

@@ -71,12 +71,20 @@ def comment(
         with click.open_file(body_file, encoding="utf-8", errors="replace") as f:
             body = f.read()
     else:
-        from gitml.ci.report import comment_body, diff_report
+        from gitml.ci.report import diff_comment_body
+        from gitml.config import resolve_config
+        from gitml.constants import run_dir
+        from gitml.store.repo import find_repo_root
 
-        report = diff_report(
-            base, None, tracking_uri=ctx.obj.get("repo") if ctx.obj else None, lower_is_better=lower
+        uri = ctx.obj.get("repo") if ctx.obj else None
+        branch = resolve_config(find_repo_root(uri)).branch
+        body = diff_comment_body(
+            base,
+            tracking_uri=uri,
+            lower_is_better=lower,
+            pipeline_url=cfg.pipeline_url,
+            run_url=lambda run_id: cfg.tree_url(branch, run_dir(run_id)),
         )
-        body = comment_body(report, cfg.pipeline_url)
     if thread is None:
         from pathlib import Path
 

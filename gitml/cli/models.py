@@ -19,6 +19,8 @@ MODEL_COMMANDS: dict[str, str] = {
     "transition-stage": "gitml.cli.registry:transition_stage",
     "alias": "gitml.cli.registry:alias",
     "current": "gitml.cli.registry:current",
+    "generate-dockerfile": "gitml.cli.deploy:generate_dockerfile",
+    "build-docker": "gitml.cli.deploy:build_docker",
 }
 
 

@@ -45,6 +45,13 @@ def _say(msg: str) -> None:
     metavar="NAME=VALUE",
     help="A parameter (repeatable).",
 )
+@click.option(
+    "-v",
+    "--version",
+    "version",
+    default=None,
+    help="Git revision to run (the project is cloned at it).",
+)
 @click.option("--experiment-name", default=None, help="Experiment to run in (created if missing).")
 @click.option("--experiment-id", default=None, help="Experiment id to run in.")
 @click.option("--run-name", default=None, help="Name of the run.")
@@ -96,6 +103,7 @@ def run(
     uri: str,
     entry_point: str,
     params: tuple[str, ...],
+    version: str | None,
     experiment_name: str | None,
     experiment_id: str | None,
     run_name: str | None,
@@ -107,7 +115,7 @@ def run(
     lenient: bool,
     timeout: float | None,
 ) -> None:
-    """Run an entry point of the MLproject at URI (default: .) as a gitml run.
+    """Run an entry point of the MLproject at URI (a folder or GIT-URL[#subdir]; default .) as a gitml run.
 
     The command runs without a shell; the child logs into the run through MLFLOW_RUN_ID.
     Exit status: the child's (0 when the run FINISHED), 130 when interrupted.
@@ -132,20 +140,25 @@ def run(
         return
     from gitml.projects.runner import run as run_project
 
-    result = run_project(
-        uri,
-        entry_point=entry_point,
-        parameters=parameters,
-        experiment_name=experiment_name,
-        experiment_id=experiment_id,
-        run_name=run_name,
-        env_manager=env_manager,
-        cache=cache,
-        lenient=lenient,
-        timeout=timeout,
-        tracking_uri=repo,
-        on_event=_say,
-    )
+    try:
+        result = run_project(
+            uri,
+            entry_point=entry_point,
+            parameters=parameters,
+            experiment_name=experiment_name,
+            experiment_id=experiment_id,
+            run_name=run_name,
+            env_manager=env_manager,
+            cache=cache,
+            lenient=lenient,
+            timeout=timeout,
+            tracking_uri=repo,
+            on_event=_say,
+            version=version,
+        )
+    except KeyboardInterrupt:
+        click.echo("Interrupted: the child was stopped and its run marked KILLED", err=True)
+        sys.exit(130)
     for step in result.steps:
         mark = " (cached)" if step.cached else ""
         click.echo(f"{step.run_id} {step.status}{mark}")

@@ -116,6 +116,16 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         ("Branch", d.tags.get("mlflow.source.git.branch")), ("Dirty", d.tags.get("gitml.source.dirty")),
         ("Entry point", d.tags.get("mlflow.source.name")), ("Artifacts", i.artifact_uri),
     ]  # fmt: skip
+    t = d.tags
+    if "gitml.provenance.python" in t:  # a `gitml run` run: its provenance in short
+        lines += [
+            ("Project", f"{t.get('mlflow.project.entryPoint', '-')} in {t.get('gitml.project.path', '.')}"),
+            ("Diff", f"sha256 {t['gitml.provenance.diff_sha256'][:12]}" if "gitml.provenance.diff_sha256" in t else "none"),
+            ("Untracked", t.get("gitml.provenance.untracked")),
+            ("Data", f"{t.get('gitml.provenance.data_files', '0')} file(s), sha256 {t.get('gitml.provenance.data_sha256', '')[:12]}"),
+            ("Python", f"{t['gitml.provenance.python']}, packages sha256 {t.get('gitml.provenance.packages_sha256', '')[:12]}"),
+            ("GPU", " / ".join(t[k] for k in ("gitml.provenance.gpu", "gitml.provenance.gpu_driver", "gitml.provenance.cuda") if k in t) or None),
+        ]  # fmt: skip
     for k, v in lines:
         click.echo(f"{k + ':':<13}{safe(v) if v is not None else '-'}")
     for title, items in (("Params", d.params), ("Metrics", {k: _fmt(v) for k, v in d.metrics.items()}), ("Tags", d.tags)):

@@ -65,6 +65,22 @@ __all__ = ["serve"]
     help="Larger request bodies are refused with 413.",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a whole request (headers and body); slower ones are "
+    "disconnected.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=8),
+    default=2048,
+    show_default=True,
+    help="Open connections at most (kept below the open-file limit); past it, the connection "
+    "that has been sending its request the longest is closed.",
+)
+@click.option(
     "--model-threads",
     type=click.IntRange(min=0),
     default=0,
@@ -77,6 +93,13 @@ __all__ = ["serve"]
     type=click.Choice(["local"]),
     default="local",
     help="Accepted for MLflow compatibility: gitml serves in the current environment.",
+)
+@click.option(
+    "--name",
+    "served_name",
+    default=None,
+    help="The model name Open Inference Protocol (V2) clients use (default: the registered name, "
+    "or the folder's name).",
 )
 @click.option(
     "--log-level",
@@ -97,11 +120,15 @@ def serve(
     max_batch_size: int,
     max_wait_ms: float,
     max_body_bytes: int,
+    request_timeout: float,
+    max_connections: int,
     model_threads: int,
     env_manager: str,
+    served_name: str | None,
     log_level: str,
 ) -> None:
-    """Serve a model over REST: POST /invocations, GET /ping, /health, /version, /metrics.
+    """Serve a model over REST: POST /invocations, GET /ping, /health, /version, /metrics,
+    and the Open Inference Protocol (V2): /v2/health/*, /v2/models/NAME[/versions/V]/infer.
 
     The URI is resolved before the server starts (a model, stage or alias that is not there
     is an error); the model then loads while the port is already open, and /ping answers 200
@@ -130,6 +157,9 @@ def serve(
         follow=follow,
         follow_interval_s=follow_interval,
         model_threads=model_threads,
+        request_timeout_s=request_timeout,
+        max_connections=max_connections,
+        name=served_name,
     )
     what = f"{ref.name} version {ref.version}" if ref.version else ref.source
     click.echo(

@@ -17,9 +17,11 @@ def _count(n: int, what: str) -> str:
 
 
 def _moved(m: Any) -> str:
+    removed = getattr(m, "runs_removed", ())
     return (
         f"{_count(len(m.runs_added), 'run')} added, {len(m.runs_updated)} updated, "
-        f"{_count(len(m.tags_added), 'registry tag')} added"
+        + (f"{len(removed)} removed (purged upstream), " if removed else "")
+        + f"{_count(len(m.tags_added), 'registry tag')} added"
     )
 
 
@@ -82,14 +84,22 @@ def _path(ctx: click.Context) -> Any:
     return ctx.obj.get("repo") if ctx.obj else None
 
 
+_ALLOW_PURGE = click.option(
+    "--allow-purge",
+    is_flag=True,
+    help="Remove local runs deleted permanently on REMOTE even when they are many (over 10, or 10%).",
+)
+
+
 @click.command()
 @_options
+@_ALLOW_PURGE
 @click.pass_context
-def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
+def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_purge: bool) -> None:
     """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
     from gitml.tracking import sharing
 
-    _render(sharing.pull(_path(ctx), remote), "pull", as_json, quiet)
+    _render(sharing.pull(_path(ctx), remote, allow_purge=allow_purge), "pull", as_json, quiet)
 
 
 @click.command()
@@ -109,9 +119,10 @@ def push(
 
 @click.command()
 @_options
+@_ALLOW_PURGE
 @click.pass_context
-def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool) -> None:
+def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_purge: bool) -> None:
     """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
     from gitml.tracking import sharing
 
-    _render(sharing.sync(_path(ctx), remote), "sync", as_json, quiet)
+    _render(sharing.sync(_path(ctx), remote, allow_purge=allow_purge), "sync", as_json, quiet)

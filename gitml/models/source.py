@@ -157,6 +157,9 @@ def _definition(obj: Any) -> tuple[str, str]:
         module_file = getattr(module, "__file__", None)
         if module_file:
             candidates.append((str(module_file), None))
+        if obj.__module__ == "__main__":
+            # a notebook's cells: sources registered with no file behind them, newest first
+            candidates.extend((name, None) for name in _cells())
     else:
         kind = ast.FunctionDef
         code = getattr(obj, "__code__", None)
@@ -184,6 +187,12 @@ def _definition(obj: Any) -> tuple[str, str]:
     if any(f.startswith("<") and not linecache.getlines(f) for f, _ in candidates):
         raise _no_source(obj, "it was defined by `python -c`, exec() or a prompt that keeps no source")
     raise _no_source(obj, "no class or def statement in its file defines it: made with type()?")
+
+
+def _cells() -> list[str]:
+    """A notebook's cells, newest first: sources registered in linecache with no file behind."""
+    cells = [name for name, entry in list(linecache.cache.items()) if len(entry) == 4 and entry[1] is None]
+    return cells[::-1]
 
 
 def _strip_indent(line: str, indent: int) -> str:
@@ -299,7 +308,11 @@ class _Extractor:
                 self.add(value, name)
                 return
         if _is_constant(value):
-            text = _constant_statement(name, filename, value)
+            text = None
+            for file in [filename, *(_cells() if getattr(user, "__module__", "") == "__main__" else [])]:
+                text = _constant_statement(name, file, value)
+                if text is not None:
+                    break
             if text is None:
                 raise InvalidParameterValue(
                     f"{getattr(user, '__qualname__', user)} refers to {name!r}, which {_where(user)} sets by "

@@ -27,6 +27,7 @@ __all__ = [
     "copy_code_paths",
     "dir_size",
     "load_input_example",
+    "mlflow_keywords",
     "new_model_dir",
     "object_path",
     "prepare_model_dir",
@@ -104,6 +105,49 @@ def write_requirements(
         names = ["gitml", *defaults, *(extra_pip_requirements or [])]
     lines = [_pin(n) for n in dict.fromkeys(names)]
     (path / REQUIREMENTS_FILE).write_text("\n".join(line for line in lines if line) + "\n")
+
+
+def _conda_pip(conda_env: Any) -> list[str]:
+    """The pip requirements of a conda environment (a dict, or the path of its YAML file)."""
+    import yaml
+
+    env = conda_env
+    if isinstance(conda_env, str | Path):
+        try:
+            env = yaml.safe_load(Path(conda_env).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise InvalidParameterValue(f"cannot read conda_env {str(conda_env)!r}: {e}") from e
+    if not isinstance(env, Mapping):
+        raise InvalidParameterValue("conda_env must be a dict or the path of a conda environment YAML file")
+    pip: list[str] = []
+    for dep in env.get("dependencies") or []:
+        if isinstance(dep, Mapping) and isinstance(dep.get("pip"), list):
+            pip.extend(str(p) for p in dep["pip"])
+    return pip
+
+
+def mlflow_keywords(
+    code_paths: Sequence[str | Path] | None,
+    code_path: Sequence[str | Path] | None,
+    conda_env: Any,
+    pip_requirements: Iterable[str] | None,
+    extra_pip_requirements: Iterable[str] | None,
+) -> tuple[list[str | Path] | None, list[str] | None]:
+    """MLflow's older spellings folded in: `code_path` (for `code_paths`) and `conda_env`
+    (its pip dependencies become `pip_requirements`). Returns (code_paths, pip_requirements)."""
+    if code_path is not None and code_paths is not None:
+        raise InvalidParameterValue("give code_paths or code_path (its older spelling), not both")
+    paths = code_paths if code_paths is not None else code_path
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    pip = list(pip_requirements) if pip_requirements is not None else None
+    if conda_env is not None:
+        if pip is not None or extra_pip_requirements is not None:
+            raise InvalidParameterValue(
+                "give conda_env or pip_requirements/extra_pip_requirements, not both (as MLflow)"
+            )
+        pip = _conda_pip(conda_env)
+    return (list(paths) if paths is not None else None), pip
 
 
 # ---------------------------------------------------------------- code by import path

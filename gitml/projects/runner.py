@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -35,6 +36,7 @@ from gitml.projects.spec import EntryPoint, Project, load_project
 from gitml.projects.steps import plan_steps
 
 __all__ = [
+    "logged_params",
     "PATCH_FILE",
     "PROVENANCE_FILE",
     "RECORD_TAG",
@@ -141,6 +143,18 @@ def prepare_step(
     return StepPlan(entry, argv, final, extra, dict(given), env, prov, cache_key)
 
 
+def logged_params(plan: StepPlan) -> dict[str, str]:
+    """The params as `mlflow run` logs them: shell-quoted values, `path` values as given."""
+    out: dict[str, str] = {}
+    for name, value in plan.final.items():
+        p = plan.entry.parameters.get(name)
+        if p is not None and p.type == "path":
+            value = plan.given.get(name, str(p.default) if p.has_default else value)
+        out[name] = shlex.quote(value)
+    out.update({k: shlex.quote(v) for k, v in plan.extra.items()})
+    return out
+
+
 def _code_root(folder: Path) -> Path:
     """The top of the Git working tree holding the project (a worktree when reproducing)."""
     proc = subprocess.run(
@@ -179,8 +193,91 @@ def run(
     stdout: Any = None,
     stderr: Any = None,
     synchronous: bool = True,
+    version: str | None = None,
 ) -> ProjectRun:
-    """Run an entry point of the project at `uri` (a local folder) as a gitml run; MLflow's projects.run."""
+    """Run an entry point of the project at `uri` as a gitml run; MLflow's `projects.run`.
+
+    `uri` is a project folder, or a Git URL (`REPO#subdir` for a folder inside it); with
+    `version`, the project is cloned at that revision. A clone is thrown away afterwards,
+    and its runs go to `tracking_uri` (default: the working directory's repository).
+    """
+    from gitml.projects.fetch import fetch_project, is_git_uri
+
+    if version is not None or is_git_uri(str(uri)):
+        holder, folder = fetch_project(str(uri), version)
+        try:
+            return _run_folder(
+                folder,
+                entry_point,
+                parameters,
+                experiment_name,
+                experiment_id,
+                run_name,
+                env_manager,
+                backend,
+                cache,
+                lenient,
+                timeout,
+                tracking_uri,
+                environ,
+                {
+                    "mlflow.source.name": str(uri),
+                    "mlflow.source.type": "PROJECT",
+                    **(extra_tags or {}),
+                },
+                on_event,
+                stdout,
+                stderr,
+                synchronous,
+                remote=True,
+            )
+        finally:
+            import shutil
+
+            shutil.rmtree(holder, ignore_errors=True)
+    return _run_folder(
+        Path(uri),
+        entry_point,
+        parameters,
+        experiment_name,
+        experiment_id,
+        run_name,
+        env_manager,
+        backend,
+        cache,
+        lenient,
+        timeout,
+        tracking_uri,
+        environ,
+        extra_tags,
+        on_event,
+        stdout,
+        stderr,
+        synchronous,
+    )
+
+
+def _run_folder(
+    uri: Path,
+    entry_point: str,
+    parameters: dict[str, Any] | None,
+    experiment_name: str | None,
+    experiment_id: str | None,
+    run_name: str | None,
+    env_manager: str | None,
+    backend: str,
+    cache: bool,
+    lenient: bool,
+    timeout: float | None,
+    tracking_uri: str | os.PathLike[str] | None,
+    environ: dict[str, str] | None,
+    extra_tags: dict[str, str] | None,
+    on_event: Callable[[str], None] | None,
+    stdout: Any,
+    stderr: Any,
+    synchronous: bool,
+    remote: bool = False,
+) -> ProjectRun:
     if backend != "local":
         raise InvalidParameterValue(
             f"backend '{backend}' runs through 'gitml run --backend {backend}' manifests only"
@@ -197,7 +294,7 @@ def run(
         str(k): str(v) if not isinstance(v, bool) else str(v).lower()
         for k, v in (parameters or {}).items()
     }
-    client = _client(tracking_uri if tracking_uri is not None else project.root)
+    client = _client(tracking_uri if tracking_uri is not None or remote else project.root)
     tracker = client._tracker
     repo_root = _code_root(project.root)
     state_dir: Path = tracker.repo.state_dir
@@ -316,8 +413,7 @@ def _run_step(
             )
     prov = plan.provenance
     run_tags = {
-        **tags,
-        "mlflow.source.name": str(project.root),
+        "mlflow.source.name": project.root.as_uri(),
         "mlflow.source.type": "PROJECT",
         "mlflow.project.entryPoint": plan.entry.name,
         "mlflow.project.backend": "local",
@@ -326,6 +422,7 @@ def _run_step(
         "gitml.project.command": json.dumps(plan.argv)[:4000],
         "gitml.project.cache_key": plan.cache_key,
         **prov.tags(),
+        **tags,
     }
     record_tag = json.dumps(
         {
@@ -343,7 +440,7 @@ def _run_step(
     try:
         from gitml.entities import Param
 
-        params = [Param(k, v) for k, v in {**plan.final, **plan.extra}.items()]
+        params = [Param(k, v) for k, v in logged_params(plan).items()]
         if params:
             client.log_batch(run_id, params=params)
         record = prov.to_dict()

@@ -22,6 +22,7 @@ from typing import Any
 
 from gitml.constants import FORMAT_FILE, FORMAT_VERSION, REGISTRY_DIR
 from gitml.exceptions import CorruptMetadata
+from gitml.store.bounded import load_json
 from gitml.store.repo import GitRepo
 
 __all__ = [
@@ -68,10 +69,7 @@ def _path(name: str, file: str) -> str:
 
 
 def _decode(path: str, data: bytes, file: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except ValueError as e:
-        raise CorruptMetadata(f"{path} on the metadata branch is not JSON: {e}") from e
+    obj = load_json(data, f"{path} on the metadata branch")  # bounded: size, depth, 64-bit integers
     validate_obj(obj, _SCHEMA_OF[file], path)
     assert isinstance(obj, dict)
     return obj

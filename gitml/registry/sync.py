@@ -23,6 +23,7 @@ from gitml.exceptions import ConcurrencyError, RemoteError
 from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
 from gitml.registry.state import load_message
 from gitml.registry.tags import Action, format_tag, parse_tag, semver_key, semver_of_major
+from gitml.store.remote_names import check_remote
 from gitml.store.repo import GitRepo
 
 __all__ = [
@@ -76,7 +77,7 @@ def _git(
 
 
 def _remote_tags(repo: GitRepo, remote: str) -> dict[str, str]:
-    proc = _git(repo, ["ls-remote", "--tags", remote])
+    proc = _git(repo, ["ls-remote", "--tags", "--", check_remote(remote)])
     if proc.returncode != 0:
         raise RemoteError(f"cannot list the tags of '{remote}': {proc.stderr.strip()}")
     out = {}
@@ -117,7 +118,7 @@ def reconcile_tags(
         return []
     specs = "\n".join(f"+refs/tags/{n}:{INCOMING}/{n}" for n in names) + "\n"
     proc = _git(
-        repo, ["fetch", "--no-tags", "--no-write-fetch-head", "--stdin", remote], stdin=specs
+        repo, ["fetch", "--no-tags", "--no-write-fetch-head", "--stdin", "--", check_remote(remote)], stdin=specs
     )
     if proc.returncode != 0:
         raise RemoteError(f"cannot fetch tags {names} from '{remote}': {proc.stderr.strip()}")
@@ -279,7 +280,7 @@ def push_registry(repo: GitRepo, remote: str, timeout_s: float = 120.0) -> list[
         if not todo:
             return renamed
         specs = [f"refs/tags/{n}:refs/tags/{n}" for n in todo]
-        proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", remote, *specs])
+        proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", "--", check_remote(remote), *specs])
         if proc.returncode == 0:
             return renamed
         if "rejected" not in proc.stdout and "already exists" not in proc.stdout + proc.stderr:

@@ -8,6 +8,7 @@ Errors answer MLflow's body `{"error_code", "message"}`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitml.exceptions import GitMLError, InvalidParameterValue
+from gitml.serving import v2
 from gitml.serving.batching import Batcher
 from gitml.serving.formats import (
     InputSpec,
@@ -30,6 +32,7 @@ from gitml.serving.formats import (
     merge_inputs,
     merge_table,
     parse_request,
+    parse_v2_body,
 )
 from gitml.serving.loading import LoadedModel, ModelRef, load_ref
 from gitml.serving.metrics import ServingMetrics
@@ -44,6 +47,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+_PARSE_INLINE_BYTES = 64 * 1024  # bodies up to this size parse on the event loop (well under 1 ms)
+DEFAULT_MAX_CONNECTIONS = 2048
 
 log = logging.getLogger("gitml.serving")
 
@@ -67,6 +73,9 @@ class ServeOptions:
     metrics_dir: str | None = None
     workers: int = 1
     model_threads: int = 0  # 0: automatic (see `model_threads_for`)
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # to read one request, headers and body
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # kept below the open-file limit
+    name: str | None = None  # the name V2 clients call the model by (default: its registered name)
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the options from the environment."""
@@ -251,6 +260,8 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         state.predict, options.max_batch_size, options.max_wait_ms, state.on_call, state.merge
     )
     metrics = state.metrics
+    # Two threads parse big bodies; more would only contend for the GIL with the event loop.
+    parsers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gitml-parse")
 
     async def invocations(scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -273,7 +284,12 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             return 503, _error_body("TEMPORARILY_UNAVAILABLE", message)
         try:
             body = await _read_body(scope, receive, options.max_body_bytes)
-            inp = parse_request(body, _header(scope, b"content-type"), state.spec)
+            content_type = _header(scope, b"content-type")
+            if len(body) <= _PARSE_INLINE_BYTES:  # the common small request: no thread hop
+                inp = parse_request(body, content_type, state.spec)
+            else:  # a big body is parsed off the event loop: /ping and small requests go on
+                loop = asyncio.get_running_loop()
+                inp = await loop.run_in_executor(parsers, parse_request, body, content_type, state.spec)
             return 200, dump_predictions(await batcher.submit(inp))
         except GitMLError as e:
             status = getattr(e, "status", None) or e.get_http_status_code()
@@ -283,6 +299,84 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         except Exception as e:  # the model's own failure: answer, count, keep serving
             message = f"Model prediction failed: {type(e).__name__}: {e}"
             return 500, _error_body("INTERNAL_ERROR", message)
+
+    def _parse_v2(body: bytes) -> tuple[dict[str, Any], Any]:
+        payload = parse_v2_body(body)
+        return payload, v2.parse_infer(payload, state.spec)
+
+    def served() -> tuple[str, str]:
+        current = state.current
+        ref = current.ref if current is not None else options.ref
+        return options.name or ref.labels()["model"], ref.version
+
+    async def v2_infer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        metrics.in_flight += 1
+        try:
+            status, body = await _v2_infer(scope, receive)
+        except _ClientGone:
+            return
+        finally:
+            metrics.in_flight -= 1
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        metrics.request("/v2/models/infer", status)
+        metrics.latency.observe(time.perf_counter() - started)
+
+    async def _v2_infer(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
+        try:
+            name, version = served()
+            _, _, action = v2.check_model(scope["path"], name, version)
+            if action != "infer":
+                return 405, v2.error_body("use GET for model metadata and readiness, POST .../infer to infer")
+            if state.current is None:
+                return 503, v2.error_body(state.error or "The model is still loading")
+            body = await _read_body(scope, receive, options.max_body_bytes)
+            if len(body) <= _PARSE_INLINE_BYTES:
+                payload, inp = _parse_v2(body)
+            else:  # as for /invocations: a big body is parsed off the event loop
+                payload, inp = await asyncio.get_running_loop().run_in_executor(parsers, _parse_v2, body)
+            return 200, v2.dump_infer(await batcher.submit(inp), name, version, payload.get("id"))
+        except v2.V2NotFound as e:
+            return 404, v2.error_body(e.message)
+        except GitMLError as e:
+            status = getattr(e, "status", None) or e.get_http_status_code()
+            return status, v2.error_body(e.message)
+        except _ClientGone:
+            raise
+        except Exception as e:  # the model's own failure: answer, count, keep serving
+            return 500, v2.error_body(f"Model prediction failed: {type(e).__name__}: {e}")
+
+    def _v2_json(status: int, body: Any) -> Any:
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+    async def v2_live(request: Any) -> Any:
+        return _v2_json(200, {"live": True})
+
+    async def v2_ready(request: Any) -> Any:
+        ready = state.current is not None
+        return _v2_json(200 if ready else 503, {"ready": ready})
+
+    async def v2_server(request: Any) -> Any:
+        from gitml import __version__
+
+        return _v2_json(200, {"name": "gitml", "version": __version__, "extensions": []})
+
+    async def v2_model(request: Any) -> Any:
+        name, version = served()
+        try:
+            _, _, action = v2.check_model(request.url.path, name, version)
+        except v2.V2NotFound as e:
+            return Response(v2.error_body(e.message), status_code=404, media_type="application/json")
+        if action == "infer":
+            return Response(v2.error_body("POST to infer"), status_code=405, media_type="application/json")
+        ready = state.current is not None
+        if action == "ready":
+            return _v2_json(200 if ready else 503, {"name": name, "ready": ready})
+        flavors = getattr(getattr(state.current, "model", None), "metadata", None)
+        platform = ",".join(getattr(flavors, "flavors", {}) or {}) or "gitml"
+        return _v2_json(200, v2.model_metadata(name, version, state.spec, platform))
 
     async def not_reached(request: Any) -> Any:  # POST /invocations never gets to Starlette
         raise AssertionError("POST /invocations is served before Starlette's router")
@@ -323,8 +417,6 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     async def lifespan(app: Any) -> AsyncIterator[None]:
         threading.Thread(target=load_initial, name="gitml-load", daemon=True).start()
         tasks = []
-        if options.metrics_dir:
-            tasks.append(asyncio.create_task(_publish(state)))
         if options.follow and options.ref.name:
             from gitml.serving.follow import follow
 
@@ -335,6 +427,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             for t in tasks:
                 t.cancel()
             batcher.close()
+            parsers.shutdown(wait=False, cancel_futures=True)
 
     routes = [
         Route("/invocations", not_reached, methods=["POST"]),  # 405 for other methods
@@ -342,30 +435,35 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/v2/health/live", v2_live, methods=["GET"]),
+        Route("/v2/health/ready", v2_ready, methods=["GET"]),
+        Route("/v2", v2_server, methods=["GET"]),
+        Route("/v2/", v2_server, methods=["GET"]),
+        Route("/v2/models/{rest:path}", v2_model, methods=["GET"]),
     ]
     routes_app = Starlette(routes=routes, lifespan=lifespan)
     routes_app.state.serving = state
-    return ScoringApp(invocations, routes_app)
+    return ScoringApp(invocations, routes_app, v2_infer)
 
 
 class ScoringApp:
-    """`POST /invocations` straight to its handler, everything else to Starlette."""
+    """`POST /invocations` and V2 `POST .../infer` straight to their handlers, everything
+    else to Starlette."""
 
-    def __init__(self, invocations: Any, routes: Any) -> None:
+    def __init__(self, invocations: Any, routes: Any, v2_infer: Any = None) -> None:
         self.invocations = invocations
         self.routes = routes
+        self.v2_infer = v2_infer
         self.state = routes.state  # `state.serving`: the ServingState
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/invocations" and scope["method"] == "POST":
-            await self.invocations(scope, receive, send)
-        else:
-            await self.routes(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path == "/invocations":
+                await self.invocations(scope, receive, send)
+                return
+            if self.v2_infer is not None and path.startswith("/v2/models/"):
+                await self.v2_infer(scope, receive, send)
+                return
+        await self.routes(scope, receive, send)
 
-
-async def _publish(state: ServingState) -> None:
-    # each worker's counters, once a second, for whichever worker answers /metrics
-    while True:
-        with contextlib.suppress(OSError):
-            state.metrics.write_snapshot()
-        await asyncio.sleep(1.0)

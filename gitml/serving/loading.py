@@ -12,7 +12,7 @@ from gitml.exceptions import GitMLError, InvalidParameterValue, ResourceDoesNotE
 
 __all__ = ["LoadedModel", "ModelRef", "load_ref", "resolve_ref"]
 
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<ref>[^/]+)|@(?P<alias>[^/]+))/?$")
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^@]+?)(?:/(?P<ref>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 _STAGES = {"none", "staging", "production", "archived"}
 
 

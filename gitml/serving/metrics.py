@@ -1,234 +1,173 @@
-"""The scoring server's Prometheus metrics: plain counters on the event loop, written as text.
+"""The scoring server's Prometheus metrics, kept and written by `prometheus_client`.
 
-Everything is updated from the server's event loop thread (one per worker process), so the
-hot path is a dict increment and a bisect, with no locks and no client library. With several
-workers, each writes a snapshot beside the others every second and `/metrics` sums them.
+One worker: the metrics live in this process's own registry. Several workers (`--workers N`):
+the server sets `PROMETHEUS_MULTIPROC_DIR` before the workers start, so prometheus_client keeps
+every worker's values in memory-mapped files there, and whichever worker answers `/metrics`
+sums them with its `MultiProcessCollector`. What describes the model being served (its info,
+load time, start time) is this worker's own state, added by a small collector.
 """
 
 from __future__ import annotations
 
-import bisect
-import json
+import atexit
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "BATCH_BUCKETS",
-    "LATENCY_BUCKETS",
-    "Histogram",
-    "ServingMetrics",
-    "escape_label",
-    "render_samples",
-]
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "MULTIPROC_ENV", "ServingMetrics"]
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# prometheus_client's switch to multi-process mode; it must be set before a worker imports it.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# `_created` series (one per counter and histogram) say when each began: noise on /metrics.
+disable_created_metrics()
 
 
-def escape_label(value: Any) -> str:
-    """A label value escaped for Prometheus' text format."""
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _ModelCollector(Collector):
+    """The model this worker serves, as gauges read at scrape time (not summed over workers)."""
 
+    def __init__(self, owner: ServingMetrics) -> None:
+        self.owner = owner
 
-def _labels(pairs: Iterable[tuple[str, Any]]) -> str:
-    inner = ",".join(f'{k}="{escape_label(v)}"' for k, v in pairs)
-    return "{" + inner + "}" if inner else ""
-
-
-def _num(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
-class Histogram:
-    """Cumulative-on-render histogram: per-bucket counts, a sum and a count."""
-
-    __slots__ = ("buckets", "counts", "sum", "count")
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        """Record one observation."""
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able snapshot."""
-        return {"counts": self.counts, "sum": self.sum, "count": self.count}
-
-    def add(self, snap: Mapping[str, Any]) -> None:
-        """Add another worker's snapshot into this one."""
-        for i, c in enumerate(snap["counts"][: len(self.counts)]):
-            self.counts[i] += c
-        self.sum += snap["sum"]
-        self.count += snap["count"]
-
-    def render(self, name: str, labels: tuple[tuple[str, Any], ...] = ()) -> list[str]:
-        """The `_bucket`, `_sum` and `_count` lines."""
-        out = []
-        acc = 0
-        for bound, c in zip((*self.buckets, float("inf")), self.counts, strict=True):
-            acc += c
-            le = "+Inf" if bound == float("inf") else str(bound)
-            out.append(f"{name}_bucket{_labels((*labels, ('le', le)))} {acc}")
-        out.append(f"{name}_sum{_labels(labels)} {_num(self.sum)}")
-        out.append(f"{name}_count{_labels(labels)} {self.count}")
-        return out
-
-
-def render_samples(
-    name: str,
-    kind: str,
-    help_text: str,
-    samples: Iterable[tuple[tuple[tuple[str, Any], ...], float]],
-) -> list[str]:
-    """HELP, TYPE and one line per (labels, value) sample."""
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines.extend(f"{name}{_labels(labels)} {_num(value)}" for labels, value in samples)
-    return lines
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        m = self.owner
+        if m.model_info:
+            info = GaugeMetricFamily(
+                "gitml_model_info", "The model being served (value 1).", labels=sorted(m.model_info)
+            )
+            info.add_metric([str(m.model_info[k]) for k in sorted(m.model_info)], 1)
+            yield info
+        yield GaugeMetricFamily(
+            "gitml_model_loaded", "1 when a model is loaded and /ping answers 200.",
+            value=1 if m.model_info else 0,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "gitml_model_load_seconds", "Seconds the current model took to load.",
+            value=m.model_load_seconds,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "gitml_start_time_seconds", "Unix time the server started.", value=m.started
+        )
 
 
 class ServingMetrics:
-    """The counters of one worker, and the text of all workers together."""
+    """The counters of one worker; `render()` is the text of all workers together.
+
+    `share_dir` is the multi-process directory (the server's `PROMETHEUS_MULTIPROC_DIR`); it
+    takes effect when prometheus_client was imported with that variable set, as in a worker.
+    """
 
     def __init__(self, share_dir: str | Path | None = None) -> None:
+        from prometheus_client import values
+
         self.started = time.time()
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency = Histogram(LATENCY_BUCKETS)
-        self.batch_rows = Histogram(BATCH_BUCKETS)
-        self.predictions: dict[tuple[str, str], int] = {}
-        self.errors: dict[tuple[str, str], int] = {}
-        self.switches = 0
-        self.in_flight = 0
         self.model_info: dict[str, str] = {}
         self.model_load_seconds = 0.0
         self.share_dir = Path(share_dir) if share_dir else None
+        self.multiprocess = self.share_dir is not None and values.ValueClass is not values.MutexValue
+        own = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "gitml_requests", "HTTP requests answered, by endpoint and status.",
+            ["endpoint", "status"], registry=own,
+        )  # fmt: skip
+        duration = Histogram(
+            "gitml_request_duration_seconds", "Time to answer /invocations.", ["endpoint"],
+            buckets=LATENCY_BUCKETS, registry=own,
+        )  # fmt: skip
+        self.latency = duration.labels("/invocations")
+        self.batch_rows = Histogram(
+            "gitml_batch_rows", "Rows per model call (requests merged by the batcher).",
+            buckets=BATCH_BUCKETS, registry=own,
+        )  # fmt: skip
+        self._predictions = Counter(
+            "gitml_predictions", "Rows predicted, by model and version.", ["model", "version"],
+            registry=own,
+        )  # fmt: skip
+        self._errors = Counter(
+            "gitml_prediction_errors", "Rows whose model call raised.", ["model", "version"],
+            registry=own,
+        )  # fmt: skip
+        self._switches = Counter(
+            "gitml_model_switches", "Model versions switched to by --follow.", registry=own
+        )
+        self._in_flight = Gauge(
+            "gitml_requests_in_flight", "Requests being answered now.", registry=own,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
+        workers = Gauge(
+            "gitml_workers", "Worker processes reporting.", registry=own, multiprocess_mode="livesum"
+        )
+        workers.set(1)
+        self._children: dict[tuple[Any, ...], Any] = {}  # labels() costs more than inc()
+        self._in_flight_now = 0
+        self._switch_count = 0
+        if self.multiprocess:
+            assert self.share_dir is not None
+            self.registry = CollectorRegistry(auto_describe=True)
+            MultiProcessCollector(self.registry, path=str(self.share_dir))
+            # a worker that exits stops counting in the live gauges (in flight, workers)
+            atexit.register(mark_process_dead, os.getpid(), str(self.share_dir))
+        else:
+            self.registry = own
+        self.registry.register(_ModelCollector(self))
 
     def request(self, endpoint: str, status: int) -> None:
         """Count one answered request."""
-        key = (endpoint, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
+        key = ("r", endpoint, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._requests.labels(endpoint, str(status))
+        child.inc()
 
     def model_call(self, model: str, version: str, rows: int, ok: bool) -> None:
         """Count one model call of `rows` rows."""
         self.batch_rows.observe(rows)
-        key = (model, version)
-        table = self.predictions if ok else self.errors
-        table[key] = table.get(key, 0) + rows
+        key = ("p" if ok else "e", model, version)
+        child = self._children.get(key)
+        if child is None:
+            child = (self._predictions if ok else self._errors).labels(model, version)
+            self._children[key] = child
+        child.inc(rows)
 
-    def snapshot(self) -> dict[str, Any]:
-        """This worker's counters as JSON-able data."""
-        return {
-            "pid": os.getpid(),
-            "requests": [[e, s, n] for (e, s), n in self.requests.items()],
-            "latency": self.latency.to_dict(),
-            "batch_rows": self.batch_rows.to_dict(),
-            "predictions": [[m, v, n] for (m, v), n in self.predictions.items()],
-            "errors": [[m, v, n] for (m, v), n in self.errors.items()],
-            "switches": self.switches,
-            "in_flight": self.in_flight,
-        }
+    @property
+    def in_flight(self) -> int:
+        """Requests this worker is answering now."""
+        return self._in_flight_now
 
-    def write_snapshot(self) -> None:
-        """Publish this worker's counters for the other workers (atomic rename)."""
-        if self.share_dir is None:
-            return
-        path = self.share_dir / f"{os.getpid()}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        os.replace(tmp, path)
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._in_flight_now = value
+        self._in_flight.set(value)
 
-    def _others(self) -> list[dict[str, Any]]:
-        if self.share_dir is None:
-            return []
-        out = []
-        for p in self.share_dir.glob("*.json"):
-            if p.stem == str(os.getpid()):
-                continue
-            try:
-                out.append(json.loads(p.read_text()))
-            except (OSError, ValueError):  # a worker mid-write or gone: skip this scrape
-                continue
-        return out
+    @property
+    def switches(self) -> int:
+        """Model versions this worker switched to (`--follow`)."""
+        return self._switch_count
+
+    @switches.setter
+    def switches(self, value: int) -> None:
+        if value > self._switch_count:
+            self._switches.inc(value - self._switch_count)
+        self._switch_count = value
 
     def render(self) -> str:
         """The Prometheus text exposition of every worker's counters."""
-        requests = dict(self.requests)
-        latency = Histogram(LATENCY_BUCKETS)
-        latency.add(self.latency.to_dict())
-        batch = Histogram(BATCH_BUCKETS)
-        batch.add(self.batch_rows.to_dict())
-        predictions = dict(self.predictions)
-        errors = dict(self.errors)
-        in_flight = self.in_flight
-        others = self._others()
-        for snap in others:
-            for e, s, n in snap["requests"]:
-                requests[(e, s)] = requests.get((e, s), 0) + n
-            latency.add(snap["latency"])
-            batch.add(snap["batch_rows"])
-            for m, v, n in snap["predictions"]:
-                predictions[(m, v)] = predictions.get((m, v), 0) + n
-            for m, v, n in snap["errors"]:
-                errors[(m, v)] = errors.get((m, v), 0) + n
-            in_flight += snap["in_flight"]
-        lines: list[str] = []
-        lines += render_samples(
-            "gitml_requests_total", "counter", "HTTP requests answered, by endpoint and status.",
-            [((("endpoint", e), ("status", s)), n) for (e, s), n in sorted(requests.items())],
-        )  # fmt: skip
-        lines += [
-            "# HELP gitml_request_duration_seconds Time to answer /invocations.",
-            "# TYPE gitml_request_duration_seconds histogram",
-            *latency.render("gitml_request_duration_seconds", (("endpoint", "/invocations"),)),
-            "# HELP gitml_batch_rows Rows per model call (requests merged by the batcher).",
-            "# TYPE gitml_batch_rows histogram",
-            *batch.render("gitml_batch_rows"),
-        ]
-        lines += render_samples(
-            "gitml_predictions_total", "counter", "Rows predicted, by model and version.",
-            [((("model", m), ("version", v)), n) for (m, v), n in sorted(predictions.items())],
-        )  # fmt: skip
-        lines += render_samples(
-            "gitml_prediction_errors_total", "counter", "Rows whose model call raised.",
-            [((("model", m), ("version", v)), n) for (m, v), n in sorted(errors.items())],
-        )  # fmt: skip
-        if self.model_info:
-            lines += render_samples(
-                "gitml_model_info", "gauge", "The model being served (value 1).",
-                [(tuple(sorted(self.model_info.items())), 1)],
-            )  # fmt: skip
-        lines += render_samples(
-            "gitml_model_loaded", "gauge", "1 when a model is loaded and /ping answers 200.",
-            [((), 1 if self.model_info else 0)],
-        )  # fmt: skip
-        lines += render_samples(
-            "gitml_model_load_seconds", "gauge", "Seconds the current model took to load.",
-            [((), self.model_load_seconds)],
-        )  # fmt: skip
-        lines += render_samples(
-            "gitml_model_switches_total", "counter", "Model versions switched to by --follow.",
-            [((), self.switches + sum(s.get("switches", 0) for s in others))],
-        )  # fmt: skip
-        lines += render_samples(
-            "gitml_requests_in_flight", "gauge", "Requests being answered now.", [((), in_flight)]
-        )
-        lines += render_samples(
-            "gitml_workers", "gauge", "Worker processes reporting.", [((), 1 + len(others))]
-        )
-        lines += render_samples(
-            "gitml_start_time_seconds", "gauge", "Unix time the server started.",
-            [((), self.started)],
-        )  # fmt: skip
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()

@@ -10,14 +10,23 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
-
-from gitml.serving.metrics import render_samples
 
 __all__ = ["MonitorServer", "collect_registry", "render_registry"]
 
 Sample = tuple[tuple[tuple[str, Any], ...], float]
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> Any:
+    """One metric family of (labels, value) samples, for prometheus_client to write."""
+    from prometheus_client.metrics_core import Metric
+
+    family = Metric(name, help_text, kind)
+    sample_name = f"{name}_total" if kind == "counter" else name
+    for labels, value in samples:
+        family.add_sample(sample_name, {k: str(v) for k, v in labels}, float(value))
+    return family
 
 
 def _client() -> Any:
@@ -32,6 +41,7 @@ def collect_registry(client: Any = None) -> dict[str, list[Sample]]:
     metric: list[Sample] = []
     info: list[Sample] = []
     versions_total: list[Sample] = []
+    skipped: list[Sample] = []
     run_cache: dict[str, dict[str, float]] = {}
 
     def run_metrics(mv: Any) -> dict[str, float]:
@@ -46,64 +56,110 @@ def collect_registry(client: Any = None) -> dict[str, list[Sample]]:
         return run_cache[run_id]
 
     for rm in client.search_registered_models():
-        name = rm.name
-        held: list[tuple[str, str, Any]] = []  # (stage or alias, kind, version)
-        for mv in client.get_latest_versions(name):
-            stage = str(getattr(mv, "current_stage", "None") or "None")
-            if stage.lower() != "none":
-                held.append((stage.lower(), "stage", mv))
-        for alias in sorted(getattr(rm, "aliases", {}) or {}):
-            try:
-                held.append((alias, "alias", client.get_model_version_by_alias(name, alias)))
-            except Exception:  # an alias whose version was deregistered since listing
-                continue
-        count = len(getattr(rm, "latest_versions", []) or [])
-        with_latest = client.get_latest_versions(name)
-        if with_latest:
-            newest = max(with_latest, key=lambda v: int(v.version))
-            held.append(("latest", "latest", newest))
-            count = max(count, int(newest.version))
-        versions_total.append(((("model", name),), count))
-        for where, kind, mv in held:
-            labels = (
-                ("model", name),
-                ("stage", where),
-                ("kind", kind),
-                ("version", str(mv.version)),
-            )
-            info.append(((*labels, ("run_id", str(getattr(mv, "run_id", "") or ""))), 1))
-            for key, value in sorted(run_metrics(mv).items()):
-                try:
-                    metric.append(((*labels, ("metric", key)), float(value)))
-                except (TypeError, ValueError):
-                    continue
-    return {"metric": metric, "info": info, "versions": versions_total}
+        try:  # a model's samples count only when all of them were read
+            one: tuple[list[Sample], list[Sample], list[Sample]] = ([], [], [])
+            _collect_model(client, rm, run_metrics, *one)
+            metric += one[0]
+            info += one[1]
+            versions_total += one[2]
+        except Exception as e:  # one model's bad tag or run must not stop or freeze the others
+            skipped.append(((("model", str(rm.name)[:200]), ("error", type(e).__name__)), 1))
+    return {"metric": metric, "info": info, "versions": versions_total, "skipped": skipped}
+
+
+def _number(value: Any) -> float | None:
+    """A gauge value, or None for what is no number (an int too big for a float is +-inf)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+    except (TypeError, ValueError):
+        return None
+
+
+def _collect_model(
+    client: Any,
+    rm: Any,
+    run_metrics: Callable[[Any], dict[str, float]],
+    metric: list[Sample],
+    info: list[Sample],
+    versions_total: list[Sample],
+) -> None:
+    name = rm.name
+    held: list[tuple[str, str, Any]] = []  # (stage or alias, kind, version)
+    for mv in client.get_latest_versions(name):
+        stage = str(getattr(mv, "current_stage", "None") or "None")
+        if stage.lower() != "none":
+            held.append((stage.lower(), "stage", mv))
+    for alias in sorted(getattr(rm, "aliases", {}) or {}):
+        try:
+            held.append((alias, "alias", client.get_model_version_by_alias(name, alias)))
+        except Exception:  # an alias whose version was deregistered since listing
+            continue
+    count = len(getattr(rm, "latest_versions", []) or [])
+    with_latest = client.get_latest_versions(name)
+    if with_latest:
+        newest = max(with_latest, key=lambda v: int(v.version))
+        held.append(("latest", "latest", newest))
+        count = max(count, int(newest.version))
+    versions_total.append(((("model", name),), count))
+    for where, kind, mv in held:
+        labels = (
+            ("model", name),
+            ("stage", where),
+            ("kind", kind),
+            ("version", str(mv.version)),
+        )
+        info.append(((*labels, ("run_id", str(getattr(mv, "run_id", "") or ""))), 1))
+        for key, value in sorted(run_metrics(mv).items()):
+            number = _number(value)
+            if number is not None:
+                metric.append(((*labels, ("metric", key)), number))
 
 
 def render_registry(samples: dict[str, list[Sample]], refreshed: float, errors: int) -> str:
     """The exposition text of `collect_registry`'s samples and the exporter's own health."""
-    lines: list[str] = []
-    lines += render_samples(
-        "gitml_model_metric", "gauge",
-        "Metric of the run behind a model version in a stage or alias.", samples.get("metric", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_model_version_info", "gauge",
-        "A model version holding a stage or alias (value 1).", samples.get("info", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_model_versions", "gauge", "Highest version number of each registered model.",
-        samples.get("versions", []),
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_monitor_last_refresh_timestamp_seconds", "gauge",
-        "Unix time of the last successful registry read.", [((), refreshed)],
-    )  # fmt: skip
-    lines += render_samples(
-        "gitml_monitor_refresh_errors_total", "counter", "Registry reads that failed.",
-        [((), errors)],
-    )  # fmt: skip
-    return "\n".join(lines) + "\n"
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    families = [
+        _family(
+            "gitml_model_metric", "gauge",
+            "Metric of the run behind a model version in a stage or alias.", samples.get("metric", []),
+        ),
+        _family(
+            "gitml_model_version_info", "gauge",
+            "A model version holding a stage or alias (value 1).", samples.get("info", []),
+        ),
+        _family(
+            "gitml_model_versions", "gauge", "Highest version number of each registered model.",
+            samples.get("versions", []),
+        ),
+        _family(
+            "gitml_monitor_skipped_model", "gauge",
+            "A registered model that could not be read (value 1; the error's type as a label).",
+            samples.get("skipped", []),
+        ),
+        _family(
+            "gitml_monitor_last_refresh_timestamp_seconds", "gauge",
+            "Unix time of the last successful registry read.", [((), refreshed)],
+        ),
+        _family(
+            "gitml_monitor_refresh_errors", "counter", "Registry reads that failed.", [((), errors)]
+        ),
+    ]  # fmt: skip
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry).decode()
+
+
+class _Families:
+    """A prometheus_client collector of families built beforehand."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Any]:
+        return iter(self.families)
 
 
 class MonitorServer:

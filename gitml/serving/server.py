@@ -13,6 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from gitml.serving.app import ServeOptions, create_app
+from gitml.serving.metrics import MULTIPROC_ENV
+from gitml.serving.protection import (
+    configure,
+    connection_cap,
+    guarded_protocol,
+    raise_open_file_limit,
+)
 
 __all__ = ["OPTIONS_ENV", "serve", "worker_app"]
 
@@ -41,20 +48,27 @@ def serve(
     """
     import uvicorn
 
+    # Slow or idle clients: a deadline to read each request and a connection cap below the
+    # open-file limit (gitml.serving.protection), plus uvicorn's idle keep-alive timeout.
+    cap = connection_cap(options.max_connections, raise_open_file_limit())
     kwargs: dict[str, Any] = {
         "host": host,
         "port": port,
         "loop": _fast("uvloop", "asyncio", "uvloop"),
-        "http": _fast("httptools", "h11", "httptools"),
+        "http": guarded_protocol(_fast("httptools", "h11", "httptools")),
         "log_level": log_level,
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": 5,
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 64 * 1024,  # headers over 64 KiB: 400 (h11 parser)
     }
     options = ServeOptions(**{**options.__dict__, "workers": max(1, workers)})
     if workers <= 1:
         app = create_app(options, loader)
-        server = uvicorn.Server(uvicorn.Config(app, **kwargs))
+        config = uvicorn.Config(app, **kwargs)
+        configure(config, options.request_timeout_s, cap)
+        server = uvicorn.Server(config)
         fatal: list[str] = []
 
         def on_fatal(message: str) -> None:
@@ -70,7 +84,13 @@ def serve(
     try:
         opts = ServeOptions(**{**options.__dict__, "metrics_dir": share})
         os.environ[OPTIONS_ENV] = opts.to_json()
-        uvicorn.run("gitml.serving.server:worker_app", factory=True, workers=workers, **kwargs)
+        # prometheus_client keeps each worker's values in files there; /metrics sums them
+        os.environ[MULTIPROC_ENV] = share
+        from uvicorn.supervisors import Multiprocess
+
+        config = uvicorn.Config("gitml.serving.server:worker_app", factory=True, workers=workers, **kwargs)
+        configure(config, options.request_timeout_s, cap)  # travels to the workers with the config
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         shutil.rmtree(share, ignore_errors=True)
     return 0

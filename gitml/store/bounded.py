@@ -63,7 +63,7 @@ def check_int(value: Any, what: str) -> int:
     return value
 
 
-def check_tree(obj: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
+def check_tree(obj: Any, what: str, max_depth: int = MAX_DEPTH, int64: bool = True) -> Any:
     """Walk a parsed value (without recursion): depth at most `max_depth`, integers 64-bit,
     floats finite or the float overflow of a literal (JSON's 1e400 reads as inf, which is fine)."""
     stack: list[tuple[Any, int]] = [(obj, 0)]
@@ -81,7 +81,7 @@ def check_tree(obj: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
                 raise CorruptMetadata(f"{what} nests deeper than {max_depth} levels")
             stack.extend((v, depth + 1) for v in node)
         elif isinstance(node, int) and not isinstance(node, bool):
-            if not INT64_MIN <= node <= INT64_MAX:
+            if int64 and not INT64_MIN <= node <= INT64_MAX:
                 raise CorruptMetadata(f"{what} holds an integer out of the 64-bit range ({str(node)[:20]}...)")
         elif node is None or isinstance(node, str | float | bool | datetime.date):
             continue
@@ -91,7 +91,12 @@ def check_tree(obj: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
 
 
 def load_json(
-    data: bytes | str, what: str, *, max_bytes: int = MAX_FILE_BYTES, max_depth: int = MAX_DEPTH
+    data: bytes | str,
+    what: str,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_depth: int = MAX_DEPTH,
+    int64: bool = True,
 ) -> Any:
     """Parse JSON read from a remote, bounded; CorruptMetadata names `what` on any violation."""
     _check_size(data, what, max_bytes)
@@ -99,7 +104,7 @@ def load_json(
         obj = json.loads(data)
     except (ValueError, RecursionError, MemoryError) as e:  # ValueError: also a 5,000-digit int
         raise CorruptMetadata(f"{what} does not parse: {_first_line(e)}") from e
-    return check_tree(obj, what, max_depth)
+    return check_tree(obj, what, max_depth, int64)
 
 
 def _has_alias(data: bytes | str) -> bool:
@@ -113,7 +118,12 @@ def _has_alias(data: bytes | str) -> bool:
 
 
 def load_yaml(
-    data: bytes | str, what: str, *, max_bytes: int = MAX_FILE_BYTES, max_depth: int = MAX_DEPTH
+    data: bytes | str,
+    what: str,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_depth: int = MAX_DEPTH,
+    int64: bool = True,
 ) -> Any:
     """Parse YAML read from a remote with the safe loader, refusing anchors and aliases (an
     alias bomb expands to gigabytes), bounded like `load_json`."""
@@ -124,4 +134,4 @@ def load_yaml(
         obj = yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader
     except (yaml.YAMLError, ValueError, RecursionError, MemoryError) as e:
         raise CorruptMetadata(f"{what} does not parse: {_first_line(e)}") from e
-    return check_tree(obj, what, max_depth)
+    return check_tree(obj, what, max_depth, int64)

@@ -51,6 +51,8 @@ from typing import Any
 import yaml
 
 from gitml import constants as C
+from gitml.exceptions import CorruptMetadata
+from gitml.store.bounded import NoAliasDumper, load_json, load_yaml
 from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, parse_tree
 from gitml.store.repo import GitRepo
 
@@ -60,12 +62,6 @@ __all__ = [
 
 _MISSING: Any = object()
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
-
-try:  # libyaml when present: much faster
-    _Loader: Any = yaml.CSafeLoader
-    _Dumper: Any = yaml.CSafeDumper
-except AttributeError:  # pragma: no cover
-    _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
 
 
 @dataclass(frozen=True)
@@ -88,15 +84,16 @@ class RunChanges:
 
 # -- codecs: the same bytes the tracking layer writes ---------------------------------------
 def _load(path: str, data: bytes) -> Any:
+    # Bounded (size, depth, 64-bit ints) and alias-free: both sides come from remotes.
     if path.endswith((".yaml", ".yml")):
-        return yaml.load(data, Loader=_Loader)
-    return json.loads(data)
+        return load_yaml(data, path)
+    return load_json(data, path)
 
 
 def _dump(path: str, obj: Any) -> bytes:
     if path.endswith((".yaml", ".yml")):
         return yaml.dump(
-            obj, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False
+            obj, Dumper=NoAliasDumper, sort_keys=True, allow_unicode=True, default_flow_style=False
         ).encode()
     return (
         json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
@@ -295,7 +292,7 @@ def _merge_lines(ctx: _Ctx, path: str, sides: list[bytes]) -> bytes:
                 continue
             try:
                 json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 dropped += 1
                 continue
             seen.setdefault(line, None)
@@ -309,8 +306,9 @@ def _salvage(path: str, data: bytes, kind: str) -> dict[str, Any] | None:
     if not path.endswith(".json"):
         return None
     try:
-        obj = yaml.load(data, Loader=_Loader)
-    except yaml.YAMLError:
+        # Never expands aliases (a bomb here once ran a pull out of memory), bounded in size.
+        obj = load_yaml(data, path)
+    except CorruptMetadata:
         return None
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
         return None
@@ -340,7 +338,7 @@ def _merge_file(ctx: _Ctx, path: str, base: Entry | None, ours: Entry, theirs: E
     def parse(data: bytes, side: str) -> dict[str, Any] | None:
         try:
             obj = _load(path, data)
-        except (ValueError, yaml.YAMLError):
+        except CorruptMetadata:
             obj = _salvage(path, data, kind)
             if obj is None:
                 return None
@@ -471,8 +469,8 @@ def purged_runs(repo: GitRepo, tree: str) -> set[str]:
     if not data:
         return set()
     try:
-        return set(json.loads(data).get("runs") or {})
-    except (ValueError, AttributeError):
+        return set(load_json(data, C.PURGED_FILE).get("runs") or {})
+    except (CorruptMetadata, AttributeError):
         return set()
 
 
@@ -482,10 +480,10 @@ def apply_tombstones(repo: GitRepo, tree: str, warnings: list[str] | None = None
     if not data:
         return tree
     try:
-        purged = json.loads(data)
+        purged = load_json(data, C.PURGED_FILE)
         runs = dict(purged.get("runs") or {})
         experiments = dict(purged.get("experiments") or {})
-    except (ValueError, AttributeError):
+    except (CorruptMetadata, AttributeError, TypeError, ValueError):
         if warnings is not None:
             warnings.append(f"{C.PURGED_FILE} does not parse: permanent deletions were not applied")
         return tree
@@ -498,8 +496,9 @@ def apply_tombstones(repo: GitRepo, tree: str, warnings: list[str] | None = None
         if meta is None:
             continue
         try:
-            same = (yaml.safe_load(meta) or {}).get("creation_time") == created
-        except yaml.YAMLError:
+            loaded = load_yaml(meta, f"{C.experiment_dir(exp_id)}/{C.EXPERIMENT_META}")
+            same = isinstance(loaded, dict) and loaded.get("creation_time") == created
+        except CorruptMetadata:
             same = False
         if same:  # a new experiment that reuses the id (same name) is not the deleted one
             changes[C.experiment_dir(exp_id)] = None

@@ -22,9 +22,12 @@ from typing import Any
 from gitml.config import Config, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
 from gitml.store.merge import merge_trees, purged_runs, run_changes
+from gitml.store.remote_names import check_remote
 from gitml.store.repo import GitRepo, find_repo_root
 
 __all__ = [
+    "PURGE_MAX_RUNS",
+    "PURGE_MAX_SHARE",
     "Moved",
     "SyncResult",
     "is_registry_tag",
@@ -85,11 +88,12 @@ class Moved:
     runs_added: tuple[str, ...] = ()
     runs_updated: tuple[str, ...] = ()
     tags_added: tuple[str, ...] = ()
+    runs_removed: tuple[str, ...] = ()  # runs this clone had that the pull removed (purged upstream)
 
     @property
     def empty(self) -> bool:
         """True when nothing moved."""
-        return not (self.runs_added or self.runs_updated or self.tags_added)
+        return not (self.runs_added or self.runs_updated or self.tags_added or self.runs_removed)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ def _git(
 ) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args],
+            # ext:: remotes run commands: never, whatever a config says.
+            ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "protocol.ext.allow=never", *args],
             cwd=repo.root,
             input=stdin,
             capture_output=True,
@@ -181,12 +186,14 @@ def _remote_error(action: str, remote: str, stderr: str) -> RemoteError:
 
 
 def resolve_remote(repo: GitRepo, remote: str | None = None, config: Config | None = None) -> str:
-    """The remote to use: the argument, then `gitml.remote`, then `origin`, then the only remote."""
+    """The remote to use: the argument, then `gitml.remote`, then `origin`, then the only remote.
+
+    Each is checked (`gitml.store.remote_names`): none may read as a git option."""
     if remote:
-        return remote
+        return check_remote(remote, "the remote given")
     cfg = config or resolve_config(repo.root)
     if cfg.remote:
-        return cfg.remote
+        return check_remote(cfg.remote, "GITML_REMOTE / git config gitml.remote")
     names = _git(repo, ["remote"]).stdout.split()
     if "origin" in names:
         return "origin"
@@ -218,7 +225,7 @@ class _RemoteState:
 
 
 def _ls_remote(repo: GitRepo, remote: str, tag_filter: Callable[[str], bool]) -> _RemoteState:
-    proc = _git(repo, ["ls-remote", remote, f"refs/heads/{repo.branch}", "refs/tags/*"])
+    proc = _git(repo, ["ls-remote", "--", remote, f"refs/heads/{repo.branch}", "refs/tags/*"])
     if proc.returncode != 0:
         raise _remote_error("ls-remote", remote, proc.stderr)
     tip = None
@@ -261,6 +268,41 @@ def _commit_time(repo: GitRepo, sha: str) -> int:
     return 0
 
 
+# -- destructive pulls ------------------------------------------------------------------------
+# A pull that would remove more runs than this from the clone (or more than this share of
+# them, when more than one) needs `allow_purge`: a `purged.json` listing every run id is
+# one commit away.
+PURGE_MAX_RUNS = 10
+PURGE_MAX_SHARE = 0.10
+
+
+def _count_runs(repo: GitRepo, tree: str) -> int:
+    from gitml import constants as C
+
+    return sum(len(repo.list_dir(tree, f"{C.RUNS_DIR}/{p}")) for p in repo.list_dir(tree, C.RUNS_DIR))
+
+
+def _check_removals(
+    repo: GitRepo, remote: str, ours: str, new_tree: str, allow_purge: bool, warnings: list[str]
+) -> None:
+    """Report runs of this clone that taking `new_tree` would remove; refuse above the
+    threshold unless `allow_purge` (InvalidState, nothing changed)."""
+    removed = run_changes(repo, repo.tree_of(ours), new_tree).removed
+    if not removed:
+        return
+    total = _count_runs(repo, repo.tree_of(ours))
+    shown = ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else "")
+    # One purged run always passes (a small branch would otherwise need the flag for every purge).
+    many = len(removed) > PURGE_MAX_RUNS or (len(removed) > 1 and len(removed) > PURGE_MAX_SHARE * total)
+    if many and not allow_purge:
+        raise InvalidState(
+            f"refusing to pull from '{remote}': it would remove {len(removed)} of the {total} runs "
+            f"of this clone (deleted permanently there: {shown}). If that is intended, pull again "
+            "with --allow-purge; the runs stay here until then"
+        )
+    warnings.append(f"the pull removed {len(removed)} of {total} run(s) deleted permanently on '{remote}': {shown}")
+
+
 # -- pull -------------------------------------------------------------------------------------
 @dataclass
 class _Pulled:
@@ -269,6 +311,26 @@ class _Pulled:
     tags_fetched: list[str]
     rewritten: bool
     warnings: list[str]
+
+
+# Another gitml (or git) process of this clone updating the same local ref at that moment.
+_LOCAL_RACE = ("cannot lock ref", "unable to update local ref", "is at", "failed to lock")
+
+
+def _fetch_refs(repo: GitRepo, remote: str, options: list[str], specs: list[str]) -> None:
+    """`git fetch` of `specs`; a lost race for a local ref lock (two syncs at once on one
+    clone) is retried with back-off, never shown raw."""
+    for attempt in range(8):
+        proc = _git(repo, ["fetch", "--no-tags", *options, "--stdin", "--", remote], stdin="\n".join(specs) + "\n")
+        if proc.returncode == 0:
+            return
+        if not any(s in proc.stderr for s in _LOCAL_RACE):
+            raise _remote_error("fetch", remote, proc.stderr)
+        time.sleep(random.uniform(0.02, 0.05 * 2**attempt))
+    raise RemoteError(
+        f"fetch from '{remote}' kept losing the lock on a local ref to another process of this "
+        "clone (two syncs at once?); try again when it is done"
+    )
 
 
 def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str], bool]) -> _Pulled:
@@ -284,22 +346,10 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
     tag_specs = [f"refs/tags/{n}:refs/tags/{n}" for n in new_tags]
     if shallow and tag_specs:
         # Tags point at code commits: in a shallow clone fetch just those commits, not all history.
-        proc = _git(
-            repo,
-            ["fetch", "--no-tags", "--depth=1", "--stdin", remote],
-            stdin="\n".join(tag_specs) + "\n",
-        )
-        if proc.returncode != 0:
-            raise _remote_error("fetch", remote, proc.stderr)
+        _fetch_refs(repo, remote, ["--depth=1"], tag_specs)
         tag_specs = []
     if refspecs or tag_specs:
-        proc = _git(
-            repo,
-            ["fetch", "--no-tags", "--stdin", remote],
-            stdin="\n".join(refspecs + tag_specs) + "\n",
-        )
-        if proc.returncode != 0:
-            raise _remote_error("fetch", remote, proc.stderr)
+        _fetch_refs(repo, remote, [], refspecs + tag_specs)
     tip = repo.read_ref(tracking) if state.tip is not None else None
     rewritten = False
     if (
@@ -320,7 +370,7 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
 
 
 def _merge_into_local(
-    repo: GitRepo, remote: str, theirs: str | None, warnings: list[str]
+    repo: GitRepo, remote: str, theirs: str | None, warnings: list[str], allow_purge: bool = False
 ) -> tuple[bool, str | None]:
     """Bring the local branch up to `theirs`; returns (merge commit made, new local tip)."""
     if theirs is None:
@@ -331,6 +381,8 @@ def _merge_into_local(
             return False, ours
         base = _git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
         if ours is None or base == ours:
+            if ours is not None:
+                _check_removals(repo, remote, ours, repo.tree_of(theirs), allow_purge, warnings)
             if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
                 return False, theirs
             continue
@@ -345,6 +397,7 @@ def _merge_into_local(
                 repo.tree_of(theirs),
                 ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
             )
+            _check_removals(repo, remote, ours, result.tree, allow_purge, warnings)
             changes = run_changes(repo, repo.tree_of(ours), result.tree)
             message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
             notes = [
@@ -367,8 +420,14 @@ def pull(
     *,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = is_registry_tag,
+    allow_purge: bool = False,
 ) -> SyncResult:
-    """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch."""
+    """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch.
+
+    Runs of this clone that the remote deleted permanently are removed and reported (in
+    `pulled.runs_removed` and a warning); more than PURGE_MAX_RUNS of them, or more than
+    PURGE_MAX_SHARE of the clone's runs, is refused (InvalidState) unless `allow_purge`.
+    """
     name = resolve_remote(repo, remote, config)
     tracking = _tracking_ref(repo, name)
     before = repo.tip()
@@ -379,14 +438,14 @@ def pull(
             got.warnings.append(
                 f"tag {n} is another tag on '{name}': kept the local one (gitml push renumbers it)"
             )
-    merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings)
+    merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings, allow_purge)
     changes = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
     return SyncResult(
         remote=name,
         branch=repo.branch,
         tip=tip,
         remote_tip=got.remote_tip,
-        pulled=Moved(changes.added, changes.updated, tuple(got.tags_fetched)),
+        pulled=Moved(changes.added, changes.updated, tuple(got.tags_fetched), changes.removed),
         merged=merged,
         rewritten=got.rewritten,
         warnings=tuple(got.warnings),
@@ -406,7 +465,7 @@ def _push_once(
         lease = [f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"]
     # --no-verify: the user's pre-push hooks guard their code (tests, linters), not metadata;
     # running them at the end of every training run would be slow and surprising.
-    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, remote, *specs])
+    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, "--", remote, *specs])
     if proc.returncode == 0:
         return "ok", ""
     refused = [ln for ln in proc.stdout.splitlines() if ln.startswith("!")]
@@ -435,6 +494,7 @@ def push(
     tag_filter: Callable[[str], bool] = is_registry_tag,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
+    allow_purge: bool = False,
     timeout_s: float = 300.0,
 ) -> SyncResult:
     """Merge the remote's branch in, then push the branch and registry tags until the push lands.
@@ -461,7 +521,7 @@ def push(
         warnings.extend(w for w in got.warnings if w not in warnings)
         fetched_tags.extend(t for t in got.tags_fetched if t not in fetched_tags)
         rewritten = rewritten or got.rewritten
-        merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings)
+        merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings, allow_purge)
         merged_any = merged_any or merged
         local_tags = _local_tags(repo, tag_filter)
         clashes = sorted(n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha)
@@ -534,7 +594,7 @@ def _pushed_result(
         branch=repo.branch,
         tip=tip,
         remote_tip=remote_after,
-        pulled=Moved(pulled.added, pulled.updated, tuple(fetched_tags)),
+        pulled=Moved(pulled.added, pulled.updated, tuple(fetched_tags), pulled.removed),
         pushed=Moved(pushed.added, pushed.updated, tuple(tags)),
         merged=merged,
         rewritten=rewritten,
@@ -552,6 +612,7 @@ def sync(
     tag_filter: Callable[[str], bool] = is_registry_tag,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
+    allow_purge: bool = False,
 ) -> SyncResult:
     """Pull, then push: afterwards the local and the remote branch hold the same runs."""
     return push(
@@ -561,4 +622,5 @@ def sync(
         tag_filter=tag_filter,
         reconcile=reconcile,
         allow_drop=allow_drop,
+        allow_purge=allow_purge,
     )

@@ -12,6 +12,7 @@ from gitml.entities import RunStatus
 from gitml.store.journal import orphaned_journals, read_journal
 from gitml.tracking import layout
 from gitml.tracking.experiments import now_ms
+from gitml.tracking.validation import check_run_id
 from gitml.tracking.writer import Pending, merge_run_files
 
 if TYPE_CHECKING:
@@ -28,8 +29,9 @@ def recover_orphans(tracker: Tracker) -> list[str]:
     for path, fd in orphaned_journals(tracker.journal_dir):
         try:
             run_id, token = path.stem.rsplit("-", 1)
-            _recover_one(tracker, path, run_id, token)
-            recovered.append(run_id)
+            check_run_id(run_id)
+            if _recover_one(tracker, path, run_id, token):  # only what reached the branch counts
+                recovered.append(run_id)
             path.unlink(missing_ok=True)
         except Exception as e:  # one bad journal must not stop the others
             log.warning("gitml: could not recover journal %s: %s", path.name, e)
@@ -38,8 +40,9 @@ def recover_orphans(tracker: Tracker) -> list[str]:
     return recovered
 
 
-def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> None:
-    """Replay the journal records the branch does not have yet (by the run's journal watermark)."""
+def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> bool:
+    """Replay the journal records the branch does not have yet (by the run's journal watermark);
+    True when a commit was made."""
     repo = tracker.repo
     records = read_journal(path)
     meta_path = f"{C.run_dir(run_id)}/{C.RUN_META}"
@@ -51,6 +54,8 @@ def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> None:
         meta = layout.decode(meta_path, data)
         committed = int((meta.get("journal") or {}).get(token, 0))
         status = meta.get("status")
+    if committed >= len(records) and status is not None and RunStatus.is_terminated(status):
+        return False  # a stale journal: every record is on the branch and the run has ended
     p = Pending()
     last_time = None
     for seq, rec in enumerate(records, 1):
@@ -69,18 +74,18 @@ def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> None:
             p.deleted_tags.add(rec[1])
         elif op == "i" and seq > committed:
             p.meta.update(rec[1])
-    p.seq = len(records)
+    p.seq = max(len(records), committed)  # the watermark never goes back
     final = p.meta.get("status", status)
     if final is None or not RunStatus.is_terminated(final):
         p.meta["status"] = RunStatus.KILLED
         p.meta["end_time"] = p.meta.get("end_time") or last_time or now_ms()
     p.compact = True
     if data is None and "run_id" not in p.meta:
-        return  # the journal never got as far as creating its run
+        return False  # the journal never got as far as creating its run
 
     def build(tree: str) -> dict[str, bytes | None]:
         changes = tracker.format_changes(tree)
         changes.update(merge_run_files(repo, tree, run_id, token, p))
         return changes
 
-    repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}")
+    return repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}") is not None

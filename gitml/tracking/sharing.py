@@ -55,11 +55,18 @@ def _open(path: str | os.PathLike[str] | None) -> tuple[Any, Any]:
     return repo, config
 
 
-def pull(path: str | os.PathLike[str] | None = None, remote: str | None = None) -> Shared:
-    """Fetch the remote's runs and registry tags and merge them in; fetch their artifacts."""
+def pull(
+    path: str | os.PathLike[str] | None = None, remote: str | None = None, allow_purge: bool = False
+) -> Shared:
+    """Fetch the remote's runs and registry tags and merge them in; fetch their artifacts.
+
+    Runs deleted permanently upstream are removed here too and reported; many of them (see
+    `gitml.store.sync.PURGE_MAX_RUNS`) need `allow_purge`."""
     repo, config = _open(path)
     try:
-        result = branch_sync.pull(repo, remote, config=config, tag_filter=_tags()["tag_filter"])
+        result = branch_sync.pull(
+            repo, remote, config=config, tag_filter=_tags()["tag_filter"], allow_purge=allow_purge
+        )
     finally:
         repo.close()
     return Shared(result, artifacts_pulled=_artifacts(repo.root, _moved_runs(result.pulled), "pull"))
@@ -79,11 +86,13 @@ def push(
     return Shared(result, _artifacts(repo.root, _moved_runs(result.pushed), "push"), pulled)
 
 
-def sync(path: str | os.PathLike[str] | None = None, remote: str | None = None) -> Shared:
+def sync(
+    path: str | os.PathLike[str] | None = None, remote: str | None = None, allow_purge: bool = False
+) -> Shared:
     """Pull then push; artifacts move both ways for the runs that moved."""
     repo, config = _open(path)
     try:
-        result = branch_sync.sync(repo, remote, config=config, **_tags())
+        result = branch_sync.sync(repo, remote, config=config, allow_purge=allow_purge, **_tags())
     finally:
         repo.close()
     pulled = _artifacts(repo.root, _moved_runs(result.pulled), "pull")

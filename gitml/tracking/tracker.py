@@ -119,6 +119,7 @@ class Tracker:
         self._started: dict[str, Run] = {}
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
+        self._in_flight: set[str] = set()  # runs whose writes a flush has taken, not yet committed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index: Any = None
@@ -211,8 +212,10 @@ class Tracker:
             for w in writers:
                 if w.run_id in compact:
                     w.request_compaction()
-            taken = [(w, w.take()) for w in writers]
-            taken = [(w, p) for w, p in taken if not p.empty()]
+            with self._lock:  # taken and marked in flight at once: a reader sees one or the other
+                taken = [(w, w.take()) for w in writers]
+                taken = [(w, p) for w, p in taken if not p.empty()]
+                self._in_flight.update(w.run_id for w, _ in taken)
             if not taken:
                 return
 
@@ -225,10 +228,13 @@ class Tracker:
             try:
                 self.repo.commit(build, lambda: _flush_message(taken))
             except BaseException:
-                for w, p in taken:
-                    w.give_back(p)
+                with self._lock:
+                    for w, p in taken:
+                        w.give_back(p)
+                    self._in_flight.clear()
                 raise
             with self._lock:
+                self._in_flight.clear()
                 for w, _ in taken:
                     if w.ended and not w.dirty:
                         w.journal.close(delete=True)
@@ -414,10 +420,15 @@ class Tracker:
 
     # -- reading runs --------------------------------------------------------------------
     def _flush_if_dirty(self, run_id: str | None = None) -> None:
+        # Reads see this process's writes: pending ones are flushed first, and writes a flush
+        # (the background one, say) has taken but not yet committed are waited for; reading
+        # the branch in that window would see neither, and a run just created would be "not found".
         with self._lock:
-            dirty = any(w.dirty for w in self._writers.values()) if run_id is None else (
-                run_id in self._writers and self._writers[run_id].dirty
-            )
+            if run_id is None:
+                dirty = bool(self._in_flight) or any(w.dirty for w in self._writers.values())
+            else:
+                writer = self._writers.get(run_id)
+                dirty = run_id in self._in_flight or (writer is not None and writer.dirty)
         if dirty:
             self.flush()
 

@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         gate = self.server.api.list_gate
         if gate is not None:
             try:
-                gate.wait(timeout=10)
+                gate.wait(timeout=60)
             except threading.BrokenBarrierError:
                 pass
             self.server.api.list_gate = None
@@ -174,7 +174,6 @@ class _Handler(BaseHTTPRequestHandler):
         if m:
             owner, repo, number = m.group(1), m.group(2), int(m.group(3))
             if self.command == "GET":
-                self._hold()
                 per = min(int(query.get("per_page", 30)), 100)
                 page = int(query.get("page", 1))
                 with api.lock:
@@ -183,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
                         api.gh_comment(i, owner, repo, number)
                         for i in ids[(page - 1) * per : page * per]
                     ]
+                self._hold()  # after the snapshot: every held job saw the same thread
                 headers = {}
                 last = max(1, -(-len(ids) // per))
                 if page < last:

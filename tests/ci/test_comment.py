@@ -99,7 +99,7 @@ def test_eight_concurrent_jobs_leave_one_comment(api: FakeApi) -> None:
     def job(n: int) -> None:
         try:
             thread = gh_thread(api)
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=60)
             upsert_comment(thread, f"report of job {n}")
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)

@@ -96,6 +96,7 @@ def test_model_names_with_a_slash(repo: Path) -> None:
     tag(repo, "team@v1.0.0", 3)  # "team" in environment "cnn"? never confused
     p = plan(repo, "team/cnn#production#2")
     assert (p.deploy, p.model, p.version) == (True, "team/cnn", 1)
+    assert "nothing is current" in plan(repo, model="team").reason  # team/cnn's tags are not team's
     deploy(repo, "team/cnn", 1)
     files = git("ls-tree", "-r", "--name-only", "gitml", cwd=repo).split()
     assert any(f.startswith("deployments/team~cnn/production/") for f in files)

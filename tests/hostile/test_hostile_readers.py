@@ -283,3 +283,78 @@ def test_deeply_nested_signature_is_a_clear_error(tmp_path: Path) -> None:
     nested = '[{"type": ' + '{"type": "array", "items": ' * 5000 + '"double"' + "}" * 5000 + "}]"
     with pytest.raises(InvalidParameterValue):
         Schema.from_json(nested)
+
+
+# -- reading one's own writes while the background flush commits -------------------------------
+
+
+def test_reads_see_writes_a_flush_has_taken_but_not_committed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own tests found it: with a short flush interval, a run created a moment ago was
+    sometimes "not found" while the background flush was committing it (12 of 300 cycles)."""
+    from gitml.tracking import tracker as _tracker
+    from gitml.tracking.fluent import reset
+
+    monkeypatch.setenv("GITML_FLUSH_INTERVAL", "0.001")
+    reset()
+    _tracker.reset_all()
+    client = GitMLClient(world.victim)
+    exp = client.create_experiment("race")
+    failures = []
+    for i in range(300):
+        try:
+            run = client.create_run(exp)  # reads the run back
+            client.log_metric(run.info.run_id, "m", float(i), step=i)
+            client.set_terminated(run.info.run_id)
+            assert client.get_run(run.info.run_id).data.metrics["m"] == float(i)
+        except Exception as e:  # noqa: BLE001 - counted, then asserted
+            failures.append(repr(e))
+    _tracker.reset_all()
+    assert failures == []
+    found = GitMLClient(world.victim).search_runs([exp], "", max_results=1000)
+    assert len(found) == 300 and {r.info.status for r in found} == {"FINISHED"}
+
+
+def test_recover_reports_only_what_it_committed(world: World) -> None:
+    """A stale journal whose every record is already on the branch: nothing is "Recovered"."""
+    import shutil
+
+    from gitml.tracking import tracker as _tracker
+
+    client = GitMLClient(world.victim)
+    run = client.create_run(client.create_experiment("stale"))
+    client.log_metric(run.info.run_id, "m", 1.0)
+    client.flush()
+    journal_dir = world.victim / ".git" / "gitml" / "journal"
+    (journal,) = journal_dir.glob(f"{run.info.run_id}-*.jsonl")
+    shutil.copy(journal, world.home / journal.name)
+    client.set_terminated(run.info.run_id)
+    _tracker.reset_all()
+    assert not journal.exists()
+    shutil.copy(world.home / journal.name, journal)  # as if the process died before removing it
+    before = git("rev-parse", "refs/heads/gitml", cwd=world.victim)
+    out = gitml_cli("runs", "recover", cwd=world.victim)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Nothing to recover\n"
+    assert git("rev-parse", "refs/heads/gitml", cwd=world.victim) == before
+    assert GitMLClient(world.victim).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_load_dict_refuses_a_yaml_alias_bomb(world: World) -> None:
+    """Own attack: a YAML artifact that expands to billions of strings when loaded."""
+    import gitml
+    from tests.hostile.conftest import in_clone
+
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9)
+    )
+    with in_clone(world.victim):
+        with gitml.start_run() as run:
+            gitml.log_text(bomb, "cfg.yaml")
+            gitml.log_dict({"deep": [[[[1]]]], "big": 10**30}, "ok.json")
+        start = time.monotonic()
+        with pytest.raises(InvalidParameterValue, match="aliases"):
+            gitml.artifacts.load_dict(f"runs:/{run.info.run_id}/cfg.yaml")
+        assert time.monotonic() - start < 5
+        assert gitml.artifacts.load_dict(f"runs:/{run.info.run_id}/ok.json") == {"deep": [[[[1]]]], "big": 10**30}

@@ -75,13 +75,14 @@ def test_untrusted_types_are_refused_until_trusted(tmp_path: Path, data: tuple[p
     X, y = data
     pipe = Pipeline([("f", FunctionTransformer(double)), ("lr", LogisticRegression())]).fit(X, y)
     gitml.sklearn.save_model(pipe, tmp_path / "m")
-    with pytest.raises(InvalidParameterValue, match=r"outside the allow-list: \['tests.models.skfuncs.double'\]"):
+    # tests/ is not installed: the function ships as extracted source, named there
+    with pytest.raises(InvalidParameterValue, match=r"outside the allow-list: \['gitml_src_skfuncs.double'\]"):
         gitml.sklearn.load_model(tmp_path / "m")
     with pytest.raises(InvalidParameterValue, match="allow-list"):
         gitml.pyfunc.load_model(tmp_path / "m")
     with pytest.raises(InvalidParameterValue, match="allow-list"):
         gitml.sklearn.load_model(tmp_path / "m", trusted=["something.else"])
-    by_name = gitml.sklearn.load_model(tmp_path / "m", trusted=["tests.models.skfuncs.double"])
+    by_name = gitml.sklearn.load_model(tmp_path / "m", trusted=["gitml_src_skfuncs.double"])
     assert np.array_equal(by_name.predict(X), pipe.predict(X))
     model = gitml.pyfunc.load_model(tmp_path / "m", trusted=True)
     assert np.array_equal(model.predict(X), pipe.predict(X))
@@ -201,3 +202,81 @@ def test_reading_a_model_does_not_import_torch(tmp_path: Path, logreg: LogisticR
     script += "import sklearn.externals.array_api_compat.torch\nprint('torch' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[0]", "False", "True"]
+
+
+def test_estimators_gitml_saved_load_by_default(tmp_path: Path, data: tuple[pd.DataFrame, pd.Series]) -> None:
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import PolynomialFeatures
+
+    X, y = data
+    models = {
+        "knn": KNeighborsClassifier(3),
+        "pipe": Pipeline(
+            [("scale", StandardScaler()), ("poly", PolynomialFeatures(2)), ("pca", PCA(3)), ("knn", KNeighborsClassifier())]
+        ),
+        "forest": RandomForestClassifier(4, random_state=0),
+    }
+    for name, model in models.items():
+        model.fit(X, y)
+        gitml.sklearn.save_model(model, tmp_path / name)
+        assert np.array_equal(gitml.sklearn.load_model(tmp_path / name).predict(X), model.predict(X))
+        assert np.array_equal(gitml.pyfunc.load_model(tmp_path / name).predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize(
+    ("name", "trusted"),
+    [
+        ("sklearn.neighbors._kd_tree.KDTree", True),
+        ("sklearn.tree._tree.Tree", True),
+        ("numpy.memmap", False),
+        ("numpy.load", False),  # a function: never by default
+        ("numpy.lib.npyio.NpzFile", False),
+        ("scipy.io.FortranFile", False),
+        ("sklearn.datasets.fetch_openml", False),
+        ("os.system", False),
+        ("builtins.eval", False),
+        ("sklearnx.Evil", False),
+        ("sklearn..Bad", False),
+    ],
+)
+def test_default_trust_is_classes_of_sklearn_numpy_scipy(name: str, trusted: bool) -> None:
+    from gitml.models.flavors.sklearn import trusted_by_default
+
+    assert trusted_by_default(name) is trusted
+
+
+def test_script_defined_estimator_ships_as_source(
+    tmp_path: Path, data: tuple[pd.DataFrame, pd.Series], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    source = (
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "FACTOR = 3\n"
+        "print('training side effect')\n"
+        "class Times(TransformerMixin, BaseEstimator):\n"
+        "    def __init__(self, k=FACTOR):\n"
+        "        self.k = k\n"
+        "    def fit(self, X, y=None):\n"
+        "        return self\n"
+        "    def transform(self, X):\n"
+        "        return X * self.k\n"
+    )
+    file = tmp_path / "script.py"
+    file.write_text(source)
+    script = types.ModuleType("__main__")
+    script.__file__ = str(file)
+    monkeypatch.setitem(sys.modules, "__main__", script)  # as `python script.py` runs it
+    namespace = script.__dict__
+    exec(compile(source, str(file), "exec"), namespace)
+    X, y = data
+    pipe = Pipeline([("t", namespace["Times"]()), ("lr", LogisticRegression())]).fit(X, y)  # type: ignore[operator]
+    gitml.sklearn.save_model(pipe, tmp_path / "m")
+    text = (tmp_path / "m" / "code" / "gitml_src_script.py").read_text()
+    assert "class Times" in text and "FACTOR = 3" in text and "print(" not in text
+    with pytest.raises(InvalidParameterValue, match=r"\['gitml_src_script.Times'\]"):
+        gitml.sklearn.load_model(tmp_path / "m")
+    loaded = gitml.sklearn.load_model(tmp_path / "m", trusted=["gitml_src_script.Times"])
+    assert np.array_equal(loaded.predict(X), pipe.predict(X))

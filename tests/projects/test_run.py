@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_the_child_logs_into_the_run_gitml_started(
     assert run.data.metrics["score"] == 0.5
     assert (
         run.data.params["alpha"] == "0.25"
-        and run.data.params["msg"] == hostile
+        and run.data.params["msg"] == shlex.quote(hostile)  # as mlflow run logs it
         and run.data.params["lr"] == "0.1"
     )
     assert json.loads(run.data.params["argv"].replace("'", '"').replace("\n", "\\n")) == [
@@ -182,3 +183,29 @@ def test_runs_show_displays_the_provenance(repo: Path, capsys: pytest.CaptureFix
     assert (
         code == 0 and "gitml.provenance.packages_sha256" in out and "gitml.provenance.python" in out
     )
+
+
+def test_a_project_from_a_git_url_at_a_version(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    git("init", "-q", "-b", "main", cwd=upstream)
+    project(upstream, {"sub/MLproject": MLPROJECT, "sub/train.py": TRAIN})
+    first = git("rev-parse", "HEAD", cwd=upstream).strip()
+    project(upstream, {"sub/train.py": TRAIN.replace("args.alpha * 2", "args.alpha * 4")})
+    url = (upstream).as_uri() + "#sub"
+    code, out, err = run_cli(capsys, "run", url, "--version", first[:10], "-P", "alpha=0.5")
+    assert code == 0, err
+    run = last_run(repo, out)  # the run lands in the working directory's repository
+    assert run.data.metrics["score"] == 1.0
+    assert run.data.tags["mlflow.source.name"] == url
+    assert run.data.tags["mlflow.source.git.commit"] == first
+    code, out, err = run_cli(capsys, "run", url, "-P", "alpha=0.5")
+    assert code == 0 and last_run(repo, out).data.metrics["score"] == 2.0
+    for bad, match in (
+        ((url, "--version", "nope"), "revision nope not found"),
+        ((upstream.as_uri() + "#../x",), "relative path inside"),
+    ):
+        code, _, err = run_cli(capsys, "run", *bad)
+        assert code == 1 and match in err

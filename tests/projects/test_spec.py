@@ -165,3 +165,44 @@ def test_the_schema_accepts_what_the_loader_accepts(tmp_path: Path) -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 2\n  hash: md5\n  path: a.csv\n",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  size: 20\n  nfiles: 3\n  hash: md5\n  path: a.csv\n",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: a.csv\n  cache: false\n",
+        "outs:\n  - md5: '0123456789abcdef0123456789abcdef'\n    path: 'a.csv'\n",
+        "# a comment\nouts:\n- path: a.csv\n  md5: 0123456789abcdef0123456789abcdef\n",
+    ],
+)
+def test_dvc_pointers_read_fast_or_through_yaml(tmp_path: Path, text: str) -> None:
+    from gitml.projects.provenance import _outs_hashes, _read_pointer
+
+    (tmp_path / "a.csv.dvc").write_text(text)
+    out: dict[str, str] = {}
+    _outs_hashes(_read_pointer(tmp_path / "a.csv.dvc")["outs"], "sub", out)
+    assert out == {
+        "sub/a.csv": "0123456789abcdef0123456789abcdef" + (".dir" if ".dir" in text else "")
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "outs:\n- md5: zz\n  path: a\n",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: ../../etc/passwd\n",
+        "a: &x 1\nb: *x\n",
+        "[1, 2",
+    ],
+)
+def test_hostile_pointers_give_no_hash(tmp_path: Path, text: str) -> None:
+    from gitml.projects.provenance import _outs_hashes, _read_pointer
+
+    (tmp_path / "a.dvc").write_text(text)
+    data = _read_pointer(tmp_path / "a.dvc")
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        _outs_hashes(data.get("outs"), "", out)
+    assert out == {}

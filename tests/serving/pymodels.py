@@ -8,7 +8,7 @@ import numpy as np
 
 from gitml.pyfunc import PythonModel
 
-__all__ = ["Scaled"]
+__all__ = ["Lengths", "Scaled"]
 
 
 class Scaled(PythonModel):
@@ -20,3 +20,12 @@ class Scaled(PythonModel):
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
         """Row sums of a 2-D input, scaled."""
         return np.asarray(model_input, dtype=np.float64).sum(axis=1) * self.factor
+
+
+class Lengths(PythonModel):
+    """The length of each value of the first column: a model of strings (V2 BYTES)."""
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        """One integer per row."""
+        first = model_input.iloc[:, 0] if hasattr(model_input, "iloc") else np.asarray(model_input)[:, 0]
+        return np.asarray([len(str(v)) for v in first], dtype=np.int64)

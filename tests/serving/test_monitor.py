@@ -50,8 +50,8 @@ def test_monitor_exports_stage_and_alias_metrics(repo: Path, start_server: Any) 
     assert accuracy_of(text, "challenger") == {"2": 0.95}
     assert accuracy_of(text, "latest") == {"2": 0.95}
     assert samples(text, "gitml_model_versions") == {(("model", "scaled"),): 2.0}
-    line = 'gitml_model_metric{model="scaled",stage="production",kind="stage",version="1",metric="accuracy"} 0.8'
-    assert line in text
+    labels = {"model": "scaled", "stage": "production", "kind": "stage", "version": "1", "metric": "accuracy"}
+    assert samples(text, "gitml_model_metric")[tuple(sorted(labels.items()))] == 0.8
 
     client.transition_model_version_stage("scaled", 2, "Production")
     deadline = time.monotonic() + 20
@@ -82,7 +82,8 @@ def test_a_failing_refresh_keeps_the_last_values() -> None:
         text = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
     finally:
         server.stop()
-    assert 'gitml_model_metric{model="m",stage="production",metric="acc"} 0.5' in text
+    key = (("metric", "acc"), ("model", "m"), ("stage", "production"))
+    assert samples(text, "gitml_model_metric")[key] == 0.5
     assert samples(text, "gitml_monitor_refresh_errors_total")[()] >= 1
     assert server.last_error == "OSError: repository unreadable"
 

@@ -74,6 +74,8 @@ def _layer_kwargs(layer: Any, where: str) -> dict[str, Any]:
             if p.default is inspect.Parameter.empty:
                 raise _unrecoverable(layer, where, f"argument {p.name!r} is not kept on the layer")
             continue
+        if p.default is not inspect.Parameter.empty and type(value) is type(p.default) and value == p.default:
+            continue  # the default: left out (GRU refuses even proj_size=0)
         js = _json(value)
         if js is _BAD or js is None and value is not None:
             if p.default is inspect.Parameter.empty:
@@ -86,8 +88,7 @@ def _layer_kwargs(layer: Any, where: str) -> dict[str, Any]:
 def _unrecoverable(layer: Any, where: str, why: str) -> InvalidParameterValue:
     return InvalidParameterValue(
         f"cannot recover the constructor arguments of layer {where or '<root>'!r} "
-        f"({type(layer).__name__}: {why}): give an input_example to save a torch.export program, "
-        "or wrap the model in a class of yours and pass init_kwargs={...}"
+        f"({type(layer).__name__}: {why}): wrap the model in a class of yours and pass init_kwargs={{...}}"
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import platform
 import shutil
@@ -14,12 +13,14 @@ from typing import Any
 from gitml.config import truthy
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode, shipped_code
+from gitml.models.flavors._pyfunc_state import load_state, save_state
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
 from gitml.models.shipping import ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
+    mlflow_keywords,
     new_model_dir,
 )
 
@@ -38,7 +39,6 @@ LOADER_MODULE = "gitml.pyfunc"
 # Opting in to unpickling (as MLflow 3 gates pickles): a deliberate, visible setting.
 ALLOW_PICKLE_ENV = "GITML_ALLOW_PICKLE"
 _ARTIFACTS_DIR = "artifacts"
-_STATE_FILE = "python_model.json"
 _PICKLE_FILE = "python_model.pkl"
 
 
@@ -112,21 +112,6 @@ def _copy_artifacts(artifacts: Mapping[str, str | Path] | None, model_dir: Path)
     return out
 
 
-def _instance_state(python_model: Any) -> dict[str, Any] | None:
-    state = getattr(python_model, "__dict__", None)
-    if not state:
-        return None
-    try:
-        text = json.dumps(state)
-    except (TypeError, ValueError) as e:
-        raise InvalidParameterValue(
-            f"{type(python_model).__name__} holds attributes that are not JSON values ({e}): "
-            "pass them as artifacts= and read them in load_context, or save with "
-            "serialization='pickle' (loading then needs an explicit opt-in)"
-        ) from e
-    return json.loads(text)  # type: ignore[no-any-return]
-
-
 def save_model(
     path: str | Path,
     python_model: Any = None,
@@ -140,12 +125,17 @@ def save_model(
     metadata: dict[str, Any] | None = None,
     serialization: str = "import",
     mlflow_model: Model | None = None,
+    code_path: Sequence[str | Path] | None = None,
+    conda_env: Any = None,
 ) -> Model:
     """Save a PythonModel (instance or class) with its artifacts as a model folder.
 
     `serialization="import"` (default) records the class as `module:qualname` plus its JSON
     attributes; `"pickle"` pickles the instance, which loaders refuse unless they opt in.
     """
+    code_paths, pip_requirements = mlflow_keywords(
+        code_paths, code_path, conda_env, pip_requirements, extra_pip_requirements
+    )
     if python_model is None:
         raise InvalidParameterValue("python_model= is required (a PythonModel subclass or instance)")
     cls = python_model if inspect.isclass(python_model) else type(python_model)
@@ -179,10 +169,9 @@ def save_model(
             shipped = ship_objects([cls], model_dir, code, code_paths, "a PythonModel")
             conf["python_model"], conf["code"] = shipped.refs[0], shipped.code
             conf["python_model_is_class"] = inspect.isclass(python_model)
-            state = None if inspect.isclass(python_model) else _instance_state(python_model)
-            if state:
-                (model_dir / _STATE_FILE).write_text(json.dumps(state))
-                conf["python_model_state"] = _STATE_FILE
+            if not inspect.isclass(python_model):
+                state_conf, conf["code"] = save_state(python_model, model_dir, conf["code"], code_paths)
+                conf.update(state_conf)
         meta.add_flavor(FLAVOR_NAME, **conf)
         if signature is None and input_example is not None:
             signature = infer_signature(input_example)
@@ -233,15 +222,17 @@ def _inside(model_dir: Path, rel: str) -> Path:
     return target
 
 
-def load_pyfunc(model_dir: Path, meta: Model, allow_pickle: bool | None = None, **_: Any) -> _PythonModelWrapper:
+def load_pyfunc(
+    model_dir: Path, meta: Model, allow_pickle: bool | None = None, trusted: Any = None, **_: Any
+) -> _PythonModelWrapper:
     """Rebuild the PythonModel and call its `load_context` (the pyfunc loader of this flavor)."""
     conf = meta.flavors[FLAVOR_NAME]
     with shipped_code(model_dir, conf.get("code")) as code:
-        return _load_python_model(model_dir, conf, code, allow_pickle)
+        return _load_python_model(model_dir, conf, code, allow_pickle, trusted)
 
 
 def _load_python_model(
-    model_dir: Path, conf: Mapping[str, Any], code: ShippedCode, allow_pickle: bool | None
+    model_dir: Path, conf: Mapping[str, Any], code: ShippedCode, allow_pickle: bool | None, trusted: Any = None
 ) -> _PythonModelWrapper:
     if conf.get("python_model_pickle"):
         if not _pickle_allowed(allow_pickle):
@@ -258,19 +249,14 @@ def _load_python_model(
         cls = code.import_object(str(conf["python_model"]))
         if not inspect.isclass(cls) or not callable(getattr(cls, "predict", None)):
             raise CorruptMetadata(f"{conf['python_model']} is not a model class")
-        if conf.get("python_model_is_class") or not conf.get("python_model_state"):
+        if conf.get("python_model_is_class") or not (
+            conf.get("python_model_state") or conf.get("python_model_attributes")
+        ):
             python_model = cls()
         else:
             # As unpickling would, without running code: a bare instance and its saved attributes.
             python_model = cls.__new__(cls)
-            state_file = _inside(model_dir, str(conf["python_model_state"]))
-            try:
-                state = json.loads(state_file.read_text())
-            except (OSError, ValueError) as e:
-                raise CorruptMetadata(f"{state_file.name} is not the model's JSON state: {e}") from e
-            if not isinstance(state, dict):
-                raise CorruptMetadata(f"{state_file.name} is not a JSON object")
-            python_model.__dict__.update(state)
+            python_model.__dict__.update(load_state(model_dir, conf, code, trusted))
     else:
         raise CorruptMetadata("the python_function flavor names no python_model")
     artifacts = {

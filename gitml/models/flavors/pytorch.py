@@ -24,6 +24,7 @@ from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
+    mlflow_keywords,
     new_model_dir,
     require,
 )
@@ -211,6 +212,8 @@ def save_model(
     extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     mlflow_model: Model | None = None,
+    code_path: Sequence[str | Path] | None = None,
+    conda_env: Any = None,
 ) -> Model:
     """Save an nn.Module as a model folder that loads without unpickling.
 
@@ -219,6 +222,9 @@ def save_model(
     attributes and checked). With `export=True`, or when the class cannot be rebuilt and an
     `input_example` is given, a `torch.export` program is saved too.
     """
+    code_paths, pip_requirements = mlflow_keywords(
+        code_paths, code_path, conda_env, pip_requirements, extra_pip_requirements
+    )
     torch = _torch()
     if not isinstance(pytorch_model, torch.nn.Module):
         raise InvalidParameterValue(f"pytorch_model must be a torch.nn.Module, not {type(pytorch_model).__name__}")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
+import inspect
+import json
 import platform
 import sys
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,16 +17,18 @@ from typing import Any
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
 from gitml.models.code import shipped_code
 from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
-from gitml.models.shipping import keeps_code
+from gitml.models.shipping import keeps_code, ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
+from gitml.models.source import needs_source
 from gitml.models.utils import (
     copy_code_paths,
     finish_model,
+    mlflow_keywords,
     new_model_dir,
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_skops", "log_model", "save_model", "trusted_by_default"]
 
 FLAVOR_NAME = "sklearn"
 LOADER_MODULE = "gitml.sklearn"
@@ -65,6 +71,47 @@ def _skops_io() -> Any:
         sys.meta_path.remove(finder)
 
 
+def _ship_custom_types(
+    sio: Any, file: Path, model_dir: Path, code: str | None, code_paths: Sequence[str | Path] | None
+) -> str | None:
+    """Classes and functions of the user's script or repository named in the skops file are
+    shipped as extracted source, and the file is made to name them there (they still need
+    `trusted=` to load, as any type outside the default allow-list)."""
+    found: list[tuple[str, str, Any]] = []
+    for name in sio.get_untrusted_types(file=file):
+        module, _, attr = name.rpartition(".")
+        obj = getattr(sys.modules.get(module), attr, None)
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and needs_source(obj, code_paths):
+            found.append((module, attr, obj))
+    if not found:
+        return code
+    shipped = ship_objects([o for _, _, o in found], model_dir, code, code_paths, "a scikit-learn model")
+    moved = {
+        (module, attr): ref.split(":", 1)[0] for (module, attr, _), ref in zip(found, shipped.refs, strict=True)
+    }
+
+    def rename(node: Any) -> None:
+        if isinstance(node, dict):
+            key = (node.get("__module__"), node.get("__class__"))
+            if key in moved:
+                node["__module__"] = moved[key]  # type: ignore[index]
+            for value in node.values():
+                rename(value)
+        elif isinstance(node, list):
+            for value in node:
+                rename(value)
+
+    with zipfile.ZipFile(file) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    schema = json.loads(members["schema.json"])
+    rename(schema)
+    members["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return shipped.code
+
+
 def save_model(
     sk_model: Any,
     path: str | Path,
@@ -76,8 +123,13 @@ def save_model(
     extra_pip_requirements: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     mlflow_model: Model | None = None,
+    code_path: Sequence[str | Path] | None = None,
+    conda_env: Any = None,
 ) -> Model:
     """Save a fitted estimator or pipeline as `model.skops` (no pickle) in a model folder."""
+    code_paths, pip_requirements = mlflow_keywords(
+        code_paths, code_path, conda_env, pip_requirements, extra_pip_requirements
+    )
     sio = _skops_io()
     if pyfunc_predict_fn not in _PREDICT_FNS:
         raise InvalidParameterValue(f"pyfunc_predict_fn must be one of {_PREDICT_FNS}")
@@ -90,6 +142,7 @@ def save_model(
             sio.dump(sk_model, model_dir / _MODEL_FILE)
         except Exception as e:  # skops refuses objects it cannot represent safely
             raise InvalidParameterValue(f"skops cannot save {type(sk_model).__name__}: {e}") from e
+        code = _ship_custom_types(sio, model_dir / _MODEL_FILE, model_dir, code, code_paths)
         sklearn = require("sklearn", "sklearn")
         meta.add_flavor(
             FLAVOR_NAME,
@@ -147,10 +200,38 @@ def log_model(
     )
 
 
+# Types skops leaves out of its allow-list but scikit-learn itself writes (KDTree, Tree, distance
+# metrics...): trusted when they are classes of scikit-learn, numpy or scipy. Never these
+# corners, whose classes read or write files when built (numpy.memmap) or exist for tests.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+_NEVER = (
+    "numpy.memmap", "numpy.lib.", "numpy.f2py", "numpy.distutils", "numpy.testing", "numpy.ctypeslib",
+    "numpy.core.memmap", "numpy._core.memmap", "scipy.io", "scipy._lib", "scipy.datasets",
+    "sklearn.externals", "sklearn.utils._testing", "sklearn.datasets",
+)  # fmt: skip
+
+
+def trusted_by_default(name: str) -> bool:
+    """Whether a type a skops file names is trusted without `trusted=`: a class (not a function)
+    defined by scikit-learn, numpy or scipy, outside the corners listed in `_NEVER`."""
+    if not name.startswith(_TRUSTED_PREFIXES) or name.startswith(_NEVER) or len(name) > 300:
+        return False
+    module_name, _, attr = name.rpartition(".")
+    if not all(part.isidentifier() for part in name.split(".")):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except Exception:  # not importable: skops will refuse it on its own
+        return False
+    if not inspect.isclass(obj) or not str(getattr(obj, "__module__", "")).startswith(_TRUSTED_PREFIXES):
+        return False
+    np = sys.modules.get("numpy")
+    return not (np is not None and issubclass(obj, np.memmap))
+
+
 def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
     from gitml.models.pyfunc_model import load_flavor_conf
 
-    sio = _skops_io()
     conf = load_flavor_conf(meta, FLAVOR_NAME)
     if conf.get("serialization_format", "skops") != "skops":
         raise InvalidParameterValue(
@@ -161,6 +242,15 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
     file = (model_dir / rel).resolve()
     if not file.is_relative_to(model_dir.resolve()) or not file.is_file():
         raise CorruptMetadata(f"model file {rel!r} is missing or outside the model folder")
+    with shipped_code(model_dir, conf.get("code")):
+        return load_skops(file, trusted, rel)
+
+
+def load_skops(file: Path, trusted: Trusted = None, rel: str | None = None) -> Any:
+    """Read a skops file: types outside skops's allow-list and `trusted_by_default` are refused
+    unless `trusted` names them (or is True)."""
+    sio = _skops_io()
+    rel = rel or file.name
     try:
         untrusted = sio.get_untrusted_types(file=file)
     except Exception as e:  # not a skops zip: a pickle, a truncated file...
@@ -171,6 +261,7 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
         allowed = [str(t) for t in trusted]
     else:
         allowed = []
+    allowed += [t for t in untrusted if t not in allowed and trusted_by_default(t)]
     refused = sorted(set(untrusted) - set(allowed))
     if refused:
         raise InvalidParameterValue(
@@ -178,8 +269,7 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
             "If you trust this model, pass trusted=[...those names...] (or trusted=True)"
         )
     try:
-        with shipped_code(model_dir, conf.get("code")):
-            return sio.load(file, trusted=allowed or None)
+        return sio.load(file, trusted=allowed or None)
     except GitMLError:
         raise
     except Exception as e:
@@ -187,8 +277,9 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
 
 
 def load_model(model_uri: str | Path, dst_path: str | Path | None = None, trusted: Trusted = None) -> Any:
-    """Load the estimator; types outside skops's allow-list are refused unless `trusted`
-    names them (or is True, to trust every type the file names)."""
+    """Load the estimator; types outside skops's allow-list and outside scikit-learn's, numpy's
+    and scipy's own classes are refused unless `trusted` names them (or is True, to trust every
+    type the file names)."""
     from gitml.models.uri import temporary_model_dir
 
     with temporary_model_dir(model_uri, dst_path) as (local, keep):

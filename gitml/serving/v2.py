@@ -1,0 +1,285 @@
+"""The Open Inference Protocol (V2, KServe's and Triton's REST API) beside `/invocations`.
+
+`GET /v2/health/live|ready`, `GET /v2`, `GET /v2/models/{name}[/versions/{v}][/ready]` and
+`POST /v2/models/{name}[/versions/{v}]/infer` with typed tensors. A request becomes the same
+`ModelInput` an `/invocations` body does, so both share the batcher and the model thread.
+Errors answer the protocol's `{"error": "..."}` with 400 or 404.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.serving.formats import InputSpec, ModelInput
+
+__all__ = [
+    "V2_DATATYPES",
+    "V2NotFound",
+    "check_model",
+    "dump_infer",
+    "error_body",
+    "model_metadata",
+    "parse_infer",
+    "split_model_path",
+]
+
+# The protocol's tensor types and the numpy dtypes they are (BYTES: strings, as objects).
+V2_DATATYPES: dict[str, str] = {
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": "object",
+}
+_FROM_NUMPY = {v: k for k, v in V2_DATATYPES.items() if k != "BYTES"}
+MAX_DIMS = 16
+MAX_ELEMENTS = 50_000_000  # the body limit caps this first; a shape alone must not allocate more
+
+
+class V2NotFound(ResourceDoesNotExist):
+    """A model name or version that is not the one served (HTTP 404)."""
+
+
+def split_model_path(path: str) -> tuple[str, str | None, str]:
+    """`/v2/models/<name>[/versions/<v>][/ready|/infer]` -> (name, version or None, action).
+
+    Model names may hold `/` (`team/fraud`), so the suffixes are taken from the right.
+    """
+    rest = path[len("/v2/models/") :].rstrip("/")
+    action = ""
+    for suffix in ("/infer", "/ready"):
+        if rest.endswith(suffix):
+            rest, action = rest[: -len(suffix)], suffix[1:]
+            break
+    version = None
+    head, sep, tail = rest.rpartition("/versions/")
+    if sep and tail and "/" not in tail:
+        rest, version = head, tail
+    if not rest:
+        raise V2NotFound("no model name in the path")
+    return rest, version, action
+
+
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+def _shape(value: Any, name: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+        raise InvalidParameterValue(f"input '{name}': 'shape' must be a list of integers")
+    if len(value) > MAX_DIMS or any(d < 0 for d in value):
+        raise InvalidParameterValue(f"input '{name}': shape {value} is not a tensor shape")
+    if math.prod(value) > MAX_ELEMENTS:
+        raise InvalidParameterValue(f"input '{name}': shape {value} holds too many elements")
+    return tuple(value)
+
+
+def _flat(data: Any, name: str) -> list[Any]:
+    """The tensor's elements in row-major order, whether `data` is flat or nested."""
+    if not isinstance(data, list):
+        raise InvalidParameterValue(f"input '{name}': 'data' must be a list")
+    if not data or not isinstance(data[0], list):
+        return data
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:  # iterative: a deeply nested body must not exhaust the Python stack
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            if len(stack) > MAX_DIMS:
+                raise InvalidParameterValue(f"input '{name}': 'data' is nested deeper than {MAX_DIMS}")
+            stack.append(iter(item))
+        else:
+            out.append(item)
+    return out
+
+
+_END = object()
+
+
+def _tensor(entry: Any) -> tuple[str, Any]:
+    np = _numpy()
+    if not isinstance(entry, dict):
+        raise InvalidParameterValue("each of 'inputs' must be an object with name, shape, datatype, data")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterValue("an input has no 'name'")
+    datatype = entry.get("datatype")
+    if datatype not in V2_DATATYPES:
+        raise InvalidParameterValue(
+            f"input '{name}': datatype {datatype!r} is not one of {', '.join(V2_DATATYPES)}"
+        )
+    shape = _shape(entry.get("shape"), name)
+    flat = _flat(entry.get("data"), name)
+    if len(flat) != math.prod(shape):
+        raise InvalidParameterValue(
+            f"input '{name}': shape {list(shape)} holds {math.prod(shape)} elements but 'data' has {len(flat)}"
+        )
+    if datatype == "BYTES":
+        if not all(isinstance(v, str) for v in flat):
+            raise InvalidParameterValue(f"input '{name}': BYTES data must be strings")
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = flat
+    elif datatype == "BOOL":
+        if not all(isinstance(v, bool) for v in flat):
+            raise InvalidParameterValue(f"input '{name}': BOOL data must be true or false")
+        arr = np.asarray(flat, dtype=bool)
+    else:
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in flat):
+            raise InvalidParameterValue(f"input '{name}': {datatype} data must be numbers")
+        dtype = np.dtype(V2_DATATYPES[datatype])
+        if dtype.kind in "iu" and not all(isinstance(v, int) for v in flat):
+            raise InvalidParameterValue(f"input '{name}': {datatype} data must be integers")
+        try:
+            arr = np.asarray(flat, dtype=dtype)
+        except OverflowError as e:
+            raise InvalidParameterValue(f"input '{name}': a value does not fit {datatype}: {e}")
+        if dtype.kind in "iu" and flat and not np.array_equal(arr.astype(object), np.asarray(flat, dtype=object)):
+            raise InvalidParameterValue(f"input '{name}': a value does not fit {datatype}")
+    return name, arr.reshape(shape)
+
+
+def parse_infer(payload: Any, spec: InputSpec | None) -> ModelInput:
+    """A V2 inference request as the model's input: one tensor, named tensors, or columns."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
+        raise InvalidParameterValue("an inference request needs a non-empty 'inputs' list")
+    tensors: dict[str, Any] = {}
+    for entry in payload["inputs"]:
+        name, arr = _tensor(entry)
+        if name in tensors:
+            raise InvalidParameterValue(f"input '{name}' is given twice")
+        tensors[name] = arr
+    params = payload.get("parameters")
+    params = params if isinstance(params, dict) and params else None
+    if spec is not None and not spec.tensor:
+        return _columns(tensors, spec, params)
+    if spec is not None and spec.names:
+        unknown = [n for n in tensors if n not in spec.names]
+        if unknown:
+            raise InvalidParameterValue(f"unknown input(s) {unknown}; the model's inputs are {list(spec.names)}")
+    single = spec is None or not spec.names
+    for name, arr in tensors.items():
+        if arr.ndim == 0:
+            raise InvalidParameterValue(f"input '{name}' must have a batch dimension")
+        want = spec.tensors.get(name, spec.tensors.get("")) if spec is not None else None
+        if want is not None and want[1]:
+            shape = list(want[1])
+            if arr.ndim != len(shape) or any(w not in (-1, g) for w, g in zip(shape, arr.shape, strict=False)):
+                raise InvalidParameterValue(
+                    f"input '{name}': shape {list(arr.shape)} does not match the model's {shape} (-1: any)"
+                )
+        if want is not None and want[0] is not None and arr.dtype != object:
+            np = _numpy()
+            if not np.can_cast(arr.dtype, np.dtype(want[0]), casting="same_kind"):
+                raise InvalidParameterValue(
+                    f"input '{name}': datatype {_FROM_NUMPY.get(arr.dtype.name, arr.dtype.name)} does not fit the model's "
+                    f"{_FROM_NUMPY.get(np.dtype(want[0]).name, str(want[0]))}"
+                )
+            tensors[name] = arr.astype(want[0], copy=False)
+    if single and len(tensors) == 1:
+        arr = next(iter(tensors.values()))
+        return ModelInput("tensor", arr, int(arr.shape[0]), ("tensor", arr.shape[1:], arr.dtype.str), params)
+    rows = {int(a.shape[0]) for a in tensors.values()}
+    key = ("named",) + tuple((k, a.shape[1:], a.dtype.str) for k, a in tensors.items()) if len(rows) == 1 else None
+    return ModelInput("named", tensors, max(rows), key, params)
+
+
+def _columns(tensors: dict[str, Any], spec: InputSpec, params: dict[str, Any] | None) -> ModelInput:
+    """A column-based model reads each input as one column of a table."""
+    np = _numpy()
+    unknown = [n for n in tensors if spec.names and n not in spec.names]
+    if unknown:
+        raise InvalidParameterValue(f"unknown input(s) {unknown}; the model's columns are {list(spec.names)}")
+    missing = [c for c in spec.required if c not in tensors]
+    if missing:
+        raise InvalidParameterValue(f"missing input(s) {missing}; the model's columns are {list(spec.names)}")
+    cols: dict[str, Any] = {}
+    for name, arr in tensors.items():
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise InvalidParameterValue(f"input '{name}': a column must have shape [N] or [N, 1], got {list(arr.shape)}")
+        cols[name] = arr
+    lengths = {len(a) for a in cols.values()}
+    if len(lengths) != 1:
+        raise InvalidParameterValue(f"inputs have different lengths {sorted(lengths)}: each is one column of the same rows")
+    names = tuple(n for n in spec.names if n in cols) + tuple(n for n in cols if n not in spec.names)
+    n = lengths.pop()
+    if all(cols[c].dtype.kind in "biuf" for c in names):
+        values = np.column_stack([cols[c] for c in names]) if names else np.empty((n, 0))
+        if values.dtype.kind == "b":
+            values = values.astype(np.int64)
+        return ModelInput("frame", values, n, ("frame", names, values.dtype.str), params, columns=names)
+    import pandas as pd
+
+    frame = pd.DataFrame({c: cols[c] for c in names})
+    return ModelInput("frame", frame, n, None, params, columns=names)
+
+
+def _output(name: str, value: Any) -> dict[str, Any]:
+    np = _numpy()
+    arr = value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
+    if arr.dtype.kind in "OUS":
+        return {"name": name, "datatype": "BYTES", "shape": list(arr.shape), "data": [str(v) for v in arr.ravel().tolist()]}
+    datatype = _FROM_NUMPY.get(arr.dtype.name)
+    if datatype is None:
+        arr, datatype = arr.astype(np.float64), "FP64"
+    return {"name": name, "datatype": datatype, "shape": list(arr.shape), "data": arr.ravel().tolist()}
+
+
+def dump_infer(predictions: Any, model_name: str, model_version: str, request_id: Any) -> bytes:
+    """The protocol's inference response for the model's predictions."""
+    if hasattr(predictions, "columns") and hasattr(predictions, "iloc"):  # a DataFrame: a tensor per column
+        outputs = [_output(str(c), predictions[c]) for c in predictions.columns]
+    elif isinstance(predictions, dict):
+        outputs = [_output(str(k), v) for k, v in predictions.items()]
+    else:
+        outputs = [_output("predict", predictions)]
+    body: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": outputs}
+    if isinstance(request_id, str):
+        body["id"] = request_id
+    return json.dumps(body, allow_nan=False, default=str).encode()
+
+
+def model_metadata(name: str, version: str, spec: InputSpec | None, platform: str) -> dict[str, Any]:
+    """`GET /v2/models/{name}`: the model's inputs from its signature (datatype and shape)."""
+    inputs: list[dict[str, Any]] = []
+    if spec is not None and spec.tensor:
+        for tname, (dtype, shape) in spec.tensors.items():
+            dt = _FROM_NUMPY.get(_numpy().dtype(dtype).name, "BYTES") if dtype is not None else "FP32"
+            inputs.append({"name": tname or "input-0", "datatype": dt, "shape": list(shape) or [-1]})
+    elif spec is not None:
+        inputs = [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in spec.names]
+    out: dict[str, Any] = {"name": name, "versions": [version] if version else [], "platform": platform, "inputs": inputs}
+    out["outputs"] = []
+    return out
+
+
+def error_body(message: str) -> bytes:
+    """The protocol's error object."""
+    return json.dumps({"error": message}).encode()
+
+
+def check_model(path: str, served_name: str, served_version: str) -> tuple[str, str | None, str]:
+    """The parsed path, after checking it names the model and version being served."""
+    name, version, action = split_model_path(path)
+    if name != served_name:
+        raise V2NotFound(f"model '{name}' is not served here; this server serves '{served_name}'")
+    if version is not None and version != served_version:
+        raise V2NotFound(f"model '{name}' version '{version}' is not served here; version '{served_version}' is")
+    return name, version, action
+
