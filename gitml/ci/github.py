@@ -90,7 +90,7 @@ jobs:
         run: |
           mkdir -p gitml-report
           printf '%s\\n' "$PR_NUMBER" > gitml-report/pr-number
-          gitml ci comment --output gitml-report/report.md
+          gitml ci comment --output gitml-report/report.md@@FAIL_ON@@
       - uses: actions/upload-artifact@330a01c490aca151604b8cf639adc76d48f6c5d4  # v5.0.0
         with:
           name: gitml-report
@@ -102,7 +102,7 @@ _GATES = """\
       - name: Metric gates
         # Exit status 3 when a gate is crossed: make this job a required check to block merging.
         run: |
-          gitml diff -q @@FAIL_ON@@
+          gitml diff -q@@FAIL_ON@@
 """
 
 _COMMENT = """\
@@ -187,7 +187,7 @@ _REGISTER = """\
         run: |
           # The last line of `gitml run` is "<run id> <status>".
           run_id="$(tail -n 1 gitml-run.txt | cut -d' ' -f1)"
-          if gitml diff -q HEAD^ HEAD @@FAIL_ON@@; then
+          if gitml diff -q HEAD^ HEAD@@FAIL_ON@@; then
             gitml models register "runs:/$run_id/@@ARTIFACT@@" @@MODEL@@
             # Tags pushed with GITHUB_TOKEN start no workflow: dispatch the deploy workflow
             # (the gh CLI ships on GitHub's runners; install it on a self-hosted one).
@@ -275,7 +275,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 def github_files(o: InitOptions) -> dict[str, str]:
     """{path: text} of every file `gitml ci init github` writes."""
-    fail_on = " ".join(f"--fail-on {q_shell(g)}" for g in o.fail_on)
+    fail_on = "".join(f" --fail-on {q_shell(g)}" for g in o.fail_on)
     values = {
         "MARKER": marker_line(o),
         "SPEC": q_yaml(o.gitml_spec),

@@ -77,7 +77,7 @@ gitml-comment:
   # The runs are already pushed: a comment that cannot be posted fails this job alone.
   allow_failure: true
   script:
-    - gitml ci comment
+    - gitml ci comment@@FAIL_ON@@
 
 gitml-evaluate:
   stage: evaluation

@@ -174,8 +174,11 @@ def _is_rate_limit(got: Response) -> bool:
         return True
     if got.status != 403:
         return False
-    # GitHub answers 403 for both: a rate limit says so in its headers.
-    return got.header("retry-after") is not None or got.header("x-ratelimit-remaining") == "0"
+    # GitHub answers 403 for both: a rate limit says so in its headers, or (a secondary
+    # limit without headers) in its message.
+    if got.header("retry-after") is not None or got.header("x-ratelimit-remaining") == "0":
+        return True
+    return "rate limit" in _message(got.body).lower()
 
 
 def _rate_limit_wait(got: Response, now: Callable[[], float] = time.time) -> float:

@@ -83,6 +83,8 @@ class InitOptions:
             validate_model_name(self.register)
         for gate in self.fail_on:
             parse_gate(gate)
+            if "#" in gate or "'" in gate:  # a YAML comment or a quote inside generated lines
+                raise InvalidParameterValue(f"gate {gate!r}: '#' and quotes are not allowed here")
         if not self.deploy_command.strip() or "\x00" in self.deploy_command:
             raise InvalidParameterValue("--deploy-command is empty")
         if not self.gitml_spec.strip() or "\n" in self.gitml_spec:

@@ -119,6 +119,7 @@ def diff_comment_body(
     lower_is_better: Iterable[str] = (),
     pipeline_url: str | None = None,
     run_url: Callable[[str], str | None] | None = None,
+    fail_on: Iterable[str] = (),
 ) -> str:
     """The default comment: the diff against `base` (with links to both runs when `run_url`
     gives them), or, when a side has no finished run yet (a first pull request), a body that
@@ -127,17 +128,43 @@ def diff_comment_body(
 
     try:
         report = diff_report(
-            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better
+            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better, fail_on=fail_on
         )
     except ResourceDoesNotExist as e:
         return comment_body(
             f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n", pipeline_url
         )
     text = report_markdown(report)
+    marks = _provenance(tracking_uri, [report.diff.a.run_id, report.diff.b.run_id])
+    if marks:
+        text += "\n" + marks
     links = [_run_link(side.run_id, run_url) for side in (report.diff.a, report.diff.b)]
     if run_url is not None and all(links):
         text = f"Runs compared: {links[0]} → {links[1]}\n\n" + text
     return comment_body(text, pipeline_url)
+
+
+def _provenance(tracking_uri: str | None, run_ids: list[str]) -> str:
+    """One line per run that provenance marks: run with uncommitted changes, or a reproduction."""
+    from gitml.exceptions import GitMLError
+    from gitml.tracking.client import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    lines = []
+    for label, run_id in zip(("base", "this branch"), run_ids, strict=True):
+        try:
+            tags = client.get_run(run_id).data.tags
+        except GitMLError:
+            continue
+        if str(tags.get("gitml.source.dirty", "")).lower() == "true":
+            lines.append(
+                f"- ⚠️ The {label}'s run `{run_id[:12]}` ran with uncommitted changes "
+                "(its patch is an artifact of the run)."
+            )
+        original = tags.get("gitml.reproduces")
+        if isinstance(original, str) and _RUN_ID.fullmatch(original):
+            lines.append(f"- 🔁 The {label}'s run `{run_id[:12]}` reproduces `{original[:12]}`.")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")

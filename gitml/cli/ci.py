@@ -40,6 +40,13 @@ def ci() -> None:
     help="A metric where lower is better (repeatable).",
 )
 @click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="EXPR",
+    help="Show these metric gates in the comment (as `gitml diff --fail-on`); the comment never fails on them.",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
@@ -52,6 +59,7 @@ def comment(
     body_file: str | None,
     base: str | None,
     lower: tuple[str, ...],
+    fail_on: tuple[str, ...],
     output: str | None,
 ) -> None:
     """Create or update gitml's one comment on the current pull request (GitHub) or merge request (GitLab).
@@ -84,6 +92,7 @@ def comment(
             lower_is_better=lower,
             pipeline_url=cfg.pipeline_url,
             run_url=lambda run_id: cfg.tree_url(branch, run_dir(run_id)),
+            fail_on=fail_on,
         )
     if thread is None:
         from pathlib import Path

@@ -193,9 +193,7 @@ def _gitml_pth(folder: Path, python: Path) -> None:
     )
     site = Path(proc.stdout.strip())
     if proc.returncode == 0 and site.is_dir():
-        import gitml
-
-        paths = {str(Path(gitml.__file__).resolve().parent.parent)}
+        paths = {str(Path(__file__).resolve().parent.parent.parent)}  # where gitml is installed
         import yaml
 
         paths.add(str(Path(yaml.__file__).resolve().parent.parent))
@@ -205,7 +203,10 @@ def _gitml_pth(folder: Path, python: Path) -> None:
 def _build(manager: str, interpreter: str, folder: Path, spec: dict[str, Any], root: Path) -> None:
     deps = spec["build_dependencies"] + spec["dependencies"]
     if manager == "uv":
-        uv = shutil.which("uv")
+        beside = (
+            Path(sys.executable).parent / "uv"
+        )  # `pip install uv` puts it beside the interpreter
+        uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
         if not uv:
             raise ResourceDoesNotExist(
                 "uv is not installed on this machine: 'pip install uv', or use --env-manager virtualenv"

@@ -65,6 +65,7 @@ class DiffSide:
     run_id: str
     run_name: str | None
     run_commit: str | None  # the commit the run ran on (an ancestor when `commit` had none)
+    dirty: bool = False  # the run ran with uncommitted changes (its `gitml.source.dirty` tag)
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,9 @@ def _pick(
         for candidate in history:
             run = _latest(found.get(candidate, []))
             if run is not None:
-                return DiffSide(ref, commit, run.info.run_id, run.info.run_name, candidate), run
+                return DiffSide(
+                    ref, commit, run.info.run_id, run.info.run_name, candidate, _dirty(run)
+                ), run
     raise ResourceDoesNotExist(
         f"no finished run for {ref} ({commit[:12]}) or its last {max_ancestors} first-parent ancestors: "
         "log one there, or `gitml pull` the runs of the team first"
@@ -313,7 +316,10 @@ def _sides(
         if run is not None:
             commit = run.data.tags.get("mlflow.source.git.commit")
             resolved.append(
-                (DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit), run)
+                (
+                    DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit, _dirty(run)),
+                    run,
+                )
             )
         else:
             resolved.append(_history(root, ref, max_ancestors))
@@ -415,10 +421,15 @@ def _change_text(c: Change, marks: bool) -> str:
     return text
 
 
+def _dirty(run: Any) -> bool:
+    return bool(run.data.tags.get("gitml.source.dirty") == "true")
+
+
 def _label(side: DiffSide) -> str:
+    mark = ", dirty" if side.dirty else ""
     if side.commit and side.ref != side.commit:
-        return f"{side.ref} ({side.commit[:7]})"
-    return side.ref[:12]
+        return f"{side.ref} ({side.commit[:7]}{mark})"
+    return side.ref[:12] + (" (dirty)" if side.dirty else "")
 
 
 def _grid(headers: list[str], rows: list[list[str]], markdown: bool) -> list[str]:

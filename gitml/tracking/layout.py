@@ -153,7 +153,8 @@ def decode(path: str, data: bytes) -> Any:
     """Parse (bounded: size, depth, 64-bit integers, no YAML aliases) and validate a file read
     from the branch; errors name the file."""
     what = f"{path} on the metadata branch"
-    obj = load_yaml(data, what) if path.endswith(".yaml") else load_json(data, what)
+    # Size, parser recursion and YAML aliases here; integer ranges by the schema (cached below).
+    obj = load_yaml(data, what, walk=False) if path.endswith(".yaml") else load_json(data, what, walk=False)
     key = (schema_for(path) or "", hash(data))
     if key not in _VALID:
         validate(path, obj)

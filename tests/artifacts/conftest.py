@@ -111,3 +111,72 @@ def dvc_init(root: Path) -> None:
     from dvc.repo import Repo
 
     Repo.init(str(root)).close()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on loopback: its endpoint and a bucket per test."""
+
+    endpoint: str
+
+    def bucket(self, name: str) -> str:
+        """Create bucket `name` (it must exist before DVC writes); returns `s3://name`."""
+        import boto3
+
+        s3 = boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        s3.create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+    def use_in(self, repo: Path, url: str, name: str = "store") -> None:
+        """Make `url` the default DVC remote of `repo` (`dvc init` first if needed), as
+        `dvc remote add -d` and `dvc remote modify endpointurl ...` write it."""
+        if not (repo / ".dvc").is_dir():
+            dvc_init(repo)
+        with open(repo / ".dvc/config", "a") as f:
+            f.write(
+                f"[core]\n    remote = {name}\n['remote \"{name}\"']\n    url = {url}\n"
+                f"    endpointurl = {self.endpoint}\n    access_key_id = testing\n"
+                "    secret_access_key = testing\n    region = us-east-1\n"
+            )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server (`moto_server -H 127.0.0.1 -p PORT`), for the whole session."""
+    try:
+        import boto3  # noqa: F401
+        import dvc_s3  # noqa: F401
+        import moto  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"{e.name} is not installed (make test installs the s3 and dev extras)")
+    import sys
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"moto_server exited at start: {log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("moto_server did not answer within 30 s")
+                time.sleep(0.1)
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -16,13 +16,13 @@ import gitml
 from gitml.artifacts import api
 from gitml.artifacts.runs import read_pointers, store_for
 from gitml.artifacts.staging import staged_runs_uri
+from gitml.client import MlflowClient
 from gitml.exceptions import (
     CorruptMetadata,
     InvalidParameterValue,
     InvalidPath,
     ResourceDoesNotExist,
 )
-from gitml.tracking.client import MlflowClient
 
 from .conftest import make_files
 

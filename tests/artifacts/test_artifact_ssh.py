@@ -89,3 +89,45 @@ def test_a_remote_that_is_down_is_a_remote_error(repo: Path, tmp_path: Path) -> 
         api.download_artifacts(tracker, rid, "model/w.bin", tmp_path / "dl")
     assert rid in info.value.message and "model/w.bin" in info.value.message
     assert time.monotonic() - start < 30
+
+
+def test_crafted_manifest_and_tampered_bytes_on_ssh(repo: Path, sshd: SSHServer, tmp_path: Path) -> None:
+    """The hostile-remote attacks, on an SSH remote: nothing outside the cache is touched,
+    tampered bytes are named corrupt and stay on the remote."""
+    import json
+    import os
+
+    from gitml.artifacts.runs import read_pointers
+    from gitml.exceptions import GitMLError
+
+    folder = sshd.root / "dvc-ssh-hostile"
+    dvc_init(repo)
+    with open(repo / ".dvc/config", "a") as f:
+        f.write(f"[core]\n    remote = box\n['remote \"box\"']\n    url = {sshd.url(folder)}\n    keyfile = {sshd.keyfile}\n")
+    rid = _log(repo)
+    tracker = get_tracker()
+    push_artifacts(tracker)
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(b"private")
+    cache_xx = repo / ".dvc" / "cache" / "files" / "md5" / "ab"
+    entries = [{"md5": "ab" + os.path.relpath(secret, cache_xx), "relpath": "stolen.txt"}]
+    data = json.dumps(entries).encode()
+    bad = hashlib.md5(data).hexdigest() + ".dir"
+    (folder / "files/md5" / bad[:2]).mkdir(parents=True, exist_ok=True)
+    (folder / "files/md5" / bad[:2] / bad[2:]).write_bytes(data)
+    pointer = read_pointers(tracker, rid)["model"]
+    tracker.record_artifacts(rid, {"model": {**pointer, "md5": bad}})
+    shutil.rmtree(repo / ".dvc/cache")
+    assert bad in pull_artifacts(tracker).corrupt
+    with pytest.raises(GitMLError, match="not a content id"):
+        api.download_artifacts(tracker, rid, "model", tmp_path / "dl")
+    assert secret.read_bytes() == b"private"
+    # tampered bytes of a good object
+    tracker.record_artifacts(rid, {"model": pointer})
+    victim = next(p for p in (folder / "files/md5").glob("??/*") if p.name.endswith(".dir") is False)
+    victim.chmod(0o644)
+    victim.write_bytes(b"evil")
+    oid = victim.parent.name + victim.name
+    shutil.rmtree(repo / ".dvc/cache", ignore_errors=True)
+    assert oid in pull_artifacts(tracker).corrupt
+    assert victim.read_bytes() == b"evil"  # still there: a pull never deletes from the remote

@@ -193,6 +193,13 @@ def test_rate_limit_waits_the_time_the_api_gives(api: FakeApi) -> None:
     assert thread.sleeps == [2.0, 1.0]
 
 
+def test_secondary_rate_limit_without_headers_waits_a_minute(api: FakeApi) -> None:
+    api.inject.append((403, {}, {"message": "You have exceeded a secondary rate limit."}))
+    thread = gh_thread(api)
+    assert upsert_comment(thread, "x").action == "created"
+    assert thread.sleeps == [60.0]
+
+
 def test_rate_limit_longer_than_the_bound_fails_at_once(api: FakeApi) -> None:
     api.inject.append((429, {"Retry-After": "3600"}, {"message": "slow down"}))
     thread = gh_thread(api)
@@ -306,3 +313,29 @@ def test_cli_posts_a_body_file(
     monkeypatch.setenv("GITHUB_TOKEN", "wrong")
     code, out, err = run_cli(capsys, "ci", "comment", "--body-file", str(body))
     assert code == 1 and out == "" and err.count("\n") == 1 and "401" in err
+
+
+def test_junk_in_the_api_answers_is_skipped(api: FakeApi) -> None:
+    junk = [1, "x", None, {"id": "7", "body": "b", "user": {"login": "a"}}, {"id": 8, "body": None, "user": {}},
+            {"id": True, "body": "b", "user": {"login": "a"}}]  # fmt: skip
+    api.inject.append((200, {}, junk))
+    assert gh_thread(api).list_comments() == []
+    api.inject.append((200, {}, {"not": "a list"}))
+    assert gh_thread(api).list_comments() == []
+
+
+def test_a_pagination_loop_is_bounded(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitml.ci import platforms
+
+    monkeypatch.setattr(platforms, "_MAX_PAGES", 3)
+    loop = f'<{api.base}/repos/acme/shop/issues/7/comments?page=1>; rel="next"'
+    api.inject += [(200, {"Link": loop}, [])] * 5
+    with pytest.raises(ApiError, match="more than 3 pages"):
+        gh_thread(api).list_comments()
+    api.inject.clear()
+    api.inject += [(200, {"X-Next-Page": "1"}, [])] * 5
+    with pytest.raises(ApiError, match="more than 3 pages"):
+        gl_thread(api).list_comments()
+    api.inject.clear()
+    api.inject.append((200, {"X-Next-Page": "-1; rm -rf /"}, []))
+    assert gl_thread(api).list_comments() == []

@@ -72,6 +72,14 @@ def test_pull_request_gets_one_comment_updated_on_the_next_push(
     assert "0.91" in second["body"] and "0.85" not in second["body"]
     code, out, _ = run_cli(capsys, "ci", "comment")
     assert out.rstrip().endswith("unchanged")
+    assert "uncommitted changes" not in second["body"]
+    (repo / "train.py").write_text("print('edited, not committed')\n")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("accuracy", 0.95)
+        mlflow.set_tag("gitml.source.dirty", "true")  # what `gitml run` records from a dirty tree
+    code, out, _ = run_cli(capsys, "ci", "comment")
+    [third] = github.comments.values()
+    assert f"run `{run.info.run_id[:12]}` ran with uncommitted changes" in third["body"]
 
 
 def test_stage_tags_deploy_what_is_current_and_roll_back(
@@ -121,3 +129,17 @@ def test_a_first_pull_request_gets_a_comment_saying_there_is_nothing_to_compare(
     assert (code, err) == (0, "")
     [comment] = github.comments.values()
     assert "Nothing to compare yet: no finished run for " in comment["body"]
+
+
+def test_the_comment_shows_the_gates(
+    repo: Path, github: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mlflow.set_tracking_uri(str(repo))
+    log({"accuracy": 0.80})
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    push_commit(repo, "print('v2')\n")
+    log({"accuracy": 0.70})
+    code, out, _ = run_cli(capsys, "ci", "comment", "--fail-on", "accuracy<-0.05")
+    assert code == 0  # the comment reports the gates; `gitml diff --fail-on` fails the check
+    [comment] = github.comments.values()
+    assert "1 of 1 metric gates crossed" in comment["body"] and "crossed" in comment["body"]

@@ -215,6 +215,7 @@ def test_rerun_updates_its_own_files_and_keeps_a_users_actionlint_config(tmp_pat
         {"gpu_runner": ("gpu\n",)},
         {"entry_point": "main\n"},
         {"fail_on": ("accuracy",)},
+        {"fail_on": ("my #metric<0.1",)},
         {"register": "bad name"},
         {"deploy_command": "  "},
     ],

@@ -148,3 +148,24 @@ def test_pointer_with_a_crafted_md5_is_refused_where_it_becomes_a_path(world: Wo
         gitml.artifacts.download_artifacts(f"runs:/{rid}/data", dst_path=str(tmp_path / "dl"))
     assert secret.read_bytes() == SECRET
     assert not (tmp_path / "dl").exists() or not any((tmp_path / "dl").rglob("*"))
+
+
+def test_model_loading_through_a_crafted_manifest_reads_nothing_outside(world: World, tmp_path: Path) -> None:
+    """`runs:/` and `models:/` loads go through the same download: refused, nothing read."""
+    import os
+    import subprocess
+
+    secret = _victim_secret(world)
+    cache_xx = world.victim / ".git" / "gitml" / "artifacts" / "cache" / "files" / "md5" / "ab"
+    md5 = "ab" + os.path.relpath(secret, cache_xx)
+    rid, _ = _plant_manifest(world, [{"md5": md5, "relpath": "MLmodel"}])
+    msg = world.attacker / ".git" / "MSG"
+    msg.write_text(f"run_id: {rid}\nartifact_path: data\nsource: runs:/{rid}/data\n")
+    subprocess.run(["git", "tag", "-a", "m@v1.0.0", "-F", str(msg)], cwd=world.attacker, check=True)
+    subprocess.run(["git", "push", "-q", "origin", "refs/tags/m@v1.0.0"], cwd=world.attacker, check=True)
+    world.pull(world.victim)
+    with in_clone(world.victim):
+        for uri in (f"runs:/{rid}/data", "models:/m/1"):
+            with pytest.raises(GitMLError):
+                gitml.pyfunc.load_model(uri)
+    assert secret.read_bytes() == SECRET

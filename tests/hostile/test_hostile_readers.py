@@ -63,7 +63,11 @@ def hostile(world: World) -> tuple[World, list[str], dict[str, str]]:
     add("start_time 10^30", start_time=10**30)  # schema-valid: an integer
     add("end_time -10^25", end_time=-(10**25))
     add("params nested 100,000 deep", {"params.json": b"[" * DEEP + b"]" * DEEP})
-    add("metric value 10^400", {"metrics.json": json.dumps({"acc": {"value": 10**400, "timestamp": 1, "step": 0}}).encode()})
+    # a metric value past float range is no error: it reads as infinity, and the run stays listed
+    huge, f = _bad_run(template)
+    files.update(f)
+    files[f"runs/{huge[:2]}/{huge}/metrics.json"] = json.dumps({"acc": {"value": 10**400, "timestamp": 1, "step": 0}}).encode()
+    good.append(huge)
     add("metric step 2^70", {"metrics.json": json.dumps({"acc": {"value": 1.0, "timestamp": 1, "step": 2**70}}).encode()})
     add("tags with a 5,000-digit number", {"tags.json": b'{"a": ' + b"9" * 5000 + b"}"})
     # folders under runs/ that are no run id, one of them `..`
@@ -88,7 +92,8 @@ def test_one_bad_run_does_not_break_listing_or_search(
         found = client.search_runs(None, "", max_results=100)
         assert sorted(r.info.run_id for r in found) == sorted(good)
         hits = client.search_runs(None, "metrics.acc > 0.55", max_results=100)
-        assert sorted(r.info.run_id for r in hits) == sorted(good[1:])
+        assert sorted(r.info.run_id for r in hits) == sorted(good[1:])  # the last is +inf
+        assert client.get_run(good[-1]).data.metrics["acc"] == float("inf")
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1, warnings  # ONE aggregated warning
     assert "run(s) skipped" in warnings[0] and "the rest stay readable" in warnings[0]
@@ -107,7 +112,7 @@ def test_runs_list_cli_lists_the_rest_with_one_warning(hostile: tuple[World, lis
     out = gitml_cli("runs", "list", cwd=world.victim)
     assert out.returncode == 0, out.stderr
     listed = [line.split()[0] for line in out.stdout.splitlines()[2:]]
-    assert sorted(listed) == sorted(g[:12] for g in good)
+    assert sorted(listed) == sorted(g[:12] for g in good)  # the +inf metric prints as inf
     assert out.stderr.count("\n") == 1 and "skipped as unreadable" in out.stderr
     assert any(run_id in out.stderr for run_id in bad)
     out = gitml_cli("runs", "search", "metrics.acc >= 0.5", "--json", cwd=world.victim)
@@ -293,8 +298,8 @@ def test_reads_see_writes_a_flush_has_taken_but_not_committed(
 ) -> None:
     """MLflow's own tests found it: with a short flush interval, a run created a moment ago was
     sometimes "not found" while the background flush was committing it (12 of 300 cycles)."""
+    from gitml.fluent.tracking import reset
     from gitml.tracking import tracker as _tracker
-    from gitml.tracking.fluent import reset
 
     monkeypatch.setenv("GITML_FLUSH_INTERVAL", "0.001")
     reset()

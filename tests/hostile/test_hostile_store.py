@@ -280,7 +280,7 @@ def test_two_syncs_at_once_on_one_clone_both_succeed(world: World) -> None:
         for _ in range(3)
     ]
     results = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, results, strict=True):
+    for p, (_out, err) in zip(procs, results, strict=True):
         assert "cannot lock ref" not in err, err
         assert p.returncode == 0, err
     assert len(world.runs_on(world.bare)) == 4

@@ -133,7 +133,7 @@ def test_script_model_is_served_and_predicted_elsewhere_without_training_again(
     # directory, and still only the extracted source is imported
     port = free_port()
     server = start_server([*GITML, "models", "serve", "-m", "models:/net/1", "--port", str(port)], port, cwd=trained)
-    server.wait()
+    server.wait(deadline_s=180)  # torch and keras import slowly on a busy machine
     r = httpx.post(f"{server.url}/invocations", json={"inputs": [[1.0] * 4, [1.0] * 4]}, timeout=30)
     assert r.status_code == 200, r.text
     assert np.allclose(r.json()["predictions"], expected, atol=1e-6)

@@ -103,3 +103,18 @@ def _peek(repo: Path) -> str:
 
 
 _ = os
+
+
+def test_a_uv_environment_is_built_and_used(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    if not shutil.which("uv") and not (Path(sys.executable).parent / "uv").is_file():
+        pytest.skip("uv is not installed (pip install uv)")
+    project(
+        repo, {"MLproject": MLPROJECT, "train.py": TRAIN, "python_env.yaml": f"python: '{PY}'\n"}
+    )
+    code, out, err = run_cli(capsys, "run", "-e", "where", "--env-manager", "uv")
+    assert code == 0, err
+    run = GitMLClient(repo).get_run(out.split()[-2])
+    envs = list((repo / ".git" / "gitml" / "envs").iterdir())
+    assert run.data.params["prefix"] == str(envs[0]) and run.data.tags["mlflow.project.env"] == "uv"

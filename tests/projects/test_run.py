@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitml.tracking.client import GitMLClient
+from gitml.client import GitMLClient
 from tests.conftest import git, run_cli
 
 TRAIN = """\
@@ -209,3 +209,17 @@ def test_a_project_from_a_git_url_at_a_version(
     ):
         code, _, err = run_cli(capsys, "run", *bad)
         assert code == 1 and match in err
+
+
+def test_gitml_diff_marks_a_dirty_run(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project(repo, {"MLproject": MLPROJECT, "train.py": TRAIN})
+    code, out, _ = run_cli(capsys, "run")
+    clean = out.split()[-2]
+    (repo / "train.py").write_text(TRAIN + "\n# edited\n")
+    code, out, _ = run_cli(capsys, "run", "-P", "alpha=0.25")
+    dirty = out.split()[-2]
+    code, out, err = run_cli(capsys, "diff", clean, dirty)
+    assert code == 0, err
+    a_line, b_line = out.splitlines()[:2]
+    assert a_line.startswith(f"A: run {clean}") and "dirty" not in a_line
+    assert b_line.startswith(f"B: run {dirty}") and b_line.endswith(", dirty))")

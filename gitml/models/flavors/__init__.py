@@ -10,4 +10,5 @@ LOADERS: dict[str, str] = {
     "gitml.pytorch": "gitml.models.flavors.pytorch",
     "gitml.sklearn": "gitml.models.flavors.sklearn",
     "gitml.pyfunc": "gitml.models.flavors.pyfunc",
+    "gitml.keras": "gitml.models.flavors.keras",
 }

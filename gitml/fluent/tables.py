@@ -3,8 +3,9 @@
 A `.json` table is a JSON file in pandas' "split" layout without the index (`{"columns":
 [...], "data": [[...], ...]}`), as MLflow writes it; a `.parquet` table is a Parquet file
 written and read by pyarrow (column types kept; pyarrow refuses to rebuild Python objects
-from a file's extension types). Logging to a file that the run already has appends the rows. The run's `mlflow.loggedArtifacts` tag lists its tables, as MLflow's does,
-so `load_table` finds them across an experiment's runs.
+from a file's extension types). Logging to a file that the run already has appends the
+rows. The run's `mlflow.loggedArtifacts` tag lists its tables, as MLflow's does, so
+`load_table` finds them across an experiment's runs.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import io
 import json
 from typing import Any
 
+from gitml import constants as C
+from gitml.artifacts.api import log_run_bytes
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
+from gitml.fluent import tracking as fluent
+from gitml.fluent.artifacts import _read_artifact, _target
 
 __all__ = ["load_table", "log_table"]
 
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
+LOGGED_ARTIFACTS_TAG = C.TAG_LOGGED_ARTIFACTS
 
 
 def _pandas() -> Any:
@@ -65,8 +70,6 @@ def _decode(pd: Any, data: bytes, run_id: str, artifact_file: str) -> Any:
 
 def _read(run_id: str, artifact_file: str) -> Any:
     """The table a run holds at `artifact_file`, or None when it has none."""
-    from gitml.artifacts.fluent import _read_artifact
-
     pd = _pandas()
     try:
         data = _read_artifact(f"runs:/{run_id}/{artifact_file}", None)
@@ -79,9 +82,6 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
     """Log a DataFrame or a dict of columns as a table artifact of the active run (or
     `run_id`): JSON for `.json`, Parquet for `.parquet` (needs pyarrow); rows are appended
     when the run already has that table."""
-    from gitml.artifacts.api import _target, log_run_bytes
-    from gitml.tracking import fluent
-
     pd = _pandas()
     _check_name(artifact_file)
     if isinstance(data, dict):
@@ -120,8 +120,6 @@ def load_table(
 ) -> Any:
     """One DataFrame of the table `artifact_file` from `run_ids` (default: every run of the
     active experiment that logged it); `extra_columns=["run_id"]` adds each row's run id."""
-    from gitml.tracking import fluent
-
     pd = _pandas()
     _check_name(artifact_file)
     for column in extra_columns or []:

@@ -1,0 +1,58 @@
+"""Provenance pieces: stat-cached hashes of path parameters, dvc.lock, packages, GPU."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gitml.projects.provenance import data_provenance, gpu_provenance, hash_path, packages_hash
+from tests.conftest import git
+
+
+def test_a_path_is_hashed_once_then_read_from_its_stat(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("1\n")
+    (data / "b.csv").write_text("2\n")
+    cache = tmp_path / "hashcache.json"
+    first = hash_path(data, cache)
+    assert first.endswith(".dir") and len(json.loads(cache.read_text())) == 2
+    # a cached entry is trusted while size, mtime and inode are unchanged: prove it is used
+    table = json.loads(cache.read_text())
+    key = str(data / "a.csv")
+    table[key][1] = "f" * 32
+    cache.write_text(json.dumps(table))
+    assert hash_path(data, cache) != first
+    (data / "a.csv").write_text("10\n")  # a real change: new stat, hashed again
+    assert hash_path(data / "a.csv", cache) == hashlib.md5(b"10\n").hexdigest()
+    assert json.loads(cache.read_text())[key][1] != "f" * 32
+
+
+def test_dvc_lock_outs_and_deps_are_read(repo: Path) -> None:
+    (repo / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  train:\n    cmd: python train.py\n    deps:\n    - path: data/raw\n"
+        "      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n    outs:\n    - path: model.pkl\n"
+        "      hash: md5\n      md5: fedcba9876543210fedcba9876543210\n"
+    )
+    git("add", "dvc.lock", cwd=repo)
+    assert data_provenance(repo, repo) == {
+        "data/raw": "0123456789abcdef0123456789abcdef.dir",
+        "model.pkl": "fedcba9876543210fedcba9876543210",
+    }
+
+
+def test_the_packages_hash_is_stable_and_names_versions() -> None:
+    a, n = packages_hash()
+    assert a == packages_hash()[0] and n > 10
+
+
+@pytest.mark.skipif(
+    shutil.which("nvidia-smi") is None, reason="no GPU here (nvidia-smi is not installed)"
+)
+def test_the_gpu_is_fingerprinted() -> None:
+    gpu = gpu_provenance()
+    assert gpu["gpu"] and gpu["gpu_driver"]
