@@ -16,11 +16,12 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.artifacts.api import log_run_bytes
+from gitml.entities import ViewType
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
 from gitml.fluent import tracking as fluent
 from gitml.fluent.artifacts import _read_artifact, _target
 
-__all__ = ["load_table", "log_table"]
+__all__ = ["load_table", "load_table_from", "log_table", "log_table_to"]
 
 LOGGED_ARTIFACTS_TAG = C.TAG_LOGGED_ARTIFACTS
 
@@ -68,20 +69,18 @@ def _decode(pd: Any, data: bytes, run_id: str, artifact_file: str) -> Any:
         raise InvalidParameterValue(f"run {run_id}, artifact {artifact_file!r} is not a table ({layout}): {e}") from e
 
 
-def _read(run_id: str, artifact_file: str) -> Any:
+def _read(tracker: Any, run_id: str, artifact_file: str) -> Any:
     """The table a run holds at `artifact_file`, or None when it has none."""
     pd = _pandas()
     try:
-        data = _read_artifact(f"runs:/{run_id}/{artifact_file}", None)
+        data = _read_artifact(f"runs:/{run_id}/{artifact_file}", str(tracker.root))
     except ResourceDoesNotExist:
         return None
     return _decode(pd, data, run_id, artifact_file)
 
 
-def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
-    """Log a DataFrame or a dict of columns as a table artifact of the active run (or
-    `run_id`): JSON for `.json`, Parquet for `.parquet` (needs pyarrow); rows are appended
-    when the run already has that table."""
+def log_table_to(tracker: Any, run_id: str, data: Any, artifact_file: str) -> None:
+    """`log_table` into a given repository's run (MlflowClient.log_table)."""
     pd = _pandas()
     _check_name(artifact_file)
     if isinstance(data, dict):
@@ -93,16 +92,23 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
         raise InvalidParameterValue(
             f"log_table takes a pandas DataFrame or a dict of columns, not {type(data).__name__}"
         )
-    tracker, rid = _target(run_id)
-    before = _read(rid, artifact_file)
+    before = _read(tracker, run_id, artifact_file)
     if before is not None:
         data = pd.concat([before, data], ignore_index=True)
-    log_run_bytes(tracker, rid, _encode(data, artifact_file), artifact_file)
-    run = fluent.get_run(rid)
-    listed = _listed(run.data.tags.get(LOGGED_ARTIFACTS_TAG))
+    log_run_bytes(tracker, run_id, _encode(data, artifact_file), artifact_file)
+    listed = _listed(tracker.get_run(run_id).data.tags.get(LOGGED_ARTIFACTS_TAG))
     if not any(e.get("path") == artifact_file for e in listed):
         listed.append({"path": artifact_file, "type": "table"})
-        fluent._client().set_tag(rid, LOGGED_ARTIFACTS_TAG, json.dumps(listed))
+        tracker.writer(run_id).set_tag(LOGGED_ARTIFACTS_TAG, json.dumps(listed))
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a DataFrame or a dict of columns as a table artifact of the active run (or
+    `run_id`): JSON for `.json`, Parquet for `.parquet` (needs pyarrow); rows are appended
+    when the run already has that table."""
+    _check_name(artifact_file)
+    tracker, rid = _target(run_id)
+    log_table_to(tracker, rid, data, artifact_file)
 
 
 def _listed(tag: str | None) -> list[dict[str, Any]]:
@@ -113,20 +119,21 @@ def _listed(tag: str | None) -> list[dict[str, Any]]:
     return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
 
 
-def load_table(
+def load_table_from(
+    tracker: Any,
+    experiment_ids: list[str],
     artifact_file: str,
     run_ids: list[str] | None = None,
     extra_columns: list[str] | None = None,
 ) -> Any:
-    """One DataFrame of the table `artifact_file` from `run_ids` (default: every run of the
-    active experiment that logged it); `extra_columns=["run_id"]` adds each row's run id."""
+    """`load_table` from a given repository (MlflowClient.load_table)."""
     pd = _pandas()
     _check_name(artifact_file)
     for column in extra_columns or []:
         if column != "run_id":
             raise InvalidParameterValue(f"unknown extra column {column!r}; only 'run_id' is known")
     if run_ids is None:
-        runs = fluent._client().search_runs([fluent._active_experiment_id()], max_results=50_000)
+        runs, _ = tracker.index().search(experiment_ids, "", ViewType.ACTIVE_ONLY, 50_000, None, None)
         run_ids = [
             r.info.run_id
             for r in runs
@@ -137,7 +144,7 @@ def load_table(
         ]
     frames = []
     for rid in run_ids:
-        frame = _read(rid, artifact_file)
+        frame = _read(tracker, rid, artifact_file)
         if frame is None:
             continue
         if extra_columns:
@@ -146,3 +153,15 @@ def load_table(
     if not frames:
         raise ResourceDoesNotExist(f"no run has the table artifact {artifact_file!r}")
     return pd.concat(frames, ignore_index=True)
+
+
+def load_table(
+    artifact_file: str,
+    run_ids: list[str] | None = None,
+    extra_columns: list[str] | None = None,
+) -> Any:
+    """One DataFrame of the table `artifact_file` from `run_ids` (default: every run of the
+    active experiment that logged it); `extra_columns=["run_id"]` adds each row's run id."""
+    tracker = fluent._tracker()
+    experiment_ids = [fluent._active_experiment_id()] if run_ids is None else []
+    return load_table_from(tracker, experiment_ids, artifact_file, run_ids, extra_columns)

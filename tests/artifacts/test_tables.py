@@ -76,3 +76,21 @@ def test_a_file_that_is_not_parquet_is_refused_whole(repo: Path, tmp_path: Path)
         mlflow.load_table("results.parquet", run_ids=[run.info.run_id])
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run.info.run_id}/results.parquet")
     assert Path(local).read_bytes() == junk.read_bytes()  # what was there stays intact
+
+
+def test_client_log_table_and_load_table(repo: Path) -> None:
+    # MLflow's documented client example, word for word but for the import
+    df = pd.DataFrame.from_dict(TABLE)
+    client = mlflow.MlflowClient()
+    run = client.create_run(experiment_id="0")
+    client.log_table(run.info.run_id, data=df, artifact_file="qabot_eval_results.json")
+    client.log_table(run.info.run_id, data=df, artifact_file="qabot_eval_results.parquet")
+    loaded_table = client.load_table(
+        experiment_id="0",
+        artifact_file="qabot_eval_results.json",
+        run_ids=[run.info.run_id],
+        extra_columns=["run_id"],
+    )
+    assert loaded_table["run_id"].tolist() == [run.info.run_id] * 2
+    every = client.load_table("0", "qabot_eval_results.parquet")  # found by the run's tag
+    pd.testing.assert_frame_equal(every, df)
