@@ -194,7 +194,7 @@ def bench_gitml(work: Path, n_runs: int, repeat: int) -> None:
 
     # gitml diff between two commits: first with no query index (a fresh CI clone: the
     # branch's commit map), then through the index once it is built.
-    from gitml.tracking.diff import diff_runs
+    from gitml.ci.diff import diff_runs
     from gitml.tracking.tracker import get_tracker, reset_all
 
     index_file = repo.state_dir / "index.sqlite"

@@ -66,7 +66,7 @@ def diff_report(
     fail_on: Iterable[str] = (),
 ) -> DiffReport:
     """Diff the latest finished runs of `a` and `b` and check the gates in `fail_on`."""
-    from gitml.tracking.diff import diff_runs
+    from gitml.ci.diff import diff_runs
 
     gates = [parse_gate(expr) for expr in fail_on]  # bad gates fail before any reading
     full = diff_runs(
@@ -90,7 +90,7 @@ def _escape_cell(text: str) -> str:
 
 def report_markdown(report: DiffReport) -> str:
     """The diff as `gitml diff --md` prints it, then the gates' table (when any)."""
-    from gitml.tracking.diff import format_markdown
+    from gitml.ci.diff import format_markdown
 
     text = format_markdown(report.diff)
     if report.gates:

@@ -70,9 +70,9 @@ def diff(
     A defaults to the merge base of HEAD with the default branch, B to HEAD. Exit status:
     0 when no gate is crossed, 3 when a --fail-on gate is crossed, 1 on errors.
     """
+    from gitml.ci.diff import format_table
     from gitml.ci.report import diff_report, report_markdown, write_metrics_file, write_step_summary
     from gitml.config import resolve_ci_config
-    from gitml.tracking.diff import format_table
 
     report = diff_report(
         a,

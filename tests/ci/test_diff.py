@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import gitml as mlflow
+from gitml.ci.diff import diff_runs, format_markdown, format_table, higher_is_better
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.tracking.diff import diff_runs, format_markdown, format_table, higher_is_better
 from gitml.tracking.tracker import get_tracker
 from tests.conftest import git
 
