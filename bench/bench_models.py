@@ -100,25 +100,38 @@ def _bench_paths(width: int, root: Path, repeats: int) -> None:
     repo = _git_repo(root / "paths")
     os.chdir(repo)
     gitml.set_tracking_uri(str(repo))
-    print(f"\nWhere the class lives (MLP width {width}): median ms over {repeats}")
+    print(f"\nWhere the class lives (MLP width {width}): median ms over {repeats}, variants interleaved")
     print(f"  {'model':30} {'log_model':>10} {'load local':>11} {'mlflow load':>12} {'mlflow/gitml':>13}")
-    for label, model, example, code_paths in cases:
-        uris: list[str] = []
+    uris: dict[str, str] = {}
 
-        def log(model: nn.Module = model, code_paths: Any = code_paths, example: Any = example, uris: list[str] = uris) -> None:
-            with gitml.start_run():
-                info = gitml.pytorch.log_model(model, "model", code_paths=code_paths, input_example=example)
-                gitml.flush()
-            uris.append(str(info.model_uri))
+    def log(label: str, model: nn.Module, example: Any, code_paths: Any) -> float:
+        start = time.perf_counter()
+        with gitml.start_run():
+            info = gitml.pytorch.log_model(model, "model", code_paths=code_paths, input_example=example)
+            gitml.flush()
+        uris[label] = str(info.model_uri)
+        return (time.perf_counter() - start) * 1000
 
-        log()  # warm-up
-        log_ms = _median_ms(log, repeats)
-        local = str(gitml.models.resolve_model_uri(uris[-1], root / f"local-{len(os.listdir(root))}"))
-        gitml.pytorch.load_model(local)
-        load_ms = _median_ms(lambda local=local: gitml.pytorch.load_model(local), repeats)
-        theirs = _mlflow_load_ms(model, example, root / f"mlflow-{len(os.listdir(root))}", repeats)
-        shown = f"{theirs:12.1f} {theirs / load_ms:12.1f}x" if theirs else f"{'n/a':>12} {'n/a':>13}"
-        print(f"  {label:30} {log_ms:10.1f} {load_ms:11.1f} {shown}")
+    # Round-robin, so that a busy machine slows every variant alike.
+    log_ms: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for round_ in range(repeats + 1):
+        for label, model, example, code_paths in cases:
+            took = log(label, model, example, code_paths)
+            if round_:  # the first round warms up
+                log_ms[label].append(took)
+    local = {label: str(gitml.models.resolve_model_uri(uris[label], root / f"local-{i}")) for i, (label, *_) in enumerate(cases)}
+    load_ms: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for round_ in range(repeats + 1):
+        for label, *_ in cases:
+            start = time.perf_counter()
+            gitml.pytorch.load_model(local[label])
+            if round_:
+                load_ms[label].append((time.perf_counter() - start) * 1000)
+    for i, (label, model, example, _) in enumerate(cases):
+        mine = statistics.median(load_ms[label])
+        theirs = _mlflow_load_ms(model, example, root / f"mlflow-{i}", repeats)
+        shown = f"{theirs:12.1f} {theirs / mine:12.1f}x" if theirs else f"{'n/a':>12} {'n/a':>13}"
+        print(f"  {label:30} {statistics.median(log_ms[label]):10.1f} {mine:11.1f} {shown}")
 
 
 def _mlflow_load_ms(model: nn.Module, example: Any, root: Path, repeats: int) -> float | None:
