@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from gitml.constants import VERSION as __version__
+
 VERSION = __version__  # MLflow's name
 
-_FLUENT = "gitml.tracking.fluent"
+_FLUENT = "gitml.fluent.tracking"
 _LAZY: dict[str, str] = {
     # tracking (fluent)
     "set_tracking_uri": _FLUENT,
@@ -53,35 +54,40 @@ _LAZY: dict[str, str] = {
     "disable_system_metrics_logging": _FLUENT,
     "autolog": _FLUENT,
     "ActiveRun": _FLUENT,
-    "MlflowClient": "gitml.tracking.client",
-    "GitMLClient": "gitml.tracking.client",
+    "MlflowClient": "gitml.client",
+    "GitMLClient": "gitml.client",
     "MlflowException": "gitml.exceptions",
     "GitMLError": "gitml.exceptions",
-    "register_model": "gitml.registry.fluent",
-    "search_registered_models": "gitml.registry.fluent",
-    "search_model_versions": "gitml.registry.fluent",
-    "set_model_version_tag": "gitml.registry.fluent",
+    "register_model": "gitml.fluent.registry",
+    "search_registered_models": "gitml.fluent.registry",
+    "search_model_versions": "gitml.fluent.registry",
+    "set_model_version_tag": "gitml.fluent.registry",
     # artifacts (fluent)
-    "log_artifact": "gitml.artifacts.api",
-    "log_artifacts": "gitml.artifacts.api",
-    "log_text": "gitml.artifacts.api",
-    "log_dict": "gitml.artifacts.api",
-    "log_figure": "gitml.artifacts.api",
-    "log_image": "gitml.artifacts.api",
-    "get_artifact_uri": "gitml.artifacts.api",
-    "log_table": "gitml.artifacts.tables",
-    "load_table": "gitml.artifacts.tables",
+    "log_artifact": "gitml.fluent.artifacts",
+    "log_artifacts": "gitml.fluent.artifacts",
+    "log_text": "gitml.fluent.artifacts",
+    "log_dict": "gitml.fluent.artifacts",
+    "log_figure": "gitml.fluent.artifacts",
+    "log_image": "gitml.fluent.artifacts",
+    "get_artifact_uri": "gitml.fluent.artifacts",
+    "log_table": "gitml.fluent.tables",
+    "load_table": "gitml.fluent.tables",
 }
 
 _SUBMODULES = {
     "artifacts",
+    "ci",
     "cli",
+    "client",
     "config",
     "constants",
+    "deploy",
     "entities",
     "exceptions",
+    "fluent",
     "keras",
     "models",
+    "projects",
     "pyfunc",
     "pytorch",
     "registry",

@@ -19,10 +19,17 @@ from gitml.constants import DEFAULT_BRANCH, DEFAULT_FLUSH_INTERVAL_S
 __all__ = [
     "CIConfig",
     "Config",
+    "child_env",
+    "env_flag",
+    "env_has",
     "env_tracking_uri",
+    "env_value",
+    "swap_env",
     "git_config",
     "resolve_ci_config",
     "resolve_config",
+    "set_tracking_uri",
+    "tracking_uri",
     "truthy",
 ]
 
@@ -212,3 +219,53 @@ def resolve_ci_config(environ: Mapping[str, str] | None = None) -> CIConfig:
         gitlab_project_url=(get("CI_PROJECT_URL") or "").rstrip("/") or None,
         comment_user=get("GITML_CI_COMMENT_USER"),
     )
+
+
+# The tracking URI is configuration, not run state: `gitml.set_tracking_uri` sets it for the
+# process, else GITML_TRACKING_URI / MLFLOW_TRACKING_URI name it, else (None) the working
+# directory's repository.
+_tracking_uri: str | None = None
+
+
+def set_tracking_uri(uri: str | None) -> None:
+    """Set (None: unset) the process's tracking URI; `gitml.set_tracking_uri` validates it first."""
+    global _tracking_uri
+    _tracking_uri = uri
+
+
+def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
+    """The tracking URI set for this process, else the environment's (`env_tracking_uri`), else
+    None (the working directory's repository)."""
+    return _tracking_uri or env_tracking_uri(environ)
+
+
+def env_value(name: str) -> str | None:
+    """One environment variable (None when unset or empty): the library's only door to the environment."""
+    return os.environ.get(name) or None
+
+
+def env_flag(name: str) -> bool:
+    """Whether environment variable `name` says yes (1, true, yes, on)."""
+    return truthy(os.environ.get(name))
+
+
+def env_has(name: str) -> bool:
+    """Whether environment variable `name` is set at all (even empty), as Git tests GIT_DIR."""
+    return name in os.environ
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this one's, with `extra` on top."""
+    return {**os.environ, **(extra or {})}
+
+
+def swap_env(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set (None: remove) environment variables for this process and its children; returns
+    the previous values, which `swap_env` takes back to restore them."""
+    previous = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    return previous

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+VERSION = "0.1.0"  # gitml's own version (`gitml.__version__`), recorded in MLmodel files
+
 __all__ = [
     "DEFAULT_BRANCH",
     "DEFAULT_EXPERIMENT_ID",
@@ -9,7 +11,21 @@ __all__ = [
     "DEFAULT_FLUSH_INTERVAL_S",
     "FORMAT_FILE",
     "FORMAT_VERSION",
+    "NULL_SHA",
     "STATE_DIR",
+    "TAG_GIT_BRANCH",
+    "TAG_GIT_COMMIT",
+    "TAG_GIT_DIRTY",
+    "TAG_GIT_REPO_URL",
+    "TAG_LOGGED_ARTIFACTS",
+    "TAG_LOG_MODEL_HISTORY",
+    "TAG_NOTE",
+    "TAG_PARENT_RUN_ID",
+    "TAG_RUN_NAME",
+    "TAG_SOURCE_NAME",
+    "TAG_SOURCE_TYPE",
+    "TAG_USER",
+    "VERSION",
     "commit_runs_path",
     "experiment_dir",
     "run_dir",
@@ -59,3 +75,21 @@ def commit_runs_path(commit: str) -> str:
 def experiment_dir(experiment_id: str) -> str:
     """The experiment's directory on the metadata branch."""
     return f"{EXPERIMENTS_DIR}/{experiment_id}"
+
+
+# Git's null object id: "no such ref" in ref updates and push/fetch lines.
+NULL_SHA = "0" * 40
+
+# Well-known run tag keys (MLflow's, and gitml's own `gitml.*`), spelled once.
+TAG_RUN_NAME = "mlflow.runName"
+TAG_USER = "mlflow.user"
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+TAG_NOTE = "mlflow.note.content"
+TAG_SOURCE_NAME = "mlflow.source.name"
+TAG_SOURCE_TYPE = "mlflow.source.type"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_GIT_BRANCH = "mlflow.source.git.branch"
+TAG_GIT_REPO_URL = "mlflow.source.git.repoURL"
+TAG_GIT_DIRTY = "gitml.source.dirty"
+TAG_LOG_MODEL_HISTORY = "mlflow.log-model.history"
+TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"

@@ -9,7 +9,7 @@ from typing import Any
 __all__ = [
     "Experiment",
     "ExperimentTag",
-    "FileInfo",  # noqa: F822 (resolved lazily by __getattr__)
+    "FileInfo",
     "LifecycleStage",
     "Metric",
     "Param",
@@ -213,10 +213,10 @@ class Run:
         return {"info": asdict(self.info), "data": data}
 
 
-def __getattr__(name: str) -> Any:
-    # FileInfo lives with the artifacts; imported on first use to keep this module light.
-    if name == "FileInfo":
-        from gitml.artifacts.pointers import FileInfo
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of an artifact listing, as MLflow's `FileInfo` entity has it."""
 
-        return FileInfo
-    raise AttributeError(f"module 'gitml.entities' has no attribute {name!r}")
+    path: str
+    is_dir: bool
+    file_size: int | None = None

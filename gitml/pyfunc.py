@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from gitml.fluent.models import log_flavor_model
 from gitml.models.flavors.pyfunc import (
     ALLOW_PICKLE_ENV,
     FLAVOR_NAME,
     PythonModel,
     PythonModelContext,
-    log_model,
     save_model,
 )
+from gitml.models.model import ModelInfo
 from gitml.models.pyfunc_model import PyFuncModel, load_model
 
 __all__ = [
@@ -22,3 +25,22 @@ __all__ = [
     "log_model",
     "save_model",
 ]
+
+
+def log_model(
+    artifact_path: str | None = None,
+    python_model: Any = None,
+    *,
+    name: str | None = None,
+    registered_model_name: str | None = None,
+    **kwargs: Any,
+) -> ModelInfo:
+    """Log a PythonModel to the active run (see `save_model` for the arguments)."""
+    return log_flavor_model(
+        save_model,
+        artifact_path,
+        name=name,
+        registered_model_name=registered_model_name,
+        python_model=python_model,
+        **kwargs,
+    )

@@ -3,6 +3,6 @@ the backend is the user's choice (`KERAS_BACKEND=tensorflow`), PyTorch when unse
 
 from __future__ import annotations
 
-from gitml.models.flavors.keras import FLAVOR_NAME, load_model, log_model, save_model
+from gitml.keras import FLAVOR_NAME, load_model, log_model, save_model
 
 __all__ = ["FLAVOR_NAME", "load_model", "log_model", "save_model"]

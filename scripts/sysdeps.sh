@@ -7,6 +7,10 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # npm installs GitHub's OpenAPI description that tests/ci checks its fake API against
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# a real Docker engine (started by the tests with their own data root) and debootstrap for its
+# base image: no image registry is reachable, so the base is built from Debian's packages
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "sysdeps: missing ${missing[*]} (not root or no apt-get): the tests that need them will skip" >&2

@@ -33,7 +33,7 @@ def clean_git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     # A short flush interval keeps background flushing exercised without slowing tests.
     monkeypatch.setenv("GITML_FLUSH_INTERVAL", "5")
     yield
-    from gitml.tracking import fluent as _fluent
+    from gitml.fluent import tracking as _fluent
     from gitml.tracking import tracker as _tracker
 
     _fluent.reset()

@@ -1,56 +1,290 @@
-"""Layering, enforced over the source: imports only go down (cli -> library -> store)."""
+"""The house's rules, enforced over the source: one table of allowed imports, read from every
+import (top-level or deferred) and every module name given to `importlib` as a string.
+
+The layers, top to bottom (docs/architecture.md draws them):
+
+    cli
+    faces: gitml (the package), client, pytorch, sklearn, pyfunc, keras, tensorflow
+    fluent
+    serving
+    deploy
+    ci
+    projects
+    models
+    registry
+    tracking
+    artifacts
+    store
+    base: config, entities, escape, constants, exceptions
+
+A unit is a package under gitml/ or a top-level module. Each may import only the units
+`ALLOWED` lists for it (itself always). Deferring an import for speed is fine; pointing it
+up is not, deferred or not.
+"""
 
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gitml"
 
+_BASE = {"config", "constants", "entities", "escape", "exceptions"}
+_STORE = {"store"} | _BASE
+_ARTIFACTS = {"artifacts"} | _STORE
+_TRACKING = {"tracking"} | _ARTIFACTS
+_REGISTRY = {"registry"} | _TRACKING
+_MODELS = {"models"} | _REGISTRY
+_PROJECTS = {"projects"} | _MODELS
+_CI = {"ci"} | _PROJECTS
+_DEPLOY = {"deploy"} | _CI
+_SERVING = {"serving"} | _DEPLOY
+_FLUENT = {"fluent"} | _SERVING
+_FACES = {"client", "pytorch", "sklearn", "pyfunc", "keras", "tensorflow"}
 
-def imports_of(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module)
-    return out
+# THE table: unit -> the units it may import.
+ALLOWED: dict[str, set[str]] = {
+    "__main__": {"cli"},
+    "cli": {"gitml"} | _FACES | _FLUENT,
+    "gitml": _FACES | _FLUENT,  # the package's lazy names (`gitml.cli` too, by a computed name)
+    "client": _FLUENT,
+    "pytorch": _FLUENT,
+    "sklearn": _FLUENT,
+    "pyfunc": _FLUENT,
+    "keras": _FLUENT,
+    "tensorflow": {"keras"} | _FLUENT,
+    "fluent": _SERVING,
+    "serving": _DEPLOY,
+    "deploy": _CI,
+    "ci": _PROJECTS,
+    "projects": _MODELS,
+    "models": _REGISTRY,
+    "registry": _TRACKING,
+    "tracking": _ARTIFACTS,
+    "artifacts": _STORE,
+    "store": _BASE,
+    "config": {"constants", "exceptions"},
+    "entities": {"constants", "exceptions"},
+    "escape": {"constants", "exceptions"},
+    "constants": set(),
+    "exceptions": set(),
+}
+
+# MLflow's public paths that span layers: a package's face resolves these names lazily from
+# above (`mlflow.tracking.MlflowClient`, `mlflow.tracking.client.MlflowClient`,
+# `mlflow.artifacts.download_artifacts` ...): in a module-level `__getattr__` or a table of
+# names it reads, never by an import statement at module level.
+FACE_NAMES: dict[str, set[str]] = {
+    "tracking/__init__.py": {"gitml.client"},
+    "tracking/client.py": {"gitml.client"},
+    "artifacts/__init__.py": {"gitml.fluent.artifacts"},
+}
+
+# Strings that look like module names but are data: the `loader_module` an MLmodel file
+# records (MLflow's field), matched by the models package, never imported from there.
+DATA_STRINGS = {"gitml.pyfunc", "gitml.pytorch", "gitml.sklearn", "gitml.keras", "gitml.tensorflow"}
+
+_IMPORTERS = {"import_module", "find_spec", "__import__"}
 
 
 def modules(sub: str = "") -> list[Path]:
-    return sorted((PACKAGE / sub).rglob("*.py")) if sub else sorted(PACKAGE.rglob("*.py"))
+    root = PACKAGE / sub if sub else PACKAGE
+    return sorted(root.rglob("*.py"))
+
+
+def unit_of_path(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    if len(rel.parts) == 1:
+        return "gitml" if rel.name == "__init__.py" else rel.stem
+    return rel.parts[0]
+
+
+@functools.cache
+def _is_module(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] != "gitml":
+        return False
+    base = PACKAGE.joinpath(*parts[1:])
+    return len(parts) == 1 or base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _is_module_string(text: str) -> bool:
+    return "." in text and _is_module(text)  # "gitml" alone is a name (the branch, a dir)
+
+
+def unit_of_module(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[0] != "gitml":
+        return None
+    return "gitml" if len(parts) == 1 else parts[1]
+
+
+def _module_name(path: Path) -> tuple[str, bool]:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    parts = ["gitml", *rel.parts]
+    is_package = parts[-1] == "__init__"
+    if is_package:
+        parts = parts[:-1]
+    return ".".join(parts), is_package
+
+
+def _in_lazy_getattr(tree: ast.Module) -> set[int]:
+    """Line numbers inside a module-level `def __getattr__`."""
+    lines: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+            lines |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return lines
+
+
+def imports_of(path: Path) -> Iterator[tuple[str, int]]:
+    """(module name, line) for every import in `path`, anywhere in it, and every string
+    naming a gitml module (what `importlib.import_module` and lazy tables receive).
+    A string's line is given as its negative, so a face can tell a name from an import."""
+    tree = ast.parse(path.read_text())
+    me, is_package = _module_name(path)
+    in_fstring: set[int] = set()
+    in_logger: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            in_fstring |= {id(v) for v in node.values}
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getLogger":
+            in_logger |= {id(a) for a in node.args}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = me.split(".") if is_package else me.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            subs = [f"{module}.{a.name}" for a in node.names if _is_module(f"{module}.{a.name}")]
+            if len(subs) < len(node.names):  # a name defined in `module` itself
+                yield module, node.lineno
+            for sub in subs:  # `from gitml import fluent` imports gitml.fluent
+                yield sub, node.lineno
+        elif isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in _IMPORTERS and node.args and isinstance(node.args[0], ast.Constant):
+                if isinstance(node.args[0].value, str):
+                    yield node.args[0].value, -node.lineno
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in in_fstring
+            and id(node) not in in_logger
+            and node.value not in DATA_STRINGS
+            and _is_module_string(node.value)
+        ):
+            yield node.value, -node.lineno
+
+
+@functools.cache
+def edges() -> tuple[tuple[str, str, str], ...]:
+    """(from unit, to unit, where) for every cross-unit import, less the face names."""
+    return tuple(_edges())
+
+
+def _edges() -> Iterator[tuple[str, str, str]]:
+    for path in modules():
+        rel = str(path.relative_to(PACKAGE))
+        me = unit_of_path(path)
+        tree = ast.parse(path.read_text())
+        lazy = _in_lazy_getattr(tree)
+        for module, line in imports_of(path):
+            to = unit_of_module(module)
+            if to is None or to == me:
+                continue
+            lazily = line < 0 or line in lazy  # a name in a lazy table, or inside __getattr__
+            if lazily and any(module == f or module.startswith(f + ".") for f in FACE_NAMES.get(rel, ())):
+                continue
+            yield me, to, f"{rel}:{abs(line)} imports {module}"
+
+
+def test_every_unit_is_in_the_table() -> None:
+    units = {unit_of_path(p) for p in modules()}
+    assert units - set(ALLOWED) == set()
+
+
+@pytest.mark.parametrize("unit", sorted(ALLOWED))
+def test_imports_only_go_down(unit: str) -> None:
+    offenders = [where for a, b, where in edges() if a == unit and b not in ALLOWED[unit]]
+    assert offenders == []
+
+
+def test_the_table_and_the_code_have_no_cycles() -> None:
+    graph: dict[str, set[str]] = {u: set(allowed) - {u} for u, allowed in ALLOWED.items()}
+    found: dict[str, set[str]] = {}
+    for a, b, _ in edges():
+        found.setdefault(a, set()).add(b)
+    for g in (graph, found):
+        state: dict[str, int] = {}
+
+        def visit(u: str, trail: list[str], g: dict[str, set[str]] = g, state: dict[str, int] = state) -> None:
+            state[u] = 1
+            for v in sorted(g.get(u, ())):
+                if state.get(v) == 1:
+                    raise AssertionError(f"cycle: {' -> '.join([*trail, u, v])}")
+                if v not in state:
+                    visit(v, [*trail, u])
+            state[u] = 2
+
+        for u in sorted(g):
+            if u not in state:
+                visit(u, [])
+
+
+def test_face_names_are_only_lazy() -> None:
+    """A face's upward name is resolved in `__getattr__`, never at import."""
+    offenders = []
+    for rel, targets in FACE_NAMES.items():
+        path = PACKAGE / rel
+        lazy = _in_lazy_getattr(ast.parse(path.read_text()))
+        for module, line in imports_of(path):
+            if any(module == t or module.startswith(t + ".") for t in targets) and line > 0 and line not in lazy:
+                offenders.append(f"{rel}:{line} imports {module}")
+    assert offenders == []
+
+
+def test_importlib_strings_are_seen() -> None:
+    """The reader sees a module named only in a string (as `importlib.import_module` gets it)."""
+    found = {m for m, _ in imports_of(PACKAGE / "__init__.py")}
+    assert "gitml.fluent.tracking" in found
+
+
+def test_only_config_reads_the_environment() -> None:
+    offenders = []
+    for p in modules():
+        rel = p.relative_to(PACKAGE)
+        if str(rel) == "config.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os":
+                if node.attr in ("environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"):
+                    offenders.append(f"{rel}:{node.lineno} os.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module == "os":
+                for alias in node.names:
+                    if alias.name in ("environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"):
+                        offenders.append(f"{rel}:{node.lineno} from os import {alias.name}")
+    assert offenders == []
 
 
 def test_only_the_cli_imports_click() -> None:
     offenders = [
-        str(p.relative_to(PACKAGE))
+        f"{p.relative_to(PACKAGE)}:{line}"
         for p in modules()
-        if "cli" not in p.relative_to(PACKAGE).parts and any(m == "click" or m.startswith("click.") for m in imports_of(p))
+        if "cli" not in p.relative_to(PACKAGE).parts
+        for m, line in imports_of(p)
+        if line > 0 and (m == "click" or m.startswith("click."))
     ]
-    assert offenders == []
-
-
-@pytest.mark.parametrize(
-    ("layer", "forbidden"),
-    [
-        ("store", ("gitml.tracking", "gitml.registry", "gitml.models", "gitml.serving", "gitml.cli", "gitml.artifacts")),
-        ("tracking", ("gitml.cli", "gitml.serving")),
-        ("artifacts", ("gitml.cli", "gitml.serving", "gitml.registry")),
-        ("models", ("gitml.cli", "gitml.serving")),
-        ("registry", ("gitml.cli", "gitml.serving")),
-        ("serving", ("gitml.cli",)),
-    ],
-)
-def test_imports_only_go_down(layer: str, forbidden: tuple[str, ...]) -> None:
-    offenders = []
-    for p in modules(layer):
-        for m in imports_of(p):
-            if m.startswith(forbidden):
-                offenders.append(f"{p.relative_to(PACKAGE)} imports {m}")
     assert offenders == []
 
 
@@ -79,7 +313,8 @@ def test_every_module_has_a_docstring_and_all() -> None:
         if not ast.get_docstring(tree):
             missing.append(f"{rel}: no module docstring")
         if rel.name not in ("__main__.py", "__init__.py") and not any(
-            isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
+            isinstance(n, (ast.Assign, ast.AnnAssign))
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
             for n in tree.body
         ):
             missing.append(f"{rel}: no __all__")

@@ -1,6 +1,9 @@
 """Artifacts in DVC remotes: `download_artifacts`, `list_artifacts`, `load_text`, `load_dict` by URI.
 
-Names resolve lazily: importing `gitml.artifacts` imports neither DVC nor the tracking core.
+Those four are MLflow's public `mlflow.artifacts` names; they use the current repository and
+resolve `models:/` through the registry, so this face resolves them lazily from the fluent
+floor (`gitml.fluent.artifacts`), the one upward name allowed, for MLflow's public names only.
+Importing `gitml.artifacts` imports neither DVC nor the tracking core.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "FileInfo": "gitml.artifacts.pointers",
-    "download_artifacts": "gitml.artifacts.fluent",
-    "list_artifacts": "gitml.artifacts.fluent",
-    "load_dict": "gitml.artifacts.fluent",
-    "load_text": "gitml.artifacts.fluent",
+    "FileInfo": "gitml.entities",
+    "download_artifacts": "gitml.fluent.artifacts",
+    "list_artifacts": "gitml.fluent.artifacts",
+    "load_dict": "gitml.fluent.artifacts",
+    "load_text": "gitml.fluent.artifacts",
     "format_runs_uri": "gitml.artifacts.uri",
     "resolve_runs_uri": "gitml.artifacts.uri",
 }

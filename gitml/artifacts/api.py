@@ -1,4 +1,4 @@
-"""Log, list and download a run's artifacts: the tracker-level functions and the fluent `log_*`."""
+"""Log, list and download a run's artifacts, given the tracker and the run id (the fluent `log_*` are gitml.fluent.artifacts)."""
 
 from __future__ import annotations
 
@@ -26,41 +26,24 @@ from gitml.artifacts.pointers import (
     require_files,
 )
 from gitml.artifacts.runs import manifest_loader, read_pointers, store_for
-from gitml.artifacts.uri import format_runs_uri
 from gitml.exceptions import (
     RemoteError,
     ResourceDoesNotExist,
 )
 
 __all__ = [
+    "naming_loader",
+    "dict_bytes",
     "download_artifacts",
     "download_run_artifacts",
-    "get_artifact_uri",
     "list_artifacts",
     "list_run_artifacts",
-    "log_artifact",
-    "log_artifacts",
-    "log_dict",
-    "log_figure",
-    "log_image",
     "log_run_artifact",
     "log_run_artifacts",
     "log_run_bytes",
     "log_run_figure",
     "log_run_image",
-    "log_text",
 ]
-
-
-# -- which run ---------------------------------------------------------------------------
-def _target(run_id: str | None) -> tuple[Any, str]:
-    """The tracker and run id to log into: `run_id`'s, else the active run (started if none)."""
-    from gitml.tracking import fluent
-
-    if run_id is None:
-        active = fluent._get_or_start_run()
-        return active._tracker, active.info.run_id
-    return fluent._tracker(), run_id
 
 
 # -- logging (tracker level: the client and the fluent API call these) ----------------------
@@ -158,7 +141,7 @@ def list_artifacts(tracker: Any, run_id: str, path: str | None = None) -> list[F
         raise ResourceDoesNotExist(f"run {run_id}, artifact {path or '/'!r}: {e.message}") from e
 
 
-def _naming_loader(store: Any, where: str) -> Any:
+def naming_loader(store: Any, where: str) -> Any:
     """A manifest loader whose remote errors name the run and artifact being read."""
     load = manifest_loader(store)
 
@@ -190,7 +173,7 @@ def download_artifacts(
     pointers = read_pointers(tracker, run_id)
     store = store_for(tracker)
     where = f"run {run_id}, artifact {rel or '/'!r}"
-    files = require_files(pointers, run_id, rel, _naming_loader(store, where))
+    files = require_files(pointers, run_id, rel, naming_loader(store, where))
     missing = {md5 for md5, _ in files.values() if not store.exists(md5)}
     if missing:
         try:
@@ -211,38 +194,13 @@ def download_artifacts(
     return str(confined_path(dst_root, rel))
 
 
-# -- the fluent API ------------------------------------------------------------------------
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
-    """Log a local file as an artifact of the active run (or `run_id`), under `artifact_path`."""
-    tracker, rid = _target(run_id)
-    log_run_artifact(tracker, rid, local_path, artifact_path)
-
-
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
-    """Log the contents of a local folder as artifacts of the active run (or `run_id`)."""
-    tracker, rid = _target(run_id)
-    log_run_artifacts(tracker, rid, local_dir, artifact_path)
-
-
-def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
-    """Log a string as a text file artifact (UTF-8)."""
-    tracker, rid = _target(run_id)
-    log_run_bytes(tracker, rid, text.encode("utf-8"), artifact_file)
-
-
-def _dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
+def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
+    """A dict (any JSON/YAML-able value) as the bytes of JSON, or YAML for `.yaml`/`.yml` files."""
     if artifact_file.lower().endswith((".yaml", ".yml")):
         import yaml
 
         return yaml.safe_dump(dictionary, default_flow_style=False, sort_keys=False, allow_unicode=True).encode()
     return (json.dumps(dictionary, indent=2) + "\n").encode()
-
-
-def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
-    """Log a dict (or any JSON/YAML-able value) as JSON, or YAML for `.yaml`/`.yml` files."""
-    tracker, rid = _target(run_id)
-    normalize_artifact_path(artifact_file, allow_root=False)
-    log_run_bytes(tracker, rid, _dict_bytes(dictionary, artifact_file), artifact_file)
 
 
 def _log_via_temp(tracker: Any, run_id: str, write: Any, artifact_file: str) -> dict[str, Any]:
@@ -266,31 +224,11 @@ def log_run_figure(
     return _log_via_temp(tracker, run_id, lambda local: save_figure(figure, local, save_kwargs), artifact_file)
 
 
-def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None, run_id: str | None = None) -> None:
-    """Log a matplotlib figure (or a plotly one, as `.html` or an image) as an artifact."""
-    normalize_artifact_path(artifact_file, allow_root=False)
-    tracker, rid = _target(run_id)
-    log_run_figure(tracker, rid, figure, artifact_file, save_kwargs)
-
-
 def log_run_image(tracker: Any, run_id: str, image: Any, artifact_file: str) -> dict[str, Any]:
     """Save a numpy array or Pillow image as artifact file `artifact_file` of the run."""
     from gitml.artifacts.media import save_image
 
     return _log_via_temp(tracker, run_id, lambda local: save_image(image, local), artifact_file)
-
-
-def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
-    """Log a numpy array or PIL image as an image file (PNG without Pillow; any format with it)."""
-    normalize_artifact_path(artifact_file, allow_root=False)
-    tracker, rid = _target(run_id)
-    log_run_image(tracker, rid, image, artifact_file)
-
-
-def get_artifact_uri(artifact_path: str | None = None) -> str:
-    """The `runs:/<run_id>[/<path>]` URI of the active run's artifacts (starting a run if none)."""
-    _, rid = _target(None)
-    return format_runs_uri(rid, artifact_path)
 
 
 # Longer names some callers use for the tracker-level functions.

@@ -8,6 +8,7 @@ from typing import Any
 
 from gitml.artifacts.oids import is_oid
 from gitml.artifacts.paths import normalize_artifact_path
+from gitml.entities import FileInfo
 from gitml.exceptions import CorruptMetadata, ResourceDoesNotExist
 
 __all__ = [
@@ -23,15 +24,6 @@ __all__ = [
     "require_files",
     "validate_pointer",
 ]
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """One entry of an artifact listing, as MLflow's `FileInfo` entity has it."""
-
-    path: str
-    is_dir: bool
-    file_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def _locate(target: str, path: str | None) -> dict[str, Any]:
 @click.pass_context
 def list_(ctx: click.Context, target: str, path: str | None, as_json: bool) -> None:
     """List the artifacts directly under PATH of a run (or a runs:/ URI)."""
-    from gitml.artifacts.fluent import list_artifacts
+    from gitml.fluent.artifacts import list_artifacts
 
     repo = ctx.obj.get("repo") if ctx.obj else None
     infos = list_artifacts(**_locate(target, path), tracking_uri=repo)
@@ -154,7 +154,7 @@ def list_(ctx: click.Context, target: str, path: str | None, as_json: bool) -> N
 @click.pass_context
 def download(ctx: click.Context, target: str, path: str | None, dst_path: str | None) -> None:
     """Download an artifact file or folder of a run; prints the local path."""
-    from gitml.artifacts.fluent import download_artifacts
+    from gitml.fluent.artifacts import download_artifacts
 
     repo = ctx.obj.get("repo") if ctx.obj else None
     click.echo(download_artifacts(**_locate(target, path), dst_path=dst_path, tracking_uri=repo))

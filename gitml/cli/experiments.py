@@ -12,7 +12,7 @@ __all__ = ["experiments"]
 
 
 def _client(ctx: click.Context):  # type: ignore[no-untyped-def]
-    from gitml.tracking.client import GitMLClient
+    from gitml.client import GitMLClient
 
     return GitMLClient(ctx.obj.get("repo") if ctx.obj else None)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 __all__ = ["monitor"]
@@ -32,11 +30,12 @@ def monitor(ctx: click.Context, host: str, port: int, interval: float) -> None:
 
     Example sample: gitml_model_metric{model="cnn",stage="production",version="3",metric="accuracy"} 0.97
     """
+    from gitml import config
     from gitml.serving.monitor import MonitorServer
 
     repo = (ctx.find_root().obj or {}).get("repo")
     if repo:
-        os.environ["GITML_TRACKING_URI"] = str(repo)
+        config.set_tracking_uri(str(repo))
     server = MonitorServer(host=host, port=port, interval=interval)
     click.echo(
         f"Exporting registry metrics on http://{host}:{server.port}/metrics every {interval:g} s",

@@ -64,7 +64,7 @@ def predict(
 
     repo = ctx.obj.get("repo") if ctx.obj else None
     if repo:
-        from gitml.tracking.fluent import set_tracking_uri
+        from gitml.fluent.tracking import set_tracking_uri
 
         set_tracking_uri(repo)
     kind = content_type or ("csv" if input_path.suffix.lower() == ".csv" else "json")

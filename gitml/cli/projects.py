@@ -84,6 +84,13 @@ def _say(msg: str) -> None:
     help="kubernetes: where to write the Jobs.",
 )
 @click.option(
+    "--apply",
+    "apply",
+    is_flag=True,
+    default=None,
+    help="kubernetes: apply the Jobs (an error when kubectl or a kubeconfig is missing).",
+)
+@click.option(
     "--cache",
     is_flag=True,
     help="Skip a step whose code, params, data and environment match a finished run.",
@@ -111,6 +118,7 @@ def run(
     backend: str,
     backend_config: str | None,
     manifest: str | None,
+    apply: bool | None,
     cache: bool,
     lenient: bool,
     timeout: float | None,
@@ -131,6 +139,7 @@ def run(
             parameters,
             backend_config=backend_config,
             manifest=manifest,
+            apply=apply or None,
             lenient=lenient,
             on_event=_say,
         )

@@ -88,7 +88,7 @@ def register(
     as_json: bool,
 ) -> None:
     """Register the model at MODEL_URI (runs:/<run_id>/<path>) as a new version of NAME."""
-    from gitml.registry.fluent import register_model_with
+    from gitml.fluent.registry import register_model_with
 
     mv = register_model_with(
         _client(ctx), model_uri, name, tags=_tags(tags), description=description

@@ -6,13 +6,14 @@ from typing import Any
 
 import click
 
+from gitml import constants as C
 from gitml.cli._render import echo_json, fmt_time, safe, table
 
 __all__ = ["runs"]
 
 
 def _client(ctx: click.Context) -> Any:
-    from gitml.tracking.client import GitMLClient
+    from gitml.client import GitMLClient
 
     return GitMLClient(ctx.obj.get("repo") if ctx.obj else None)
 
@@ -46,7 +47,7 @@ def _print_runs(runs: list[Any], as_json: bool, metric_cols: int = 3) -> None:
         i = r.info
         rows.append(
             [i.run_id[:12], i.run_name, i.status, i.experiment_id, fmt_time(i.start_time),
-             (r.data.tags.get("mlflow.source.git.commit") or "-")[:8]]
+             (r.data.tags.get(C.TAG_GIT_COMMIT) or "-")[:8]]
             + [_fmt(r.data.metrics.get(k)) for k in keys]
         )  # fmt: skip
     table(["Run", "Name", "Status", "Experiment", "Started", "Commit", *keys], rows)
@@ -112,9 +113,9 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     lines = [
         ("Run", i.run_id), ("Name", i.run_name), ("Experiment", i.experiment_id), ("Status", i.status),
         ("Lifecycle", i.lifecycle_stage), ("User", i.user_id), ("Started", fmt_time(i.start_time)),
-        ("Ended", fmt_time(i.end_time)), ("Commit", d.tags.get("mlflow.source.git.commit")),
-        ("Branch", d.tags.get("mlflow.source.git.branch")), ("Dirty", d.tags.get("gitml.source.dirty")),
-        ("Entry point", d.tags.get("mlflow.source.name")), ("Artifacts", i.artifact_uri),
+        ("Ended", fmt_time(i.end_time)), ("Commit", d.tags.get(C.TAG_GIT_COMMIT)),
+        ("Branch", d.tags.get(C.TAG_GIT_BRANCH)), ("Dirty", d.tags.get(C.TAG_GIT_DIRTY)),
+        ("Entry point", d.tags.get(C.TAG_SOURCE_NAME)), ("Artifacts", i.artifact_uri),
     ]  # fmt: skip
     t = d.tags
     if "gitml.provenance.python" in t:  # a `gitml run` run: its provenance in short

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 __all__ = ["serve"]
@@ -134,18 +132,14 @@ def serve(
     is an error); the model then loads while the port is already open, and /ping answers 200
     once it is ready.
     """
+    from gitml import config
     from gitml.serving.app import ServeOptions
     from gitml.serving.loading import resolve_ref
     from gitml.serving.server import serve as run_server
 
     repo = (ctx.find_root().obj or {}).get("repo")
     if repo:
-        # worker processes and the registry client read the repository from here
-        os.environ["GITML_TRACKING_URI"] = str(repo)
-        if model_uri.startswith(("models:/", "runs:/")):
-            # these URIs do not depend on the working directory, and resolving runs:/ while
-            # loading reads the working directory's repository
-            os.chdir(repo)
+        config.set_tracking_uri(str(repo))  # this process; the workers get it in the options
     if follow and not model_uri.startswith("models:/"):
         raise click.UsageError("--follow needs a models:/ URI (a stage, an alias or latest)")
     ref = resolve_ref(model_uri)
@@ -160,6 +154,7 @@ def serve(
         request_timeout_s=request_timeout,
         max_connections=max_connections,
         name=served_name,
+        repo=str(repo) if repo else None,
     )
     what = f"{ref.name} version {ref.version}" if ref.version else ref.source
     click.echo(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitml.cli._render import echo_json
+from gitml.cli._render import echo_json, safe
 
 __all__ = ["pull", "push", "sync"]
 
@@ -28,7 +28,7 @@ def _moved(m: Any) -> str:
 def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
     result = shared.result
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {safe(warning)}", err=True)
     transfers = [(w, t) for w, t in (("pulled", shared.artifacts_pulled), ("pushed", shared.artifacts_pushed)) if t]
     for word, t in transfers:
         if t.failed:
@@ -37,10 +37,10 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
         if t.corrupt:
             shown = ", ".join(sorted(t.corrupt)[:3]) + (" ..." if len(t.corrupt) > 3 else "")
             click.echo(f"warning: {len(t.corrupt)} artifact object(s) corrupt on {t.remote} "
-                       f"(bad manifest or bytes not matching their md5): {shown}", err=True)  # fmt: skip
+                       f"(bad manifest or bytes not matching their md5): {safe(shown)}", err=True)  # fmt: skip
         if t.skipped_runs:
             shown = ", ".join(sorted(t.skipped_runs)[:3]) + (" ..." if len(t.skipped_runs) > 3 else "")
-            click.echo(f"warning: {len(t.skipped_runs)} run(s) with malformed artifact pointers skipped: {shown}",
+            click.echo(f"warning: {len(t.skipped_runs)} run(s) with malformed artifact pointers skipped: {safe(shown)}",
                        err=True)  # fmt: skip
     if as_json:
         out = dataclasses.asdict(result)
@@ -51,7 +51,7 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
     if quiet:
         return
     for old, new in result.renamed_tags:
-        click.echo(f"Renumbered local tag {old} as {new}: the remote already has another {old}")
+        click.echo(safe(f"Renumbered local tag {old} as {new}: the remote already has another {old}"))
     where = f"{result.remote}/{result.branch}"
     if direction in ("pull", "sync") or not result.pulled.empty:
         if result.pulled.empty:
@@ -97,7 +97,7 @@ _ALLOW_PURGE = click.option(
 @click.pass_context
 def pull(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_purge: bool) -> None:
     """Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin)."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.pull(_path(ctx), remote, allow_purge=allow_purge), "pull", as_json, quiet)
 
@@ -112,7 +112,7 @@ def push(
     ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_drop: bool
 ) -> None:
     """Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.push(_path(ctx), remote, allow_drop=allow_drop), "push", as_json, quiet)
 
@@ -123,6 +123,6 @@ def push(
 @click.pass_context
 def sync(ctx: click.Context, remote: str | None, as_json: bool, quiet: bool, allow_purge: bool) -> None:
     """Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags."""
-    from gitml.tracking import sharing
+    from gitml.fluent import sharing
 
     _render(sharing.sync(_path(ctx), remote, allow_purge=allow_purge), "sync", as_json, quiet)

@@ -19,7 +19,15 @@ from gitml.deploy.kubernetes import MODEL_DIR, RUN_AS, SERVE_PORT
 from gitml.deploy.target import DeployTarget
 from gitml.exceptions import InvalidParameterValue, InvalidState, RemoteError
 
-__all__ = ["DEFAULT_BASE_IMAGE", "ImageOptions", "build_image", "dockerfile_text", "image_reference", "write_context"]
+__all__ = [
+    "DEFAULT_BASE_IMAGE",
+    "ImageOptions",
+    "build_image",
+    "dockerfile_text",
+    "image_reference",
+    "model_extras",
+    "write_context",
+]
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 _WHEELS = "wheels"
@@ -36,7 +44,7 @@ class ImageOptions:
     """Choices for the image: base, how gitml is installed, where packages come from."""
 
     base_image: str = DEFAULT_BASE_IMAGE
-    gitml_requirement: str = "gitml[serve,sklearn,torch]"
+    gitml_requirement: str | None = None  # default: gitml with the extras the model's flavors need
     wheelhouse: Path | None = None  # a folder of wheels: installs offline from it alone
     index_url: str | None = None  # a local package index
     extra_labels: dict[str, str] = field(default_factory=dict)
@@ -57,10 +65,30 @@ def _label_value(value: str) -> str:
     return json.dumps(value)  # a double-quoted string, as the Dockerfile LABEL syntax reads it
 
 
-def dockerfile_text(target: DeployTarget, opts: ImageOptions) -> str:
+# The extra of gitml each flavor loads with (pyfunc alone needs none beyond serving).
+_FLAVOR_EXTRAS = {"sklearn": "sklearn", "pytorch": "torch", "keras": "keras", "tensorflow": "keras"}
+
+
+def model_extras(model_dir: Path) -> list[str]:
+    """gitml's extras for a model folder's flavors, read from its MLmodel (bounded, no aliases)."""
+    import yaml
+
+    path = model_dir / "MLmodel"
+    try:
+        text = path.read_text(errors="replace")[:1_000_000]
+        data = yaml.safe_load(text) if "*" not in text and "&" not in text else None
+    except (OSError, yaml.YAMLError):
+        data = None
+    flavors = data.get("flavors") if isinstance(data, dict) else None
+    names = list(flavors) if isinstance(flavors, dict) else []
+    return sorted({"serve"} | {_FLAVOR_EXTRAS[f] for f in names if f in _FLAVOR_EXTRAS})
+
+
+def dockerfile_text(target: DeployTarget, opts: ImageOptions, extras: list[str] | None = None) -> str:
     """The Dockerfile for `target`, its build context laid out by write_context."""
-    if not _PIP_SPEC.match(opts.gitml_requirement):
-        raise InvalidParameterValue(f"not a pip requirement: {opts.gitml_requirement!r}")
+    requirement = opts.gitml_requirement or f"gitml[{','.join(extras or ['serve'])}]"
+    if not _PIP_SPEC.match(requirement):
+        raise InvalidParameterValue(f"not a pip requirement: {requirement!r}")
     if opts.wheelhouse is not None:
         source = f"--no-index --find-links /opt/gitml/{_WHEELS}"
     elif opts.index_url is not None:
@@ -88,16 +116,25 @@ def dockerfile_text(target: DeployTarget, opts: ImageOptions) -> str:
     return f"""# Written by gitml for {target.model_uri} ({target.git_tag}); rebuild with
 #   gitml models build-docker -m {target.requested} -n IMAGE
 ARG BASE_IMAGE={opts.base_image}
+
+# Stage 1: gitml and the model's requirements in a virtual environment (a venv works on
+# python:*-slim and on distribution images whose system Python refuses pip, PEP 668).
+FROM ${{BASE_IMAGE}} AS deps
+ENV PIP_NO_CACHE_DIR=1
+RUN python3 -m venv /opt/gitml/venv
+ENV PATH=/opt/gitml/venv/bin:$PATH
+{wheel_copy}COPY requirements.txt /opt/gitml/requirements.txt
+RUN {pip} "{requirement}" -r /opt/gitml/requirements.txt
+
+# Stage 2: the environment without the wheels it came from, then the model, last: a retrained
+# model with the same requirements reuses every layer but the model's.
 FROM ${{BASE_IMAGE}}
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HOME=/home/gitml
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/home/gitml PATH=/opt/gitml/venv/bin:$PATH
 RUN (getent group {RUN_AS} || groupadd --gid {RUN_AS} gitml) \\
  && (getent passwd {RUN_AS} || useradd --uid {RUN_AS} --gid {RUN_AS} --home-dir /home/gitml --create-home --shell /usr/sbin/nologin gitml)
-WORKDIR /opt/gitml
-# Dependencies first: a retrained model with the same requirements reuses these layers.
-{wheel_copy}COPY requirements.txt /opt/gitml/requirements.txt
-RUN {pip} "{opts.gitml_requirement}" -r /opt/gitml/requirements.txt
-# The model last: the only layer a model-only change rebuilds.
+COPY --from=deps /opt/gitml/venv /opt/gitml/venv
 COPY --chown={RUN_AS}:{RUN_AS} model/ {MODEL_DIR}/
+WORKDIR /opt/gitml
 LABEL {label_lines}
 USER {RUN_AS}:{RUN_AS}
 EXPOSE {SERVE_PORT}
@@ -129,7 +166,7 @@ def write_context(target: DeployTarget, model_dir: Path, out_dir: Path, opts: Im
     """Lay out a build context in `out_dir`: Dockerfile, requirements.txt, model/, wheels/."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = dockerfile_text(target, opts)
+    text = dockerfile_text(target, opts, model_extras(model_dir))
     (out / "requirements.txt").write_text(_requirements(model_dir))
     dest = out / "model"
     if dest.exists():
@@ -157,7 +194,8 @@ def build_image(context: Path, image: str, base_image: str | None = None, docker
     args += ["--", str(context)]
     proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        detail = " | ".join(lines[-3:]) or f"exit {proc.returncode}"
         if "Cannot connect to the Docker daemon" in proc.stderr or "docker.sock" in proc.stderr:
             raise InvalidState(
                 f"no Docker engine answers ({detail}); the Dockerfile is written in {context}"

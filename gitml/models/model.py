@@ -51,9 +51,9 @@ def _validate(data: Any, where: str) -> None:
 
 
 def _gitml_version() -> str:
-    from gitml import __version__
+    from gitml.constants import VERSION
 
-    return __version__
+    return VERSION
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,7 +10,11 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
+from gitml import config
+from gitml.artifacts.uri import resolve_runs_uri
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
+from gitml.registry.resolve import resolve_models_uri
+from gitml.tracking.tracker import get_tracker
 
 __all__ = [
     "RunsUri",
@@ -23,11 +25,6 @@ __all__ = [
     "temporary_model_dir",
 ]
 
-# The registry fills this hook: `resolve_models_uri("models:/name/1") -> "runs:/<id>/<path>"`
-# (or a local path). Looked up lazily so models work before and without the registry.
-_REGISTRY_HOOK = "gitml.registry.resolve"
-
-
 class RunsUri(NamedTuple):
     """A parsed `runs:/<run_id>/<path>` URI."""
 
@@ -37,8 +34,6 @@ class RunsUri(NamedTuple):
 
 def parse_runs_uri(uri: str) -> RunsUri:
     """Split `runs:/<run_id>/<path>`; the path is normalised and confined (`..` is refused)."""
-    from gitml.artifacts.uri import resolve_runs_uri
-
     run_id, path = resolve_runs_uri(uri)
     return RunsUri(run_id, path)
 
@@ -46,15 +41,12 @@ def parse_runs_uri(uri: str) -> RunsUri:
 def _download(run_id: str, path: str, dst: Path | str | None) -> Path:
     try:
         from gitml.artifacts.api import download_artifacts
-        from gitml.tracking.tracker import get_tracker
     except ImportError as e:
         if isinstance(e, ModuleNotFoundError) and e.name and e.name.startswith("gitml"):
             raise InvalidParameterValue(f"runs:/ URIs need gitml's artifact store ({e})") from e
         raise MissingDependency(getattr(e, "name", None) or "dvc", "artifacts") from e
-    from gitml.tracking.fluent import get_tracking_uri_or_none
-
     # the repository set_tracking_uri / GITML_TRACKING_URI names, as for every other read
-    tracker = get_tracker(get_tracking_uri_or_none())
+    tracker = get_tracker(config.tracking_uri())
     local = download_artifacts(tracker, run_id, path, dst_path=str(dst) if dst else None)
     return Path(local)
 
@@ -66,12 +58,7 @@ def _resolve_runs(uri: str, dst: Path | str | None) -> Path:
 
 def _models_target(uri: str) -> str:
     """What the registry says a `models:/` URI names: a `runs:/` URI or a local path."""
-    if importlib.util.find_spec(_REGISTRY_HOOK) is None:
-        raise InvalidParameterValue(
-            f"cannot resolve {uri!r}: the model registry is not available in this gitml yet"
-        )
-    hook = importlib.import_module(_REGISTRY_HOOK)
-    target = str(hook.resolve_models_uri(uri))
+    target = str(resolve_models_uri(uri))
     if target.startswith("models:/"):
         raise InvalidParameterValue(f"{uri!r} resolves to another models:/ URI ({target})")
     return target

@@ -193,9 +193,7 @@ def _gitml_pth(folder: Path, python: Path) -> None:
     )
     site = Path(proc.stdout.strip())
     if proc.returncode == 0 and site.is_dir():
-        import gitml
-
-        paths = {str(Path(gitml.__file__).resolve().parent.parent)}
+        paths = {str(Path(__file__).resolve().parent.parent.parent)}  # where gitml is installed
         import yaml
 
         paths.add(str(Path(yaml.__file__).resolve().parent.parent))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml.config import child_env
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.projects.envs import Environment, prepare_env
 from gitml.projects.params import build_argv, resolve_params
@@ -89,9 +90,9 @@ class ProjectRun:
 
 
 def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
-    from gitml.tracking.client import GitMLClient
+    from gitml.tracking.client import TrackingClient
 
-    return GitMLClient(tracking_uri)
+    return TrackingClient(tracking_uri)
 
 
 def _experiment_id(client: Any, name: str | None, experiment_id: str | None) -> str:
@@ -119,8 +120,8 @@ def prepare_step(
         given = {k: v for k, v in given.items() if k in entry.parameters}
     final, extra = resolve_params(entry, given, project.root)
     argv = env.argv(build_argv(entry, final, extra))
-    code, patch = code_provenance(repo_root)
-    data = data_provenance(repo_root, project.root)
+    code, patch, untracked = code_provenance(repo_root)
+    data = data_provenance(repo_root, project.root, untracked)
     for p in entry.parameters.values():
         if p.type == "path" and p.name in final and os.path.exists(final[p.name]):
             path = Path(final[p.name])
@@ -299,6 +300,12 @@ def _run_folder(
     repo_root = _code_root(project.root)
     state_dir: Path = tracker.repo.state_dir
     order = plan_steps(project, entry_point)
+    for name in order:  # parameters and commands first: cheap, and before any env is built
+        ep = project.entry_point(name)
+        step_given = (
+            given if name == order[-1] else {k: v for k, v in given.items() if k in ep.parameters}
+        )
+        build_argv(ep, *resolve_params(ep, step_given, project.root))
     env = prepare_env(project, env_manager or "local", state_dir)
     # Everything is checked before the first run is created: nothing half-done on the branch.
     plans = [
@@ -314,7 +321,7 @@ def _run_folder(
         for name in order
     ]
     exp_id = _experiment_id(client, experiment_name, experiment_id)
-    base_env = dict(os.environ if environ is None else environ)
+    base_env = child_env() if environ is None else dict(environ)
     tags = dict(extra_tags or {})
     if len(plans) == 1:
         return _run_step(

@@ -1,7 +1,7 @@
-"""MLflow's model-registry client methods, as a mixin the tracking client inherits.
+"""`RegistryClient`: MLflow's model-registry client methods over a repository's Git tags.
 
-The mixin needs one attribute from its host: `_tracker` (gitml.tracking.tracker.Tracker),
-for the repository and for reading runs. `RegistryClient` is the mixin on its own.
+It reads runs (for a version's source) through the tracking package's Tracker; the public
+`gitml.client.MlflowClient` composes it with the tracking client over one Tracker.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any
 
+from gitml import config
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.registry.entities import ModelVersion, RegisteredModel, RegistryEvent
 from gitml.registry.metadata import update_model_meta, update_versions_meta
@@ -40,8 +41,9 @@ from gitml.registry.tags import (
     parse_tag,
     validate_model_name,
 )
+from gitml.tracking.tracker import Tracker, get_tracker
 
-__all__ = ["RegistryClient", "RegistryClientMixin", "RegistryPagedList"]
+__all__ = ["RegistryClient", "RegistryPagedList"]
 
 
 def _ms() -> int:
@@ -56,10 +58,17 @@ def _str_map(tags: dict[str, Any] | None, what: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
 
 
-class RegistryClientMixin(StagesMixin):
-    """Every MLflow registry method; versions are integers, stages MLflow's four names."""
+class RegistryClient(StagesMixin):
+    """Every MLflow registry method; versions are integers, stages MLflow's four names.
 
-    _tracker: Any  # gitml.tracking.tracker.Tracker, set by the host client
+    The registry is the Git tags of the repository at `tracking_uri` (default: the configured
+    tracking URI, else the working directory's); `tracker` shares an open Tracker instead.
+    """
+
+    def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, *, tracker: Tracker | None = None) -> None:
+        if tracker is None:
+            tracker = get_tracker(tracking_uri if tracking_uri is not None else config.tracking_uri())
+        self._tracker: Tracker = tracker
 
     def _registry(self) -> Registry:
         return Registry(self._tracker.repo)
@@ -451,15 +460,6 @@ def _problem_model(tag: str) -> str:
     # The model a skipped tag is about: parsed when it can be, else the name before @ or #.
     parsed = parse_tag(tag)
     return parsed.model if parsed is not None else re.split(r"[@#]", tag, maxsplit=1)[0]
-
-
-class RegistryClient(RegistryClientMixin):
-    """The registry methods alone, for a repository (default: the working directory's)."""
-
-    def __init__(self, tracking_uri: str | os.PathLike[str] | None = None) -> None:
-        from gitml.tracking.tracker import get_tracker
-
-        self._tracker = get_tracker(tracking_uri)
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gitml import constants as C
 from gitml.exceptions import RepositoryError
 from gitml.store.repo import GitRepo
 
@@ -31,7 +32,7 @@ __all__ = [
 MAX_TAG_TIME = 253_402_300_799
 # A tag message past this is not a registry event (gitml writes a few hundred bytes).
 MAX_MESSAGE = 1 << 20
-_ZERO = "0" * 40
+_ZERO = C.NULL_SHA
 
 
 @dataclass(frozen=True, slots=True)

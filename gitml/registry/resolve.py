@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from gitml import config
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.registry.registry import Registry, open_registry
 from gitml.registry.source_check import source_of
 from gitml.registry.state import ModelState, VersionState
 from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
+from gitml.tracking.tracker import get_tracker
 
 __all__ = [
     "CurrentVersion",
@@ -17,6 +19,7 @@ __all__ = [
     "parse_models_uri",
     "resolve_models_uri",
     "resolve_version",
+    "version_location",
 ]
 
 
@@ -86,12 +89,14 @@ def resolve_models_uri(uri: str, registry: Registry | None = None) -> str:
     """The `runs:/<run_id>/<path>` URI (or the registered source) that a `models:/` URI names."""
     parsed = parse_models_uri(uri)
     if registry is None:
-        from gitml.tracking import fluent
-        from gitml.tracking.tracker import get_tracker
-
         # The repository runs go to (set_tracking_uri, GITML_TRACKING_URI), else the working dir's.
-        registry = Registry(get_tracker(fluent.get_tracking_uri_or_none()).repo)
+        registry = Registry(get_tracker(config.tracking_uri()).repo)
     _, version = resolve_version(registry, parsed)
+    return version_location(uri, version)
+
+
+def version_location(uri: str, version: VersionState) -> str:
+    """Where a resolved version's model is: its `runs:/<run_id>/<path>` URI or registered source."""
     source = source_of(version.meta, f"{uri} ({version.registration.tag})")
     if source is not None:
         return source

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.registry.registry import Registry
 
 __all__ = ["GIT_COMMIT_TAG", "version_info"]
 
 # The run tag holding the code commit, as MLflow names it.
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
+GIT_COMMIT_TAG = C.TAG_GIT_COMMIT
 
 
 def version_info(
@@ -26,12 +27,12 @@ def version_info(
     info: dict[str, Any] = {"model": name, "source": source}
     path: str | None = None
     if source.startswith("runs:/"):
-        from gitml.models.uri import parse_runs_uri
+        from gitml.artifacts.uri import resolve_runs_uri
 
-        parsed = parse_runs_uri(source)
-        if run_id is not None and run_id != parsed.run_id:
+        source_run, path = resolve_runs_uri(source)
+        if run_id is not None and run_id != source_run:
             raise InvalidParameterValue(f"run_id {run_id} does not match the source {source}")
-        run_id, path = parsed.run_id, parsed.path
+        run_id = source_run
     info["run_id"] = run_id
     info["artifact_path"] = path
     if run_id is None:

@@ -19,10 +19,18 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gitml.config import child_env
 from gitml.exceptions import ConcurrencyError, RemoteError
 from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
 from gitml.registry.state import load_message
-from gitml.registry.tags import Action, format_tag, parse_tag, semver_key, semver_of_major
+from gitml.registry.tags import (
+    Action,
+    format_tag,
+    is_registry_tag,
+    parse_tag,
+    semver_key,
+    semver_of_major,
+)
 from gitml.store.remote_names import check_remote
 from gitml.store.repo import GitRepo
 
@@ -48,10 +56,6 @@ class Renamed:
     new: str
 
 
-def is_registry_tag(name: str) -> bool:
-    """Whether a tag name is in GTO's grammar (the tags `gitml push` moves)."""
-    return parse_tag(name) is not None
-
 
 def registry_refspecs(repo: GitRepo) -> list[str]:
     """`refs/tags/X:refs/tags/X` for every registry tag of the repository (for a push)."""
@@ -63,7 +67,6 @@ def registry_refspecs(repo: GitRepo) -> list[str]:
 def _git(
     repo: GitRepo, args: list[str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    import os
 
     return subprocess.run(
         ["git", *args],
@@ -72,7 +75,7 @@ def _git(
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **_ENV},
+        env=child_env(_ENV),
     )
 
 

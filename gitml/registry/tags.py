@@ -14,6 +14,7 @@ __all__ = [
     "Action",
     "TagName",
     "format_tag",
+    "is_registry_tag",
     "mlflow_stage_of",
     "parse_tag",
     "semver_key",
@@ -123,6 +124,11 @@ def parse_tag(name: str) -> TagName | None:
         action = Action.UNASSIGN if cancel else Action.ASSIGN
         return TagName(model, action, stage=m["stage"], counter=counter)
     return TagName(model, Action.DEPRECATE, counter=counter)
+
+
+def is_registry_tag(name: str) -> bool:
+    """Whether a tag name (without refs/tags/) is in GTO's grammar: the tags `gitml push` moves."""
+    return parse_tag(name) is not None
 
 
 def _check(value: object, what: str) -> str:

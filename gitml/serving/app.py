@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gitml.config import env_value
 from gitml.exceptions import GitMLError, InvalidParameterValue
 from gitml.serving import v2
 from gitml.serving.batching import Batcher
@@ -76,6 +77,7 @@ class ServeOptions:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # to read one request, headers and body
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # kept below the open-file limit
     name: str | None = None  # the name V2 clients call the model by (default: its registered name)
+    repo: str | None = None  # the repository `runs:/` and `models:/` read (None: the configured one)
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the options from the environment."""
@@ -102,7 +104,7 @@ def model_threads_for(options: ServeOptions) -> int | None:
     """
     if options.model_threads > 0:
         return options.model_threads
-    if os.environ.get("OMP_NUM_THREADS"):
+    if env_value("OMP_NUM_THREADS"):
         return None
     try:
         cores = len(os.sched_getaffinity(0))
@@ -187,7 +189,7 @@ class ServingState:
     def health(self) -> dict[str, Any]:
         """The `/health` body."""
         status = "ok" if self.current is not None else ("failed" if self.error else "loading")
-        from gitml import __version__
+        from gitml.constants import VERSION as __version__
 
         return {
             "status": status,
@@ -255,6 +257,10 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
+    if options.repo is not None:
+        from gitml import config
+
+        config.set_tracking_uri(options.repo)  # runs:/ and models:/ read this repository
     state = ServingState(options, loader)
     batcher = Batcher(
         state.predict, options.max_batch_size, options.max_wait_ms, state.on_call, state.merge
@@ -359,7 +365,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         return _v2_json(200 if ready else 503, {"ready": ready})
 
     async def v2_server(request: Any) -> Any:
-        from gitml import __version__
+        from gitml.constants import VERSION as __version__
 
         return _v2_json(200, {"name": "gitml", "version": __version__, "extensions": []})
 
@@ -395,7 +401,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         return Response(json.dumps(body), status_code=status, media_type="application/json")
 
     async def version(request: Any) -> Any:
-        from gitml import __version__
+        from gitml.constants import VERSION as __version__
 
         metrics.request("/version", 200)
         return PlainTextResponse(__version__)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gitml import config
+from gitml.artifacts.uri import resolve_runs_uri
 from gitml.exceptions import GitMLError, InvalidParameterValue, ResourceDoesNotExist
 
 __all__ = ["LoadedModel", "ModelRef", "load_ref", "resolve_ref"]
 
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^@]+?)(?:/(?P<ref>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 _STAGES = {"none", "staging", "production", "archived"}
 
 
@@ -26,6 +26,7 @@ class ModelRef:
     version: str = ""
     stage: str = ""
     run_id: str = ""
+    location: str = ""  # where the model is (a models:/ URI's runs:/ URI), resolved once
 
     def labels(self) -> dict[str, str]:
         """The labels of the `gitml_model_info` metric."""
@@ -70,64 +71,71 @@ def _short_name(source: str) -> str:
     return Path(source.rstrip("/")).name or source
 
 
-def resolve_ref(uri: str) -> ModelRef:
+def resolve_ref(uri: str, tracking_uri: str | None = None) -> ModelRef:
     """Resolve `uri` now: a `models:/` URI becomes the exact version the registry names.
 
-    Raises ResourceDoesNotExist when the model, version, stage or alias is not there, and
+    The URI is parsed once (the registry's grammar) and the registry read once; the ref
+    carries where that version's model is, so loading does not ask the registry again.
+    `tracking_uri` names the repository (default: the configured one). Raises
+    ResourceDoesNotExist when the model, version, stage or alias is not there, and
     InvalidParameterValue for a URI that cannot be read; local paths must exist.
     """
-    m = _MODELS_URI.match(uri)
-    if m is None:
-        if uri.startswith("models:"):
-            raise InvalidParameterValue(
-                f"Cannot read model URI {uri!r}: use models:/NAME/VERSION, models:/NAME/STAGE "
-                "or models:/NAME@ALIAS"
-            )
+    if not uri.startswith("models:"):
         if "://" not in uri and not uri.startswith(("runs:", "file:")):
             if not Path(uri).exists():
                 raise ResourceDoesNotExist(f"No model at {uri!r}: the path does not exist")
         if uri.startswith("runs:/"):
-            parts = uri[len("runs:/") :].split("/", 1)
-            return ModelRef(uri=uri, source=uri, run_id=parts[0])
+            run_id, _ = resolve_runs_uri(uri)
+            return ModelRef(uri=uri, source=uri, run_id=run_id)
         return ModelRef(uri=uri, source=uri)
-    name, ref, alias = m.group("name"), m.group("ref"), m.group("alias")
-    from gitml.tracking.client import MlflowClient
+    # The registry loads only for models:/ URIs (a served path or runs:/ URI never reads tags).
+    from gitml.registry.registry import Registry
+    from gitml.registry.resolve import parse_models_uri, resolve_version, version_location
+    from gitml.tracking.tracker import get_tracker
 
-    client: Any = MlflowClient()
     try:
-        if alias is not None:
-            mv = client.get_model_version_by_alias(name, alias)
-            what = alias
-        elif ref is not None and ref.isdigit():
-            mv = client.get_model_version(name, ref)
-            what = ""
-        elif ref is not None and ref.lower() == "latest":
-            versions = client.get_latest_versions(name)
-            if not versions:
-                raise ResourceDoesNotExist(f"Registered model {name!r} has no versions")
-            mv = max(versions, key=lambda v: int(v.version))
-            what = "latest"
-        else:
-            assert ref is not None
-            versions = client.get_latest_versions(name, stages=[ref])
-            if not versions:
-                raise ResourceDoesNotExist(
-                    f"No version of model {name!r} is in stage {ref!r} (see `gitml models list`)"
-                )
-            mv = versions[0]
-            what = ref.lower() if ref.lower() in _STAGES else ref
+        parsed = parse_models_uri(uri)
+    except InvalidParameterValue as e:
+        raise InvalidParameterValue(
+            f"Cannot read model URI {uri!r}: use models:/NAME/VERSION, models:/NAME/STAGE "
+            f"or models:/NAME@ALIAS ({e.message})"
+        ) from e
+    name = parsed.name
+    try:
+        tracker = get_tracker(tracking_uri if tracking_uri is not None else config.tracking_uri())
+        registry = Registry(tracker.repo)
+        _, found = resolve_version(registry, parsed)
+        location = version_location(uri, found)
+    except ResourceDoesNotExist as e:
+        if parsed.latest:
+            raise ResourceDoesNotExist(f"Registered model {name!r} has no versions") from e
+        if parsed.stage is not None and "not found" not in e.message:
+            raise ResourceDoesNotExist(
+                f"No version of model {name!r} is in stage {parsed.stage!r} (see `gitml models list`)"
+            ) from e
+        raise
     except GitMLError:
         raise
     except Exception as e:  # the registry's own failures, in one line
-        raise ResourceDoesNotExist(f"Cannot resolve {uri!r}: {e}")
-    version = str(mv.version)
+        raise ResourceDoesNotExist(f"Cannot resolve {uri!r}: {e}") from e
+    if parsed.alias is not None:
+        what = parsed.alias
+    elif parsed.latest:
+        what = "latest"
+    elif parsed.stage is not None:
+        what = parsed.stage.lower() if parsed.stage.lower() in _STAGES else parsed.stage
+    else:
+        what = ""
+    version = str(found.number)
+    source_run = found.meta.get("run_id")
     return ModelRef(
         uri=uri,
         source=f"models:/{name}/{version}",
         name=name,
         version=version,
         stage=what,
-        run_id=str(getattr(mv, "run_id", "") or ""),
+        run_id=source_run if isinstance(source_run, str) else "",
+        location=location,
     )
 
 
@@ -135,10 +143,10 @@ def load_ref(ref: ModelRef, loader: Any = None) -> LoadedModel:
     """Load the model `ref` names with the pyfunc loader (or `loader(source)`), timed."""
     started = time.perf_counter()
     if loader is None:
-        from gitml.pyfunc import load_model
+        from gitml.models.pyfunc_model import load_model
 
         loader = load_model
-    model = loader(ref.source)
+    model = loader(ref.location or ref.source)
     loaded = LoadedModel(ref=ref, model=model, load_seconds=time.perf_counter() - started)
     if not ref.run_id:
         run_id = getattr(getattr(model, "metadata", None), "run_id", None)

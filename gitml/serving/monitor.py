@@ -29,10 +29,26 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
     return family
 
 
-def _client() -> Any:
-    from gitml.tracking.client import MlflowClient
+class _Reader:
+    """The registry and the runs behind it, over one Tracker (the configured repository)."""
 
-    return MlflowClient()
+    def __init__(self) -> None:
+        from gitml import config
+        from gitml.registry.client import RegistryClient
+        from gitml.tracking.client import TrackingClient
+        from gitml.tracking.tracker import get_tracker
+
+        tracker = get_tracker(config.tracking_uri())
+        self._registry = RegistryClient(tracker=tracker)
+        self._runs = TrackingClient(tracker=tracker)
+
+    def __getattr__(self, name: str) -> Any:
+        part = self._runs if name == "get_run" else self._registry
+        return getattr(part, name)
+
+
+def _client() -> Any:
+    return _Reader()
 
 
 def collect_registry(client: Any = None) -> dict[str, list[Sample]]:

@@ -6,12 +6,12 @@ double what one worker answers per second over asyncio and h11.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from gitml.config import env_value, swap_env
 from gitml.serving.app import ServeOptions, create_app
 from gitml.serving.metrics import MULTIPROC_ENV
 from gitml.serving.protection import (
@@ -83,9 +83,9 @@ def serve(
     share = tempfile.mkdtemp(prefix="gitml-serve-metrics-")
     try:
         opts = ServeOptions(**{**options.__dict__, "metrics_dir": share})
-        os.environ[OPTIONS_ENV] = opts.to_json()
+        # the worker processes read the options there
         # prometheus_client keeps each worker's values in files there; /metrics sums them
-        os.environ[MULTIPROC_ENV] = share
+        swap_env({OPTIONS_ENV: opts.to_json(), MULTIPROC_ENV: share})
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config("gitml.serving.server:worker_app", factory=True, workers=workers, **kwargs)
@@ -98,4 +98,4 @@ def serve(
 
 def worker_app() -> Any:
     """The app of one worker process, built from the options its parent put in the environment."""
-    return create_app(ServeOptions.from_json(os.environ[OPTIONS_ENV]))
+    return create_app(ServeOptions.from_json(env_value(OPTIONS_ENV) or "{}"))

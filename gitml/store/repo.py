@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitml import constants as C
+from gitml.config import env_has, env_value
 from gitml.exceptions import ConcurrencyError, CorruptMetadata, RepositoryError
 from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, ObjectStore
 
@@ -31,7 +33,7 @@ __all__ = ["Changes", "GitRepo", "SourceInfo", "find_repo_root"]
 # path -> new content, or None to delete (a file or a whole directory)
 Changes = Mapping[str, "bytes | None"]
 
-_ZERO = "0" * 40
+_ZERO = C.NULL_SHA
 
 
 def _git(args: list[str], cwd: Path | str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -64,7 +66,7 @@ def find_repo_root(path: Path | str | None = None) -> Path:
         return cached
     if not start.exists():
         raise RepositoryError(f"{start} does not exist")
-    root = None if "GIT_DIR" in os.environ else _discover(start)
+    root = None if env_has("GIT_DIR") else _discover(start)
     if root is None:
         root = _find_with_git(start)
     if len(_ROOTS) > 1000:
@@ -328,8 +330,8 @@ class GitRepo:
         if self._identity is None:
             name = _git(["config", "user.name"], cwd=self.git_dir, check=False).stdout.strip()
             email = _git(["config", "user.email"], cwd=self.git_dir, check=False).stdout.strip()
-            name = os.environ.get("GIT_COMMITTER_NAME") or name or os.environ.get("USER") or "gitml"
-            email = os.environ.get("GIT_COMMITTER_EMAIL") or email or "gitml@localhost"
+            name = env_value("GIT_COMMITTER_NAME") or name or env_value("USER") or "gitml"
+            email = env_value("GIT_COMMITTER_EMAIL") or email or "gitml@localhost"
             self._identity = f"{name} <{email}>"
         return self._identity
 

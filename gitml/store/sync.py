@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml.config import Config, resolve_config
+from gitml import constants as C
+from gitml.config import Config, child_env, env_value, resolve_config
 from gitml.exceptions import InvalidState, RemoteError, RepositoryError
 from gitml.store.merge import merge_trees, purged_runs, run_changes
 from gitml.store.remote_names import check_remote
@@ -30,7 +31,6 @@ __all__ = [
     "PURGE_MAX_SHARE",
     "Moved",
     "SyncResult",
-    "is_registry_tag",
     "open_repo",
     "pull",
     "push",
@@ -38,7 +38,7 @@ __all__ = [
     "sync",
 ]
 
-_ZERO = "0" * 40
+_ZERO = C.NULL_SHA
 # Git's messages are parsed to tell a race from a refusal: ask for them untranslated.
 _ENV = {"LC_ALL": "C", "LANGUAGE": "C"}
 # A push that lost a race to another clone: fetch, merge and try again.
@@ -118,9 +118,8 @@ class SyncResult:
 Reconcile = Callable[[GitRepo, str, list[str], dict[str, str]], Sequence[Any]]
 
 
-def is_registry_tag(name: str) -> bool:
-    """Whether a tag name (without refs/tags/) is a registry tag, in GTO's grammar (`@` or `#`)."""
-    return "@" in name or "#" in name
+def _no_tags(name: str) -> bool:
+    return False
 
 
 def open_repo(path: str | os.PathLike[str] | None = None) -> tuple[GitRepo, Config]:
@@ -156,7 +155,7 @@ def _git(
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, **_ENV}
+    env = child_env(_ENV)
     # A person at a terminal may type a password when Git asks; a CI job or a background
     # auto-push must fail at once instead of waiting for one.
     if "GIT_TERMINAL_PROMPT" not in env and not _interactive():
@@ -166,7 +165,7 @@ def _env() -> dict[str, str]:
 
 def _interactive() -> bool:
     try:
-        return os.isatty(0) and not os.environ.get("CI")
+        return os.isatty(0) and not env_value("CI")
     except OSError:
         return False
 
@@ -283,11 +282,10 @@ def _count_runs(repo: GitRepo, tree: str) -> int:
 
 
 def _check_removals(
-    repo: GitRepo, remote: str, ours: str, new_tree: str, allow_purge: bool, warnings: list[str]
+    repo: GitRepo, remote: str, ours: str, removed: Sequence[str], allow_purge: bool, warnings: list[str]
 ) -> None:
-    """Report runs of this clone that taking `new_tree` would remove; refuse above the
+    """Report runs of this clone (at `ours`) that the pull would remove; refuse above the
     threshold unless `allow_purge` (InvalidState, nothing changed)."""
-    removed = run_changes(repo, repo.tree_of(ours), new_tree).removed
     if not removed:
         return
     total = _count_runs(repo, repo.tree_of(ours))
@@ -382,7 +380,8 @@ def _merge_into_local(
         base = _git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
         if ours is None or base == ours:
             if ours is not None:
-                _check_removals(repo, remote, ours, repo.tree_of(theirs), allow_purge, warnings)
+                removed = run_changes(repo, repo.tree_of(ours), repo.tree_of(theirs)).removed
+                _check_removals(repo, remote, ours, removed, allow_purge, warnings)
             if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
                 return False, theirs
             continue
@@ -397,8 +396,8 @@ def _merge_into_local(
                 repo.tree_of(theirs),
                 ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
             )
-            _check_removals(repo, remote, ours, result.tree, allow_purge, warnings)
             changes = run_changes(repo, repo.tree_of(ours), result.tree)
+            _check_removals(repo, remote, ours, changes.removed, allow_purge, warnings)
             message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
             notes = [
                 *(f"warning: {w}" for w in result.warnings),
@@ -419,7 +418,7 @@ def pull(
     remote: str | None = None,
     *,
     config: Config | None = None,
-    tag_filter: Callable[[str], bool] = is_registry_tag,
+    tag_filter: Callable[[str], bool] = _no_tags,
     allow_purge: bool = False,
 ) -> SyncResult:
     """Fetch the metadata branch and registry tags from `remote` and merge them into the local branch.
@@ -491,7 +490,7 @@ def push(
     remote: str | None = None,
     *,
     config: Config | None = None,
-    tag_filter: Callable[[str], bool] = is_registry_tag,
+    tag_filter: Callable[[str], bool] = _no_tags,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
     allow_purge: bool = False,
@@ -609,7 +608,7 @@ def sync(
     remote: str | None = None,
     *,
     config: Config | None = None,
-    tag_filter: Callable[[str], bool] = is_registry_tag,
+    tag_filter: Callable[[str], bool] = _no_tags,
     reconcile: Reconcile | None = None,
     allow_drop: bool = False,
     allow_purge: bool = False,

@@ -1,4 +1,9 @@
-"""Experiment tracking: entities, the client, the search grammar and the query index."""
+"""Experiment tracking: the tracker, the tracking client, the search grammar and the query index.
+
+`gitml.tracking.MlflowClient` is MLflow's public path to the client; the client composes this
+package with the registry, so this face resolves it lazily from `gitml.client` (the one
+upward name in the import table, allowed for MLflow's public names only).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ __all__ = ["GitMLClient", "MlflowClient"]
 
 def __getattr__(name: str) -> Any:
     if name in ("MlflowClient", "GitMLClient"):
-        from gitml.tracking import client
+        from gitml import client
 
         return getattr(client, name)
     raise AttributeError(f"module 'gitml.tracking' has no attribute {name!r}")

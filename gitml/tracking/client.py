@@ -1,4 +1,9 @@
-"""`MlflowClient` (also `GitMLClient`): MLflow's tracking client over a Git repository."""
+"""`TrackingClient`: the tracking half of MLflow's client (experiments, runs, artifacts) over a Git repository.
+
+`gitml.client.MlflowClient` composes it with the registry's `RegistryClient`; MLflow's path
+`gitml.tracking.client.MlflowClient` (and `GitMLClient`) resolves to it lazily: a face name,
+the one kind of upward reference the import table allows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from gitml import config
 from gitml import constants as C
 from gitml.entities import (
     Experiment,
@@ -19,7 +25,6 @@ from gitml.entities import (
     ViewType,
 )
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.registry.client import RegistryClientMixin
 from gitml.tracking import names
 from gitml.tracking.operations import RunOperations, operations_for
 from gitml.tracking.tracker import Tracker, get_tracker
@@ -31,7 +36,7 @@ from gitml.tracking.validation import (
     check_tag_value,
 )
 
-__all__ = ["GitMLClient", "MlflowClient", "PagedList"]
+__all__ = ["PagedList", "TrackingClient"]
 
 
 class PagedList(list):  # type: ignore[type-arg]
@@ -46,16 +51,24 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
-class GitMLClient(RegistryClientMixin):
-    """MLflow's client API; `tracking_uri` is a path inside a Git repository (default: cwd's)."""
+class TrackingClient:
+    """MLflow's tracking methods; `tracking_uri` is a path inside a Git repository.
 
-    def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, registry_uri: str | None = None) -> None:
-        if tracking_uri is None:
-            from gitml.tracking import fluent
+    Default: the configured tracking URI (`gitml.set_tracking_uri`, GITML_TRACKING_URI), else
+    the working directory's repository. `tracker` shares an open Tracker instead.
+    """
 
-            tracking_uri = fluent.get_tracking_uri_or_none()
+    def __init__(
+        self,
+        tracking_uri: str | os.PathLike[str] | None = None,
+        registry_uri: str | None = None,
+        *,
+        tracker: Tracker | None = None,
+    ) -> None:
+        if tracker is None:
+            tracker = get_tracker(tracking_uri if tracking_uri is not None else config.tracking_uri())
         self._tracking_uri = tracking_uri
-        self._tracker: Tracker = get_tracker(tracking_uri)
+        self._tracker: Tracker = tracker
 
     @property
     def tracking_uri(self) -> str:
@@ -128,9 +141,9 @@ class GitMLClient(RegistryClientMixin):
         """Create a RUNNING run (no source tags: the fluent start_run adds those)."""
         self._tracker.experiments.ensure_default()
         tags = {k: str(v) for k, v in (tags or {}).items()}
-        run_name = run_name or tags.get("mlflow.runName") or names.random_run_name()
-        tags["mlflow.runName"] = run_name
-        user = tags.get("mlflow.user") or self._tracker.config.user
+        run_name = run_name or tags.get(C.TAG_RUN_NAME) or names.random_run_name()
+        tags[C.TAG_RUN_NAME] = run_name
+        user = tags.get(C.TAG_USER) or self._tracker.config.user
         run_id = self._tracker.create_run(str(experiment_id), run_name, start_time, tags, user, {})
         return self._tracker.get_run(run_id)
 
@@ -140,7 +153,7 @@ class GitMLClient(RegistryClientMixin):
 
     def get_parent_run(self, run_id: str) -> Run | None:
         """The parent of a nested run, or None."""
-        parent = self.get_run(run_id).data.tags.get("mlflow.parentRunId")
+        parent = self.get_run(run_id).data.tags.get(C.TAG_PARENT_RUN_ID)
         return self.get_run(parent) if parent else None
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
@@ -150,7 +163,7 @@ class GitMLClient(RegistryClientMixin):
             fields["status"] = RunStatus.from_string(status)
         if name is not None:
             fields["run_name"] = name
-            self._tracker.writer(run_id).set_tag("mlflow.runName", name)
+            self._tracker.writer(run_id).set_tag(C.TAG_RUN_NAME, name)
         if fields:
             self._tracker.update_run(run_id, **fields)
 
@@ -219,7 +232,7 @@ class GitMLClient(RegistryClientMixin):
     def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
         """Set a run tag."""
         self._tracker.writer(run_id).set_tag(key, value)
-        if key == "mlflow.runName":
+        if key == C.TAG_RUN_NAME:
             self._tracker.writer(run_id).set_meta(run_name=str(value))
         return self._ops(synchronous)
 
@@ -305,7 +318,7 @@ class GitMLClient(RegistryClientMixin):
         from gitml.artifacts import api
 
         check_run_id(run_id)
-        api.log_run_bytes(self._tracker, run_id, api._dict_bytes(dictionary, artifact_file), artifact_file)
+        api.log_run_bytes(self._tracker, run_id, api.dict_bytes(dictionary, artifact_file), artifact_file)
 
     def log_figure(
         self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
@@ -338,6 +351,12 @@ class GitMLClient(RegistryClientMixin):
         return api.download_artifacts(self._tracker, run_id, path, dst_path)
 
 
-MlflowClient = GitMLClient
-
 _ = (C, re)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MlflowClient", "GitMLClient"):
+        from gitml import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'gitml.tracking.client' has no attribute {name!r}")

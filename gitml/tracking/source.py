@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitml import constants as C
 from gitml.entities import Run
 
 if TYPE_CHECKING:
@@ -23,15 +24,15 @@ def source_tags(tracker: Tracker, dirty: bool | None = None) -> tuple[dict[str, 
             entry = str(Path(sys.argv[0]).resolve().relative_to(tracker.root))
         except ValueError:
             pass
-    tags = {"mlflow.source.name": entry, "mlflow.source.type": "LOCAL"}
+    tags = {C.TAG_SOURCE_NAME: entry, C.TAG_SOURCE_TYPE: "LOCAL"}
     if info.commit:
-        tags["mlflow.source.git.commit"] = info.commit
+        tags[C.TAG_GIT_COMMIT] = info.commit
     if info.branch:
-        tags["mlflow.source.git.branch"] = info.branch
+        tags[C.TAG_GIT_BRANCH] = info.branch
     if info.repo_url:
-        tags["mlflow.source.git.repoURL"] = info.repo_url
+        tags[C.TAG_GIT_REPO_URL] = info.repo_url
     if dirty is not None:
-        tags["gitml.source.dirty"] = str(dirty).lower()
+        tags[C.TAG_GIT_DIRTY] = str(dirty).lower()
     source = {
         "commit": info.commit,
         "branch": info.branch,

@@ -12,6 +12,7 @@ import os
 import threading
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,9 @@ class Tracker:
     def __init__(self, root: Path, config: Config) -> None:
         self.root = root
         self.config = config
+        # Set by the fluent floor (gitml.fluent.sharing) when config.autopush is on: pushes
+        # the branch and registry tags after a flush that ended a run.
+        self.autopush: Callable[[Tracker], None] | None = None
         self.repo = GitRepo(root, config.branch)
         self.experiments = ExperimentStore(self.repo, self.format_changes)
         self.journal_dir = self.repo.state_dir / "journal"
@@ -242,17 +246,10 @@ class Tracker:
             self._autopush()
 
     def _autopush(self) -> None:
-        from gitml.registry.sync import is_registry_tag, reconcile_tags
-        from gitml.store import sync
-
+        if self.autopush is None:
+            return
         try:
-            sync.push(
-                self.repo,
-                remote=self.config.remote,
-                config=self.config,
-                tag_filter=is_registry_tag,
-                reconcile=reconcile_tags,
-            )
+            self.autopush(self)
         except Exception as e:  # CI must not fail a training run over a push: the next push carries it
             log.warning("gitml: autopush failed (the next push will carry these runs): %s", e)
 

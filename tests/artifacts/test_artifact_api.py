@@ -15,13 +15,13 @@ import pytest
 import gitml
 from gitml.artifacts import api
 from gitml.artifacts.runs import read_pointers, store_for
+from gitml.client import MlflowClient
 from gitml.exceptions import (
     CorruptMetadata,
     InvalidParameterValue,
     InvalidPath,
     ResourceDoesNotExist,
 )
-from gitml.tracking.client import MlflowClient
 
 from .conftest import make_files
 

@@ -24,8 +24,8 @@ from gitml.artifacts.runs import (
     read_pointers,
     store_for,
 )
+from gitml.client import MlflowClient
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.tracking.client import MlflowClient
 from gitml.tracking.tracker import get_tracker, reset_all
 from tests.conftest import git, make_repo
 

@@ -31,7 +31,7 @@ def git_input(data: bytes, *args: str, cwd: Path) -> str:
 @contextlib.contextmanager
 def in_clone(clone: Path) -> Iterator[Path]:
     """Work inside `clone` (the fluent API's current repository), forgetting its state after."""
-    from gitml.tracking import fluent as _fluent
+    from gitml.fluent import tracking as _fluent
     from gitml.tracking import tracker as _tracker
 
     old = os.getcwd()
@@ -73,14 +73,14 @@ class World:
 
     def push(self, clone: Path, **kw: object) -> object:
         """`gitml push` from `clone` (library call)."""
-        from gitml.tracking import sharing
+        from gitml.fluent import sharing
 
         with in_clone(clone):
             return sharing.push(clone, **kw)  # type: ignore[arg-type]
 
     def pull(self, clone: Path, **kw: object) -> object:
         """`gitml pull` into `clone` (library call)."""
-        from gitml.tracking import sharing
+        from gitml.fluent import sharing
 
         with in_clone(clone):
             return sharing.pull(clone, **kw)  # type: ignore[arg-type]

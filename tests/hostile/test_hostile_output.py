@@ -132,3 +132,29 @@ def test_markdown_cell(value: str, expected: str) -> None:
 )
 def test_terminal(value: str, expected: str) -> None:
     assert terminal(value) == expected
+
+
+def test_models_history_escapes_a_tagger_name(world: World) -> None:
+    """Own attack: the tagger name of a registry tag is the attacker's `user.name`, escape codes
+    and all; `gitml models history` and `models show` print it."""
+    import numpy as np
+
+    import gitml
+    from gitml.models.signature import infer_signature
+    from tests.conftest import git
+    from tests.serving.pymodels import Scaled
+
+    git("config", "user.name", "eve \x1b[2J\x1b[Hadmin\x07", cwd=world.attacker)
+    with in_clone(world.attacker):
+        with gitml.start_run():
+            sig = infer_signature(np.zeros((2, 3)), np.zeros(2))
+            info = gitml.pyfunc.log_model("model", python_model=Scaled(1.0), signature=sig)
+        gitml.register_model(info.model_uri, "m")
+    world.push(world.attacker)
+    world.pull(world.victim)
+    for args in (("models", "history", "m"), ("models", "show", "m"), ("models", "list")):
+        out = gitml_cli(*args, cwd=world.victim)
+        assert out.returncode == 0, out.stderr
+        assert "\x1b" not in out.stdout and "\x07" not in out.stdout, args
+    history = gitml_cli("models", "history", "m", cwd=world.victim).stdout
+    assert "eve \\e[2J\\e[Hadmin\\x07" in history  # shown, visibly escaped

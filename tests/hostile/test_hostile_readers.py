@@ -298,8 +298,8 @@ def test_reads_see_writes_a_flush_has_taken_but_not_committed(
 ) -> None:
     """MLflow's own tests found it: with a short flush interval, a run created a moment ago was
     sometimes "not found" while the background flush was committing it (12 of 300 cycles)."""
+    from gitml.fluent.tracking import reset
     from gitml.tracking import tracker as _tracker
-    from gitml.tracking.fluent import reset
 
     monkeypatch.setenv("GITML_FLUSH_INTERVAL", "0.001")
     reset()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitml.tracking.client import GitMLClient
+from gitml.client import GitMLClient
 from tests.conftest import git, run_cli
 
 TRAIN = """\

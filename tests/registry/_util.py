@@ -62,7 +62,7 @@ def gto_cli(repo: Path, *args: str) -> Any:
 def model_runner(tmp_path: Path) -> Callable[..., str]:
     """A function logging a run with a real model folder (MLmodel + weights) at `path`."""
     import gitml
-    from gitml.artifacts.api import log_artifacts
+    from gitml.fluent.artifacts import log_artifacts
 
     folder = tmp_path / "model-src"
     folder.mkdir(parents=True, exist_ok=True)

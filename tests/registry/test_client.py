@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 import gitml
+from gitml.client import MlflowClient
 from gitml.exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from gitml.registry.resolve import resolve_models_uri
-from gitml.tracking.client import MlflowClient
 from tests.conftest import git
 from tests.registry.test_state import assert_matches_gto
 
@@ -281,7 +281,7 @@ def test_signature_and_file_sources(repo: Path, new_model_run: Runs) -> None:
     mv = gitml.register_model(f"runs:/{run_id}/model", "iris")
     assert mv.signature == sig
     assert _tag_message(repo, "iris@v1.0.0")["signature"] == sig
-    from gitml.artifacts.api import log_text
+    from gitml.fluent.artifacts import log_text
 
     log_text("hello", "notes/readme.txt", run_id=run_id)
     with pytest.raises(InvalidParameterValue, match="a file, not a model folder"):

@@ -146,6 +146,6 @@ def build_registry(root: Path, factors: list[tuple[float, float]], name: str = "
 
 def registry_client(root: Path) -> object:
     """A registry client on the repo at `root`."""
-    from gitml.tracking.client import MlflowClient
+    from gitml.client import MlflowClient
 
     return MlflowClient(tracking_uri=str(root))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import gitml as mlflow
+from gitml.client import MlflowClient
 from gitml.exceptions import (
     CorruptMetadata,
     GitMLError,
@@ -23,7 +24,6 @@ from gitml.exceptions import (
     ResourceDoesNotExist,
 )
 from gitml.tracking import tracker as tracker_mod
-from gitml.tracking.client import MlflowClient
 from tests.conftest import git, make_repo
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import gitml as mlflow
+from gitml.client import MlflowClient
 from gitml.entities import ViewType
 from gitml.exceptions import InvalidParameterValue
-from gitml.tracking.client import MlflowClient
 
 
 @pytest.fixture

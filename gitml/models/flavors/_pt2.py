@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import threading
 import zipfile
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gitml.config import swap_env
 from gitml.exceptions import InvalidParameterValue
 
 __all__ = ["MIN_SAFE_TORCH", "check_pt2", "forced_weights_only", "require_safe_torch"]
@@ -105,13 +105,8 @@ def check_pt2(torch: Any, file: Path) -> None:
 def forced_weights_only() -> Iterator[None]:
     """Force weights_only for every torch.load in the block (torch's own switch)."""
     with _ENV_LOCK:
-        saved = {k: os.environ.pop(k, None) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
-        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+        saved = swap_env({"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": None})
         try:
             yield
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            swap_env(saved)

@@ -12,7 +12,7 @@ from typing import Any
 from gitml.config import ensure_keras_backend
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
 from gitml.models.code import shipped_code
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import keeps_code
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
@@ -23,7 +23,7 @@ from gitml.models.utils import (
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
 FLAVOR_NAME = "keras"
 LOADER_MODULE = "gitml.keras"
@@ -101,27 +101,6 @@ def save_model(
             extra_pip_requirements=extra_pip_requirements,
         )
     return meta
-
-
-def log_model(
-    keras_model: Any,
-    artifact_path: str | None = None,
-    *,
-    name: str | None = None,
-    registered_model_name: str | None = None,
-    **kwargs: Any,
-) -> ModelInfo:
-    """Log a Keras model to the active run (see `save_model` for the arguments)."""
-    from gitml.models.log import log_model as _log
-
-    return _log(
-        save_model,
-        artifact_path,
-        name=name,
-        registered_model_name=registered_model_name,
-        keras_model=keras_model,
-        **kwargs,
-    )
 
 
 def _load(model_dir: Path, meta: Model, trusted: bool = False, compile: bool = True) -> Any:

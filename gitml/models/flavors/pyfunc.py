@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import inspect
-import os
 import platform
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitml.config import truthy
+from gitml.config import env_flag
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.flavors._pyfunc_state import load_state, save_state
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.utils import (
@@ -30,7 +29,6 @@ __all__ = [
     "PythonModel",
     "PythonModelContext",
     "load_pyfunc",
-    "log_model",
     "save_model",
 ]
 
@@ -188,31 +186,10 @@ def save_model(
     return meta
 
 
-def log_model(
-    artifact_path: str | None = None,
-    python_model: Any = None,
-    *,
-    name: str | None = None,
-    registered_model_name: str | None = None,
-    **kwargs: Any,
-) -> ModelInfo:
-    """Log a PythonModel to the active run (see `save_model` for the arguments)."""
-    from gitml.models.log import log_model as _log
-
-    return _log(
-        save_model,
-        artifact_path,
-        name=name,
-        registered_model_name=registered_model_name,
-        python_model=python_model,
-        **kwargs,
-    )
-
-
 def _pickle_allowed(allow_pickle: bool | None) -> bool:
     if allow_pickle is not None:
         return allow_pickle
-    return truthy(os.environ.get(ALLOW_PICKLE_ENV))
+    return env_flag(ALLOW_PICKLE_ENV)
 
 
 def _inside(model_dir: Path, rel: str) -> Path:

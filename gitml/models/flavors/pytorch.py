@@ -18,7 +18,7 @@ from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_sa
 from gitml.models.flavors._torch_structure import is_standard
 from gitml.models.flavors._torch_structure import rebuild as rebuild_structure
 from gitml.models.flavors._torch_structure import record as record_structure
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import keeps_code, ship_objects
 from gitml.models.signature import ModelSignature, Schema, infer_schema
 from gitml.models.utils import (
@@ -29,7 +29,7 @@ from gitml.models.utils import (
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "log_model", "save_model"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
 FLAVOR_NAME = "pytorch"
 LOADER_MODULE = "gitml.pytorch"
@@ -320,27 +320,6 @@ def save_model(
             extra_pip_requirements=extra_pip_requirements,
         )
     return meta
-
-
-def log_model(
-    pytorch_model: Any,
-    artifact_path: str | None = None,
-    *,
-    name: str | None = None,
-    registered_model_name: str | None = None,
-    **kwargs: Any,
-) -> ModelInfo:
-    """Log an nn.Module to the active run (see `save_model` for the arguments)."""
-    from gitml.models.log import log_model as _log
-
-    return _log(
-        save_model,
-        artifact_path,
-        name=name,
-        registered_model_name=registered_model_name,
-        pytorch_model=pytorch_model,
-        **kwargs,
-    )
 
 
 def _inside(model_dir: Path, rel: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
 from gitml.models.code import shipped_code
-from gitml.models.model import PYFUNC_FLAVOR, Model, ModelInfo
+from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import keeps_code, ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.source import needs_source
@@ -28,7 +28,7 @@ from gitml.models.utils import (
     require,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_skops", "log_model", "save_model", "trusted_by_default"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_skops", "save_model", "trusted_by_default"]
 
 FLAVOR_NAME = "sklearn"
 LOADER_MODULE = "gitml.sklearn"
@@ -177,27 +177,6 @@ def save_model(
             extra_pip_requirements=extra_pip_requirements,
         )
     return meta
-
-
-def log_model(
-    sk_model: Any,
-    artifact_path: str | None = None,
-    *,
-    name: str | None = None,
-    registered_model_name: str | None = None,
-    **kwargs: Any,
-) -> ModelInfo:
-    """Log a fitted estimator to the active run (see `save_model` for the arguments)."""
-    from gitml.models.log import log_model as _log
-
-    return _log(
-        save_model,
-        artifact_path,
-        name=name,
-        registered_model_name=registered_model_name,
-        sk_model=sk_model,
-        **kwargs,
-    )
 
 
 # Types skops leaves out of its allow-list but scikit-learn itself writes (KDTree, Tree, distance

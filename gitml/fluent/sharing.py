@@ -1,5 +1,6 @@
 """`gitml push / pull / sync` as one library call: the metadata branch, registry tags, and the
-artifact bytes of the runs that moved (when an artifact remote is configured)."""
+artifact bytes of the runs that moved (when an artifact remote is configured); and autopush,
+the same push after a flush that ended a run, when `gitml.autopush` is on."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from gitml.registry.sync import is_registry_tag, reconcile_tags
 from gitml.store import sync as branch_sync
+from gitml.tracking.tracker import Tracker, get_tracker
 
-__all__ = ["Shared", "pull", "push", "sync"]
+__all__ = ["Shared", "autopush", "install_autopush", "pull", "push", "sync"]
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,6 @@ def _moved_runs(moved: branch_sync.Moved) -> list[str]:
 def _artifacts(root: Any, run_ids: list[str], direction: str) -> Any:
     if not run_ids:
         return None
-    from gitml.tracking.tracker import get_tracker
-
     tracker = get_tracker(root)
     try:
         from gitml.artifacts.runs import has_artifact_remote, pull_artifacts, push_artifacts
@@ -42,14 +43,10 @@ def _artifacts(root: Any, run_ids: list[str], direction: str) -> Any:
 
 
 def _tags() -> dict[str, Any]:
-    from gitml.registry.sync import is_registry_tag, reconcile_tags
-
     return {"tag_filter": is_registry_tag, "reconcile": reconcile_tags}
 
 
 def _open(path: str | os.PathLike[str] | None) -> tuple[Any, Any]:
-    from gitml.tracking.tracker import get_tracker
-
     repo, config = branch_sync.open_repo(path)
     get_tracker(repo.root).flush()  # what this process logged goes too
     return repo, config
@@ -97,3 +94,15 @@ def sync(
         repo.close()
     pulled = _artifacts(repo.root, _moved_runs(result.pulled), "pull")
     return Shared(result, _artifacts(repo.root, _moved_runs(result.pushed), "push"), pulled)
+
+
+def autopush(tracker: Tracker) -> None:
+    """Push the branch and registry tags of `tracker`'s repository (the artifacts stay local)."""
+    branch_sync.push(tracker.repo, remote=tracker.config.remote, config=tracker.config, **_tags())
+
+
+def install_autopush(tracker: Tracker) -> Tracker:
+    """Make `tracker` push after each flush that ends a run, when its config turns autopush on."""
+    if tracker.config.autopush and tracker.autopush is None:
+        tracker.autopush = autopush
+    return tracker

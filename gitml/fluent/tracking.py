@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Any
 
+from gitml import config
 from gitml import constants as C
-from gitml.config import env_tracking_uri
 from gitml.entities import Experiment, Run, RunStatus, ViewType
 from gitml.exceptions import (
     GitMLError,
@@ -18,7 +18,8 @@ from gitml.exceptions import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from gitml.tracking.client import GitMLClient
+from gitml.fluent.sharing import install_autopush
+from gitml.tracking.client import TrackingClient
 from gitml.tracking.operations import RunOperations, operations_for
 from gitml.tracking.source import runs_to_frame, source_tags
 from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
@@ -69,7 +70,6 @@ __all__ = [
 log = logging.getLogger("gitml")
 
 _state = threading.local()
-_tracking_uri: str | None = None
 _experiment_ids: dict[str, str] = {}  # repository root -> active experiment id
 _last_run_id: str | None = None
 _env_run_taken = False  # the environment's run id was joined already
@@ -100,7 +100,7 @@ class ActiveRun:
             if dirty is None:
                 return
             _, source = source_tags(self._tracker, dirty)
-            self.writer.set_tag("gitml.source.dirty", str(dirty).lower())
+            self.writer.set_tag(C.TAG_GIT_DIRTY, str(dirty).lower())
             self.writer.set_meta(source=source)
 
         self._source_thread = threading.Thread(target=work, name="gitml-source", daemon=True)
@@ -139,15 +139,15 @@ class ActiveRun:
 # -- tracking URI and experiments ---------------------------------------------------------
 def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     """Track into the Git repository at `uri` (a path or file:// URI; None: the working dir's)."""
-    global _tracking_uri
-    _tracking_uri = local_tracking_uri(uri)
-    if _tracking_uri is not None:
-        get_tracker(_tracking_uri)  # fail now, with a clear message, if it is no repository
+    local = local_tracking_uri(uri)
+    if local is not None:
+        get_tracker(local)  # fail now, with a clear message, if it is no repository
+    config.set_tracking_uri(local)
 
 
 def get_tracking_uri_or_none() -> str | None:
     """The tracking URI set by set_tracking_uri, GITML_TRACKING_URI or MLFLOW_TRACKING_URI, or None."""
-    return _tracking_uri or local_tracking_uri(env_tracking_uri())
+    return local_tracking_uri(config.tracking_uri())
 
 
 def autolog(*args: Any, **kwargs: Any) -> None:
@@ -161,11 +161,11 @@ def get_tracking_uri() -> str:
 
 
 def _tracker() -> Tracker:
-    return get_tracker(get_tracking_uri_or_none())
+    return install_autopush(get_tracker(get_tracking_uri_or_none()))
 
 
-def _client() -> GitMLClient:
-    return GitMLClient(get_tracking_uri_or_none())
+def _client() -> TrackingClient:
+    return TrackingClient(tracker=_tracker())
 
 
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
@@ -303,19 +303,19 @@ def start_run(
         for k, v in found_tags.items():
             all_tags.setdefault(k, v)
         if tracker.config.user:
-            all_tags.setdefault("mlflow.user", tracker.config.user)
+            all_tags.setdefault(C.TAG_USER, tracker.config.user)
         parent = parent_run_id or (stack[-1].info.run_id if stack and nested else None)
         if parent:
-            all_tags["mlflow.parentRunId"] = parent
+            all_tags[C.TAG_PARENT_RUN_ID] = parent
         if description:
-            all_tags["mlflow.note.content"] = description
-        name = run_name or all_tags.get("mlflow.runName") or tracker.config.run_name
+            all_tags[C.TAG_NOTE] = description
+        name = run_name or all_tags.get(C.TAG_RUN_NAME) or tracker.config.run_name
         from gitml.tracking.names import random_run_name
 
         name = name or random_run_name()
-        all_tags["mlflow.runName"] = name
+        all_tags[C.TAG_RUN_NAME] = name
         tracker.experiments.ensure_default()
-        new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get("mlflow.user"), source)
+        new_id = tracker.create_run(exp_id, name, None, all_tags, all_tags.get(C.TAG_USER), source)
         run = tracker.started_run(new_id)
     active = ActiveRun(run, tracker)
     if not run_id:
@@ -330,10 +330,10 @@ def start_run(
 
 def reset() -> None:
     """Forget the active runs, experiments and tracking URI (tests; a fresh start)."""
-    global _tracking_uri, _last_run_id, _env_run_taken
+    global _last_run_id, _env_run_taken
     _stack().clear()
     _experiment_ids.clear()
-    _tracking_uri = None
+    config.set_tracking_uri(None)
     _last_run_id = None
     _env_run_taken = False
 

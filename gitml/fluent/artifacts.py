@@ -1,4 +1,5 @@
-"""`gitml.artifacts`' MLflow-shaped functions: download, list and load artifacts by URI."""
+"""Artifacts on the fluent floor: `gitml.log_artifact` and friends into the active run, and
+`gitml.artifacts`' MLflow-shaped functions that download, list and load artifacts by URI."""
 
 from __future__ import annotations
 
@@ -8,34 +9,66 @@ from pathlib import Path
 from typing import Any
 
 from gitml.artifacts import api
+from gitml.artifacts.api import (
+    dict_bytes,
+    log_run_artifact,
+    log_run_artifacts,
+    log_run_bytes,
+    log_run_figure,
+    log_run_image,
+)
 from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import FileInfo, require_files
 from gitml.artifacts.runs import read_pointers, store_for
-from gitml.artifacts.uri import is_runs_uri, resolve_runs_uri
+from gitml.artifacts.uri import format_runs_uri, is_runs_uri, resolve_runs_uri
 from gitml.exceptions import (
     CorruptMetadata,
     InvalidParameterValue,
     RemoteError,
     ResourceDoesNotExist,
 )
+from gitml.fluent import tracking as fluent
+from gitml.models.uri import resolve_model_uri
 from gitml.store.bounded import load_json, load_yaml
+from gitml.tracking.tracker import Tracker, get_tracker
 
-__all__ = ["download_artifacts", "list_artifacts", "load_dict", "load_text"]
+__all__ = [
+    "download_artifacts",
+    "get_artifact_uri",
+    "list_artifacts",
+    "load_dict",
+    "load_text",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_image",
+    "log_text",
+]
 
 _ARTIFACT_DEPTH = 500  # a user's own dicts nest deeper than gitml's files, still short of recursion
 
 
-def _tracker_for(tracking_uri: str | None) -> Any:
-    from gitml.tracking import fluent
-    from gitml.tracking.tracker import get_tracker
-
+def _tracker_for(tracking_uri: str | None) -> Tracker:
     return get_tracker(tracking_uri) if tracking_uri is not None else fluent._tracker()
 
 
-def _locate(artifact_uri: str | None, run_id: str | None, artifact_path: str | None) -> tuple[str, str]:
+def _target(run_id: str | None) -> tuple[Tracker, str]:
+    """The tracker and run id to log into: `run_id`'s, else the active run (started if none)."""
+    if run_id is None:
+        active = fluent._get_or_start_run()
+        return active._tracker, active.info.run_id
+    return fluent._tracker(), run_id
+
+
+def _locate(
+    artifact_uri: str | None, run_id: str | None, artifact_path: str | None
+) -> tuple[str, str]:
     if artifact_uri is not None:
         if run_id is not None or artifact_path is not None:
-            raise InvalidParameterValue("give either artifact_uri, or run_id and artifact_path; not both")
+            raise InvalidParameterValue(
+                "give either artifact_uri, or run_id and artifact_path; not both"
+            )
         return resolve_runs_uri(artifact_uri)
     if run_id is None:
         raise InvalidParameterValue("give artifact_uri (runs:/<run_id>/<path>) or run_id")
@@ -56,14 +89,17 @@ def download_artifacts(
     `artifact_path`.
     """
     if artifact_uri is not None and artifact_uri.startswith("models:/"):
-        # The registry sits above this layer: resolve through the models package, lazily.
-        from gitml.models.uri import resolve_model_uri
-
-        return str(resolve_model_uri(artifact_uri, None if dst_path is None else os.fspath(dst_path)))
+        return str(
+            resolve_model_uri(artifact_uri, None if dst_path is None else os.fspath(dst_path))
+        )
     if artifact_uri is not None and not is_runs_uri(artifact_uri):
-        local = artifact_uri[len("file://") :] if artifact_uri.startswith("file://") else artifact_uri
+        local = (
+            artifact_uri[len("file://") :] if artifact_uri.startswith("file://") else artifact_uri
+        )
         if "://" in local:
-            raise InvalidParameterValue(f"unsupported artifact URI {artifact_uri!r}: use runs:/<run_id>/<path>")
+            raise InvalidParameterValue(
+                f"unsupported artifact URI {artifact_uri!r}: use runs:/<run_id>/<path>"
+            )
         if not os.path.exists(local):
             raise ResourceDoesNotExist(f"no such artifact: {artifact_uri!r}")
         if dst_path is None:
@@ -95,7 +131,9 @@ def _read_artifact(artifact_uri: str, tracking_uri: str | None) -> bytes:
     tracker = _tracker_for(tracking_uri)
     pointers = read_pointers(tracker, rid)
     store = store_for(tracker)
-    files = require_files(pointers, rid, path, api._naming_loader(store, f"run {rid}, artifact {path!r}"))
+    files = require_files(
+        pointers, rid, path, api.naming_loader(store, f"run {rid}, artifact {path!r}")
+    )
     if "" not in files:
         raise InvalidParameterValue(f"{artifact_uri} is a folder, not a file")
     md5 = files[""][0]
@@ -124,3 +162,58 @@ def load_dict(artifact_uri: str, tracking_uri: str | None = None) -> Any:
     except CorruptMetadata as e:
         raise InvalidParameterValue(e.message) from e
 
+
+# -- the fluent API ------------------------------------------------------------------------
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    """Log a local file as an artifact of the active run (or `run_id`), under `artifact_path`."""
+    tracker, rid = _target(run_id)
+    log_run_artifact(tracker, rid, local_path, artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    """Log the contents of a local folder as artifacts of the active run (or `run_id`)."""
+    tracker, rid = _target(run_id)
+    log_run_artifacts(tracker, rid, local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a string as a text file artifact (UTF-8)."""
+    tracker, rid = _target(run_id)
+    log_run_bytes(tracker, rid, text.encode("utf-8"), artifact_file)
+
+
+def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a dict (or any JSON/YAML-able value) as JSON, or YAML for `.yaml`/`.yml` files."""
+    tracker, rid = _target(run_id)
+    normalize_artifact_path(artifact_file, allow_root=False)
+    log_run_bytes(tracker, rid, dict_bytes(dictionary, artifact_file), artifact_file)
+
+
+def log_figure(
+    figure: Any,
+    artifact_file: str,
+    *,
+    save_kwargs: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Log a matplotlib figure (or a plotly one, as `.html` or an image) as an artifact."""
+    normalize_artifact_path(artifact_file, allow_root=False)
+    tracker, rid = _target(run_id)
+    log_run_figure(tracker, rid, figure, artifact_file, save_kwargs)
+
+
+def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a numpy array or PIL image as an image file (PNG without Pillow; any format with it)."""
+    normalize_artifact_path(artifact_file, allow_root=False)
+    tracker, rid = _target(run_id)
+    log_run_image(tracker, rid, image, artifact_file)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The `runs:/<run_id>[/<path>]` URI of the active run's artifacts (starting a run if none)."""
+    _, rid = _target(None)
+    return format_runs_uri(rid, artifact_path)

@@ -1,4 +1,5 @@
-"""Logging a model to a run: save it to a temporary folder, store it as run artifacts, register it."""
+"""Logging a model to a run (every flavor's `log_model`): save it to a temporary folder, store it
+as run artifacts, register it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
+from gitml.fluent import tracking as fluent
+from gitml.fluent.artifacts import log_artifacts
+from gitml.fluent.registry import register_model
 from gitml.models.model import Model, ModelInfo
+from gitml.registry.tags import validate_model_name
 
-__all__ = ["LOG_MODEL_HISTORY_TAG", "log_model"]
+__all__ = ["LOG_MODEL_HISTORY_TAG", "log_flavor_model"]
 
-LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+LOG_MODEL_HISTORY_TAG = C.TAG_LOG_MODEL_HISTORY
 _HISTORY_KEYS = {
     "artifact_path",
     "flavors",
@@ -27,26 +33,10 @@ _HISTORY_KEYS = {
 _MAX_TAG = 8000
 
 
-def _registry_register() -> Callable[..., Any]:
-    # Checked before anything is logged, so a missing registry leaves no half-logged model.
-    import gitml
-
-    try:
-        register = gitml.register_model  # type: ignore[attr-defined]
-    except (AttributeError, ImportError) as e:
-        raise InvalidParameterValue(
-            "registered_model_name= needs the model registry, which this gitml does not have yet; "
-            "log the model, then register it once the registry is available"
-        ) from e
-    return register  # type: ignore[no-any-return]
-
-
 def _record_history(run_id: str, meta: Model) -> None:
     """Append the model to the run's `mlflow.log-model.history` tag, as MLflow does (the
     registry reads it to find models and their signatures in a run)."""
-    from gitml.tracking.client import GitMLClient
-
-    client = GitMLClient()
+    client = fluent._client()
     try:
         history = json.loads(client.get_run(run_id).data.tags.get(LOG_MODEL_HISTORY_TAG, "[]"))
     except ValueError:
@@ -66,7 +56,7 @@ def _record_history(run_id: str, meta: Model) -> None:
     client.set_tag(run_id, LOG_MODEL_HISTORY_TAG, text)
 
 
-def log_model(
+def log_flavor_model(
     save_model: Callable[..., Any],
     artifact_path: str | None,
     *,
@@ -85,18 +75,10 @@ def log_model(
     artifact_path = artifact_path if artifact_path is not None else (name or "model")
     if not artifact_path or artifact_path.startswith("/") or ".." in Path(artifact_path).parts:
         raise InvalidParameterValue(f"invalid artifact_path {artifact_path!r}: a relative path is needed")
-    register = _registry_register() if registered_model_name else None
     if registered_model_name is not None:
-        from gitml.registry.tags import validate_model_name
-
         validate_model_name(registered_model_name)  # before anything is logged
-
-    from gitml.artifacts.api import log_artifacts
-
     if run_id is None:
-        from gitml.tracking.fluent import _get_or_start_run
-
-        run_id = _get_or_start_run().info.run_id
+        run_id = fluent._get_or_start_run().info.run_id
     meta = Model(artifact_path=artifact_path, run_id=run_id)
     with tempfile.TemporaryDirectory(prefix="gitml-model-") as tmp:
         local = Path(tmp) / "model"
@@ -104,8 +86,8 @@ def log_model(
         log_artifacts(str(local), artifact_path, run_id=run_id)
     _record_history(run_id, meta)
     info = meta.get_model_info(f"runs:/{run_id}/{artifact_path}")
-    if register is not None:
-        version = register(info.model_uri, registered_model_name)
+    if registered_model_name:
+        version = register_model(str(info.model_uri), registered_model_name)
         number = getattr(version, "version", None)
         info = ModelInfo(
             **{

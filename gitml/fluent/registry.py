@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitml.fluent.tracking import _tracker
+from gitml.registry.client import RegistryClient
 from gitml.registry.entities import ModelVersion
 
 __all__ = [
@@ -51,11 +53,8 @@ def register_model_with(
     return mv
 
 
-def _registry_client() -> Any:
-    from gitml.registry.client import RegistryClient
-    from gitml.tracking import fluent
-
-    return RegistryClient(fluent.get_tracking_uri_or_none())
+def _registry_client() -> RegistryClient:
+    return RegistryClient(tracker=_tracker())
 
 
 def search_registered_models(

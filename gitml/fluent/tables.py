@@ -12,11 +12,15 @@ import io
 import json
 from typing import Any
 
+from gitml import constants as C
+from gitml.artifacts.api import log_run_bytes
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
+from gitml.fluent import tracking as fluent
+from gitml.fluent.artifacts import _target, load_text
 
 __all__ = ["load_table", "log_table"]
 
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
+LOGGED_ARTIFACTS_TAG = C.TAG_LOGGED_ARTIFACTS
 
 
 def _pandas() -> Any:
@@ -34,8 +38,6 @@ def _check_name(artifact_file: str) -> None:
 
 def _read(run_id: str, artifact_file: str) -> Any:
     """The table a run holds at `artifact_file`, or None when it has none."""
-    from gitml.artifacts.fluent import load_text
-
     pd = _pandas()
     try:
         text = load_text(f"runs:/{run_id}/{artifact_file}")
@@ -52,9 +54,6 @@ def _read(run_id: str, artifact_file: str) -> Any:
 def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
     """Log a DataFrame or a dict of columns as a JSON table artifact of the active run (or
     `run_id`); rows are appended when the run already has that table."""
-    from gitml.artifacts.api import _target, log_run_bytes
-    from gitml.tracking import fluent
-
     pd = _pandas()
     _check_name(artifact_file)
     if isinstance(data, dict):
@@ -94,8 +93,6 @@ def load_table(
 ) -> Any:
     """One DataFrame of the table `artifact_file` from `run_ids` (default: every run of the
     active experiment that logged it); `extra_columns=["run_id"]` adds each row's run id."""
-    from gitml.tracking import fluent
-
     pd = _pandas()
     _check_name(artifact_file)
     for column in extra_columns or []:
