@@ -146,7 +146,15 @@ def bench_provenance(tmp: Path, files: int, repeat: int, with_dvc: bool) -> None
         sh("git", "commit", "-q", "-m", "data", cwd=root, env=env)
         found = data_provenance(root, root)
         t = timed(lambda root=root: data_provenance(root, root), repeat)
-        line = f"{layout:<8}: {len(found)} hashes read in {fmt(t)} (target < 50 ms)"
+        cpu = []
+        for _ in range(repeat):  # this process's CPU time: what the machine's load does not inflate
+            c = time.process_time()
+            data_provenance(root, root)
+            cpu.append(time.process_time() - c)
+        line = (
+            f"{layout:<8}: {len(found)} hashes read in {fmt(t)} wall, {fmt(statistics.median(cpu))} CPU"
+            f" (+ one git ls-files) (target < 50 ms)"
+        )
         if with_dvc:
             d = timed(
                 lambda root=root: sh(

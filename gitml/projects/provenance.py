@@ -101,8 +101,8 @@ def _git(root: Path, *args: str, check: bool = False) -> str:
     return proc.stdout if proc.returncode == 0 else ""
 
 
-def code_provenance(root: Path) -> tuple[dict[str, Any], str]:
-    """(code record, patch text): commit, branch, remote, dirty flag, diff hash, untracked files."""
+def code_provenance(root: Path) -> tuple[dict[str, Any], str, list[str]]:
+    """(code record, patch text, every untracked file): commit, branch, remote, dirty, diff hash."""
     head = _git(root, "rev-parse", "--verify", "-q", "HEAD").strip() or None
     branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD").strip() or None
     remote = None
@@ -139,7 +139,7 @@ def code_provenance(root: Path) -> tuple[dict[str, Any], str]:
         "untracked_count": len(untracked),
         "untracked": sorted(untracked)[:_MAX_LISTED],
     }
-    return code, patch
+    return code, patch, untracked
 
 
 def _tree_with_patch(tree: str | None, patch: str) -> str | None:
@@ -172,7 +172,7 @@ def _outs_hashes(items: Any, base: str, out: dict[str, str]) -> None:
         p, md5 = item.get("path"), item.get("md5") or item.get("hash")
         if isinstance(p, str) and isinstance(md5, str) and _MD5.match(md5) and "\0" not in p:
             key = os.path.normpath(os.path.join(base, p)).replace(os.sep, "/")
-            if not key.startswith("../"):
+            if not (os.path.isabs(p) or key == ".." or key.startswith("../")):
                 out[key] = md5
 
 
@@ -187,7 +187,7 @@ _ONE_OUT = re.compile(
 )
 
 
-def _read_pointer(path: Path) -> Any:
+def _read_pointer(path: str | Path) -> Any:
     """A `.dvc` file as `dvc add` writes it, read without YAML; anything else goes to YAML.
 
     DVC writes these in one plain shape (`outs:` then `- md5: ...` / `  path: ...`). Reading
@@ -210,42 +210,49 @@ def _read_pointer(path: Path) -> Any:
     for line in text.splitlines():
         m = _LINE.match(line)
         if m is None:
-            return _read_small_yaml(path)
+            return _read_small_yaml(Path(path))
         if m.group("top"):
             section = m.group("top")
             if line.rstrip() != f"{section}:":
-                return _read_small_yaml(path)
+                return _read_small_yaml(Path(path))
             continue
         if section != "outs":
             continue
         if m.group("dash") == "- ":
             outs.append({})
         elif not outs:
-            return _read_small_yaml(path)
+            return _read_small_yaml(Path(path))
         outs[-1][m.group("key")] = m.group("value").strip()
     return {"outs": outs}
 
 
-def data_provenance(root: Path, project_dir: Path) -> dict[str, str]:
-    """{repo-relative path: md5} of DVC-tracked data, from `.dvc` pointers and `dvc.lock`."""
+def data_provenance(
+    root: Path, project_dir: Path, untracked: list[str] | None = None
+) -> dict[str, str]:
+    """{repo-relative path: md5} of DVC-tracked data, from `.dvc` pointers and `dvc.lock`.
+
+    `untracked` (repo-relative names, from the `git status` the code provenance already
+    ran) saves a second walk of the working tree: then only the index is listed.
+    """
     rel = os.path.relpath(project_dir, root).replace(os.sep, "/")
-    listed = _git(
-        root,
-        "ls-files",
-        "-z",
-        "--cached",
-        "--others",
-        "--exclude-standard",
-        "--",
-        *(
-            f":(glob){rel}/**/{pat}" if rel != "." else f":(glob)**/{pat}"
-            for pat in ("*.dvc", "dvc.lock")
-        ),
-    )
+    specs = [
+        f":(glob){rel}/**/{pat}" if rel != "." else f":(glob)**/{pat}"
+        for pat in ("*.dvc", "dvc.lock")
+    ]
+    walk = [] if untracked is not None else ["--others", "--exclude-standard"]
+    names = _git(root, "ls-files", "-z", "--cached", *walk, "--", *specs).split("\0")
+    if untracked is not None:
+        prefix = "" if rel == "." else rel + "/"
+        names += [
+            n
+            for n in untracked
+            if n.startswith(prefix) and (n.endswith(".dvc") or n.endswith("dvc.lock"))
+        ]
     out: dict[str, str] = {}
-    for name in listed.split("\0"):
+    base = str(root)
+    for name in names:
         if name.endswith(".dvc") and not name.endswith("/.dvc"):
-            data = _read_pointer(root / name)
+            data = _read_pointer(os.path.join(base, name))
             if isinstance(data, dict):
                 _outs_hashes(data.get("outs"), os.path.dirname(name), out)
         elif name == "dvc.lock" or name.endswith("/dvc.lock"):

@@ -120,8 +120,8 @@ def prepare_step(
         given = {k: v for k, v in given.items() if k in entry.parameters}
     final, extra = resolve_params(entry, given, project.root)
     argv = env.argv(build_argv(entry, final, extra))
-    code, patch = code_provenance(repo_root)
-    data = data_provenance(repo_root, project.root)
+    code, patch, untracked = code_provenance(repo_root)
+    data = data_provenance(repo_root, project.root, untracked)
     for p in entry.parameters.values():
         if p.type == "path" and p.name in final and os.path.exists(final[p.name]):
             path = Path(final[p.name])
@@ -300,6 +300,12 @@ def _run_folder(
     repo_root = _code_root(project.root)
     state_dir: Path = tracker.repo.state_dir
     order = plan_steps(project, entry_point)
+    for name in order:  # parameters and commands first: cheap, and before any env is built
+        ep = project.entry_point(name)
+        step_given = (
+            given if name == order[-1] else {k: v for k, v in given.items() if k in ep.parameters}
+        )
+        build_argv(ep, *resolve_params(ep, step_given, project.root))
     env = prepare_env(project, env_manager or "local", state_dir)
     # Everything is checked before the first run is created: nothing half-done on the branch.
     plans = [
@@ -373,7 +379,14 @@ def _run_folder(
         client.set_terminated(parent_id, "KILLED")
         raise
     client.set_terminated(parent_id, status)
-    return ProjectRun(parent_id, status, steps=done, argv=done[-1].argv if done else [])
+    last = done[-1] if done else None
+    return ProjectRun(
+        parent_id,
+        status,
+        last.returncode if last else None,
+        steps=done,
+        argv=last.argv if last else [],
+    )
 
 
 def _find_cached(client: Any, exp_id: str, key: str) -> str | None:

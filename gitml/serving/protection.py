@@ -11,6 +11,8 @@ parser) add what is missing:
 - a **read deadline**: from the moment a connection opens (or a response is done), the next
   request must arrive whole, headers and body, within `request_timeout_s`, or the connection
   is closed;
+- a **header size cap**: more than 64 KiB before a request's headers end closes the
+  connection (uvicorn's httptools parser buffers headers without limit);
 - a **connection cap**: past `max_connections`, the connection that has been reading a request
   the longest is closed to make room, so a flood of half-sent requests evicts itself, not the
   clients that come after it.
@@ -29,12 +31,14 @@ from gitml.serving.app import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_S
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_REQUEST_TIMEOUT_S",
+    "MAX_HEADER_BYTES",
     "configure",
     "connection_cap",
     "guarded_protocol",
     "raise_open_file_limit",
 ]
 
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers of one request
 _RESERVED_FILES = 128  # model files, the metrics folder, logs, the listening socket...
 
 
@@ -70,6 +74,7 @@ class _Guard:
 
     _deadline: Any = None
     _reading_since: float | None = None
+    _header_bytes = 0
 
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
@@ -116,7 +121,15 @@ class _Guard:
             oldest.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
         super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not cycle:
+            self._header_bytes = 0  # a request's headers are complete
+        elif cycle is None or cycle.response_complete:  # still in the request line and headers
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self.transport.close()  # uvicorn's httptools parser buffers headers without limit
+                return
         if self._deadline is not None and not self._reading():
             self._disarm()  # the whole request is in: the app has it now
 

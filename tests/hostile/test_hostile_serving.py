@@ -228,3 +228,22 @@ def test_monitor_survives_a_tag_with_a_10_400_metric(world: World) -> None:
         assert monitor.errors == 0
     finally:
         monitor.stop()
+
+
+def test_endless_headers_are_cut(model: Path) -> None:
+    """Own attack: headers that never end, sent fast (uvicorn's httptools parser keeps them all)."""
+    with serving(model) as server:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        try:
+            s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+            sent = 0
+            with contextlib.suppress(OSError):
+                while sent < 4_000_000:
+                    s.sendall(b"X-Junk: " + b"a" * 1000 + b"\r\n")
+                    sent += 1010
+            assert sent < 4_000_000 or _closed_by_server(s, 5)
+        finally:
+            s.close()
+        big = b"x,y,z\n" + b"1,2,3\n" * 200_000  # a large body in the first packets is no header
+        r = httpx.post(server.url + "/invocations", content=big, headers={"content-type": "text/csv"}, timeout=60)
+        assert r.status_code == 200

@@ -106,3 +106,21 @@ def test_a_missing_image_or_bad_config_is_one_line(
     cfg.write_text("namspace: ml\n")
     code, _, err = run_cli(capsys, "run", "--backend", "kubernetes", "--backend-config", str(cfg))
     assert code == 1 and "did you mean 'namespace'" in err
+
+
+def test_apply_needs_kubectl_and_a_kubeconfig(
+    repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    project(repo, {"MLproject": PIPELINE})
+    if shutil.which("kubectl"):
+        code, _, err = run_cli(capsys, "run", "-e", "prepare", "--backend", "kubernetes", "--apply")
+        assert code == 1 and "no current context: configure a kubeconfig" in err
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    code, _, err = run_cli(capsys, "run", "-e", "prepare", "--backend", "kubernetes", "--apply")
+    assert code == 1 and "kubectl is not installed" in err
+    code, _, err = run_cli(capsys, "run", "-e", "prepare", "--backend", "kubernetes")
+    assert code == 0 and "kubectl not found: manifest written, not applied" in err

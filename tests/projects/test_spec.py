@@ -193,6 +193,7 @@ def test_dvc_pointers_read_fast_or_through_yaml(tmp_path: Path, text: str) -> No
     [
         "outs:\n- md5: zz\n  path: a\n",
         "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: ../../etc/passwd\n",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: /etc/passwd\n",
         "a: &x 1\nb: *x\n",
         "[1, 2",
     ],
