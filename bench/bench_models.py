@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CNN", "MLP", "main"]
+__all__ = ["CNN", "MLP", "ScriptCNN", "main"]
 
 
 # The seed's image classifier, as the example ships it (two conv layers, dropout,
@@ -51,6 +51,107 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+class ScriptCNN(nn.Module):
+    """The seed's CNN written in this script, as the seed's train.py does (shipped as source)."""
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.drop = nn.Dropout(dropout)
+        self.fc1 = nn.Linear(64 * 8 * 8, 512)
+        self.fc2 = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = self.drop(x)
+        x = x.view(-1, 64 * 8 * 8)
+        x = self.drop(torch.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+def _bench_paths(width: int, root: Path, repeats: int) -> None:
+    """Where the class lives: a module shipped with code_paths (the path that existed before),
+    the running script (extracted source), or no class at all (nn.Sequential: a recorded
+    structure). log_model and load_model medians, and MLflow's load of the same network."""
+    import gitml
+    import gitml.pytorch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _nets import ModuleMLP
+
+    here = Path(__file__).resolve().parent
+    model_py = here.parents[0] / "examples" / "image-classifier" / "model.py"
+    cnn_x = torch.randn(2, 3, 32, 32).numpy()
+    mlp_x = torch.randn(2, width).numpy()
+    torch.manual_seed(0)
+    cases = [
+        ("CNN, module + code_paths", CNN().eval(), cnn_x, [str(model_py)]),
+        ("CNN, defined in the script", ScriptCNN().eval(), cnn_x, None),
+        ("MLP, module + code_paths", ModuleMLP(width).eval(), mlp_x, [str(here / "_nets.py")]),
+        ("MLP, nn.Sequential", nn.Sequential(*[nn.Linear(width, width) for _ in range(4)]).eval(), mlp_x, None),
+    ]
+    repo = _git_repo(root / "paths")
+    os.chdir(repo)
+    gitml.set_tracking_uri(str(repo))
+    print(f"\nWhere the class lives (MLP width {width}): median ms over {repeats}, variants interleaved")
+    print(f"  {'model':30} {'log_model':>10} {'load local':>11} {'mlflow load':>12} {'mlflow/gitml':>13}")
+    uris: dict[str, str] = {}
+
+    def log(label: str, model: nn.Module, example: Any, code_paths: Any) -> float:
+        start = time.perf_counter()
+        with gitml.start_run():
+            info = gitml.pytorch.log_model(model, "model", code_paths=code_paths, input_example=example)
+            gitml.flush()
+        uris[label] = str(info.model_uri)
+        return (time.perf_counter() - start) * 1000
+
+    # Round-robin, so that a busy machine slows every variant alike.
+    log_ms: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for round_ in range(repeats + 1):
+        for label, model, example, code_paths in cases:
+            took = log(label, model, example, code_paths)
+            if round_:  # the first round warms up
+                log_ms[label].append(took)
+    local = {label: str(gitml.models.resolve_model_uri(uris[label], root / f"local-{i}")) for i, (label, *_) in enumerate(cases)}
+    load_ms: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for round_ in range(repeats + 1):
+        for label, *_ in cases:
+            start = time.perf_counter()
+            gitml.pytorch.load_model(local[label])
+            if round_:
+                load_ms[label].append((time.perf_counter() - start) * 1000)
+    for i, (label, model, example, _) in enumerate(cases):
+        mine = statistics.median(load_ms[label])
+        theirs = _mlflow_load_ms(model, example, root / f"mlflow-{i}", repeats)
+        shown = f"{theirs:12.1f} {theirs / mine:12.1f}x" if theirs else f"{'n/a':>12} {'n/a':>13}"
+        print(f"  {label:30} {statistics.median(log_ms[label]):10.1f} {mine:11.1f} {shown}")
+
+
+def _mlflow_load_ms(model: nn.Module, example: Any, root: Path, repeats: int) -> float | None:
+    """MLflow 3's load_model (its default pt2 format) of the same network, from a local copy."""
+    try:
+        import mlflow
+        import mlflow.pytorch
+    except ImportError:
+        return None
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    root.mkdir(parents=True)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    exp = mlflow.create_experiment("paths", artifact_location=(root / "mlruns").as_uri())
+    mlflow.set_experiment(experiment_id=exp)
+    with contextlib.redirect_stderr(io.StringIO()):
+        with mlflow.start_run():
+            info = mlflow.pytorch.log_model(model, name="model", input_example=example, pip_requirements=["torch"])
+        local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / "local"))
+        mlflow.pytorch.load_model(local)
+        return _median_ms(lambda: mlflow.pytorch.load_model(local), repeats)
 
 
 def _median_ms(fn: Callable[[], Any], repeats: int) -> float:
@@ -177,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--big-mb", type=float, default=100.0)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--paths-only", action="store_true", help="only the where-the-class-lives table")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
@@ -192,6 +294,13 @@ def main(argv: list[str] | None = None) -> None:
             print("MLflow is not installed in this interpreter: printing gitml only "
                   "(install mlflow to compare)", file=sys.stderr)
     cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="bench-paths-") as tmp:
+        try:
+            _bench_paths(width, Path(tmp), args.repeats)
+        finally:
+            os.chdir(cwd)
+    if args.paths_only:
+        return
     for title, model, example, repeats in cases:
         mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6
         with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:

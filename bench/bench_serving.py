@@ -109,6 +109,26 @@ def build_models(where: Path) -> dict[str, dict[str, Path]]:
     return out
 
 
+def v2_payloads() -> dict[str, dict[int, str]]:
+    """Open Inference Protocol (V2) bodies per model, for 1 and 32 rows: the same data."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    X, _ = load_iris(return_X_y=True, as_frame=True)
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[int, str]] = {"sklearn": {}, "cnn": {}}
+    for rows in (1, 32):
+        head = X.head(rows)
+        out["sklearn"][rows] = json.dumps({"inputs": [
+            {"name": c, "shape": [rows], "datatype": "FP64", "data": head[c].tolist()} for c in X.columns
+        ]})  # fmt: skip
+        images = rng.random((rows, 3, 32, 32), dtype=np.float32).round(3)
+        out["cnn"][rows] = json.dumps({"inputs": [
+            {"name": "input-0", "shape": [rows, 3, 32, 32], "datatype": "FP32", "data": images.ravel().tolist()}
+        ]})  # fmt: skip
+    return out
+
+
 def payloads() -> dict[str, dict[int, str]]:
     """JSON bodies per model, for 1 and 32 rows."""
     import numpy as np
@@ -126,15 +146,20 @@ def payloads() -> dict[str, dict[int, str]]:
     return out
 
 
-def command(kind: str, model: Path, port: int) -> list[str]:
+V2_PATH = "/v2/models/bench/infer"
+
+
+def command(kind: str, model: Path | None, port: int) -> list[str]:
+    if kind == "noop":
+        return [sys.executable, str(Path(__file__).with_name("noop_asgi.py")), str(port)]
     if kind == "gitml":
         return [sys.executable, "-m", "gitml.cli", "models", "serve", "-m", str(model),
-                "--port", str(port), "--workers", "1"]  # fmt: skip
+                "--port", str(port), "--workers", "1", "--name", "bench"]  # fmt: skip
     return [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "-p", str(port),
             "--env-manager", "local", "-w", "1"]  # fmt: skip
 
 
-def wrk(url: str, body: str, tmp: Path) -> dict[str, float]:
+def wrk(url: str, body: str, tmp: Path, path: str = "/invocations") -> dict[str, float]:
     """requests/s, p50 and p99 in ms, and non-2xx count of one wrk run."""
     body_file = tmp / "body.json"
     body_file.write_text(body)
@@ -146,7 +171,7 @@ def wrk(url: str, body: str, tmp: Path) -> dict[str, float]:
     )
     proc = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "--timeout", "10s",
-         "-s", str(lua), url + "/invocations"],
+         "-s", str(lua), url + path],
         capture_output=True, text=True, timeout=SECONDS + 60,
     )  # fmt: skip
     text = proc.stdout
@@ -168,7 +193,9 @@ def wrk(url: str, body: str, tmp: Path) -> dict[str, float]:
     }
 
 
-def measure(kind: str, model: Path, bodies: dict[int, str], tmp: Path) -> dict[str, Any]:
+def measure(
+    kind: str, model: Path | None, bodies: dict[int, str], tmp: Path, v2: dict[int, str] | None = None
+) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -200,6 +227,8 @@ def measure(kind: str, model: Path, bodies: dict[int, str], tmp: Path) -> dict[s
             with urllib.request.urlopen(req, timeout=30) as r:  # warm-up, and a check
                 assert r.status == 200
             result[rows] = wrk(url, body, tmp)
+            if v2 is not None:
+                result[f"v2-{rows}"] = wrk(url, v2[rows], tmp, V2_PATH)
         result["rss_mib"] = rss_mib(proc.pid)
         return result
     finally:
@@ -249,6 +278,10 @@ def main() -> int:
     try:
         models = build_models(tmp)
         bodies = payloads()
+        v2_bodies = v2_payloads()
+        noop = [measure("noop", None, bodies["sklearn"], tmp) for _ in range(ROUNDS)]
+        ceiling = statistics.median(r[1]["rps"] for r in noop)
+        print(f"do-nothing ASGI app on the same stack, 1 row: {ceiling:.0f} req/s (the ceiling)", flush=True)
         print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s on loopback, one worker per server, "
               f"median of {ROUNDS} rounds")  # fmt: skip
         rows_out = []
@@ -258,7 +291,8 @@ def main() -> int:
             for i in range(ROUNDS):  # taking turns, so a noisy minute hits both
                 order = ("mlflow", "gitml") if i % 2 == 0 else ("gitml", "mlflow")
                 for k in order:
-                    runs[k].append(measure(k, models[name][k], bodies[name], tmp))
+                    v2 = v2_bodies[name] if k == "gitml" else None
+                    runs[k].append(measure(k, models[name][k], bodies[name], tmp, v2))
             g, m = median_of(runs["gitml"]), median_of(runs["mlflow"])
             for rows in (1, 32):
                 ratios.append(g[rows]["rps"] / max(m[rows]["rps"], 1e-9))
@@ -271,13 +305,20 @@ def main() -> int:
                     f"non-2xx {g[rows]['errors']:.0f}/{m[rows]['errors']:.0f} | "
                     f"rounds gitml {each(runs['gitml'], rows)}, mlflow {each(runs['mlflow'], rows)}"
                 )
+            for rows in (1, 32):
+                v2_rps = statistics.median(r[f"v2-{rows}"]["rps"] for r in runs["gitml"])
+                rows_out.append(
+                    f"{name:8} {rows:>3} rows | V2 /infer {v2_rps:8.0f} req/s = "
+                    f"{v2_rps / max(g[rows]['rps'], 1e-9):.2f}x /invocations"
+                    + (f" | /invocations = {g[rows]['rps'] / max(ceiling, 1e-9):.2f}x the do-nothing app" if rows == 1 else "")
+                )
             rows_out.append(
                 f"{name:8} start    | first answer {g['first_answer_s']:.2f} s vs "
                 f"{m['first_answer_s']:.2f} s; ready {g['ready_s']:.2f} s vs {m['ready_s']:.2f} s | "
                 f"RSS {g['rss_mib']:.0f} MiB vs {m['rss_mib']:.0f} MiB "
                 f"(x{g['rss_mib'] / max(m['rss_mib'], 1e-9):.2f})"
             )
-            print("\n".join(rows_out[-3:]), flush=True)
+            print("\n".join(rows_out[-5:]), flush=True)
         print(f"median req/s ratio gitml/mlflow: x{statistics.median(ratios):.1f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -43,6 +43,26 @@ class MlflowClient:
     def __repr__(self) -> str:
         return f"<MlflowClient: {self.tracking_uri}>"
 
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """Log a DataFrame or dict of columns as a table artifact of the run (JSON, or Parquet
+        for `.parquet`); rows are appended when the run already has that table."""
+        from gitml.fluent.tables import log_table_to
+
+        log_table_to(self._tracker, run_id, data, artifact_file)
+
+    def load_table(
+        self,
+        experiment_id: str,
+        artifact_file: str,
+        run_ids: list[str] | None = None,
+        extra_columns: list[str] | None = None,
+    ) -> Any:
+        """One DataFrame of the table `artifact_file` from `run_ids` (default: every run of the
+        experiment that logged it); `extra_columns=["run_id"]` adds each row's run id."""
+        from gitml.fluent.tables import load_table_from
+
+        return load_table_from(self._tracker, [str(experiment_id)], artifact_file, run_ids, extra_columns)
+
     if TYPE_CHECKING:  # the methods are attached below, from the two clients
 
         def __getattr__(self, name: str) -> Any: ...

@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_EXPERIMENT_NAME",
     "DEFAULT_FLUSH_INTERVAL_S",
     "FORMAT_FILE",
+    "STAGING_DIR",
     "FORMAT_VERSION",
     "NULL_SHA",
     "STATE_DIR",
@@ -38,6 +39,8 @@ FORMAT_VERSION = 1
 FORMAT_FILE = "gitml.yaml"
 # Local, disposable state (journals, the query index) under the repo's git dir.
 STATE_DIR = "gitml"
+# <state dir>/staging/<run_id>/artifacts: the folder get_artifact_uri() names while a run is active
+STAGING_DIR = "staging"
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"

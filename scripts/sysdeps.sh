@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system programs the tests run for real (sshd, prometheus, wrk, npm) when missing.
+# Installs the system programs the tests run for real (sshd, prometheus, wrk, npm, rsync) when missing.
 set -euo pipefail
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
@@ -7,6 +7,8 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # npm installs GitHub's OpenAPI description that tests/ci checks its fake API against
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# gitlab-ci-local copies the project with rsync when it runs jobs
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 # a real Docker engine (started by the tests with their own data root) and debootstrap for its
 # base image: no image registry is reachable, so the base is built from Debian's packages
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)

@@ -152,6 +152,8 @@ def _provenance(tracking_uri: str | None, run_ids: list[str]) -> str:
     client = MlflowClient(tracking_uri)
     lines = []
     for label, run_id in zip(("base", "this branch"), run_ids, strict=True):
+        if not _RUN_ID.fullmatch(run_id):
+            continue
         try:
             tags = client.get_run(run_id).data.tags
         except GitMLError:

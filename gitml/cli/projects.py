@@ -10,6 +10,8 @@ __all__ = ["reproduce", "run"]
 
 # The exit status of `gitml reproduce` when metrics drift beyond the tolerances.
 DRIFT_EXIT = 3
+# ... and when the reproduction's own run did not finish (the child failed or was killed).
+FAILED_EXIT = 4
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -217,8 +219,8 @@ def reproduce(
 ) -> None:
     """Re-run RUN-ID, NAME@vX.Y.Z or models:/NAME/STAGE at its recorded commit and compare metrics.
 
-    Exit status: 0 within tolerance, 3 when a metric drifted (or is missing), 1 on errors,
-    the child's failure otherwise.
+    Exit status: 0 within tolerance, 3 when a metric drifted (or is missing), 4 when the
+    reproduction's run failed or was killed, 1 on errors.
     """
     from gitml.projects.reproduce import parse_tolerances
     from gitml.projects.reproduce import reproduce as do_reproduce
@@ -243,6 +245,6 @@ def reproduce(
     else:
         click.echo(result.table())
     if result.status != "FINISHED":
-        sys.exit(result.returncode or 1)
+        sys.exit(FAILED_EXIT)
     if not result.within:
         sys.exit(DRIFT_EXIT)

@@ -20,7 +20,8 @@ from gitml.artifacts.api import (
 from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import FileInfo, require_files
 from gitml.artifacts.runs import read_pointers, store_for
-from gitml.artifacts.uri import format_runs_uri, is_runs_uri, resolve_runs_uri
+from gitml.artifacts.staging import has_staged, stage, staged_runs_uri, sync_staged
+from gitml.artifacts.uri import is_runs_uri, resolve_runs_uri
 from gitml.exceptions import (
     CorruptMetadata,
     InvalidParameterValue,
@@ -61,6 +62,19 @@ def _target(run_id: str | None) -> tuple[Tracker, str]:
     return fluent._tracker(), run_id
 
 
+def _runs_uri(artifact_uri: str, tracking_uri: str | None = None) -> str:
+    """`artifact_uri`, or for a URI inside a run's get_artifact_uri() folder the `runs:/` URI
+    it stands for (what the script wrote there is logged first, so it can be read back)."""
+    staged = staged_runs_uri(artifact_uri)
+    if staged is None:
+        return artifact_uri
+    tracker = _tracker_for(tracking_uri)
+    run_id = staged.split("/")[1]
+    if has_staged(tracker, run_id):
+        sync_staged(tracker, run_id)
+    return staged
+
+
 def _locate(
     artifact_uri: str | None, run_id: str | None, artifact_path: str | None
 ) -> tuple[str, str]:
@@ -69,7 +83,7 @@ def _locate(
             raise InvalidParameterValue(
                 "give either artifact_uri, or run_id and artifact_path; not both"
             )
-        return resolve_runs_uri(artifact_uri)
+        return resolve_runs_uri(_runs_uri(artifact_uri))
     if run_id is None:
         raise InvalidParameterValue("give artifact_uri (runs:/<run_id>/<path>) or run_id")
     return run_id, normalize_artifact_path(artifact_path)
@@ -88,6 +102,8 @@ def download_artifacts(
     registry), or a local path or `file://` URI (copied); alternatively give `run_id` and
     `artifact_path`.
     """
+    if artifact_uri is not None:
+        artifact_uri = _runs_uri(artifact_uri, tracking_uri)
     if artifact_uri is not None and artifact_uri.startswith("models:/"):
         return str(
             resolve_model_uri(artifact_uri, None if dst_path is None else os.fspath(dst_path))
@@ -127,7 +143,7 @@ def list_artifacts(
 
 
 def _read_artifact(artifact_uri: str, tracking_uri: str | None) -> bytes:
-    rid, path = resolve_runs_uri(artifact_uri)
+    rid, path = resolve_runs_uri(_runs_uri(artifact_uri, tracking_uri))
     tracker = _tracker_for(tracking_uri)
     pointers = read_pointers(tracker, rid)
     store = store_for(tracker)
@@ -214,6 +230,9 @@ def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
-    """The `runs:/<run_id>[/<path>]` URI of the active run's artifacts (starting a run if none)."""
-    _, rid = _target(None)
-    return format_runs_uri(rid, artifact_path)
+    """A `file://` URI of the active run's artifact folder (or of `artifact_path` in it), as
+    MLflow's local store gives: logged files under it are copied there, and what the script
+    writes there is logged when the run ends (gitml.artifacts.staging). Starts a run if none.
+    The run's `runs:/` URI stays what `run.info.artifact_uri` says, and works everywhere."""
+    tracker, rid = _target(None)
+    return stage(tracker, rid, artifact_path).as_uri()

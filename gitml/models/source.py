@@ -171,11 +171,8 @@ def _definition(obj: Any) -> tuple[str, str]:
     name = obj.__name__
     for filename, line in candidates:
         lines = _lines(filename, module)
-        if not lines:
-            continue
-        try:
-            tree = ast.parse("".join(lines))
-        except SyntaxError:
+        tree = _tree(filename) if lines else None
+        if tree is None:
             continue
         node = _find_node(tree, kind, name, line)
         if node is None:

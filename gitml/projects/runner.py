@@ -379,7 +379,14 @@ def _run_folder(
         client.set_terminated(parent_id, "KILLED")
         raise
     client.set_terminated(parent_id, status)
-    return ProjectRun(parent_id, status, steps=done, argv=done[-1].argv if done else [])
+    last = done[-1] if done else None
+    return ProjectRun(
+        parent_id,
+        status,
+        last.returncode if last else None,
+        steps=done,
+        argv=last.argv if last else [],
+    )
 
 
 def _find_cached(client: Any, exp_id: str, key: str) -> str | None:

@@ -20,6 +20,16 @@ def version_info(
     """What the version tag's message records: run, source, artifact pointer, signature, metrics."""
     if not isinstance(source, str) or not source:
         raise InvalidParameterValue(f"invalid model source {source!r}")
+    from gitml.artifacts.staging import has_staged, staged_runs_uri, sync_staged
+
+    staged = staged_runs_uri(source)
+    if staged is not None:
+        # get_artifact_uri()'s folder: what the script saved there is logged first, and the
+        # version records the portable runs:/ URI, not a path of this machine
+        source = staged
+        staged_run = staged.split("/")[1]
+        if has_staged(tracker, staged_run):
+            sync_staged(tracker, staged_run)
     if source.startswith("models:/"):
         from gitml.registry.resolve import resolve_models_uri
 

@@ -20,6 +20,7 @@ from gitml import constants as C
 from gitml.config import Config, resolve_config
 from gitml.entities import LifecycleStage, Metric, Run, RunData, RunInfo, RunStatus
 from gitml.exceptions import (
+    GitMLError,
     InvalidParameterValue,
     InvalidState,
     ResourceDoesNotExist,
@@ -321,12 +322,28 @@ class Tracker:
         """Mark a run terminated and commit everything it logged, compacting its history."""
         RunStatus.from_string(status)
         writer = self.writer(run_id)
+        staged_error: Exception | None = None
+        if RunStatus.is_terminated(status):
+            try:
+                self._log_staged(run_id)
+            except GitMLError as e:  # the run still ends; the folder stays for a retry
+                staged_error = e
         writer.set_meta(
             status=status, end_time=check_timestamp(end_time, "end_time") if end_time is not None else now_ms()
         )
         if RunStatus.is_terminated(status):
             writer.ended = True
         self.flush(compact=(run_id,) if writer.ended else ())
+        if staged_error is not None:
+            raise staged_error
+
+    def _log_staged(self, run_id: str) -> None:
+        """Log what the script wrote into the run's get_artifact_uri() folder, then remove it."""
+        if not (self.repo.state_dir / C.STAGING_DIR / run_id).is_dir():
+            return  # the common case costs one stat
+        from gitml.artifacts.staging import log_staged
+
+        log_staged(self, run_id)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Change run info fields (run_name, status...) and commit."""

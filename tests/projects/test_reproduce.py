@@ -192,3 +192,20 @@ def test_hostile_records_on_the_branch_are_refused(
     code, _, err = run_cli(capsys, "reproduce", r.info.run_id)
     assert code == 1 and match in err and len(err.strip().splitlines()) == 1
     assert len(git("worktree", "list", cwd=repo).splitlines()) == 1
+
+
+def test_a_reproduction_that_fails_exits_4(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the run needs an ignored local file, which a worktree at the commit does not have
+    project(
+        repo,
+        {
+            "MLproject": "entry_points:\n  main:\n    command: python need.py\n",
+            "need.py": "open('local.cfg').read()\n",
+            ".gitignore": "local.cfg\n",
+        },
+    )
+    (repo / "local.cfg").write_text("secret\n")
+    code, out, err = run_cli(capsys, "run")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "reproduce", out.split()[-2])
+    assert code == 4 and "FAILED" in out

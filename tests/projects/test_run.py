@@ -223,3 +223,12 @@ def test_gitml_diff_marks_a_dirty_run(repo: Path, capsys: pytest.CaptureFixture[
     a_line, b_line = out.splitlines()[:2]
     assert a_line.startswith(f"A: run {clean}") and "dirty" not in a_line
     assert b_line.startswith(f"B: run {dirty}") and b_line.endswith(", dirty))")
+
+
+def test_the_python_api_is_mlflows_projects_run(repo: Path) -> None:
+    import gitml
+
+    project(repo, {"MLproject": MLPROJECT, "train.py": TRAIN})
+    submitted = gitml.projects.run(str(repo), entry_point="main", parameters={"alpha": 0.5})
+    assert submitted.wait() and submitted.get_status() == "FINISHED"
+    assert GitMLClient(repo).get_run(submitted.run_id).data.metrics["score"] == 1.0

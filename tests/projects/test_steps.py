@@ -98,3 +98,16 @@ def test_bad_step_graphs_are_refused(
     code, _, err = run_cli(capsys, "run", "-e", "a")
     assert code == 1 and match in err
     assert branch_tip(repo) == ""
+
+
+def test_a_failing_step_stops_the_pipeline(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    failing = PIPELINE.replace(
+        'command: "python step.py train --lr {lr}"', "command: \"python -c 'raise SystemExit(7)'\""
+    )
+    project(repo, {"MLproject": failing, "step.py": STEP, ".gitignore": "steps.log\n"})
+    code, out, _ = run_cli(capsys, "run", "-e", "evaluate")
+    assert code == 7
+    assert steps_run(repo) == ["prepare"]
+    ids = [line.split()[0] for line in out.splitlines() if line.strip()]
+    client = GitMLClient(repo)
+    assert [client.get_run(i).info.status for i in ids] == ["FINISHED", "FAILED", "FAILED"]
