@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import InvalidParameterValue
+from gitml.models.folder import CODE_DIR, object_path
 from gitml.models.source import extract_source, needs_source
-from gitml.models.utils import CODE_DIR, object_path
 
 __all__ = ["EXTRACTED_PREFIX", "ShippedRefs", "keeps_code", "ship_objects"]
 
