@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--gto-repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from gitml.registry import registry as registry_module
+    from gitml.registry import access as registry_module
     from gitml.registry.client import RegistryClient
     from gitml.registry.resolve import resolve_models_uri
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitml.fluent.models import log_flavor_model
-from gitml.models.flavors.pyfunc import (
+from gitml.models.flavors.python_model import (
     ALLOW_PICKLE_ENV,
     FLAVOR_NAME,
     PythonModel,
@@ -13,7 +13,7 @@ from gitml.models.flavors.pyfunc import (
     save_model,
 )
 from gitml.models.model import ModelInfo
-from gitml.models.pyfunc_model import PyFuncModel, load_model
+from gitml.models.predictor import PyFuncModel, load_model
 
 __all__ = [
     "ALLOW_PICKLE_ENV",

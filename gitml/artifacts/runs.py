@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from gitml import constants as C
+from gitml.artifacts.odb import ArtifactStore, StatusResult, TransferSummary
 from gitml.artifacts.pointers import ManifestLoader, pointer_oids, validate_pointer
-from gitml.artifacts.store import ArtifactStore, StatusResult, TransferSummary
 from gitml.exceptions import CorruptMetadata
 from gitml.store.bounded import load_json
 

@@ -54,7 +54,7 @@ def _word(token: str) -> str:
 
 
 def _known_stages(root: Path) -> set[str]:
-    from gitml.registry.registry import open_registry
+    from gitml.registry.access import open_registry
     from gitml.registry.tags import MLFLOW_STAGES
 
     stages = {s.lower() for s in MLFLOW_STAGES} | set(MLFLOW_STAGES.values())

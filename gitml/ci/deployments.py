@@ -274,8 +274,8 @@ def _one_model(registry: Any, name: str) -> Any:
     A deploy job asks about one model: reading and indexing every tag (10,000 in
     bench/bench_ci.py) is most of the job's time in a fresh clone, where no tag index exists.
     """
-    from gitml.registry.registry import Registry
-    from gitml.registry.state import build_state
+    from gitml.registry.access import Registry
+    from gitml.registry.history import build_state
 
     class _OneModel(Registry):
         def state(self) -> Any:

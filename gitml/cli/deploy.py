@@ -21,7 +21,7 @@ def _root(ctx: click.Context) -> Path:
 
 def _target(ctx: click.Context, model_uri: str) -> Any:
     from gitml.deploy.target import resolve_target
-    from gitml.registry.registry import open_registry
+    from gitml.registry.access import open_registry
 
     if not model_uri.startswith("models:/"):
         raise click.BadParameter("give a registered model: models:/NAME/STAGE, models:/NAME@ALIAS or models:/NAME/N", param_hint="-m")

@@ -10,7 +10,7 @@ __all__ = ["deployments"]
 
 
 def _registry(ctx: click.Context):  # type: ignore[no-untyped-def]
-    from gitml.registry.registry import open_registry
+    from gitml.registry.access import open_registry
 
     return open_registry(ctx.obj.get("repo") if ctx.obj else None)
 

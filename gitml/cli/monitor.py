@@ -31,7 +31,7 @@ def monitor(ctx: click.Context, host: str, port: int, interval: float) -> None:
     Example sample: gitml_model_metric{model="cnn",stage="production",version="3",metric="accuracy"} 0.97
     """
     from gitml import config
-    from gitml.serving.monitor import MonitorServer
+    from gitml.serving.registry_exporter import MonitorServer
 
     repo = (ctx.find_root().obj or {}).get("repo")
     if repo:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gitml.exceptions import InvalidParameterValue
-from gitml.registry.registry import Registry
+from gitml.registry.access import Registry
 from gitml.registry.resolve import parse_models_uri, resolve_version
 from gitml.registry.source_check import source_of
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gitml.registry.sync import is_registry_tag, reconcile_tags
+from gitml.registry.reconcile import is_registry_tag, reconcile_tags
 from gitml.store import sync as branch_sync
 from gitml.tracking.tracker import Tracker, get_tracker
 

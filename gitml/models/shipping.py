@@ -15,8 +15,8 @@ from typing import Any
 
 from gitml.exceptions import InvalidParameterValue
 from gitml.models.code import ShippedCode, shipped_code
+from gitml.models.folder import CODE_DIR, object_path
 from gitml.models.source import extract_source, needs_source
-from gitml.models.utils import CODE_DIR, object_path
 
 __all__ = ["EXTRACTED_PREFIX", "ShippedRefs", "keeps_code", "model_code", "ship_objects"]
 

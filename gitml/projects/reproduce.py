@@ -146,7 +146,7 @@ def resolve_target(client: Any, target: str) -> str:
     """The run id behind a run id, `name@vX.Y.Z` or `models:/name/<version|stage|@alias>`."""
     if _RUN_ID.match(target):
         return target
-    from gitml.registry.registry import Registry
+    from gitml.registry.access import Registry
 
     registry = Registry(client._tracker.repo)
     run_id: Any = None

@@ -13,15 +13,16 @@ from typing import Any
 
 from gitml import config
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.registry.entities import ModelVersion, RegisteredModel, RegistryEvent
-from gitml.registry.metadata import update_model_meta, update_versions_meta
-from gitml.registry.registry import (
+from gitml.registry.access import (
     Op,
     Registry,
     already_exists,
     next_semver,
     state_names,
 )
+from gitml.registry.entities import ModelVersion, RegisteredModel, RegistryEvent
+from gitml.registry.history import ModelState, Problem, RegistryState, VersionState
+from gitml.registry.metadata import update_model_meta, update_versions_meta
 from gitml.registry.search import (
     RegistryPagedList,
     filter_names,
@@ -33,8 +34,7 @@ from gitml.registry.search import (
     parse_version_filter,
 )
 from gitml.registry.sources import version_info
-from gitml.registry.stages import StagesMixin, brief, stage_op
-from gitml.registry.state import ModelState, Problem, RegistryState, VersionState
+from gitml.registry.stage_methods import StagesMixin, brief, stage_op
 from gitml.registry.tags import (
     MLFLOW_STAGES,
     Action,

@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 from gitml import config
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.registry.registry import Registry, open_registry
+from gitml.registry.access import Registry, open_registry
+from gitml.registry.history import ModelState, VersionState
 from gitml.registry.source_check import source_of
-from gitml.registry.state import ModelState, VersionState
 from gitml.registry.tags import stage_of_mlflow, validate_alias, validate_model_name
 from gitml.tracking.tracker import get_tracker
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
-from gitml.registry.registry import Registry
+from gitml.registry.access import Registry
 
 __all__ = ["GIT_COMMIT_TAG", "version_info"]
 
@@ -119,7 +119,7 @@ def _read_object(tracker: Any, md5: str) -> dict[str, Any] | None:
             data = f.read(1_000_000)
     except (ImportError, OSError):
         return None
-    from gitml.registry.state import load_message
+    from gitml.registry.history import load_message
 
     return load_message(data.decode("utf-8", "replace")) or None
 

@@ -89,7 +89,7 @@ def resolve_ref(uri: str, tracking_uri: str | None = None) -> ModelRef:
             return ModelRef(uri=uri, source=uri, run_id=run_id)
         return ModelRef(uri=uri, source=uri)
     # The registry loads only for models:/ URIs (a served path or runs:/ URI never reads tags).
-    from gitml.registry.registry import Registry
+    from gitml.registry.access import Registry
     from gitml.registry.resolve import parse_models_uri, resolve_version, version_location
     from gitml.tracking.tracker import get_tracker
 
@@ -143,7 +143,7 @@ def load_ref(ref: ModelRef, loader: Any = None) -> LoadedModel:
     """Load the model `ref` names with the pyfunc loader (or `loader(source)`), timed."""
     started = time.perf_counter()
     if loader is None:
-        from gitml.models.pyfunc_model import load_model
+        from gitml.models.predictor import load_model
 
         loader = load_model
     model = loader(ref.location or ref.source)

@@ -114,7 +114,7 @@ class SyncResult:
 
 
 # (repo, remote, clashing tag names, the remote's tags) -> objects with .old and .new names:
-# renumbers local registry tags whose names the remote gave to other tags (see gitml.registry.sync).
+# renumbers local registry tags whose names the remote gave to other tags (see gitml.registry.reconcile).
 Reconcile = Callable[[GitRepo, str, list[str], dict[str, str]], Sequence[Any]]
 
 

@@ -13,7 +13,7 @@ from gitml.ci.deployments import (
     plan_deployment,
     record_deployment,
 )
-from gitml.registry.registry import open_registry
+from gitml.registry.access import open_registry
 from tests.conftest import git, run_cli
 from tests.registry._util import commit, tag
 

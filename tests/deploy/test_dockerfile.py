@@ -12,7 +12,7 @@ import pytest
 from gitml.deploy.dockerfile import ImageOptions, dockerfile_text, image_reference, write_context
 from gitml.deploy.target import DeployTarget, resolve_target
 from gitml.exceptions import InvalidParameterValue
-from gitml.registry.registry import open_registry
+from gitml.registry.access import open_registry
 from tests.conftest import run_cli
 
 

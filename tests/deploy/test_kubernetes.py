@@ -10,7 +10,7 @@ import yaml
 from gitml.deploy.kubernetes import K8sOptions, kserve_manifests, manifests
 from gitml.deploy.target import resolve_target
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from gitml.registry.registry import open_registry
+from gitml.registry.access import open_registry
 from tests.conftest import run_cli
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gitml.registry.access import open_registry
 from gitml.registry.client import RegistryClient
-from gitml.registry.registry import open_registry
 from tests.conftest import git, run_cli
 
 from .conftest import World, git_input, in_clone

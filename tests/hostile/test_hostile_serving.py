@@ -195,7 +195,7 @@ def test_monitor_survives_a_tag_with_a_10_400_metric(world: World) -> None:
 
     import gitml
     from gitml.models.signature import infer_signature
-    from gitml.serving.monitor import MonitorServer, collect_registry
+    from gitml.serving.registry_exporter import MonitorServer, collect_registry
     from gitml.tracking.client import MlflowClient
     from tests.conftest import git
     from tests.hostile.conftest import git_input, in_clone

@@ -92,7 +92,7 @@ def test_a_registered_version_reproduces(repo: Path, capsys: pytest.CaptureFixtu
     client.create_model_version("clf", f"runs:/{run_id}/model", run_id=run_id)
     code, out, err = run_cli(capsys, "reproduce", "models:/clf/1")
     assert code == 0, err
-    from gitml.registry.registry import Registry
+    from gitml.registry.access import Registry
 
     semver = next(iter(Registry(client._tracker.repo).state().models["clf"].versions))
     code, out, err = run_cli(capsys, "reproduce", f"clf@{semver}")

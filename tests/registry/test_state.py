@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gitml.registry.history import RegistryState, build_state
 from gitml.registry.refs import read_tags
-from gitml.registry.state import RegistryState, build_state
 from gitml.store.repo import GitRepo
 from tests.conftest import git
 from tests.registry._util import commit, gto, tag

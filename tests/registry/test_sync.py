@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gitml.registry.client import RegistryClient
+from gitml.registry.history import build_state
+from gitml.registry.reconcile import is_registry_tag, push_registry, registry_refspecs
 from gitml.registry.refs import read_tags
-from gitml.registry.state import build_state
-from gitml.registry.sync import is_registry_tag, push_registry, registry_refspecs
 from gitml.store.repo import GitRepo
 from tests.conftest import git
 from tests.registry._util import gto, model_runner

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gitml.serving.monitor import MonitorServer, render_registry
+from gitml.serving.registry_exporter import MonitorServer, render_registry
 from tests.serving.conftest import GITML, build_registry, child_env, free_port, registry_client
 
 

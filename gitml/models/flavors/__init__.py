@@ -9,6 +9,6 @@ __all__ = ["LOADERS"]
 LOADERS: dict[str, str] = {
     "gitml.pytorch": "gitml.models.flavors.pytorch",
     "gitml.sklearn": "gitml.models.flavors.sklearn",
-    "gitml.pyfunc": "gitml.models.flavors.pyfunc",
+    "gitml.pyfunc": "gitml.models.flavors.python_model",
     "gitml.keras": "gitml.models.flavors.keras",
 }

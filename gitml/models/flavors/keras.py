@@ -11,16 +11,16 @@ from typing import Any
 
 from gitml.config import ensure_keras_backend
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
-from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import keeps_code, model_code
-from gitml.models.signature import ModelSignature, infer_signature
-from gitml.models.utils import (
+from gitml.models.folder import (
     copy_code_paths,
     finish_model,
     mlflow_keywords,
     new_model_dir,
     require,
 )
+from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.shipping import keeps_code, model_code
+from gitml.models.signature import ModelSignature, infer_signature
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
@@ -103,7 +103,7 @@ def save_model(
 
 
 def _load(model_dir: Path, meta: Model, trusted: bool = False, compile: bool = True) -> Any:
-    from gitml.models.pyfunc_model import load_flavor_conf
+    from gitml.models.predictor import load_flavor_conf
 
     keras = _keras()
     conf = load_flavor_conf(meta, FLAVOR_NAME)

@@ -18,16 +18,16 @@ from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_sa
 from gitml.models.flavors._torch_structure import is_standard
 from gitml.models.flavors._torch_structure import rebuild as rebuild_structure
 from gitml.models.flavors._torch_structure import record as record_structure
-from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import keeps_code, model_code, ship_objects
-from gitml.models.signature import ModelSignature, Schema, infer_schema
-from gitml.models.utils import (
+from gitml.models.folder import (
     copy_code_paths,
     finish_model,
     mlflow_keywords,
     new_model_dir,
     require,
 )
+from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.shipping import keeps_code, model_code, ship_objects
+from gitml.models.signature import ModelSignature, Schema, infer_schema
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
@@ -447,7 +447,7 @@ def _from_export(model_dir: Path, conf: Mapping[str, Any]) -> Any:
 
 
 def _load(model_dir: Path, meta: Model, device: Any = None, use_exported: bool | None = None) -> Any:
-    from gitml.models.pyfunc_model import load_flavor_conf
+    from gitml.models.predictor import load_flavor_conf
 
     conf = load_flavor_conf(meta, FLAVOR_NAME)
     exported = conf.get("exported_program")

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
-from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import keeps_code, model_code, ship_objects
-from gitml.models.signature import ModelSignature, infer_signature
-from gitml.models.source import needs_source
-from gitml.models.utils import (
+from gitml.models.folder import (
     copy_code_paths,
     finish_model,
     mlflow_keywords,
     new_model_dir,
     require,
 )
+from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.shipping import keeps_code, model_code, ship_objects
+from gitml.models.signature import ModelSignature, infer_signature
+from gitml.models.source import needs_source
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_skops", "save_model", "trusted_by_default"]
 
@@ -208,7 +208,7 @@ def trusted_by_default(name: str) -> bool:
 
 
 def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
-    from gitml.models.pyfunc_model import load_flavor_conf
+    from gitml.models.predictor import load_flavor_conf
 
     conf = load_flavor_conf(meta, FLAVOR_NAME)
     if conf.get("serialization_format", "skops") != "skops":

@@ -12,16 +12,16 @@ from typing import Any
 from gitml.config import env_flag
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode
-from gitml.models.flavors._pyfunc_state import load_state, save_state
-from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import model_code, ship_objects
-from gitml.models.signature import ModelSignature, infer_signature
-from gitml.models.utils import (
+from gitml.models.flavors._python_model_state import load_state, save_state
+from gitml.models.folder import (
     copy_code_paths,
     finish_model,
     mlflow_keywords,
     new_model_dir,
 )
+from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.shipping import model_code, ship_objects
+from gitml.models.signature import ModelSignature, infer_signature
 
 __all__ = [
     "ALLOW_PICKLE_ENV",

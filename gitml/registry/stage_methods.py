@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.registry.access import Op, Registry
 from gitml.registry.entities import ModelVersion
-from gitml.registry.registry import Op, Registry
-from gitml.registry.state import RegistryState, VersionState
+from gitml.registry.history import RegistryState, VersionState
 from gitml.registry.tags import (
     Action,
     mlflow_stage_of,

@@ -25,9 +25,9 @@ from gitml.exceptions import (
     ResourceDoesNotExist,
 )
 from gitml.registry.entities import ModelVersion, RegisteredModel, RegistryEvent
+from gitml.registry.history import ModelState, RegistryState, VersionState, build_state
 from gitml.registry.metadata import MetadataView, read_metadata, validate_obj
 from gitml.registry.refs import NewTag, create_tags, refs_stamp
-from gitml.registry.state import ModelState, RegistryState, VersionState, build_state
 from gitml.registry.tagindex import load_tags
 from gitml.registry.tags import (
     MLFLOW_STAGES,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from gitml.config import child_env
 from gitml.exceptions import ConcurrencyError, RemoteError
+from gitml.registry.history import load_message
 from gitml.registry.refs import NewTag, RawTag, create_tags, read_tags
-from gitml.registry.state import load_message
 from gitml.registry.tags import (
     Action,
     format_tag,

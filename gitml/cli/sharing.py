@@ -45,7 +45,10 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
     if as_json:
         out = dataclasses.asdict(result)
         for word, t in transfers:
-            out[f"artifacts_{word}"] = {"remote": t.remote, "transferred": sorted(t.transferred), "failed": sorted(t.failed)}
+            out[f"artifacts_{word}"] = {
+                "remote": t.remote, "transferred": sorted(t.transferred), "failed": sorted(t.failed),
+                "corrupt": sorted(t.corrupt), "skipped_runs": sorted(t.skipped_runs),
+            }  # fmt: skip
         echo_json(out)
         return
     if quiet:
