@@ -2,8 +2,9 @@
 
 Checked: relative links (and their `#anchor`, by GitHub's heading slugs) in README.md,
 CONTRIBUTING.md and docs/*.md; repository paths written as code (`gitml/store/repo.py`,
-`schemas/run.schema.json`, `bench/bench_sync.py`); and every `docs/*.md` that the source code,
-the benchmarks or the Makefile names.
+`schemas/run.schema.json`, `bench/bench_sync.py`); modules named as code (`gitml.store.sync.pull`:
+the module, and the name in it); and every `docs/*.md` that the source code, the benchmarks or
+the Makefile names.
 """
 
 from __future__ import annotations
@@ -90,6 +91,47 @@ def test_every_repository_path_named_in_code_exists(doc: Path) -> None:
         }
     )
     assert missing == []
+
+
+_DOTTED = re.compile(r"`(gitml(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def _module_file(parts: list[str]) -> Path | None:
+    base = ROOT.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _defines(module: Path, name: str) -> bool:
+    """Whether a module defines, imports or lazily exports `name` (read, not imported)."""
+    text = module.read_text()
+    return bool(
+        re.search(rf"^\s*(?:async\s+)?(?:def|class)\s+{name}\b", text, re.M)
+        or re.search(rf"^\s*{name}\s*[:=]", text, re.M)
+        or re.search(rf"\bimport\b[^\n]*\b{name}\b", text)
+        or re.search(rf"[\"']{name}[\"']", text)  # __all__, lazy tables
+    )
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        module = _module_file(parts[:i])
+        if module is not None:
+            rest = parts[i:]
+            return not rest or _defines(module, rest[0])
+    return False
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_id)
+def test_every_module_named_exists(doc: Path) -> None:
+    # `gitml.store.sync.pull`, `gitml.models.infer_signature`: modules, and the first name in
+    # them; tag and config keys (`gitml.source.dirty`, `gitml.remote`) are not modules.
+    names = set(_DOTTED.findall(_prose(doc.read_text())))
+    modules = {n for n in names if _module_file(n.split(".")[:2]) is not None}
+    assert sorted(n for n in modules if not _resolves(n)) == []
 
 
 def test_the_readme_stays_short() -> None:

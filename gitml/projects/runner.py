@@ -14,16 +14,15 @@ import hashlib
 import json
 import os
 import shlex
-import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitml.config import child_env
-from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from gitml.exceptions import InvalidParameterValue
+from gitml.projects.child import supervise
 from gitml.projects.envs import Environment, prepare_env
 from gitml.projects.params import build_argv, resolve_params
 from gitml.projects.provenance import (
@@ -51,7 +50,6 @@ PROVENANCE_FILE = "gitml/provenance.json"
 PATCH_FILE = "gitml/diff.patch"
 RECORD_TAG = "gitml.project.run"
 RECORD_TAG_MAX = 7000
-_KILL_GRACE_S = 5.0
 
 
 @dataclass
@@ -481,7 +479,7 @@ def _run_step(
         env.pop(f"{prefix}_EXPERIMENT_NAME", None)
         env.pop(f"{prefix}_RUN_NAME", None)
     try:
-        status, code = _supervise(plan.argv, project.root, env, timeout, stdout, stderr)
+        status, code = supervise(plan.argv, project.root, env, timeout, stdout, stderr)
     except KeyboardInterrupt:
         client.set_tag(run_id, "gitml.project.exit_code", "interrupted")
         client.set_terminated(run_id, "KILLED")
@@ -495,43 +493,3 @@ def _run_step(
     return ProjectRun(
         run_id, status, code, argv=plan.argv, parent_run_id=tags.get("mlflow.parentRunId")
     )
-
-
-def _supervise(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None, stdout: Any, stderr: Any
-) -> tuple[str, int]:
-    """Run the child in its own process group; (status, exit code). No shell is involved."""
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, start_new_session=True, stdout=stdout, stderr=stderr
-        )
-    except FileNotFoundError as e:
-        raise ResourceDoesNotExist(f"cannot start {argv[0]!r}: no such program") from e
-    except PermissionError as e:
-        raise InvalidParameterValue(f"cannot start {argv[0]!r}: {e}") from e
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                code = proc.wait(timeout=wait)
-                return ("FINISHED" if code == 0 else "FAILED"), code
-            except subprocess.TimeoutExpired:
-                return "KILLED", _kill(proc)
-    except KeyboardInterrupt:
-        _kill(proc)
-        raise
-
-
-def _kill(proc: subprocess.Popen[Any]) -> int:
-    """SIGTERM the child's process group, then SIGKILL after a grace period."""
-    for sig, grace in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, 30.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.wait()

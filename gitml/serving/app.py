@@ -423,6 +423,8 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     async def lifespan(app: Any) -> AsyncIterator[None]:
         threading.Thread(target=load_initial, name="gitml-load", daemon=True).start()
         tasks = []
+        if options.metrics_dir:
+            tasks.append(asyncio.create_task(_publish(state)))
         if options.follow and options.ref.name:
             from gitml.serving.follow import follow
 
@@ -473,3 +475,10 @@ class ScoringApp:
                 return
         await self.routes(scope, receive, send)
 
+
+async def _publish(state: ServingState) -> None:
+    # each worker's counters, once a second, for whichever worker answers /metrics
+    while True:
+        with contextlib.suppress(OSError):
+            state.metrics.write_snapshot()
+        await asyncio.sleep(1.0)

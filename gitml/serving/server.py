@@ -13,7 +13,6 @@ from typing import Any
 
 from gitml.config import env_value, swap_env
 from gitml.serving.app import ServeOptions, create_app
-from gitml.serving.metrics import MULTIPROC_ENV
 from gitml.serving.protection import (
     configure,
     connection_cap,
@@ -84,8 +83,7 @@ def serve(
     try:
         opts = ServeOptions(**{**options.__dict__, "metrics_dir": share})
         # the worker processes read the options there
-        # prometheus_client keeps each worker's values in files there; /metrics sums them
-        swap_env({OPTIONS_ENV: opts.to_json(), MULTIPROC_ENV: share})
+        swap_env({OPTIONS_ENV: opts.to_json()})
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config("gitml.serving.server:worker_app", factory=True, workers=workers, **kwargs)

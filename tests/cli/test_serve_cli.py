@@ -86,7 +86,7 @@ def test_serve_a_registered_version_with_two_workers(repo: Path, start_server: A
         ok += 1
     health = httpx.get(server.url + "/health").json()
     assert health["model"]["version"] == "1" and health["model"]["model"] == "scaled"
-    # each worker's counters are in prometheus_client's shared files; any /metrics sums them
+    # workers publish their counters each second; any worker's /metrics sums them all
     import time
 
     deadline = time.monotonic() + 10

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gitml.serving.app import ServeOptions, model_threads_for
 from gitml.serving.loading import ModelRef
-from gitml.serving.metrics import MULTIPROC_ENV, ServingMetrics
+from gitml.serving.metrics import ServingMetrics
 
 
 def families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -46,40 +45,28 @@ def test_exposition_parses_and_counts() -> None:
     assert f["gitml_model_loaded"][0][1] == 1
 
 
-_WORKER = """
-import sys
-from gitml.serving.metrics import MULTIPROC_ENV, ServingMetrics
-m = ServingMetrics(sys.argv[1])
-m.request("/invocations", 200)
-m.model_call("m", "1", rows=int(sys.argv[2]), ok=True)
-if sys.argv[3] == "render":
-    sys.stdout.write(m.render())
-else:
-    print("counted", flush=True)
-    sys.stdin.read()  # stay alive (a live worker) until the test closes stdin
-"""
-
-
 def test_workers_counters_are_summed(tmp_path: Path) -> None:
-    # Two real worker processes in prometheus_client's multi-process mode, as `--workers 2`
-    # runs them: whichever answers /metrics reports the sum of both.
-    env = {**os.environ, MULTIPROC_ENV: str(tmp_path)}
-    code = [sys.executable, "-c", _WORKER, str(tmp_path)]
-    first = subprocess.Popen(
-        [*code, "4", "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert first.stdout is not None and first.stdout.readline().strip() == "counted"
-        text = subprocess.run(
-            [*code, "6", "render"], env=env, capture_output=True, text=True, check=True
-        ).stdout
-    finally:
-        first.communicate("")
-    f = families(text)
-    assert f["gitml_requests_total"] == [({"endpoint": "/invocations", "status": "200"}, 2.0)]
+    mine = ServingMetrics(tmp_path)
+    mine.request("/invocations", 200)
+    mine.model_call("m", "1", rows=4, ok=True)
+    mine.latency.observe(0.003)
+    other = ServingMetrics(tmp_path)
+    other.request("/invocations", 200)
+    other.request("/ping", 503)
+    other.model_call("m", "1", rows=6, ok=True)
+    other.latency.observe(7.0)
+    (tmp_path / "999999.json").write_text(json.dumps(other.snapshot()))  # another worker's pid
+    (tmp_path / "1000000.json").write_text("{half a wri")  # a worker mid-write is skipped
+    f = families(mine.render())
+    assert ({"endpoint": "/invocations", "status": "200"}, 2.0) in f["gitml_requests_total"]
+    assert ({"endpoint": "/ping", "status": "503"}, 1.0) in f["gitml_requests_total"]
     assert f["gitml_predictions_total"][0][1] == 10
     assert f["gitml_workers"][0][1] == 2
     assert f["gitml_batch_rows_count"][0][1] == 2
+    buckets = dict((s[0]["le"], s[1]) for s in f["gitml_request_duration_seconds_bucket"])
+    assert buckets["0.005"] == 1 and buckets["+Inf"] == 2
+    mine.write_snapshot()
+    assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())
 
 
 @pytest.mark.parametrize(
