@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gitml.exceptions import InvalidParameterValue
+from gitml.models.enforcement import enforce_matrix, enforce_schema
 from gitml.models.flavors import LOADERS
 from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import keeps_code
-from gitml.models.signature import enforce_matrix, enforce_schema
 from gitml.models.uri import temporary_model_dir
 
 __all__ = ["PyFuncModel", "load_flavor_conf", "load_model"]

@@ -1,4 +1,5 @@
-"""Pull, push and sync the metadata branch and the registry tags with a Git remote.
+"""Pull, push and sync the metadata branch and the registry tags with a Git remote: the policy
+(merge, retry, what a pull may remove); the Git plumbing is gitml/store/remote.py.
 
 Pull fetches the branch by an explicit refspec (so shallow, single-branch CI clones get
 it too) into a remote-tracking ref, then merges it into the local branch with
@@ -10,20 +11,29 @@ Only the user's own Git (its credentials, its transports) talks to the remote.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitml import constants as C
-from gitml.config import Config, child_env, env_value, resolve_config
-from gitml.exceptions import InvalidState, RemoteError, RepositoryError
+from gitml.config import Config, resolve_config
+from gitml.exceptions import InvalidState, RemoteError
 from gitml.store.merge import merge_trees, purged_runs, run_changes
-from gitml.store.remote_names import check_remote
+from gitml.store.remote import (
+    commit_time,
+    fetch_refs,
+    has_object,
+    is_ancestor,
+    ls_remote,
+    read_local_tags,
+    remote_error,
+    resolve_remote,
+    run_git,
+    tracking_ref,
+)
 from gitml.store.repo import GitRepo, find_repo_root
 
 __all__ = [
@@ -40,8 +50,6 @@ __all__ = [
 
 _ZERO = C.NULL_SHA
 # Git's messages are parsed to tell a race from a refusal: ask for them untranslated.
-_ENV = {"LC_ALL": "C", "LANGUAGE": "C"}
-# A push that lost a race to another clone: fetch, merge and try again.
 _RACE = (
     "fetch first",
     "non-fast-forward",
@@ -52,34 +60,6 @@ _RACE = (
     "incorrect old value",
     "already exists",
 )
-_AUTH = (
-    "permission denied",
-    "authentication failed",
-    "could not read username",
-    "could not read password",
-    "terminal prompts disabled",
-    "error: 403",
-    "error: 401",
-    "the requested url returned error: 403",
-    "host key verification failed",
-    "access denied",
-    "invalid username or password",
-)
-_NETWORK = (
-    "could not resolve host",
-    "connection refused",
-    "connection timed out",
-    "network is unreachable",
-    "no route to host",
-    "unable to access",
-    "does not appear to be a git repository",
-    "could not read from remote repository",
-    "connection closed",
-    "connection reset",
-    "kex_exchange_identification",
-    "no such file or directory",
-)
-
 
 @dataclass(frozen=True)
 class Moved:
@@ -133,144 +113,6 @@ def open_repo(path: str | os.PathLike[str] | None = None) -> tuple[GitRepo, Conf
 
 
 # -- running git ------------------------------------------------------------------------------
-def _git(
-    repo: GitRepo, args: list[str], stdin: str | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            # ext:: remotes run commands: never, whatever a config says.
-            ["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "protocol.ext.allow=never", *args],
-            cwd=repo.root,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise RemoteError(f"git {args[0]} timed out after {timeout:.0f} s") from e
-    except OSError as e:
-        raise RepositoryError(f"cannot run git: {e}") from e
-
-
-def _env() -> dict[str, str]:
-    env = child_env(_ENV)
-    # A person at a terminal may type a password when Git asks; a CI job or a background
-    # auto-push must fail at once instead of waiting for one.
-    if "GIT_TERMINAL_PROMPT" not in env and not _interactive():
-        env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
-
-
-def _interactive() -> bool:
-    try:
-        return os.isatty(0) and not env_value("CI")
-    except OSError:
-        return False
-
-
-def _remote_error(action: str, remote: str, stderr: str) -> RemoteError:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("hint:")]
-    detail = "; ".join(lines[-3:]) or "no message from git"
-    low = stderr.lower()
-    if any(s in low for s in _AUTH):
-        return RemoteError(
-            f"authentication to '{remote}' failed during {action}: check your Git credentials "
-            f"(SSH key, token or credential helper) for that remote ({detail})"
-        )
-    if any(s in low for s in _NETWORK):
-        return RemoteError(f"cannot reach remote '{remote}' during {action}: {detail}")
-    return RemoteError(f"{action} with remote '{remote}' failed: {detail}")
-
-
-def resolve_remote(repo: GitRepo, remote: str | None = None, config: Config | None = None) -> str:
-    """The remote to use: the argument, then `gitml.remote`, then `origin`, then the only remote.
-
-    Each is checked (`gitml.store.remote_names`): none may read as a git option."""
-    if remote:
-        return check_remote(remote, "the remote given")
-    cfg = config or resolve_config(repo.root)
-    if cfg.remote:
-        return check_remote(cfg.remote, "GITML_REMOTE / git config gitml.remote")
-    names = _git(repo, ["remote"]).stdout.split()
-    if "origin" in names:
-        return "origin"
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise RemoteError(
-            "this repository has no Git remote: add one with 'git remote add origin <url>'"
-        )
-    raise RemoteError(
-        f"several remotes ({', '.join(names)}) and none configured: name one, or set gitml.remote"
-    )
-
-
-def _tracking_ref(repo: GitRepo, remote: str) -> str:
-    names = _git(repo, ["remote"]).stdout.split()
-    if remote in names:
-        return f"refs/remotes/{remote}/{repo.branch}"
-    # A URL or a path: remember it under a name derived from it.
-    digest = hashlib.sha1(remote.encode()).hexdigest()[:12]
-    return f"refs/gitml/remotes/{digest}/{repo.branch}"
-
-
-# -- the remote's state -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class _RemoteState:
-    tip: str | None
-    tags: dict[str, str]  # registry tag name -> object
-
-
-def _ls_remote(repo: GitRepo, remote: str, tag_filter: Callable[[str], bool]) -> _RemoteState:
-    proc = _git(repo, ["ls-remote", "--", remote, f"refs/heads/{repo.branch}", "refs/tags/*"])
-    if proc.returncode != 0:
-        raise _remote_error("ls-remote", remote, proc.stderr)
-    tip = None
-    tags: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        sha, _, ref = line.partition("\t")
-        if ref == f"refs/heads/{repo.branch}":
-            tip = sha
-        elif ref.startswith("refs/tags/") and not ref.endswith("^{}"):
-            name = ref[len("refs/tags/") :]
-            if tag_filter(name):
-                tags[name] = sha
-    return _RemoteState(tip, tags)
-
-
-def _local_tags(repo: GitRepo, tag_filter: Callable[[str], bool]) -> dict[str, str]:
-    proc = _git(repo, ["for-each-ref", "--format=%(objectname) %(refname)", "refs/tags"])
-    out: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        sha, _, ref = line.partition(" ")
-        name = ref[len("refs/tags/") :]
-        if tag_filter(name):
-            out[name] = sha
-    return out
-
-
-def _has_object(repo: GitRepo, sha: str) -> bool:
-    return _git(repo, ["cat-file", "-e", sha]).returncode == 0
-
-
-def _is_ancestor(repo: GitRepo, a: str, b: str) -> bool:
-    return _git(repo, ["merge-base", "--is-ancestor", a, b]).returncode == 0
-
-
-def _commit_time(repo: GitRepo, sha: str) -> int:
-    _, data = repo.objects.read(sha)
-    for line in data.split(b"\n\n", 1)[0].splitlines():
-        if line.startswith(b"committer "):
-            return int(line.rsplit(b" ", 2)[-2])
-    return 0
-
-
-# -- destructive pulls ------------------------------------------------------------------------
-# A pull that would remove more runs than this from the clone (or more than this share of
-# them, when more than one) needs `allow_purge`: a `purged.json` listing every run id is
-# one commit away.
 PURGE_MAX_RUNS = 10
 PURGE_MAX_SHARE = 0.10
 
@@ -312,50 +154,31 @@ class _Pulled:
 
 
 # Another gitml (or git) process of this clone updating the same local ref at that moment.
-_LOCAL_RACE = ("cannot lock ref", "unable to update local ref", "is at", "failed to lock")
-
-
-def _fetch_refs(repo: GitRepo, remote: str, options: list[str], specs: list[str]) -> None:
-    """`git fetch` of `specs`; a lost race for a local ref lock (two syncs at once on one
-    clone) is retried with back-off, never shown raw."""
-    for attempt in range(8):
-        proc = _git(repo, ["fetch", "--no-tags", *options, "--stdin", "--", remote], stdin="\n".join(specs) + "\n")
-        if proc.returncode == 0:
-            return
-        if not any(s in proc.stderr for s in _LOCAL_RACE):
-            raise _remote_error("fetch", remote, proc.stderr)
-        time.sleep(random.uniform(0.02, 0.05 * 2**attempt))
-    raise RemoteError(
-        f"fetch from '{remote}' kept losing the lock on a local ref to another process of this "
-        "clone (two syncs at once?); try again when it is done"
-    )
-
-
 def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str], bool]) -> _Pulled:
-    state = _ls_remote(repo, remote, tag_filter)
-    local_tags = _local_tags(repo, tag_filter)
+    state = ls_remote(repo, remote, tag_filter)
+    local_tags = read_local_tags(repo, tag_filter)
     warnings: list[str] = []
     new_tags = [n for n in sorted(state.tags) if n not in local_tags]
     previous = repo.read_ref(tracking)
     refspecs: list[str] = []
-    if state.tip is not None and (previous != state.tip or not _has_object(repo, state.tip)):
+    if state.tip is not None and (previous != state.tip or not has_object(repo, state.tip)):
         refspecs.append(f"+refs/heads/{repo.branch}:{tracking}")
     shallow = (repo.common_dir / "shallow").exists()
     tag_specs = [f"refs/tags/{n}:refs/tags/{n}" for n in new_tags]
     if shallow and tag_specs:
         # Tags point at code commits: in a shallow clone fetch just those commits, not all history.
-        _fetch_refs(repo, remote, ["--depth=1"], tag_specs)
+        fetch_refs(repo, remote, ["--depth=1"], tag_specs)
         tag_specs = []
     if refspecs or tag_specs:
-        _fetch_refs(repo, remote, [], refspecs + tag_specs)
+        fetch_refs(repo, remote, [], refspecs + tag_specs)
     tip = repo.read_ref(tracking) if state.tip is not None else None
     rewritten = False
     if (
         previous
         and tip
         and previous != tip
-        and _has_object(repo, previous)
-        and not _is_ancestor(repo, previous, tip)
+        and has_object(repo, previous)
+        and not is_ancestor(repo, previous, tip)
     ):
         rewritten = True
         warnings.append(
@@ -363,7 +186,7 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
             "and the next push restores them"
         )
     if state.tip is None and previous is not None:
-        _git(repo, ["update-ref", "-d", tracking])
+        run_git(repo, ["update-ref", "-d", tracking])
     return _Pulled(tip, state.tags, new_tags, rewritten, warnings)
 
 
@@ -377,7 +200,7 @@ def _merge_into_local(
         ours = repo.tip()
         if ours == theirs:
             return False, ours
-        base = _git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
+        base = run_git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
         if ours is None or base == ours:
             if ours is not None:
                 removed = run_changes(repo, repo.tree_of(ours), repo.tree_of(theirs)).removed
@@ -394,7 +217,7 @@ def _merge_into_local(
                 repo.tree_of(base) if base else None,
                 repo.tree_of(ours),
                 repo.tree_of(theirs),
-                ours_newer=_commit_time(repo, ours) > _commit_time(repo, theirs),
+                ours_newer=commit_time(repo, ours) > commit_time(repo, theirs),
             )
             changes = run_changes(repo, repo.tree_of(ours), result.tree)
             _check_removals(repo, remote, ours, changes.removed, allow_purge, warnings)
@@ -428,10 +251,10 @@ def pull(
     PURGE_MAX_SHARE of the clone's runs, is refused (InvalidState) unless `allow_purge`.
     """
     name = resolve_remote(repo, remote, config)
-    tracking = _tracking_ref(repo, name)
+    tracking = tracking_ref(repo, name)
     before = repo.tip()
     got = _fetch(repo, name, tracking, tag_filter)
-    local_tags = _local_tags(repo, tag_filter)
+    local_tags = read_local_tags(repo, tag_filter)
     for n in sorted(local_tags):
         if got.remote_tags.get(n, local_tags[n]) != local_tags[n]:
             got.warnings.append(
@@ -464,12 +287,12 @@ def _push_once(
         lease = [f"--force-with-lease=refs/heads/{repo.branch}:{remote_tip or ''}"]
     # --no-verify: the user's pre-push hooks guard their code (tests, linters), not metadata;
     # running them at the end of every training run would be slow and surprising.
-    proc = _git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, "--", remote, *specs])
+    proc = run_git(repo, ["push", "--atomic", "--porcelain", "--no-verify", *lease, "--", remote, *specs])
     if proc.returncode == 0:
         return "ok", ""
     refused = [ln for ln in proc.stdout.splitlines() if ln.startswith("!")]
     if not refused:
-        raise _remote_error("push", remote, proc.stderr)
+        raise remote_error("push", remote, proc.stderr)
     reasons = [ln.split("\t")[-1] for ln in refused]
     real = [r for r in reasons if "atomic" not in r]
     if not real or any(s in r for r in real for s in _RACE):
@@ -506,7 +329,7 @@ def push(
     warning.
     """
     name = resolve_remote(repo, remote, config)
-    tracking = _tracking_ref(repo, name)
+    tracking = tracking_ref(repo, name)
     before = repo.tip()
     deadline = time.monotonic() + timeout_s
     warnings: list[str] = []
@@ -522,11 +345,11 @@ def push(
         rewritten = rewritten or got.rewritten
         merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings, allow_purge)
         merged_any = merged_any or merged
-        local_tags = _local_tags(repo, tag_filter)
+        local_tags = read_local_tags(repo, tag_filter)
         clashes = sorted(n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha)
         if clashes and reconcile is not None:
             renamed += [(r.old, r.new) for r in reconcile(repo, name, clashes, got.remote_tags)]
-            local_tags = _local_tags(repo, tag_filter)
+            local_tags = read_local_tags(repo, tag_filter)
             clashes = sorted(
                 n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha
             )
@@ -557,7 +380,7 @@ def push(
         outcome, detail = _push_once(repo, name, tip, got.remote_tip, tags)
         if outcome == "ok":
             if tip is not None:
-                _git(repo, ["update-ref", tracking, tip])
+                run_git(repo, ["update-ref", tracking, tip])
             return _pushed_result(
                 repo, name, before, tip, got.remote_tip, tip or got.remote_tip, tags, fetched_tags,
                 merged_any, rewritten, attempt, warnings, renamed,

@@ -11,7 +11,8 @@ import torch
 
 from gitml.exceptions import InvalidParameterValue
 from gitml.models import ColSpec, ModelSignature, Schema, TensorSpec, infer_signature
-from gitml.models.signature import enforce_schema, infer_schema
+from gitml.models.enforcement import enforce_schema
+from gitml.models.signature import infer_schema
 
 
 def test_tensor_spec_json_is_mlflows() -> None:
@@ -188,7 +189,7 @@ def test_unnamed_columns_take_a_2d_array() -> None:
 
 
 def test_enforce_matrix_only_takes_what_it_can_check_alone() -> None:
-    from gitml.models.signature import enforce_matrix
+    from gitml.models.enforcement import enforce_matrix
 
     doubles = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
     ints = np.array([[1, 2]], dtype=np.int64)
