@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gitml.artifacts.host import RunHost
 from gitml.artifacts.paths import (
     check_local_file,
     confined_path,
@@ -47,7 +48,7 @@ __all__ = [
 
 
 # -- logging (tracker level: the client and the fluent API call these) ----------------------
-def log_run_bytes(tracker: Any, run_id: str, data: bytes, artifact_file: str) -> dict[str, Any]:
+def log_run_bytes(tracker: RunHost, run_id: str, data: bytes, artifact_file: str) -> dict[str, Any]:
     """Store `data` as artifact file `artifact_file` of the run; returns its pointer."""
     dest = normalize_artifact_path(artifact_file, allow_root=False)
     store = store_for(tracker)
@@ -58,7 +59,7 @@ def log_run_bytes(tracker: Any, run_id: str, data: bytes, artifact_file: str) ->
 
 
 def log_run_artifact(
-    tracker: Any, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    tracker: RunHost, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
 ) -> dict[str, Any]:
     """Log one local file (a folder is logged whole) under `artifact_path`; returns its pointer."""
     local = os.fspath(local_path)
@@ -95,7 +96,7 @@ def _merge_folder(
 
 
 def log_run_artifacts(
-    tracker: Any, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    tracker: RunHost, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """Log the contents of a local folder under `artifact_path`; returns the pointers written.
 
@@ -131,7 +132,7 @@ def log_run_artifacts(
     return {k: v for k, v in changes.items() if v is not None}
 
 
-def list_artifacts(tracker: Any, run_id: str, path: str | None = None) -> list[FileInfo]:
+def list_artifacts(tracker: RunHost, run_id: str, path: str | None = None) -> list[FileInfo]:
     """The direct children of artifact folder `path` of the run (MLflow's `list_artifacts`)."""
     pointers = read_pointers(tracker, run_id)
     store = store_for(tracker)
@@ -162,7 +163,7 @@ def _copy_out(src: str, dst: Path) -> None:
 
 
 def download_artifacts(
-    tracker: Any, run_id: str, path: str | None = None, dst_path: str | os.PathLike[str] | None = None
+    tracker: RunHost, run_id: str, path: str | None = None, dst_path: str | os.PathLike[str] | None = None
 ) -> str:
     """Copy artifact `path` of the run (a file or folder; "" for all) under `dst_path`.
 
@@ -203,7 +204,7 @@ def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
     return (json.dumps(dictionary, indent=2) + "\n").encode()
 
 
-def _log_via_temp(tracker: Any, run_id: str, write: Any, artifact_file: str) -> dict[str, Any]:
+def _log_via_temp(tracker: RunHost, run_id: str, write: Any, artifact_file: str) -> dict[str, Any]:
     dest = normalize_artifact_path(artifact_file, allow_root=False)
     with tempfile.TemporaryDirectory(prefix="gitml-") as tmp:
         local = os.path.join(tmp, dest.rsplit("/", 1)[-1])
@@ -216,7 +217,7 @@ def _log_via_temp(tracker: Any, run_id: str, write: Any, artifact_file: str) -> 
 
 
 def log_run_figure(
-    tracker: Any, run_id: str, figure: Any, artifact_file: str, save_kwargs: dict[str, Any] | None = None
+    tracker: RunHost, run_id: str, figure: Any, artifact_file: str, save_kwargs: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Save a matplotlib or plotly figure as artifact file `artifact_file` of the run."""
     from gitml.artifacts.media import save_figure
@@ -224,7 +225,7 @@ def log_run_figure(
     return _log_via_temp(tracker, run_id, lambda local: save_figure(figure, local, save_kwargs), artifact_file)
 
 
-def log_run_image(tracker: Any, run_id: str, image: Any, artifact_file: str) -> dict[str, Any]:
+def log_run_image(tracker: RunHost, run_id: str, image: Any, artifact_file: str) -> dict[str, Any]:
     """Save a numpy array or Pillow image as artifact file `artifact_file` of the run."""
     from gitml.artifacts.media import save_image
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gitml import constants as C
+from gitml.artifacts.host import RunHost
 from gitml.artifacts.odb import ArtifactStore, StatusResult, TransferSummary
 from gitml.artifacts.pointers import ManifestLoader, pointer_oids, validate_pointer
 from gitml.exceptions import CorruptMetadata
@@ -26,17 +27,17 @@ __all__ = [
     "store_for",
 ]
 
-_STORES: weakref.WeakKeyDictionary[Any, ArtifactStore] = weakref.WeakKeyDictionary()
+_STORES: weakref.WeakKeyDictionary[RunHost, ArtifactStore] = weakref.WeakKeyDictionary()
 _STORES_LOCK = threading.Lock()
 
 
-def _remote_setting(tracker: Any) -> str | None:
+def _remote_setting(tracker: RunHost) -> str | None:
     # GITML_ARTIFACT_REMOTE, else `git config gitml.artifactRemote`: resolved in gitml.config.
     configured = tracker.config.artifact_remote
     return str(configured) if configured else None
 
 
-def store_for(tracker: Any) -> ArtifactStore:
+def store_for(tracker: RunHost) -> ArtifactStore:
     """The artifact store of a tracker's repository (one per tracker)."""
     with _STORES_LOCK:
         store = _STORES.get(tracker)
@@ -58,7 +59,7 @@ def manifest_loader(store: ArtifactStore, remote: str | None = None) -> Manifest
     return load
 
 
-def read_pointers(tracker: Any, run_id: str) -> dict[str, dict[str, Any]]:
+def read_pointers(tracker: RunHost, run_id: str) -> dict[str, dict[str, Any]]:
     """The run's validated artifact pointers {artifact path: pointer}."""
     raw = tracker.read_artifacts(run_id)
     return {key: validate_pointer(key, value) for key, value in raw.items()}
@@ -69,7 +70,7 @@ def _decode(path: str, data: bytes) -> Any:
 
 
 def run_pointers(
-    tracker: Any,
+    tracker: RunHost,
     run_ids: Iterable[str] | None = None,
     include_deleted: bool = True,
     bad: dict[str, str] | None = None,
@@ -112,7 +113,7 @@ def run_pointers(
     return out
 
 
-def _oids(tracker: Any, run_ids: Iterable[str] | None, bad: dict[str, str]) -> set[str]:
+def _oids(tracker: RunHost, run_ids: Iterable[str] | None, bad: dict[str, str]) -> set[str]:
     oids: set[str] = set()
     for pointers in run_pointers(tracker, run_ids, bad=bad).values():
         oids |= pointer_oids(pointers.values())
@@ -123,7 +124,7 @@ def _with_skipped(summary: TransferSummary, bad: dict[str, str]) -> TransferSumm
     return dataclasses.replace(summary, skipped_runs=frozenset(bad)) if bad else summary
 
 
-def has_artifact_remote(tracker: Any) -> bool:
+def has_artifact_remote(tracker: RunHost) -> bool:
     """Whether a remote is configured (DVC's default remote or gitml.artifactRemote).
 
     `gitml push` / `gitml pull` move artifacts only then; the embedded folder remote
@@ -133,7 +134,7 @@ def has_artifact_remote(tracker: Any) -> bool:
 
 
 def push_artifacts(
-    tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
+    tracker: RunHost, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
 ) -> TransferSummary:
     """Push the artifacts of `run_ids` (default: every run) to the remote; returns what moved."""
     bad: dict[str, str] = {}
@@ -141,7 +142,7 @@ def push_artifacts(
 
 
 def pull_artifacts(
-    tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
+    tracker: RunHost, run_ids: Iterable[str] | None = None, remote: str | None = None, jobs: int | None = None
 ) -> TransferSummary:
     """Fetch the artifacts of `run_ids` (default: every run) into the local cache.
 
@@ -155,13 +156,13 @@ def pull_artifacts(
 
 
 def artifact_status(
-    tracker: Any, run_ids: Iterable[str] | None = None, remote: str | None = None
+    tracker: RunHost, run_ids: Iterable[str] | None = None, remote: str | None = None
 ) -> StatusResult:
     """Which objects of the runs' artifacts are local, remote, both or lost."""
     return store_for(tracker).status(_oids(tracker, run_ids, {}), remote=remote)
 
 
-def gc_artifacts(tracker: Any, dry_run: bool = False, min_age_s: float = 0.0) -> list[str]:
+def gc_artifacts(tracker: RunHost, dry_run: bool = False, min_age_s: float = 0.0) -> list[str]:
     """Remove from the local cache gitml's objects that no live run names; returns their ids.
 
     Objects written or re-logged in the last `min_age_s` seconds stay: a run logging

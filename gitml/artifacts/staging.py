@@ -25,9 +25,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
+from gitml.artifacts.host import RunHost
 from gitml.artifacts.paths import (
     confined_path,
     join_artifact_path,
@@ -54,23 +54,23 @@ _STAGED = re.compile(r"/gitml/staging/([0-9a-f]{32})/artifacts(?:/(.*))?$")
 _RECORD = "materialized.json"
 
 
-def _run_dir(tracker: Any, run_id: str) -> Path:
+def _run_dir(tracker: RunHost, run_id: str) -> Path:
     if not _RUN_ID.match(run_id):  # it becomes a path
         raise ValueError(f"invalid run id {run_id!r}")
     return Path(tracker.repo.state_dir) / STAGING_DIR / run_id
 
 
-def staging_folder(tracker: Any, run_id: str) -> Path:
+def staging_folder(tracker: RunHost, run_id: str) -> Path:
     """The run's staging folder (not created)."""
     return _run_dir(tracker, run_id) / "artifacts"
 
 
-def has_staged(tracker: Any, run_id: str) -> bool:
+def has_staged(tracker: RunHost, run_id: str) -> bool:
     """Whether the run has a staging folder (a cheap check, no import of DVC)."""
     return staging_folder(tracker, run_id).is_dir()
 
 
-def _read_record(tracker: Any, run_id: str) -> dict[str, list[int]]:
+def _read_record(tracker: RunHost, run_id: str) -> dict[str, list[int]]:
     try:
         data = json.loads((_run_dir(tracker, run_id) / _RECORD).read_text())
     except (OSError, ValueError):
@@ -80,7 +80,7 @@ def _read_record(tracker: Any, run_id: str) -> dict[str, list[int]]:
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, list) and len(v) == 2}
 
 
-def _write_record(tracker: Any, run_id: str, record: dict[str, list[int]]) -> None:
+def _write_record(tracker: RunHost, run_id: str, record: dict[str, list[int]]) -> None:
     path = _run_dir(tracker, run_id) / _RECORD
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, sort_keys=True))
@@ -92,7 +92,7 @@ def _stamp(path: str | os.PathLike[str]) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def stage(tracker: Any, run_id: str, artifact_path: str | None = None) -> Path:
+def stage(tracker: RunHost, run_id: str, artifact_path: str | None = None) -> Path:
     """The local folder (or file) for `artifact_path` of the run inside its staging folder.
 
     Files logged at or below `artifact_path` are copied in first (fetched from the remote if
@@ -126,7 +126,7 @@ def stage(tracker: Any, run_id: str, artifact_path: str | None = None) -> Path:
     return target
 
 
-def sync_staged(tracker: Any, run_id: str) -> list[str]:
+def sync_staged(tracker: RunHost, run_id: str) -> list[str]:
     """Log what the script wrote or changed in the run's staging folder; returns those paths."""
     from gitml.artifacts.api import log_run_artifacts
 
@@ -152,7 +152,7 @@ def sync_staged(tracker: Any, run_id: str) -> list[str]:
     return [rel for rel, _ in changed]
 
 
-def log_staged(tracker: Any, run_id: str) -> list[str]:
+def log_staged(tracker: RunHost, run_id: str) -> list[str]:
     """At the end of a run: log the staging folder's changes, then remove it."""
     logged = sync_staged(tracker, run_id)
     shutil.rmtree(_run_dir(tracker, run_id), ignore_errors=True)

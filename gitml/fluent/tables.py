@@ -20,6 +20,7 @@ from gitml.entities import ViewType
 from gitml.exceptions import InvalidParameterValue, MissingDependency, ResourceDoesNotExist
 from gitml.fluent import tracking as fluent
 from gitml.fluent.artifacts import _read_artifact, _target
+from gitml.tracking.tracker import Tracker
 
 __all__ = ["load_table", "load_table_from", "log_table", "log_table_to"]
 
@@ -69,7 +70,7 @@ def _decode(pd: Any, data: bytes, run_id: str, artifact_file: str) -> Any:
         raise InvalidParameterValue(f"run {run_id}, artifact {artifact_file!r} is not a table ({layout}): {e}") from e
 
 
-def _read(tracker: Any, run_id: str, artifact_file: str) -> Any:
+def _read(tracker: Tracker, run_id: str, artifact_file: str) -> Any:
     """The table a run holds at `artifact_file`, or None when it has none."""
     pd = _pandas()
     try:
@@ -79,7 +80,7 @@ def _read(tracker: Any, run_id: str, artifact_file: str) -> Any:
     return _decode(pd, data, run_id, artifact_file)
 
 
-def log_table_to(tracker: Any, run_id: str, data: Any, artifact_file: str) -> None:
+def log_table_to(tracker: Tracker, run_id: str, data: Any, artifact_file: str) -> None:
     """`log_table` into a given repository's run (MlflowClient.log_table)."""
     pd = _pandas()
     _check_name(artifact_file)
@@ -120,7 +121,7 @@ def _listed(tag: str | None) -> list[dict[str, Any]]:
 
 
 def load_table_from(
-    tracker: Any,
+    tracker: Tracker,
     experiment_ids: list[str],
     artifact_file: str,
     run_ids: list[str] | None = None,

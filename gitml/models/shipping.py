@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.machinery
 import itertools
+import linecache
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import InvalidParameterValue
+from gitml.models.code import ShippedCode, shipped_code
 from gitml.models.folder import CODE_DIR, object_path
 from gitml.models.source import extract_source, needs_source
 
-__all__ = ["EXTRACTED_PREFIX", "ShippedRefs", "keeps_code", "ship_objects"]
+__all__ = ["EXTRACTED_PREFIX", "ShippedRefs", "keeps_code", "model_code", "ship_objects"]
 
 EXTRACTED_PREFIX = "gitml_src_"
 
@@ -114,3 +117,21 @@ def keeps_code(model_dir: Path, code: Any) -> bool:
     except OSError:
         return False
     return any(not (e.name.startswith(EXTRACTED_PREFIX) and e.suffix == ".py") for e in entries if e.name != "__pycache__")
+
+
+@contextlib.contextmanager
+def model_code(model_dir: Path, code: str | None) -> Iterator[ShippedCode]:
+    """`shipped_code` (the model's code/ importable for the block only), after which the
+    source of each extracted module it imported is kept in memory: a loaded model can be
+    saved again (fine-tuned, re-logged) after its downloaded copy is gone."""
+    with shipped_code(model_dir, code) as shipped:
+        yield shipped
+    if not code or shipped.folder is None:
+        return
+    for file in shipped.folder.glob(f"{EXTRACTED_PREFIX}*.py"):
+        module = sys.modules.get(file.stem)
+        if module is None or Path(getattr(module, "__file__", "") or "").resolve() != file.resolve():
+            continue
+        text = file.read_text()
+        # mtime None: linecache never re-reads (or drops) this entry
+        linecache.cache[str(module.__file__)] = (len(text), None, text.splitlines(keepends=True), str(module.__file__))

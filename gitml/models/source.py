@@ -478,7 +478,8 @@ def _stem(obj: Any) -> str:
             return str(spec.name).rsplit(".", 1)[-1]
         file = getattr(main, "__file__", None)
         return Path(file).stem if file else "notebook"
-    return module_name.rsplit(".", 1)[-1] or "model"
+    stem = module_name.rsplit(".", 1)[-1]
+    return stem.removeprefix("gitml_src_") or "model"  # a model loaded, then saved again
 
 
 def extract_source(roots: Sequence[Any], what: str = "the model") -> Extracted:

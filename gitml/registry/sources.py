@@ -7,6 +7,7 @@ from typing import Any
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.registry.access import Registry
+from gitml.tracking.tracker import Tracker
 
 __all__ = ["GIT_COMMIT_TAG", "version_info"]
 
@@ -15,7 +16,7 @@ GIT_COMMIT_TAG = C.TAG_GIT_COMMIT
 
 
 def version_info(
-    tracker: Any, reg: Registry, name: str, source: str, run_id: str | None
+    tracker: Tracker, reg: Registry, name: str, source: str, run_id: str | None
 ) -> dict[str, Any]:
     """What the version tag's message records: run, source, artifact pointer, signature, metrics."""
     if not isinstance(source, str) or not source:
@@ -60,7 +61,7 @@ def version_info(
 
 
 def _model_pointer(
-    tracker: Any, run: Any, path: str
+    tracker: Tracker, run: Any, path: str
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The artifact pointer of the model folder at `path` and the signature its MLmodel
     holds; raise when no model is there."""
@@ -89,7 +90,7 @@ def _model_pointer(
     )
 
 
-def _folder_mlmodel(tracker: Any, pointer: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+def _folder_mlmodel(tracker: Tracker, pointer: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
     """Whether the folder's manifest lists an MLmodel, and its content when it is local."""
     from gitml.exceptions import GitMLError
 
@@ -107,7 +108,7 @@ def _folder_mlmodel(tracker: Any, pointer: dict[str, Any]) -> tuple[bool, dict[s
     return True, _read_object(tracker, md5)
 
 
-def _read_object(tracker: Any, md5: str) -> dict[str, Any] | None:
+def _read_object(tracker: Tracker, md5: str) -> dict[str, Any] | None:
     """An MLmodel file from the local artifact cache, parsed (None if not here or not YAML)."""
     try:
         from gitml.artifacts.runs import store_for

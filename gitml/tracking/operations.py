@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from gitml.tracking.tracker import Tracker
+
 __all__ = ["RunOperations", "get_combined_run_operations", "operations_for"]
 
 
@@ -39,7 +41,7 @@ def get_combined_run_operations(run_operations_list: Iterable[RunOperations | No
     return RunOperations(flushes)
 
 
-def operations_for(tracker: object, synchronous: bool | None, default_async: bool = False) -> RunOperations | None:
+def operations_for(tracker: Tracker, synchronous: bool | None, default_async: bool = False) -> RunOperations | None:
     """None for a synchronous call (MLflow returns nothing then), else an operation that
     commits `tracker`'s pending writes on `wait()`. `synchronous=None` follows `default_async`
     (MLFLOW_ENABLE_ASYNC_LOGGING, read in gitml.config)."""
@@ -47,4 +49,4 @@ def operations_for(tracker: object, synchronous: bool | None, default_async: boo
         synchronous = not default_async
     if synchronous:
         return None
-    return RunOperations([tracker.flush])  # type: ignore[attr-defined]
+    return RunOperations([tracker.flush])

@@ -1,4 +1,4 @@
-"""One repository's tracking state in this process: run writers, flushing, recovery, reads.
+"""One repository's tracking state in this process: run writers, flushing, recovery (reads: run_reads.py).
 
 Writers buffer and journal; a background thread flushes every `flush_interval_s`, and
 `end_run`, reads and interpreter exit flush too. One commit carries every dirty run.
@@ -18,7 +18,7 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.config import Config, resolve_config
-from gitml.entities import LifecycleStage, Metric, Run, RunData, RunInfo, RunStatus
+from gitml.entities import LifecycleStage, Run, RunStatus
 from gitml.exceptions import (
     GitMLError,
     InvalidParameterValue,
@@ -29,10 +29,11 @@ from gitml.store.journal import Journal
 from gitml.store.repo import GitRepo, find_repo_root
 from gitml.tracking import layout
 from gitml.tracking.experiments import ExperimentStore, now_ms
+from gitml.tracking.run_reads import RunReads, run_from_files
 from gitml.tracking.validation import check_run_id, check_timestamp
 from gitml.tracking.writer import Pending, RunWriter, merge_run_files, new_token
 
-__all__ = ["Tracker", "get_tracker", "local_tracking_uri", "reset_all", "uri_to_root"]
+__all__ = ["Tracker", "get_tracker", "local_tracking_uri", "reset_all", "run_from_files", "uri_to_root"]
 
 log = logging.getLogger("gitml")
 
@@ -107,7 +108,7 @@ def reset_all() -> None:
         tracker.close()
 
 
-class Tracker:
+class Tracker(RunReads):
     """Everything about one repository's runs and experiments, for this process."""
 
     def __init__(self, root: Path, config: Config) -> None:
@@ -429,41 +430,6 @@ class Tracker:
         if dirty:
             self.flush()
 
-    def read_run_files(self, tree: str, run_id: str) -> dict[str, Any]:
-        """The decoded files of a run directory (meta, params, tags, metrics)."""
-        base = C.run_dir(run_id)
-        files = self.repo.list_dir(tree, base)
-        if C.RUN_META not in files:
-            raise ResourceDoesNotExist(f"run '{run_id}' not found")
-        out: dict[str, Any] = {}
-        for name in (C.RUN_META, C.RUN_PARAMS, C.RUN_TAGS, C.RUN_METRICS):
-            entry = files.get(name)
-            out[name] = layout.decode(f"{base}/{name}", self.repo.objects.read_blob(entry.sha)) if entry else {}
-        return out
-
-    def get_run(self, run_id: str) -> Run:
-        """A run as it is on the branch, with this process's pending writes flushed first."""
-        check_run_id(run_id)
-        self._flush_if_dirty(run_id)
-        files = self.read_run_files(self.tree(), run_id)
-        return run_from_files(files)
-
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        """Every point of one metric, in step then timestamp order."""
-        check_run_id(run_id)
-        self._flush_if_dirty(run_id)
-        tree = self.tree()
-        hist = f"{C.run_dir(run_id)}/{C.RUN_HISTORY_DIR}"
-        if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
-            raise ResourceDoesNotExist(f"run '{run_id}' not found")
-        points = []
-        for name, entry in self.repo.list_dir(tree, hist).items():
-            for k, v, t, s in layout.decode_history(f"{hist}/{name}", self.repo.objects.read_blob(entry.sha)):
-                if k == key:
-                    points.append(Metric(k, v, t, s))
-        points.sort(key=lambda m: (m.step, m.timestamp))
-        return points
-
     def record_artifacts(self, run_id: str, pointers: dict[str, dict[str, Any] | None]) -> None:
         """Merge artifact pointers into the run's artifacts.json and commit at once."""
 
@@ -485,21 +451,6 @@ class Tracker:
         self._flush_if_dirty(run_id)
         self.repo.commit(build, f"run {run_id} artifacts: {', '.join(sorted(pointers))[:200]}")
 
-    def read_artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """The run's artifact pointers {artifact_path: pointer}."""
-
-        check_run_id(run_id)
-        self._flush_if_dirty(run_id)
-        tree = self.tree()
-        if self.repo.lookup(tree, f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
-            raise ResourceDoesNotExist(f"run '{run_id}' not found")
-        path = f"{C.run_dir(run_id)}/{C.RUN_ARTIFACTS}"
-        data = self.repo.read_file(tree, path)
-        if not data:
-            return {}
-        result: dict[str, dict[str, Any]] = layout.decode(path, data)
-        return result
-
     def index(self) -> Any:
         """The SQLite query index, brought up to date with the tip."""
         if self._index is None:
@@ -519,33 +470,6 @@ class Tracker:
         from gitml.tracking.recovery import recover_orphans
 
         return recover_orphans(self)
-
-
-def run_from_files(files: dict[str, Any]) -> Run:
-    """Build a Run entity from a run directory's decoded files."""
-    meta = files[C.RUN_META]
-    latest = files[C.RUN_METRICS]
-    metric_objs = tuple(
-        Metric(k, layout.decode_value(v["value"]), v["timestamp"], v["step"]) for k, v in sorted(latest.items())
-    )
-    info = RunInfo(
-        run_id=meta["run_id"],
-        experiment_id=meta["experiment_id"],
-        user_id=meta.get("user_id"),
-        status=meta["status"],
-        start_time=meta.get("start_time"),
-        end_time=meta.get("end_time"),
-        lifecycle_stage=meta["lifecycle_stage"],
-        artifact_uri=meta.get("artifact_uri") or f"runs:/{meta['run_id']}",
-        run_name=meta.get("run_name"),
-    )
-    data = RunData(
-        metrics={m.key: m.value for m in metric_objs},
-        params=dict(files[C.RUN_PARAMS]),
-        tags=dict(files[C.RUN_TAGS]),
-        metric_objs=metric_objs,
-    )
-    return Run(info, data)
 
 
 def _flush_message(taken: list[tuple[RunWriter, Pending]]) -> str:

@@ -193,3 +193,16 @@ def test_structure_of_a_sequential_with_an_extracted_block(tmp_path: Path) -> No
     x = torch.randn(5, 2)
     assert torch.equal(loaded(x), model(x))
     assert np.array_equal(gitml.pyfunc.load_model(tmp_path / "m").predict(x.numpy()), model(x).detach().numpy())
+
+
+def test_a_loaded_model_saves_again_after_its_copy_is_gone(tmp_path: Path) -> None:
+    import shutil
+
+    gitml.pyfunc.save_model(tmp_path / "first", python_model=Scaled())
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "first", copy)
+    loaded = gitml.pyfunc.load_model(copy).unwrap_python_model()
+    shutil.rmtree(copy)  # as a runs:/ download is removed once loaded
+    gitml.pyfunc.save_model(tmp_path / "again", python_model=loaded)
+    assert (tmp_path / "again" / "code" / "gitml_src_test_source.py").is_file()
+    assert gitml.pyfunc.load_model(tmp_path / "again").predict([2]) == [6]

@@ -11,7 +11,6 @@ from typing import Any
 
 from gitml.config import ensure_keras_backend
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
-from gitml.models.code import shipped_code
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -20,7 +19,7 @@ from gitml.models.folder import (
     require,
 )
 from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import keeps_code
+from gitml.models.shipping import keeps_code, model_code
 from gitml.models.signature import ModelSignature, infer_signature
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
@@ -115,7 +114,7 @@ def _load(model_dir: Path, meta: Model, trusted: bool = False, compile: bool = T
     if not file.is_relative_to(model_dir.resolve()) or not file.is_file() or file.suffix != ".keras":
         raise CorruptMetadata(f"model file {rel!r} is missing, outside the model folder or not a .keras file")
     try:
-        with shipped_code(model_dir, conf.get("code")):
+        with model_code(model_dir, conf.get("code")):
             # safe_mode: Lambda layers (marshalled Python bytecode) and other code are refused
             return keras.saving.load_model(file, compile=compile, safe_mode=not trusted)
     except GitMLError:

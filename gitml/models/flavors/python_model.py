@@ -11,7 +11,7 @@ from typing import Any
 
 from gitml.config import env_flag
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
-from gitml.models.code import ShippedCode, shipped_code
+from gitml.models.code import ShippedCode
 from gitml.models.flavors._python_model_state import load_state, save_state
 from gitml.models.folder import (
     copy_code_paths,
@@ -20,7 +20,7 @@ from gitml.models.folder import (
     new_model_dir,
 )
 from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import ship_objects
+from gitml.models.shipping import model_code, ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 
 __all__ = [
@@ -204,7 +204,7 @@ def load_pyfunc(
 ) -> _PythonModelWrapper:
     """Rebuild the PythonModel and call its `load_context` (the pyfunc loader of this flavor)."""
     conf = meta.flavors[FLAVOR_NAME]
-    with shipped_code(model_dir, conf.get("code")) as code:
+    with model_code(model_dir, conf.get("code")) as code:
         return _load_python_model(model_dir, conf, code, allow_pickle, trusted)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
-from gitml.models.code import ShippedCode, shipped_code
+from gitml.models.code import ShippedCode
 from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
 from gitml.models.flavors._torch_structure import is_standard
 from gitml.models.flavors._torch_structure import rebuild as rebuild_structure
@@ -26,7 +26,7 @@ from gitml.models.folder import (
     require,
 )
 from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import keeps_code, ship_objects
+from gitml.models.shipping import keeps_code, model_code, ship_objects
 from gitml.models.signature import ModelSignature, Schema, infer_schema
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
@@ -458,7 +458,7 @@ def _load(model_dir: Path, meta: Model, device: Any = None, use_exported: bool |
         model = _from_torchscript(model_dir, conf)
     elif (conf.get("model_class") or conf.get("model_structure")) and not use_exported:
         try:
-            with shipped_code(model_dir, conf.get("code")) as code:
+            with model_code(model_dir, conf.get("code")) as code:
                 if conf.get("model_structure"):
                     model = _from_structure(model_dir, conf, code)
                 else:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
-from gitml.models.code import shipped_code
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -24,7 +23,7 @@ from gitml.models.folder import (
     require,
 )
 from gitml.models.model import PYFUNC_FLAVOR, Model
-from gitml.models.shipping import keeps_code, ship_objects
+from gitml.models.shipping import keeps_code, model_code, ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 from gitml.models.source import needs_source
 
@@ -221,7 +220,7 @@ def _load(model_dir: Path, meta: Model, trusted: Trusted = None) -> Any:
     file = (model_dir / rel).resolve()
     if not file.is_relative_to(model_dir.resolve()) or not file.is_file():
         raise CorruptMetadata(f"model file {rel!r} is missing or outside the model folder")
-    with shipped_code(model_dir, conf.get("code")):
+    with model_code(model_dir, conf.get("code")):
         return load_skops(file, trusted, rel)
 
 
