@@ -67,10 +67,10 @@ def _say(msg: str) -> None:
 @click.option(
     "-b",
     "--backend",
-    type=click.Choice(["local", "kubernetes"]),
+    type=click.Choice(["local", "docker", "kubernetes"]),
     default="local",
     show_default=True,
-    help="local: run here; kubernetes: write (and with a kubeconfig, apply) one Job per step.",
+    help="local: run here; docker: run in the docker_env image; kubernetes: write (and with a kubeconfig, apply) one Job per step.",
 )
 @click.option(
     "--backend-config",
@@ -160,6 +160,7 @@ def run(
             experiment_id=experiment_id,
             run_name=run_name,
             env_manager=env_manager,
+            backend=backend,
             cache=cache,
             lenient=lenient,
             timeout=timeout,

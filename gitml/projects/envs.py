@@ -40,7 +40,9 @@ class Environment:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, argv: list[str]) -> list[str]:
-        """`python ...` runs this environment's interpreter."""
+        """`python ...` runs this environment's interpreter (the image's own in docker)."""
+        if self.manager == "docker":
+            return argv
         if argv and re.fullmatch(r"python(\d+(\.\d+)?)?", argv[0]):
             return [self.python, *argv[1:]]
         return argv
@@ -144,7 +146,7 @@ def prepare_env(project: Project, manager: str, state_dir: Path, log: Any = None
         return Environment("local", sys.executable, str(Path(sys.executable).parent))
     if manager == "docker":
         raise InvalidParameterValue(
-            "the docker env manager needs --backend docker, which this gitml does not run yet"
+            "the docker env manager is the docker backend: the runner builds it from docker_env"
         )
     if manager == "conda":
         return _conda_env(project, state_dir)

@@ -23,6 +23,7 @@ from typing import Any
 from gitml.config import child_env
 from gitml.exceptions import InvalidParameterValue
 from gitml.projects.child import supervise
+from gitml.projects.docker import DockerEnv, run_step
 from gitml.projects.envs import Environment, prepare_env
 from gitml.projects.params import build_argv, resolve_params
 from gitml.projects.provenance import (
@@ -128,7 +129,10 @@ def prepare_step(
                 continue  # DVC already hashed it
             data[rel or str(path)] = hash_path(path, state_dir / "hashcache.json")
     prov = Provenance(code=code, data=data, patch=patch)
-    prov.env = env_provenance(env.python, env.manager, env.env_hash)
+    if env.manager == "docker":  # the image's id stands for the whole environment
+        prov.env = {"env_manager": "docker", "env_hash": env.env_hash, "image_id": env.env_hash}
+    else:
+        prov.env = env_provenance(env.python, env.manager, env.env_hash)
     prov.code["project_dir"] = _repo_relative(project.root, repo_root) or "."
     key_src = {
         "tree": code.get("tree"),
@@ -277,7 +281,9 @@ def _run_folder(
     synchronous: bool,
     remote: bool = False,
 ) -> ProjectRun:
-    if backend != "local":
+    if env_manager == "docker":
+        backend = "docker"
+    if backend not in ("local", "docker"):
         raise InvalidParameterValue(
             f"backend '{backend}' runs through 'gitml run --backend {backend}' manifests only"
         )
@@ -304,7 +310,19 @@ def _run_folder(
             given if name == order[-1] else {k: v for k, v in given.items() if k in ep.parameters}
         )
         build_argv(ep, *resolve_params(ep, step_given, project.root))
-    env = prepare_env(project, env_manager or "local", state_dir)
+    base_env = child_env() if environ is None else dict(environ)
+    denv = None
+    if backend == "docker":
+        from gitml.projects.docker import docker_env, image_id
+
+        if project.env_kind != "docker_env":
+            raise InvalidParameterValue(
+                "the docker backend needs docker_env (an image) in the MLproject file"
+            )
+        denv = docker_env(project.env_value, project.root)
+        env = Environment("docker", "python", env_hash=image_id(denv, base_env))
+    else:
+        env = prepare_env(project, env_manager or "local", state_dir)
     # Everything is checked before the first run is created: nothing half-done on the branch.
     plans = [
         prepare_step(
@@ -318,8 +336,10 @@ def _run_folder(
         )
         for name in order
     ]
+    if denv is not None:
+        for plan in plans:
+            plan.provenance.env["image"] = denv.image
     exp_id = _experiment_id(client, experiment_name, experiment_id)
-    base_env = child_env() if environ is None else dict(environ)
     tags = dict(extra_tags or {})
     if len(plans) == 1:
         return _run_step(
@@ -335,6 +355,7 @@ def _run_folder(
             say,
             stdout,
             stderr,
+            denv,
         )
     parent = client.create_run(
         exp_id,
@@ -367,6 +388,7 @@ def _run_folder(
                 say,
                 stdout,
                 stderr,
+                denv,
             )
             done.append(result)
             client.set_tag(parent_id, f"gitml.step.{plan.entry.name}", result.run_id)
@@ -410,6 +432,7 @@ def _run_step(
     say: Callable[[str], None],
     stdout: Any,
     stderr: Any,
+    denv: DockerEnv | None = None,
 ) -> ProjectRun:
     if cache:
         hit = _find_cached(client, exp_id, plan.cache_key)
@@ -428,7 +451,7 @@ def _run_step(
         "mlflow.source.name": project.root.as_uri(),
         "mlflow.source.type": "PROJECT",
         "mlflow.project.entryPoint": plan.entry.name,
-        "mlflow.project.backend": "local",
+        "mlflow.project.backend": "docker" if denv else "local",
         "mlflow.project.env": plan.env.manager,
         "gitml.project.path": prov.code.get("project_dir", "."),
         "gitml.project.command": json.dumps(plan.argv)[:4000],
@@ -436,6 +459,9 @@ def _run_step(
         **prov.tags(),
         **tags,
     }
+    if denv is not None:  # MLflow's tag names for the image
+        run_tags["mlflow.docker.image.name"] = denv.image
+        run_tags["mlflow.docker.image.id"] = str(plan.env.env_hash)
     record_tag = json.dumps(
         {
             "entry_point": plan.entry.name,
@@ -479,7 +505,22 @@ def _run_step(
         env.pop(f"{prefix}_EXPERIMENT_NAME", None)
         env.pop(f"{prefix}_RUN_NAME", None)
     try:
-        status, code = supervise(plan.argv, project.root, env, timeout, stdout, stderr)
+        if denv is None:
+            status, code = supervise(plan.argv, project.root, env, timeout, stdout, stderr)
+        else:
+            mounts = [_code_root(project.root), Path(client._tracker.root)]
+            status, code = run_step(
+                denv,
+                plan.argv,
+                project.root,
+                mounts,
+                env,
+                run_id,
+                plan.entry.resources,
+                timeout,
+                stdout,
+                stderr,
+            )
     except KeyboardInterrupt:
         client.set_tag(run_id, "gitml.project.exit_code", "interrupted")
         client.set_terminated(run_id, "KILLED")
