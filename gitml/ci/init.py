@@ -118,7 +118,7 @@ def settings_notes(platform: str, o: InitOptions) -> tuple[str, ...]:
         ]
         if o.deploy_command == InitOptions().deploy_command:
             notes.append(
-                'The deploy step runs `gitml deploy "$GITML_MODEL_URI"`; pass --deploy-command to run yours.'
+                'The deploy step runs `gitml deploy k8s -m "$GITML_MODEL_URI" -o k8s --apply`; pass --deploy-command to run yours.'
             )
         return tuple(notes)
     notes = [

@@ -56,7 +56,7 @@ class InitOptions:
 
     gpu_runner: tuple[str, ...] = ("self-hosted", "gpu")
     entry_point: str = "main"
-    deploy_command: str = 'gitml deploy "$GITML_MODEL_URI"'
+    deploy_command: str = 'gitml deploy k8s -m "$GITML_MODEL_URI" -o k8s --apply'
     stage: str = "production"
     environment: str = "production"
     branch: str = "main"

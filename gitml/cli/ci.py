@@ -123,7 +123,7 @@ def comment(
 )
 @click.option(
     "--deploy-command",
-    default='gitml deploy "$GITML_MODEL_URI"',
+    default='gitml deploy k8s -m "$GITML_MODEL_URI" -o k8s --apply',
     show_default=True,
     help="Shell command of the deploy job; GITML_MODEL, GITML_VERSION, GITML_MODEL_URI, GITML_STAGE and GITML_ENVIRONMENT are set.",
 )
