@@ -292,14 +292,21 @@ def test_interrupted_pull_leaves_no_corrupt_object(repo: Path, tmp_path: Path) -
     cache = repo / ".git/gitml/artifacts/cache"
     shutil.rmtree(cache)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", _PULL, str(repo)], env=env, stdout=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None and len(_objects(cache)) < 20:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = _objects(cache)
-    assert 0 < len(partial) < N_MANY + 1, "the pull was not caught half-way"
+    # Kill the pull once some objects are in: a fast machine can copy them all between two
+    # looks, so try again with a lower threshold before giving up on catching it half-way.
+    for threshold in (20, 5, 1, 1):
+        shutil.rmtree(cache, ignore_errors=True)
+        proc = subprocess.Popen([sys.executable, "-c", _PULL, str(repo)], env=env, stdout=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and len(_objects(cache)) < threshold:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        partial = _objects(cache)
+        if 0 < len(partial) < N_MANY + 1:
+            break
+    else:
+        pytest.skip("every pull finished before it could be interrupted")
     for oid, path in partial.items():
         assert oid.endswith(".dir") or hashlib.md5(path.read_bytes()).hexdigest() == oid
     tracker = get_tracker(str(repo))
