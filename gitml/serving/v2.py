@@ -139,17 +139,22 @@ def _tensor(entry: Any) -> tuple[str, Any]:
             raise InvalidParameterValue(f"input '{name}': BOOL data must be true or false")
         arr = np.asarray(flat, dtype=bool)
     else:
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in flat):
-            raise InvalidParameterValue(f"input '{name}': {datatype} data must be numbers")
+        # One numpy conversion, then checks on the array: a Python loop over every element
+        # cost about half of a one-image request.
         dtype = np.dtype(V2_DATATYPES[datatype])
-        if dtype.kind in "iu" and not all(isinstance(v, int) for v in flat):
-            raise InvalidParameterValue(f"input '{name}': {datatype} data must be integers")
         try:
-            arr = np.asarray(flat, dtype=dtype)
-        except OverflowError as e:
-            raise InvalidParameterValue(f"input '{name}': a value does not fit {datatype}: {e}")
-        if dtype.kind in "iu" and flat and not np.array_equal(arr.astype(object), np.asarray(flat, dtype=object)):
-            raise InvalidParameterValue(f"input '{name}': a value does not fit {datatype}")
+            raw = np.asarray(flat)
+        except (ValueError, TypeError, OverflowError):
+            raw = np.asarray([], dtype=object) if not flat else np.array(flat, dtype=object)
+        if flat and raw.dtype.kind not in "iuf":
+            raise InvalidParameterValue(f"input '{name}': {datatype} data must be numbers")
+        if dtype.kind in "iu" and raw.dtype.kind == "f" and raw.size:
+            raise InvalidParameterValue(f"input '{name}': {datatype} data must be integers")
+        if dtype.kind in "iu" and raw.size:
+            info = np.iinfo(dtype)
+            if int(raw.min()) < info.min or int(raw.max()) > info.max:
+                raise InvalidParameterValue(f"input '{name}': a value does not fit {datatype}")
+        arr = raw.astype(dtype, copy=False)
     return name, arr.reshape(shape)
 
 
