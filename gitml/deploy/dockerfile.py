@@ -70,14 +70,14 @@ _FLAVOR_EXTRAS = {"sklearn": "sklearn", "pytorch": "torch", "keras": "keras", "t
 
 
 def model_extras(model_dir: Path) -> list[str]:
-    """gitml's extras for a model folder's flavors, read from its MLmodel (bounded, no aliases)."""
-    import yaml
+    """gitml's extras for a model folder's flavors, read from its MLmodel with the bounded
+    loader every file from a remote goes through (size, depth, no YAML aliases)."""
+    from gitml.exceptions import GitMLError
+    from gitml.store.bounded import load_yaml
 
-    path = model_dir / "MLmodel"
     try:
-        text = path.read_text(errors="replace")[:1_000_000]
-        data = yaml.safe_load(text) if "*" not in text and "&" not in text else None
-    except (OSError, yaml.YAMLError):
+        data = load_yaml((model_dir / "MLmodel").read_bytes(), "MLmodel")
+    except (OSError, GitMLError):
         data = None
     flavors = data.get("flavors") if isinstance(data, dict) else None
     names = list(flavors) if isinstance(flavors, dict) else []

@@ -115,3 +115,14 @@ def test_cli_build_without_an_engine_still_writes_the_dockerfile(
         assert code == 1 and "no Docker engine" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "models", "build-docker", "-m", "models:/team/fraud/Production", "-n", "--rm")
     assert code != 0
+
+
+def test_extras_follow_the_flavors_and_a_hostile_mlmodel_gets_none(tmp_path: Path) -> None:
+    from gitml.deploy.dockerfile import model_extras
+
+    (tmp_path / "MLmodel").write_text("flavors:\n  sklearn: {}\n  python_function: {}\ndescription: a & b\n")
+    assert model_extras(tmp_path) == ["serve", "sklearn"]
+    (tmp_path / "MLmodel").write_text("a: &x [1]\nb: *x\nflavors: {pytorch: {}}\n")  # aliases: not read
+    assert model_extras(tmp_path) == ["serve"]
+    text = dockerfile_text(_target(), ImageOptions(), model_extras(tmp_path))
+    assert '"gitml[serve]"' in text
