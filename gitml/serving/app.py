@@ -269,20 +269,26 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     # Two threads parse big bodies; more would only contend for the GIL with the event loop.
     parsers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gitml-parse")
 
-    async def invocations(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        started = time.perf_counter()
-        metrics.in_flight += 1
-        try:
-            status, body = await _invoke(scope, receive)
-        except _ClientGone:
-            return
-        finally:
-            metrics.in_flight -= 1
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        metrics.request("/invocations", status)
-        metrics.latency.observe(time.perf_counter() - started)
+    def hot_path(handler: Any, label: str) -> Any:
+        """A plain-ASGI endpoint around `handler(scope, receive) -> (status, body)`: counted,
+        timed, and silent when the client left before sending its body."""
+
+        async def endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            started = time.perf_counter()
+            metrics.in_flight += 1
+            try:
+                status, body = await handler(scope, receive)
+            except _ClientGone:
+                return
+            finally:
+                metrics.in_flight -= 1
+            headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            metrics.request(label, status)
+            metrics.latency.observe(time.perf_counter() - started)
+
+        return endpoint
 
     async def _invoke(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
         if state.current is None:
@@ -314,21 +320,6 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         current = state.current
         ref = current.ref if current is not None else options.ref
         return options.name or ref.labels()["model"], ref.version
-
-    async def v2_infer(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        started = time.perf_counter()
-        metrics.in_flight += 1
-        try:
-            status, body = await _v2_infer(scope, receive)
-        except _ClientGone:
-            return
-        finally:
-            metrics.in_flight -= 1
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        metrics.request("/v2/models/infer", status)
-        metrics.latency.observe(time.perf_counter() - started)
 
     async def _v2_infer(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
         try:
@@ -451,6 +442,8 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     ]
     routes_app = Starlette(routes=routes, lifespan=lifespan)
     routes_app.state.serving = state
+    invocations = hot_path(_invoke, "/invocations")
+    v2_infer = hot_path(_v2_infer, "/v2/models/infer")
     return ScoringApp(invocations, routes_app, v2_infer)
 
 
