@@ -115,7 +115,9 @@ def test_big_bodies_are_parsed_off_the_event_loop(model: Path) -> None:
 
         response, latencies = _during(server.url, post)
         assert response.status_code == 200  # type: ignore[attr-defined]
-        assert len(latencies) >= 3 and sorted(latencies)[len(latencies) // 2] < 0.5, latencies
+        # parsed on the event loop, every ping would wait for the whole parse (seconds); off it,
+        # pings keep being answered while it runs (a loaded machine may slow one of them)
+        assert len(latencies) >= 2 and min(latencies) < 0.5 and sorted(latencies)[len(latencies) // 2] < 1.0, latencies
         bad = httpx.post(server.url + "/invocations", content=deep, headers={"content-type": "application/json"})
         assert bad.status_code == 400
         wide = '{"dataframe_records": [{' + ",".join(f'"c{i}": 1' for i in range(20_000)) + "}]}"
