@@ -124,7 +124,8 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
             ("Diff", f"sha256 {t['gitml.provenance.diff_sha256'][:12]}" if "gitml.provenance.diff_sha256" in t else "none"),
             ("Untracked", t.get("gitml.provenance.untracked")),
             ("Data", f"{t.get('gitml.provenance.data_files', '0')} file(s), sha256 {t.get('gitml.provenance.data_sha256', '')[:12]}"),
-            ("Python", f"{t['gitml.provenance.python']}, packages sha256 {t.get('gitml.provenance.packages_sha256', '')[:12]}"),
+            *([] if "mlflow.docker.image.id" in t else [("Python", f"{t['gitml.provenance.python']}, packages sha256 {t.get('gitml.provenance.packages_sha256', '')[:12]}")]),
+            *([("Image", f"{t.get('mlflow.docker.image.uri', '-')} ({t['mlflow.docker.image.id'][:19]})")] if "mlflow.docker.image.id" in t else []),
             ("GPU", " / ".join(t[k] for k in ("gitml.provenance.gpu", "gitml.provenance.gpu_driver", "gitml.provenance.cuda") if k in t) or None),
         ]  # fmt: skip
     for k, v in lines:

@@ -24,6 +24,7 @@ from gitml.config import child_env
 from gitml.exceptions import InvalidParameterValue
 from gitml.projects.child import supervise
 from gitml.projects.docker import DockerEnv, run_step
+from gitml.projects.docker_image import ProjectImage
 from gitml.projects.envs import Environment, prepare_env
 from gitml.projects.params import build_argv, resolve_params
 from gitml.projects.provenance import (
@@ -197,12 +198,17 @@ def run(
     stderr: Any = None,
     synchronous: bool = True,
     version: str | None = None,
+    build_image: bool = False,
+    docker_image: str | None = None,
 ) -> ProjectRun:
     """Run an entry point of the project at `uri` as a gitml run; MLflow's `projects.run`.
 
     `uri` is a project folder, or a Git URL (`REPO#subdir` for a folder inside it); with
     `version`, the project is cloned at that revision. A clone is thrown away afterwards,
     and its runs go to `tracking_uri` (default: the working directory's repository).
+    With the docker backend, `build_image` builds a project image on the docker_env image
+    (MLflow's `--build-image`); `docker_image` is an image id to run when the engine has it
+    (what `gitml reproduce` asks for).
     """
     from gitml.projects.fetch import fetch_project, is_git_uri
 
@@ -233,6 +239,8 @@ def run(
                 stderr,
                 synchronous,
                 remote=True,
+                build_image=build_image,
+                docker_image=docker_image,
             )
         finally:
             import shutil
@@ -257,6 +265,8 @@ def run(
         stdout,
         stderr,
         synchronous,
+        build_image=build_image,
+        docker_image=docker_image,
     )
 
 
@@ -280,6 +290,8 @@ def _run_folder(
     stderr: Any,
     synchronous: bool,
     remote: bool = False,
+    build_image: bool = False,
+    docker_image: str | None = None,
 ) -> ProjectRun:
     if env_manager == "docker":
         backend = "docker"
@@ -311,16 +323,22 @@ def _run_folder(
         )
         build_argv(ep, *resolve_params(ep, step_given, project.root))
     base_env = child_env() if environ is None else dict(environ)
-    denv = None
+    denv = image = None
     if backend == "docker":
-        from gitml.projects.docker import docker_env, image_id
+        from gitml.projects.docker import docker_env
+        from gitml.projects.docker_image import project_image
 
         if project.env_kind != "docker_env":
             raise InvalidParameterValue(
                 "the docker backend needs docker_env (an image) in the MLproject file"
             )
         denv = docker_env(project.env_value, project.root)
-        env = Environment("docker", "python", env_hash=image_id(denv, base_env))
+        image = project_image(
+            denv, project.root, base_env, build_image, project.name, docker_image, say
+        )
+        env = Environment("docker", "python", env_hash=image.image_id)
+    elif build_image:
+        raise InvalidParameterValue("--build-image is for the docker backend (--backend docker)")
     else:
         env = prepare_env(project, env_manager or "local", state_dir)
     # Everything is checked before the first run is created: nothing half-done on the branch.
@@ -336,9 +354,9 @@ def _run_folder(
         )
         for name in order
     ]
-    if denv is not None:
+    if image is not None:
         for plan in plans:
-            plan.provenance.env["image"] = denv.image
+            plan.provenance.env.update(image.provenance())
     exp_id = _experiment_id(client, experiment_name, experiment_id)
     tags = dict(extra_tags or {})
     if len(plans) == 1:
@@ -356,6 +374,7 @@ def _run_folder(
             stdout,
             stderr,
             denv,
+            image,
         )
     parent = client.create_run(
         exp_id,
@@ -389,6 +408,7 @@ def _run_folder(
                 stdout,
                 stderr,
                 denv,
+                image,
             )
             done.append(result)
             client.set_tag(parent_id, f"gitml.step.{plan.entry.name}", result.run_id)
@@ -433,6 +453,7 @@ def _run_step(
     stdout: Any,
     stderr: Any,
     denv: DockerEnv | None = None,
+    image: ProjectImage | None = None,
 ) -> ProjectRun:
     if cache:
         hit = _find_cached(client, exp_id, plan.cache_key)
@@ -459,18 +480,19 @@ def _run_step(
         **prov.tags(),
         **tags,
     }
-    if denv is not None:  # MLflow's tag names for the image
-        run_tags["mlflow.docker.image.name"] = denv.image
-        run_tags["mlflow.docker.image.id"] = str(plan.env.env_hash)
-    record_tag = json.dumps(
-        {
-            "entry_point": plan.entry.name,
-            "given": plan.given,
-            "env_manager": plan.env.manager,
-            "project_dir": prov.code.get("project_dir", "."),
-        },
-        sort_keys=True,
-    )
+    record: dict[str, Any] = {
+        "entry_point": plan.entry.name,
+        "given": plan.given,
+        "env_manager": plan.env.manager,
+        "project_dir": prov.code.get("project_dir", "."),
+    }
+    if image is not None:  # MLflow's tag names for the image; reproduce asks for this id
+        run_tags["mlflow.docker.image.uri"] = image.uri
+        run_tags["mlflow.docker.image.id"] = image.image_id
+        record["docker"] = {"image_id": image.image_id, "build_image": image.built}
+        if image.content:  # a rebuilt image has a new id but the same content hash
+            run_tags["gitml.docker.build_sha256"] = image.content
+    record_tag = json.dumps(record, sort_keys=True)
     if len(record_tag) <= RECORD_TAG_MAX:  # what reproduce needs, without fetching an artifact
         run_tags[RECORD_TAG] = record_tag
     run = client.create_run(exp_id, tags=run_tags, run_name=run_name)
@@ -481,14 +503,9 @@ def _run_step(
         params = [Param(k, v) for k, v in logged_params(plan).items()]
         if params:
             client.log_batch(run_id, params=params)
-        record = prov.to_dict()
-        record["run"] = {
-            "entry_point": plan.entry.name,
-            "given": plan.given,
-            "env_manager": plan.env.manager,
-            "argv": plan.argv,
-        }
-        client.log_text(run_id, json.dumps(record, indent=1, sort_keys=True), PROVENANCE_FILE)
+        full = prov.to_dict()
+        full["run"] = {**record, "argv": plan.argv}
+        client.log_text(run_id, json.dumps(full, indent=1, sort_keys=True), PROVENANCE_FILE)
         if prov.patch:
             client.log_text(run_id, prov.patch, PATCH_FILE)
         client.flush()
@@ -505,14 +522,16 @@ def _run_step(
         env.pop(f"{prefix}_EXPERIMENT_NAME", None)
         env.pop(f"{prefix}_RUN_NAME", None)
     try:
-        if denv is None:
+        if denv is None or image is None:
             status, code = supervise(plan.argv, project.root, env, timeout, stdout, stderr)
         else:
+            # The repository at its own path: the tracking URI, `path` parameters and
+            # volumes mean the same inside; a built image runs its own copy of the code.
             mounts = [_code_root(project.root), Path(client._tracker.root)]
             status, code = run_step(
                 denv,
                 plan.argv,
-                project.root,
+                image.workdir or project.root,
                 mounts,
                 env,
                 run_id,
@@ -520,6 +539,7 @@ def _run_step(
                 timeout,
                 stdout,
                 stderr,
+                image.image_id,
             )
     except KeyboardInterrupt:
         client.set_tag(run_id, "gitml.project.exit_code", "interrupted")
