@@ -267,3 +267,21 @@ def test_a_gpu_step_sees_a_gpu_in_the_container(
     )
     code, _, err = run_cli(capsys, "run", ".", "--backend", "docker")
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["--privileged", "-v/:/h", "ubuntu\n", "ubuntu\nRUN id", "a b", "ubuntu:latest --rm", "", 7],
+)
+def test_an_image_name_that_is_not_a_docker_reference_is_refused(
+    image: object, tmp_path: Path
+) -> None:
+    """The name reaches `docker run` and a Dockerfile's FROM: a trailing newline is refused too."""
+    from gitml.projects.docker import docker_env
+
+    with pytest.raises(InvalidParameterValue, match="not a Docker image name"):
+        docker_env({"image": image}, tmp_path)
+    assert (
+        docker_env({"image": "registry:5000/team/img:1.2"}, tmp_path).image
+        == "registry:5000/team/img:1.2"
+    )
