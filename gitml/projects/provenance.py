@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
+
 __all__ = [
     "Provenance",
     "code_provenance",
@@ -67,27 +69,31 @@ class Provenance:
         c, e = self.code, self.env
         tags: dict[str, str] = {}
         if c.get("commit"):
-            tags["mlflow.source.git.commit"] = c["commit"]
+            tags[C.TAG_GIT_COMMIT] = c["commit"]
         if c.get("branch"):
-            tags["mlflow.source.git.branch"] = c["branch"]
+            tags[C.TAG_GIT_BRANCH] = c["branch"]
         if c.get("repo_url"):
-            tags["mlflow.source.git.repoURL"] = c["repo_url"]
-            tags["mlflow.gitRepoURL"] = c["repo_url"]
-        tags["gitml.source.dirty"] = str(bool(c.get("dirty"))).lower()
-        tags["gitml.provenance.dirty"] = str(bool(c.get("dirty"))).lower()
+            tags[C.TAG_GIT_REPO_URL] = c["repo_url"]
+            tags[C.TAG_GIT_REPO_URL_OLD] = c["repo_url"]
+        tags[C.TAG_GIT_DIRTY] = str(bool(c.get("dirty"))).lower()
+        tags[C.TAG_PROV_DIRTY] = str(bool(c.get("dirty"))).lower()
         if c.get("diff_sha256"):
-            tags["gitml.provenance.diff_sha256"] = c["diff_sha256"]
-        tags["gitml.provenance.untracked"] = str(c.get("untracked_count", 0))
+            tags[C.TAG_PROV_DIFF_SHA256] = c["diff_sha256"]
+        tags[C.TAG_PROV_UNTRACKED] = str(c.get("untracked_count", 0))
         if c.get("tree"):
-            tags["gitml.provenance.code_tree"] = c["tree"]
-        tags["gitml.provenance.data_sha256"] = self.data_hash()
-        tags["gitml.provenance.data_files"] = str(len(self.data))
-        tags["gitml.provenance.python"] = str(e.get("python", ""))
+            tags[C.TAG_PROV_CODE_TREE] = c["tree"]
+        tags[C.TAG_PROV_DATA_SHA256] = self.data_hash()
+        tags[C.TAG_PROV_DATA_FILES] = str(len(self.data))
+        tags[C.TAG_PROV_PYTHON] = str(e.get("python", ""))
         if e.get("packages_sha256"):
-            tags["gitml.provenance.packages_sha256"] = e["packages_sha256"]
-        for k in ("gpu", "gpu_driver", "cuda"):
-            if e.get(k):
-                tags[f"gitml.provenance.{k}"] = str(e[k])
+            tags[C.TAG_PROV_PACKAGES_SHA256] = e["packages_sha256"]
+        for key, tag in (
+            ("gpu", C.TAG_PROV_GPU),
+            ("gpu_driver", C.TAG_PROV_GPU_DRIVER),
+            ("cuda", C.TAG_PROV_CUDA),
+        ):
+            if e.get(key):
+                tags[tag] = str(e[key])
         return tags
 
 
