@@ -147,7 +147,7 @@ def bench_provenance(tmp: Path, files: int, repeat: int, with_dvc: bool) -> None
         # As a run reads it: the untracked list comes from the code provenance's `git status`.
         untracked = code_provenance(root)[2]
         found = data_provenance(root, root, untracked)
-        t = timed(lambda root=root: data_provenance(root, root, untracked), repeat)
+        t = timed(lambda root=root, u=untracked: data_provenance(root, root, u), repeat)
         cpu = []
         for _ in range(repeat):  # this process's CPU time: what the machine's load does not inflate
             c = time.process_time()
