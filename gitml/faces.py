@@ -144,22 +144,24 @@ def stub_text(face: str) -> str:
     if spec is None:
         raise KeyError(face)
     first, second = spec.log_args
-    first_default = " = None" if first == "artifact_path" else ""
+
+    def param(arg: str, default: str) -> str:
+        return f"    {arg}: str | None = None," if arg == "artifact_path" else f"    {arg}: Any{default},"
     lines = [
         f'"""{spec.faces[face]}\n\nWritten by `make faces` from the flavor registry: do not edit."""',
         "",
         "from typing import Any",
         "",
-        f"from {spec.implementation} import (",
-        *[f"    {name} as {name}," for name in spec.exports],
-        ")",
+        *[f"from {spec.implementation} import {name} as {name}" for name in spec.exports],
         "from gitml.models.model import ModelInfo",
         "",
-        f"__all__ = {sorted([*spec.exports, 'log_model'])!r}".replace("'", '"'),
+        "__all__ = [",
+        *[f'    "{name}",' for name in sorted([*spec.exports, "log_model"])],
+        "]",
         "",
         "def log_model(",
-        f"    {first}: Any{first_default},",
-        f"    {second}: {'str | None' if second == 'artifact_path' else 'Any'} = None,",
+        param(first, ""),
+        param(second, " = None"),
         "    *,",
         "    name: str | None = None,",
         "    registered_model_name: str | None = None,",
