@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
 from gitml.projects.envs import ENV_MANAGERS
-from gitml.projects.runner import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
+from gitml.projects.launch import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
 
 __all__ = ["MetricDelta", "ReproduceResult", "parse_tolerances", "reproduce", "resolve_target"]
 
@@ -176,7 +177,7 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
     provenance.json artifact is read only when the record was too large for a tag.
     """
     run_id, tags = run.info.run_id, run.data.tags
-    if "gitml.project.cache_key" not in tags:
+    if C.TAG_PROJECT_CACHE_KEY not in tags:
         raise ResourceDoesNotExist(
             f"run {run_id} was not started by 'gitml run': nothing records how to run it again"
         )
@@ -193,7 +194,7 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
         raise InvalidParameterValue(f"run {run_id}: the recorded run is not a JSON record") from e
     if not isinstance(rec, dict):
         raise InvalidParameterValue(f"run {run_id}: the recorded run is not a mapping")
-    commit, project_dir = tags.get("mlflow.source.git.commit"), rec.get("project_dir", ".")
+    commit, project_dir = tags.get(C.TAG_GIT_COMMIT), rec.get("project_dir", ".")
     if not isinstance(commit, str) or not _SHA.match(commit):
         raise InvalidParameterValue(f"run {run_id}: recorded commit {commit!r} is not a commit id")
     if (
@@ -215,7 +216,7 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
         raise InvalidParameterValue(f"run {run_id}: recorded parameters are not a map of strings")
     if manager not in ENV_MANAGERS:
         raise InvalidParameterValue(f"run {run_id}: recorded env manager {manager!r} is unknown")
-    diff = tags.get("gitml.provenance.diff_sha256")
+    diff = tags.get(C.TAG_PROV_DIFF_SHA256)
     if diff is not None and not re.fullmatch(r"[0-9a-f]{64}", diff):
         raise InvalidParameterValue(f"run {run_id}: recorded diff hash {diff!r} is not a sha256")
     return {
@@ -275,7 +276,7 @@ def reproduce(
     original = client.get_run(run_id)
     rec = _record(client, original)
     if _git(root, "cat-file", "-e", f"{rec['commit']}^{{commit}}").returncode != 0:
-        branch = original.data.tags.get("mlflow.source.git.branch")
+        branch = original.data.tags.get(C.TAG_GIT_BRANCH)
         hint = f"git fetch origin {branch}" if branch else "git fetch --all"
         raise ResourceDoesNotExist(
             f"commit {rec['commit'][:12]} of run {run_id} is not in this clone: {hint}"
@@ -320,7 +321,7 @@ def reproduce(
             env_manager=env_manager or rec["manager"],
             tracking_uri=str(root),
             timeout=timeout,
-            extra_tags={"gitml.reproduces": run_id},
+            extra_tags={C.TAG_REPRODUCES: run_id},
             on_event=say,
         )
     finally:
@@ -342,9 +343,9 @@ def reproduce(
     ]
     checks = {}
     for label, tag in (
-        ("code", "gitml.provenance.code_tree"),
-        ("data", "gitml.provenance.data_sha256"),
-        ("packages", "gitml.provenance.packages_sha256"),
+        ("code", C.TAG_PROV_CODE_TREE),
+        ("data", C.TAG_PROV_DATA_SHA256),
+        ("packages", C.TAG_PROV_PACKAGES_SHA256),
     ):
         a, b = original.data.tags.get(tag), new.data.tags.get(tag)
         if a is not None and b is not None:
