@@ -95,6 +95,11 @@ def docker_env(value: Any, project_root: Path) -> DockerEnv:
     image = value.get("image")
     if not isinstance(image, str) or not _IMAGE.fullmatch(image):
         raise InvalidParameterValue(f"docker_env: image {image!r} is not a Docker image name")
+    if value.get("run_params"):
+        raise InvalidParameterValue(
+            "docker_env: run_params is not passed to docker: a project file does not choose "
+            "docker options (use volumes, environment, and resources: {gpu: N})"
+        )
     root = project_root.resolve()
     volumes: list[str] = []
     for v in value.get("volumes") or []:

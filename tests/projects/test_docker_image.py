@@ -293,3 +293,10 @@ def test_an_image_name_that_is_not_a_docker_reference_is_refused(
         docker_env({"image": "registry:5000/team/img:1.2"}, tmp_path).image
         == "registry:5000/team/img:1.2"
     )
+
+
+def test_run_params_never_become_docker_options(tmp_path: Path) -> None:
+    from gitml.projects.docker import docker_env
+
+    with pytest.raises(InvalidParameterValue, match="run_params is not passed to docker"):
+        docker_env({"image": "img:1", "run_params": {"privileged": True}}, tmp_path)
