@@ -25,7 +25,7 @@ TOOLS_NPM := @octokit/openapi@23.0.2 gitlab-ci-local@4.56.2
 # dependencies (a whole model server) are not needed for that, so it goes in a folder alone.
 KSERVE_SDK := kserve==0.21.0
 
-.PHONY: all venv sysdeps tools mlflow-venv docker-base test lint typecheck demo bench bench-venv clean
+.PHONY: all venv sysdeps tools mlflow-venv docker-base test lint faces typecheck demo bench bench-venv clean
 
 all: test
 
@@ -64,7 +64,12 @@ mlflow-venv: $(MLFLOW_VENV)/.installed-$(MLFLOW_PIN)
 docker-base:
 	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm.tar
 
-lint: venv
+# The flavors' faces (gitml.pytorch ...) are built from the registry at import; their type
+# stubs gitml/<face>.pyi are written from it here, so a new flavor needs no hand-written file.
+faces: venv
+	$(VENV)/bin/python -c "from gitml.faces import write_stubs; write_stubs()"
+
+lint: venv faces
 	$(VENV)/bin/ruff check gitml tests bench examples
 	$(VENV)/bin/mypy gitml
 
