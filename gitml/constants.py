@@ -10,18 +10,44 @@ __all__ = [
     "DEFAULT_EXPERIMENT_NAME",
     "DEFAULT_FLUSH_INTERVAL_S",
     "FORMAT_FILE",
-    "STAGING_DIR",
     "FORMAT_VERSION",
     "NULL_SHA",
+    "STAGING_DIR",
     "STATE_DIR",
+    "TAG_DOCKER_BUILD",
+    "TAG_DOCKER_IMAGE_ID",
+    "TAG_DOCKER_IMAGE_URI",
     "TAG_GIT_BRANCH",
     "TAG_GIT_COMMIT",
     "TAG_GIT_DIRTY",
     "TAG_GIT_REPO_URL",
+    "TAG_GIT_REPO_URL_OLD",
     "TAG_LOGGED_ARTIFACTS",
     "TAG_LOG_MODEL_HISTORY",
     "TAG_NOTE",
     "TAG_PARENT_RUN_ID",
+    "TAG_PROJECT_BACKEND",
+    "TAG_PROJECT_CACHE_KEY",
+    "TAG_PROJECT_COMMAND",
+    "TAG_PROJECT_ENTRY_POINT",
+    "TAG_PROJECT_ENV",
+    "TAG_PROJECT_EXIT_CODE",
+    "TAG_PROJECT_PATH",
+    "TAG_PROJECT_RECORD",
+    "TAG_PROJECT_STEPS",
+    "TAG_PROJECT_STEP_PREFIX",
+    "TAG_PROV_CODE_TREE",
+    "TAG_PROV_CUDA",
+    "TAG_PROV_DATA_FILES",
+    "TAG_PROV_DATA_SHA256",
+    "TAG_PROV_DIFF_SHA256",
+    "TAG_PROV_DIRTY",
+    "TAG_PROV_GPU",
+    "TAG_PROV_GPU_DRIVER",
+    "TAG_PROV_PACKAGES_SHA256",
+    "TAG_PROV_PYTHON",
+    "TAG_PROV_UNTRACKED",
+    "TAG_REPRODUCES",
     "TAG_RUN_NAME",
     "TAG_SOURCE_NAME",
     "TAG_SOURCE_TYPE",
@@ -96,3 +122,31 @@ TAG_GIT_REPO_URL = "mlflow.source.git.repoURL"
 TAG_GIT_DIRTY = "gitml.source.dirty"
 TAG_LOG_MODEL_HISTORY = "mlflow.log-model.history"
 TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+TAG_GIT_REPO_URL_OLD = "mlflow.gitRepoURL"  # the older spelling MLflow still writes beside it
+# `gitml run` (MLflow's project tags, then gitml's own).
+TAG_PROJECT_ENTRY_POINT = "mlflow.project.entryPoint"
+TAG_PROJECT_BACKEND = "mlflow.project.backend"
+TAG_PROJECT_ENV = "mlflow.project.env"
+TAG_DOCKER_IMAGE_URI = "mlflow.docker.image.uri"  # MLflow's: the image a docker run ran in
+TAG_DOCKER_IMAGE_ID = "mlflow.docker.image.id"
+TAG_DOCKER_BUILD = "gitml.docker.build_sha256"  # a built project image's content hash
+TAG_PROJECT_PATH = "gitml.project.path"
+TAG_PROJECT_COMMAND = "gitml.project.command"
+TAG_PROJECT_CACHE_KEY = "gitml.project.cache_key"
+TAG_PROJECT_EXIT_CODE = "gitml.project.exit_code"
+TAG_PROJECT_RECORD = "gitml.project.run"  # what `gitml reproduce` needs, as JSON
+TAG_PROJECT_STEPS = "gitml.project.steps"  # a pipeline's parent run: its steps, as JSON
+TAG_PROJECT_STEP_PREFIX = "gitml.step."  # + step name: the run id of that step
+TAG_REPRODUCES = "gitml.reproduces"  # the run id a `gitml reproduce` run re-ran
+# The searchable summaries of a `gitml run` run's provenance.
+TAG_PROV_DIRTY = "gitml.provenance.dirty"
+TAG_PROV_DIFF_SHA256 = "gitml.provenance.diff_sha256"
+TAG_PROV_UNTRACKED = "gitml.provenance.untracked"
+TAG_PROV_CODE_TREE = "gitml.provenance.code_tree"
+TAG_PROV_DATA_SHA256 = "gitml.provenance.data_sha256"
+TAG_PROV_DATA_FILES = "gitml.provenance.data_files"
+TAG_PROV_PYTHON = "gitml.provenance.python"
+TAG_PROV_PACKAGES_SHA256 = "gitml.provenance.packages_sha256"
+TAG_PROV_GPU = "gitml.provenance.gpu"
+TAG_PROV_GPU_DRIVER = "gitml.provenance.gpu_driver"
+TAG_PROV_CUDA = "gitml.provenance.cuda"

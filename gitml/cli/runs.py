@@ -118,14 +118,16 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         ("Entry point", d.tags.get(C.TAG_SOURCE_NAME)), ("Artifacts", i.artifact_uri),
     ]  # fmt: skip
     t = d.tags
-    if "gitml.provenance.python" in t:  # a `gitml run` run: its provenance in short
+    if C.TAG_PROV_PYTHON in t:  # a `gitml run` run: its provenance in short
+        diff, data, pkgs = (t.get(k, "")[:12] for k in (C.TAG_PROV_DIFF_SHA256, C.TAG_PROV_DATA_SHA256, C.TAG_PROV_PACKAGES_SHA256))  # fmt: skip
         lines += [
-            ("Project", f"{t.get('mlflow.project.entryPoint', '-')} in {t.get('gitml.project.path', '.')}"),
-            ("Diff", f"sha256 {t['gitml.provenance.diff_sha256'][:12]}" if "gitml.provenance.diff_sha256" in t else "none"),
-            ("Untracked", t.get("gitml.provenance.untracked")),
-            ("Data", f"{t.get('gitml.provenance.data_files', '0')} file(s), sha256 {t.get('gitml.provenance.data_sha256', '')[:12]}"),
-            ("Python", f"{t['gitml.provenance.python']}, packages sha256 {t.get('gitml.provenance.packages_sha256', '')[:12]}"),
-            ("GPU", " / ".join(t[k] for k in ("gitml.provenance.gpu", "gitml.provenance.gpu_driver", "gitml.provenance.cuda") if k in t) or None),
+            ("Project", f"{t.get(C.TAG_PROJECT_ENTRY_POINT, '-')} in {t.get(C.TAG_PROJECT_PATH, '.')}"),
+            ("Diff", f"sha256 {diff}" if C.TAG_PROV_DIFF_SHA256 in t else "none"),
+            ("Untracked", t.get(C.TAG_PROV_UNTRACKED)),
+            ("Data", f"{t.get(C.TAG_PROV_DATA_FILES, '0')} file(s), sha256 {data}"),
+            *([] if C.TAG_DOCKER_IMAGE_ID in t else [("Python", f"{t[C.TAG_PROV_PYTHON]}, packages sha256 {pkgs}")]),
+            *([("Image", f"{t.get(C.TAG_DOCKER_IMAGE_URI, '-')} ({t[C.TAG_DOCKER_IMAGE_ID][:19]})")] if C.TAG_DOCKER_IMAGE_ID in t else []),
+            ("GPU", " / ".join(t[k] for k in (C.TAG_PROV_GPU, C.TAG_PROV_GPU_DRIVER, C.TAG_PROV_CUDA) if k in t) or None),
         ]  # fmt: skip
     for k, v in lines:
         click.echo(f"{k + ':':<13}{safe(v) if v is not None else '-'}")

@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
 from gitml.projects.envs import ENV_MANAGERS
-from gitml.projects.runner import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
+from gitml.projects.launch import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
 
 __all__ = ["MetricDelta", "ReproduceResult", "parse_tolerances", "reproduce", "resolve_target"]
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _SEMVER = re.compile(
     r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9\-/_]*[A-Za-z0-9])?)@(?P<ver>v\d+\.\d+\.\d+)$"
 )
@@ -176,7 +178,7 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
     provenance.json artifact is read only when the record was too large for a tag.
     """
     run_id, tags = run.info.run_id, run.data.tags
-    if "gitml.project.cache_key" not in tags:
+    if C.TAG_PROJECT_CACHE_KEY not in tags:
         raise ResourceDoesNotExist(
             f"run {run_id} was not started by 'gitml run': nothing records how to run it again"
         )
@@ -193,7 +195,7 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
         raise InvalidParameterValue(f"run {run_id}: the recorded run is not a JSON record") from e
     if not isinstance(rec, dict):
         raise InvalidParameterValue(f"run {run_id}: the recorded run is not a mapping")
-    commit, project_dir = tags.get("mlflow.source.git.commit"), rec.get("project_dir", ".")
+    commit, project_dir = tags.get(C.TAG_GIT_COMMIT), rec.get("project_dir", ".")
     if not isinstance(commit, str) or not _SHA.match(commit):
         raise InvalidParameterValue(f"run {run_id}: recorded commit {commit!r} is not a commit id")
     if (
@@ -215,7 +217,7 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
         raise InvalidParameterValue(f"run {run_id}: recorded parameters are not a map of strings")
     if manager not in ENV_MANAGERS:
         raise InvalidParameterValue(f"run {run_id}: recorded env manager {manager!r} is unknown")
-    diff = tags.get("gitml.provenance.diff_sha256")
+    diff = tags.get(C.TAG_PROV_DIFF_SHA256)
     if diff is not None and not re.fullmatch(r"[0-9a-f]{64}", diff):
         raise InvalidParameterValue(f"run {run_id}: recorded diff hash {diff!r} is not a sha256")
     return {
@@ -225,7 +227,29 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
         "given": given,
         "manager": manager,
         "diff": diff,
+        **_docker_record(run_id, rec, tags, manager),
     }
+
+
+def _docker_record(
+    run_id: str, rec: dict[str, Any], tags: dict[str, str], manager: str
+) -> dict[str, Any]:
+    """The image a docker run ran in (its id becomes an argument of `docker`: checked whole)."""
+    if manager != "docker":
+        return {"image_id": None, "build_image": False}
+    docker = rec.get("docker")
+    if docker is None:  # recorded before the record held it: MLflow's tag has the id
+        docker = {"image_id": tags.get(C.TAG_DOCKER_IMAGE_ID), "build_image": False}
+    if not isinstance(docker, dict):
+        raise InvalidParameterValue(f"run {run_id}: the recorded docker image is not a mapping")
+    image_id, build = docker.get("image_id"), docker.get("build_image", False)
+    if not isinstance(image_id, str) or not _IMAGE_ID.fullmatch(image_id):
+        raise InvalidParameterValue(
+            f"run {run_id}: recorded image id {str(image_id)[:80]!r} is not sha256:<64 hex>"
+        )
+    if not isinstance(build, bool):
+        raise InvalidParameterValue(f"run {run_id}: recorded build_image {build!r} is not a bool")
+    return {"image_id": image_id, "build_image": build}
 
 
 def _git(
@@ -275,7 +299,7 @@ def reproduce(
     original = client.get_run(run_id)
     rec = _record(client, original)
     if _git(root, "cat-file", "-e", f"{rec['commit']}^{{commit}}").returncode != 0:
-        branch = original.data.tags.get("mlflow.source.git.branch")
+        branch = original.data.tags.get(C.TAG_GIT_BRANCH)
         hint = f"git fetch origin {branch}" if branch else "git fetch --all"
         raise ResourceDoesNotExist(
             f"commit {rec['commit'][:12]} of run {run_id} is not in this clone: {hint}"
@@ -311,6 +335,7 @@ def reproduce(
                 stdin=patch,
             )
         _pull_data(worktree, root)
+        in_docker = (env_manager or rec["manager"]) == "docker"
         say(f"reproducing {run_id} at {rec['commit'][:12]}" + (" with its patch" if patch else ""))
         result = run_project(
             worktree / rec["project_dir"],
@@ -318,9 +343,11 @@ def reproduce(
             parameters=rec["given"],
             experiment_id=original.info.experiment_id,
             env_manager=env_manager or rec["manager"],
+            build_image=rec["build_image"] and in_docker,
+            docker_image=rec["image_id"] if in_docker else None,
             tracking_uri=str(root),
             timeout=timeout,
-            extra_tags={"gitml.reproduces": run_id},
+            extra_tags={C.TAG_REPRODUCES: run_id},
             on_event=say,
         )
     finally:
@@ -342,13 +369,17 @@ def reproduce(
     ]
     checks = {}
     for label, tag in (
-        ("code", "gitml.provenance.code_tree"),
-        ("data", "gitml.provenance.data_sha256"),
-        ("packages", "gitml.provenance.packages_sha256"),
+        ("code", C.TAG_PROV_CODE_TREE),
+        ("data", C.TAG_PROV_DATA_SHA256),
+        ("packages", C.TAG_PROV_PACKAGES_SHA256),
+        ("image", C.TAG_DOCKER_IMAGE_ID),
     ):
         a, b = original.data.tags.get(tag), new.data.tags.get(tag)
         if a is not None and b is not None:
             checks[label] = a == b
+    built = [r.data.tags.get(C.TAG_DOCKER_BUILD) for r in (original, new)]
+    if checks.get("image") is False and built[0] and built[0] == built[1]:
+        checks["image"] = True  # rebuilt from the same base image and files
     return ReproduceResult(
         run_id,
         result.run_id,

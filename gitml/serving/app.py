@@ -22,7 +22,7 @@ from typing import Any
 
 from gitml.config import env_value
 from gitml.exceptions import GitMLError, InvalidParameterValue
-from gitml.serving import v2
+from gitml.serving import v2, v2_binary
 from gitml.serving.batching import Batcher
 from gitml.serving.formats import (
     InputSpec,
@@ -270,19 +270,21 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     parsers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gitml-parse")
 
     def hot_path(handler: Any, label: str) -> Any:
-        """A plain-ASGI endpoint around `handler(scope, receive) -> (status, body)`: counted,
-        timed, and silent when the client left before sending its body."""
+        """A plain-ASGI endpoint around `handler(scope, receive) -> (status, body[, headers])`
+        (JSON unless headers are given): counted, timed, and silent when the client left
+        before sending its body."""
 
         async def endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
             started = time.perf_counter()
             metrics.in_flight += 1
             try:
-                status, body = await handler(scope, receive)
+                result = await handler(scope, receive)
             except _ClientGone:
                 return
             finally:
                 metrics.in_flight -= 1
-            headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+            status, body = result[0], result[1]
+            headers = [*(result[2] if len(result) > 2 else _JSON_HEADERS), (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             metrics.request(label, status)
@@ -312,16 +314,20 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             message = f"Model prediction failed: {type(e).__name__}: {e}"
             return 500, _error_body("INTERNAL_ERROR", message)
 
-    def _parse_v2(body: bytes) -> tuple[dict[str, Any], Any]:
-        payload = parse_v2_body(body)
-        return payload, v2.parse_infer(payload, state.spec)
+    def _parse_v2(body: bytes, header_length: str | None) -> tuple[dict[str, Any], Any, Any]:
+        head, binary = v2_binary.split_body(body, header_length)
+        payload = parse_v2_body(head)
+        if binary:
+            v2_binary.decode_inputs(payload, binary)
+        want = v2_binary.requested_outputs(payload) if "outputs" in payload or "parameters" in payload else None
+        return payload, v2.parse_infer(payload, state.spec), want
 
     def served() -> tuple[str, str]:
         current = state.current
         ref = current.ref if current is not None else options.ref
         return options.name or ref.labels()["model"], ref.version
 
-    async def _v2_infer(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
+    async def _v2_infer(scope: dict[str, Any], receive: Any) -> tuple[Any, ...]:
         try:
             name, version = served()
             _, _, action = v2.check_model(scope["path"], name, version)
@@ -330,11 +336,19 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             if state.current is None:
                 return 503, v2.error_body(state.error or "The model is still loading")
             body = await _read_body(scope, receive, options.max_body_bytes)
+            header_length = _header(scope, v2_binary.HEADER)
             if len(body) <= _PARSE_INLINE_BYTES:
-                payload, inp = _parse_v2(body)
+                payload, inp, want = _parse_v2(body, header_length)
             else:  # as for /invocations: a big body is parsed off the event loop
-                payload, inp = await asyncio.get_running_loop().run_in_executor(parsers, _parse_v2, body)
-            return 200, v2.dump_infer(await batcher.submit(inp), name, version, payload.get("id"))
+                loop = asyncio.get_running_loop()
+                payload, inp, want = await loop.run_in_executor(parsers, _parse_v2, body, header_length)
+            predictions = await batcher.submit(inp)
+            if want is None:
+                return 200, v2.dump_infer(predictions, name, version, payload.get("id"))
+            out, json_length = v2_binary.dump_response(predictions, name, version, payload.get("id"), want)
+            if json_length is None:
+                return 200, out
+            return 200, out, [(b"content-type", b"application/octet-stream"), (v2_binary.HEADER, str(json_length).encode())]
         except v2.V2NotFound as e:
             return 404, v2.error_body(e.message)
         except GitMLError as e:
@@ -358,7 +372,7 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
     async def v2_server(request: Any) -> Any:
         from gitml.constants import VERSION as __version__
 
-        return _v2_json(200, {"name": "gitml", "version": __version__, "extensions": []})
+        return _v2_json(200, {"name": "gitml", "version": __version__, "extensions": [v2_binary.EXTENSION]})
 
     async def v2_model(request: Any) -> Any:
         name, version = served()

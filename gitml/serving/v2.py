@@ -19,11 +19,14 @@ __all__ = [
     "V2_DATATYPES",
     "V2NotFound",
     "check_model",
+    "check_shape",
     "dump_infer",
     "error_body",
     "model_metadata",
+    "output_tensors",
     "parse_infer",
     "split_model_path",
+    "tensor_data",
 ]
 
 # The protocol's tensor types and the numpy dtypes they are (BYTES: strings, as objects).
@@ -77,7 +80,8 @@ def _numpy() -> Any:
     return numpy
 
 
-def _shape(value: Any, name: str) -> tuple[int, ...]:
+def check_shape(value: Any, name: str) -> tuple[int, ...]:
+    """A request's `shape` for input `name`: at most MAX_DIMS non-negative integers."""
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
         raise InvalidParameterValue(f"input '{name}': 'shape' must be a list of integers")
     if len(value) > MAX_DIMS or any(d < 0 for d in value):
@@ -123,8 +127,11 @@ def _tensor(entry: Any) -> tuple[str, Any]:
         raise InvalidParameterValue(
             f"input '{name}': datatype {datatype!r} is not one of {', '.join(V2_DATATYPES)}"
         )
-    shape = _shape(entry.get("shape"), name)
-    flat = _flat(entry.get("data"), name)
+    shape = check_shape(entry.get("shape"), name)
+    data = entry.get("data")
+    if type(data) is np.ndarray:  # decoded and checked by the binary extension (v2_binary)
+        return name, data
+    flat = _flat(data, name)
     if len(flat) != math.prod(shape):
         raise InvalidParameterValue(
             f"input '{name}': shape {list(shape)} holds {math.prod(shape)} elements but 'data' has {len(flat)}"
@@ -235,25 +242,40 @@ def _columns(tensors: dict[str, Any], spec: InputSpec, params: dict[str, Any] | 
     return ModelInput("frame", frame, n, None, params, columns=names)
 
 
-def _output(name: str, value: Any) -> dict[str, Any]:
+def _tensor_out(name: str, value: Any) -> tuple[str, str, Any]:
     np = _numpy()
     arr = value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
     if arr.dtype.kind in "OUS":
-        return {"name": name, "datatype": "BYTES", "shape": list(arr.shape), "data": [str(v) for v in arr.ravel().tolist()]}
+        return name, "BYTES", arr
     datatype = _FROM_NUMPY.get(arr.dtype.name)
     if datatype is None:
         arr, datatype = arr.astype(np.float64), "FP64"
-    return {"name": name, "datatype": datatype, "shape": list(arr.shape), "data": arr.ravel().tolist()}
+    return name, datatype, arr
+
+
+def output_tensors(predictions: Any) -> list[tuple[str, str, Any]]:
+    """The model's predictions as (name, datatype, array) outputs: a DataFrame gives a
+    tensor per column, a dict one per key, anything else one named `predict`."""
+    if hasattr(predictions, "columns") and hasattr(predictions, "iloc"):
+        return [_tensor_out(str(c), predictions[c]) for c in predictions.columns]
+    if isinstance(predictions, dict):
+        return [_tensor_out(str(k), v) for k, v in predictions.items()]
+    return [_tensor_out("predict", predictions)]
+
+
+def tensor_data(datatype: str, arr: Any) -> list[Any]:
+    """An output's elements as the JSON `data` list, row-major."""
+    if datatype == "BYTES":
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.ravel().tolist()]
+    return list(arr.ravel().tolist())
 
 
 def dump_infer(predictions: Any, model_name: str, model_version: str, request_id: Any) -> bytes:
     """The protocol's inference response for the model's predictions."""
-    if hasattr(predictions, "columns") and hasattr(predictions, "iloc"):  # a DataFrame: a tensor per column
-        outputs = [_output(str(c), predictions[c]) for c in predictions.columns]
-    elif isinstance(predictions, dict):
-        outputs = [_output(str(k), v) for k, v in predictions.items()]
-    else:
-        outputs = [_output("predict", predictions)]
+    outputs = [
+        {"name": name, "datatype": dt, "shape": list(arr.shape), "data": tensor_data(dt, arr)}
+        for name, dt, arr in output_tensors(predictions)
+    ]
     body: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": outputs}
     if isinstance(request_id, str):
         body["id"] = request_id

@@ -126,3 +126,32 @@ def test_every_command_has_help() -> None:
     assert len(commands) >= 10
     for name, cmd in commands:
         assert (cmd.help or "").strip(), f"command {name} has no help"
+
+
+def test_runs_show_summarises_a_project_runs_provenance(repo: Path) -> None:
+    from gitml import constants as C
+
+    tags = {
+        C.TAG_PROJECT_ENTRY_POINT: "train",
+        C.TAG_PROJECT_PATH: "sub",
+        C.TAG_PROV_DIFF_SHA256: "ab" * 32,
+        C.TAG_PROV_UNTRACKED: "2",
+        C.TAG_PROV_DATA_FILES: "3",
+        C.TAG_PROV_DATA_SHA256: "cd" * 32,
+        C.TAG_PROV_PYTHON: "3.12.1",
+        C.TAG_PROV_PACKAGES_SHA256: "ef" * 32,
+        C.TAG_PROV_GPU: "H100",
+        C.TAG_PROV_CUDA: "12.4",
+    }
+    with mlflow.start_run() as run:
+        mlflow.set_tags(tags)
+    code, out, _ = invoke("runs", "show", run.info.run_id)
+    assert code == 0
+    for text in (
+        "train in sub",
+        "sha256 abababababab",
+        "3 file(s), sha256 cdcdcdcdcdcd",
+        "3.12.1, packages sha256 efefefefefef",
+        "H100 / 12.4",
+    ):
+        assert text in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -113,3 +114,46 @@ def test_cli_writes_files(promoted: tuple[Path, list[str]], tmp_path: Path, caps
     assert code == 1 and err.count("\n") == 1
     code, out, err = run_cli(capsys, "deploy", "k8s", "-m", "models:/team/fraud/Production", "-o", str(out_dir), "--apply")
     assert code == 1 and ("kubectl" in err or "kubeconfig" in err)
+
+
+@pytest.fixture(scope="module")
+def kserve_schema() -> object:
+    from tests.deploy.kserve_schema import SDK_DIR, KServeSchema
+
+    try:
+        return KServeSchema(SDK_DIR)
+    except FileNotFoundError:
+        pytest.skip("KServe's SDK (its generated API models) is not in .tools/kserve-sdk: `make tools` installs it")
+
+
+KSERVE_TYPES = {"InferenceService": "V1beta1InferenceService", "ServingRuntime": "V1alpha1ServingRuntime"}
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [K8sOptions(), K8sOptions(gpu=2, namespace="ml", replicas=3, kserve_version="0.14"), K8sOptions(image="registry.local/fraud:1", kserve_version="0.16")],
+)
+def test_kserve_manifests_match_kserves_schema(promoted: tuple[Path, list[str]], kserve_schema: Any, opts: K8sOptions) -> None:
+    repo, _ = promoted
+    target = resolve_target("models:/team/fraud/Production", open_registry(str(repo)))
+    runtime, isvc = kserve_manifests(target, opts)
+    assert (runtime["apiVersion"], isvc["apiVersion"]) == ("serving.kserve.io/v1alpha1", "serving.kserve.io/v1beta1")
+    for doc in (runtime, isvc):
+        assert kserve_schema.errors(doc, KSERVE_TYPES[doc["kind"]]) == []
+    # the check is strict: a misspelt field anywhere, a Kubernetes field included, is refused
+    isvc["spec"]["predictor"]["model"]["protocolVersoin"] = "v2"
+    runtime["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    del runtime["spec"]["containers"]
+    assert any("protocolVersoin" in e for e in kserve_schema.errors(isvc, "V1beta1InferenceService"))
+    assert any("containers" in e for e in kserve_schema.errors(runtime, "V1alpha1ServingRuntime"))
+    assert any("imagePullPolicyy" in e for e in kserve_schema.errors({"spec": {"containers": [{"name": "c", "imagePullPolicyy": "x"}]}}, "V1alpha1ServingRuntime"))
+
+
+def test_cli_kserve_files_match_kserves_schema(promoted: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str], kserve_schema: Any) -> None:
+    out_dir = tmp_path / "kserve"
+    code, out, err = run_cli(capsys, "deploy", "k8s", "--kserve", "-m", "models:/team/fraud/Production", "-o", str(out_dir))
+    assert code == 0, err
+    docs = [yaml.safe_load(f.read_text()) for f in sorted(out_dir.iterdir())]
+    assert sorted(d["kind"] for d in docs) == ["InferenceService", "ServingRuntime"]
+    for doc in docs:
+        assert kserve_schema.errors(doc, KSERVE_TYPES[doc["kind"]]) == []

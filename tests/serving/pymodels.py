@@ -8,7 +8,7 @@ import numpy as np
 
 from gitml.pyfunc import PythonModel
 
-__all__ = ["Lengths", "Scaled"]
+__all__ = ["Echo", "Lengths", "Scaled"]
 
 
 class Scaled(PythonModel):
@@ -29,3 +29,11 @@ class Lengths(PythonModel):
         """One integer per row."""
         first = model_input.iloc[:, 0] if hasattr(model_input, "iloc") else np.asarray(model_input)[:, 0]
         return np.asarray([len(str(v)) for v in first], dtype=np.int64)
+
+
+class Echo(PythonModel):
+    """Its input, unchanged: outputs of every V2 datatype."""
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        """The input itself (an array, or a dict of named arrays)."""
+        return model_input
