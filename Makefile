@@ -48,7 +48,7 @@ tools: $(TOOLS)/.installed
 # The base image of the Docker tests, made from Debian's packages (no image registry is
 # reachable); kept between runs. A failure here leaves those tests skipped, with the reason.
 docker-base:
-	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm.tar
+	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm-slim.tar
 
 lint: venv
 	$(VENV)/bin/ruff check gitml tests bench examples
