@@ -14,8 +14,9 @@ __all__ = [
     "NULL_SHA",
     "STAGING_DIR",
     "STATE_DIR",
+    "TAG_DOCKER_BUILD",
     "TAG_DOCKER_IMAGE_ID",
-    "TAG_DOCKER_IMAGE_NAME",
+    "TAG_DOCKER_IMAGE_URI",
     "TAG_GIT_BRANCH",
     "TAG_GIT_COMMIT",
     "TAG_GIT_DIRTY",
@@ -126,8 +127,9 @@ TAG_GIT_REPO_URL_OLD = "mlflow.gitRepoURL"  # the older spelling MLflow still wr
 TAG_PROJECT_ENTRY_POINT = "mlflow.project.entryPoint"
 TAG_PROJECT_BACKEND = "mlflow.project.backend"
 TAG_PROJECT_ENV = "mlflow.project.env"
-TAG_DOCKER_IMAGE_NAME = "mlflow.docker.image.name"
+TAG_DOCKER_IMAGE_URI = "mlflow.docker.image.uri"  # MLflow's: the image a docker run ran in
 TAG_DOCKER_IMAGE_ID = "mlflow.docker.image.id"
+TAG_DOCKER_BUILD = "gitml.docker.build_sha256"  # a built project image's content hash
 TAG_PROJECT_PATH = "gitml.project.path"
 TAG_PROJECT_COMMAND = "gitml.project.command"
 TAG_PROJECT_CACHE_KEY = "gitml.project.cache_key"

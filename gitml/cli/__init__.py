@@ -7,31 +7,73 @@ Errors are translated here, once: a GitMLError prints `Error: <message>` and exi
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import Any
 
 import click
 
-from gitml.cli._lazy import LazyGroup
+from gitml.cli._lazy import LazyCommand, LazyGroup
 
 __all__ = ["cli", "main"]
 
-# Each command lives in its own module, imported only when it runs.
-COMMANDS = {
-    "experiments": "gitml.cli.experiments:experiments",
-    "runs": "gitml.cli.runs:runs",
-    "models": "gitml.cli.models:models",
-    "monitor": "gitml.cli.monitor:monitor",
-    "pull": "gitml.cli.sharing:pull",
-    "push": "gitml.cli.sharing:push",
-    "sync": "gitml.cli.sharing:sync",
-    "diff": "gitml.cli.diff:diff",
-    "artifacts": "gitml.cli.artifacts:artifacts",
-    "run": "gitml.cli.projects:run",
-    "reproduce": "gitml.cli.projects:reproduce",
-    "ci": "gitml.cli.ci:ci",
-    "deployments": "gitml.cli.deployments:deployments",
-    "deploy": "gitml.cli.deploy:deploy",
+# Each command lives in its own module, imported only when it runs (or shows its own help);
+# `gitml --help` lists them from this table (a test keeps each help equal to the command's).
+COMMANDS: dict[str, LazyCommand] = {
+    "experiments": LazyCommand(
+        "gitml.cli.experiments:experiments",
+        "Create, list, rename, delete and restore experiments.",
+    ),
+    "runs": LazyCommand(
+        "gitml.cli.runs:runs",
+        "List, inspect, search, delete, restore and recover runs.",
+    ),
+    "models": LazyCommand(
+        "gitml.cli.models:models",
+        "Log, register, promote, predict with and serve models.",
+    ),
+    "monitor": LazyCommand(
+        "gitml.cli.monitor:monitor",
+        "Export, for every registered model, the metrics of the run behind each version in each stage or alias.",
+    ),
+    "pull": LazyCommand(
+        "gitml.cli.sharing:pull",
+        "Fetch runs and registry tags from REMOTE and merge them in (default: gitml.remote, then origin).",
+    ),
+    "push": LazyCommand(
+        "gitml.cli.sharing:push",
+        "Merge REMOTE's runs in, then push runs and registry tags there, retrying until it lands.",
+    ),
+    "sync": LazyCommand(
+        "gitml.cli.sharing:sync",
+        "Pull then push: afterwards this clone and REMOTE hold the same runs and registry tags.",
+    ),
+    "diff": LazyCommand(
+        "gitml.cli.diff:diff",
+        "Compare the latest finished runs of A and B (run ids, commits, branches or tags).",
+    ),
+    "artifacts": LazyCommand(
+        "gitml.cli.artifacts:artifacts",
+        "Move, inspect and clean run artifacts (DVC cache and remotes).",
+    ),
+    "run": LazyCommand(
+        "gitml.cli.projects:run",
+        "Run an entry point of the MLproject at URI (a folder or GIT-URL[#subdir]; default .) as a gitml run.",
+    ),
+    "reproduce": LazyCommand(
+        "gitml.cli.projects:reproduce",
+        "Re-run RUN-ID, NAME@vX.Y.Z or models:/NAME/STAGE at its recorded commit and compare metrics.",
+    ),
+    "ci": LazyCommand(
+        "gitml.cli.ci:ci",
+        "Continuous integration: pipeline files, the pull-request comment, consistency checks.",
+    ),
+    "deployments": LazyCommand(
+        "gitml.cli.deployments:deployments",
+        "Deployments recorded by CI: which model version went where, when, from which pipeline.",
+    ),
+    "deploy": LazyCommand(
+        "gitml.cli.deploy:deploy",
+        "Generate deployments: Kubernetes/KServe manifests, Argo and Kubeflow pipelines.",
+    ),
 }
 
 
@@ -71,6 +113,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(e.exit_code)
     except GitMLError as e:
         if show:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"Error: {e.message}", err=True)
         sys.exit(1)
@@ -79,6 +123,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except Exception as e:  # a bug of ours: one line, and a way to see more
         if show:
+            import traceback
+
             traceback.print_exc()
         else:
             click.echo(f"Error: {type(e).__name__}: {e} (run with --traceback for details)", err=True)

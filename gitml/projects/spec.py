@@ -187,7 +187,8 @@ class _Validator:
         if env_kind in ("python_env", "conda_env"):
             if not isinstance(env_value, str) or not env_value:
                 raise self.fail((env_kind,), f"{env_kind} must name a file of the project")
-            if not (self.root / env_value).is_file():
+            target = (self.root / env_value).resolve()
+            if not target.is_relative_to(self.root.resolve()) or not target.is_file():
                 raise self.fail(
                     (env_kind,), f"{env_kind} file {env_value} not found in the project"
                 )

@@ -56,3 +56,26 @@ def test_the_packages_hash_is_stable_and_names_versions() -> None:
 def test_the_gpu_is_fingerprinted() -> None:
     gpu = gpu_provenance()
     assert gpu["gpu"] and gpu["gpu_driver"]
+
+
+def test_pointers_in_folders_are_keyed_from_the_repo_root(repo: Path) -> None:
+    md5 = "0123456789abcdef0123456789abcdef"
+    (repo / "d" / "e").mkdir(parents=True)
+    for name, path in (("d/e/a.csv.dvc", "a.csv"), ("d/b.dvc", "../c.csv"), ("f.dvc", "g")):
+        (repo / name).write_text(f"outs:\n- md5: {md5}\n  size: 2\n  hash: md5\n  path: {path}\n")
+    git("add", "-A", cwd=repo)
+    (repo / "d" / "new.csv.dvc").write_text(f"outs:\n- md5: {md5}\n  path: new.csv\n")
+    assert data_provenance(repo, repo) == {"d/e/a.csv": md5, "c.csv": md5, "g": md5, "d/new.csv": md5}
+    assert data_provenance(repo, repo, ["d/new.csv.dvc"]) == data_provenance(repo, repo)
+
+
+def test_hostile_pointer_files_are_skipped_unread(repo: Path) -> None:
+    import os
+
+    md5 = "0123456789abcdef0123456789abcdef"
+    (repo / "big.dvc").write_text(f"outs:\n- md5: {md5}\n  path: big\n" + "#" * (1 << 20))
+    (repo / "bin.dvc").write_bytes(b"outs:\n- md5: \xff\xfe\n  path: x\n")
+    (repo / "esc.dvc").write_text(f"outs:\n- md5: {md5}\n  path: ../../outside\n")
+    os.mkfifo(repo / "fifo.dvc")  # opening it must not wait for a writer
+    os.symlink("/dev/zero", repo / "zero.dvc")  # nor read an endless device
+    assert data_provenance(repo, repo) == {}
