@@ -23,6 +23,7 @@ __all__ = [
     "TAG_GIT_REPO_URL",
     "TAG_GIT_REPO_URL_OLD",
     "TAG_LOGGED_ARTIFACTS",
+    "TAG_LOGGED_IMAGES",
     "TAG_LOG_MODEL_HISTORY",
     "TAG_NOTE",
     "TAG_PARENT_RUN_ID",
@@ -122,6 +123,7 @@ TAG_GIT_REPO_URL = "mlflow.source.git.repoURL"
 TAG_GIT_DIRTY = "gitml.source.dirty"
 TAG_LOG_MODEL_HISTORY = "mlflow.log-model.history"
 TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+TAG_LOGGED_IMAGES = "mlflow.loggedImages"  # MLflow: the run has step-indexed images (its UI's image charts)
 TAG_GIT_REPO_URL_OLD = "mlflow.gitRepoURL"  # the older spelling MLflow still writes beside it
 # `gitml run` (MLflow's project tags, then gitml's own).
 TAG_PROJECT_ENTRY_POINT = "mlflow.project.entryPoint"

@@ -44,6 +44,7 @@ _IMAGE = re.compile(
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
 _STOP_GRACE_S = 5
 _ENGINE_TIMEOUT_S = 20.0
 
@@ -94,6 +95,11 @@ def docker_env(value: Any, project_root: Path) -> DockerEnv:
     image = value.get("image")
     if not isinstance(image, str) or not _IMAGE.fullmatch(image):
         raise InvalidParameterValue(f"docker_env: image {image!r} is not a Docker image name")
+    if value.get("run_params"):
+        raise InvalidParameterValue(
+            "docker_env: run_params is not passed to docker: a project file does not choose "
+            "docker options (use volumes, environment, and resources: {gpu: N})"
+        )
     root = project_root.resolve()
     volumes: list[str] = []
     for v in value.get("volumes") or []:
@@ -238,8 +244,8 @@ def run_step(
     ref: str | None = None,
 ) -> tuple[str, int]:
     """Run one step's command in the image `ref` (default the docker_env image); only the
-    run's and docker_env's variables go in."""
-    names = [k for k in env if k.startswith(("MLFLOW_", "GITML_"))]
+    run's variables (`MLFLOW_*`, `GITML_*`, who commits) and docker_env's go in."""
+    names = [k for k in env if k.startswith(("MLFLOW_", "GITML_")) or k in _IDENTITY]
     for name, value in denv.variables.items():
         if value is not None:
             env[name] = value

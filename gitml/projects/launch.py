@@ -29,6 +29,7 @@ __all__ = [
     "RECORD_TAG",
     "ProjectRun",
     "StepContext",
+    "container_settings",
     "find_cached",
     "run_step",
 ]
@@ -144,6 +145,20 @@ def _log_inputs(ctx: StepContext, run_id: str, plan: StepPlan) -> None:
     client.flush()
 
 
+def container_settings(tracker: Any) -> dict[str, str]:
+    """What a child in a container cannot read from the host but must share with it: the
+    metadata branch and user (possibly from the user's global Git config, which is not in
+    the container) and who commits, so its commits are the same as a local child's."""
+    name, _, email = tracker.repo.identity().rpartition(" <")
+    out = {"GITML_BRANCH": tracker.repo.branch}
+    if tracker.config.user:
+        out["GITML_USER"] = tracker.config.user
+    for who in ("AUTHOR", "COMMITTER"):
+        out[f"GIT_{who}_NAME"] = name
+        out[f"GIT_{who}_EMAIL"] = email.rstrip(">")
+    return out
+
+
 def run_step(
     ctx: StepContext, plan: StepPlan, run_name: str | None, tags: dict[str, str]
 ) -> ProjectRun:
@@ -173,6 +188,8 @@ def run_step(
         env[f"{prefix}_EXPERIMENT_ID"] = ctx.experiment_id
         env.pop(f"{prefix}_EXPERIMENT_NAME", None)
         env.pop(f"{prefix}_RUN_NAME", None)
+    if ctx.docker is not None:
+        env.update(container_settings(client._tracker))
     root = ctx.project.root
     try:
         if ctx.docker is None or ctx.image is None:

@@ -97,8 +97,13 @@ class Project:
                 raise ResourceDoesNotExist(f"entry point script {name} not found in {self.root}")
             runner = "python" if name.endswith(".py") else "bash"
             return EntryPoint(name=name, command=f"{runner} {_quote(name)}")
-        where = f"{self.file.name}: " if self.file else ""
-        known = ", ".join(sorted(self.entry_points)) or "none; give a script with -e train.py"
+        if self.file is None:
+            raise ResourceDoesNotExist(
+                f"no MLproject file in {self.root} and no entry point '{name}': "
+                "add an MLproject, or give a script with -e train.py"
+            )
+        where = f"{self.file.name}: "
+        known = ", ".join(sorted(self.entry_points)) or "none"
         raise ResourceDoesNotExist(
             f"{where}no entry point '{name}'{did_you_mean(name, self.entry_points)}; entry points: {known}"
         )

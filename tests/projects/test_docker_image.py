@@ -20,7 +20,7 @@ from gitml.exceptions import InvalidParameterValue
 from gitml.projects.docker import DockerEnv, container_argv
 from gitml.projects.docker_image import content_hash, project_files, repository_name
 from gitml.projects.runner import RECORD_TAG
-from tests.conftest import run_cli
+from tests.conftest import git, run_cli
 from tests.projects.test_run import branch_tip, project
 
 TRAIN = """\
@@ -69,9 +69,17 @@ def test_a_plain_mlflow_script_logs_into_the_run_from_inside_the_container(
     repo: Path, engine: Any, gitml_image: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project(repo, _files(gitml_image))
+    # the user's global Git config names the metadata branch (and who they are); the
+    # container cannot read it, so the backend passes what the child must share
+    with open(Path(os.environ["HOME"]) / ".gitconfig", "a") as f:
+        f.write("[gitml]\n\tbranch = ml-runs\n")
     code, out, err = run_cli(capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.3")
     assert code == 0, err
     run_id = _run_id(out)
+    branches = git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=repo).split()
+    assert "ml-runs" in branches and "gitml" not in branches
+    committers = git("log", "--format=%cn <%ce>", "ml-runs", cwd=repo).splitlines()
+    assert set(committers) == {"Test User <test@example.com>"}  # the child's commits too
     client = GitMLClient(repo)  # a fresh client reads what the container wrote on the branch
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -285,3 +293,43 @@ def test_an_image_name_that_is_not_a_docker_reference_is_refused(
         docker_env({"image": "registry:5000/team/img:1.2"}, tmp_path).image
         == "registry:5000/team/img:1.2"
     )
+
+
+def test_run_params_never_become_docker_options(tmp_path: Path) -> None:
+    from gitml.projects.docker import docker_env
+
+    with pytest.raises(InvalidParameterValue, match="run_params is not passed to docker"):
+        docker_env({"image": "img:1", "run_params": {"privileged": True}}, tmp_path)
+
+
+def test_reproduce_of_a_run_in_a_docker_env_image_that_moved_runs_the_name_and_says_so(
+    repo: Path, engine: Any, gitml_image: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without --build-image the run's image is the docker_env image itself; when its id is
+    gone, reproduce runs what the name points at now and the table marks the image DIFFERENT.
+    The reproduction runs from a worktree outside the repository, mounted as well."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+
+    def build(label: str) -> str:
+        (ctx / "Dockerfile").write_text(f"FROM {gitml_image}\nLABEL gitml.test={label}\n")
+        engine.docker("build", "--quiet", "--tag", "gitml-test-moved:1", str(ctx))
+        out = engine.docker("image", "inspect", "--format", "{{.Id}}", "gitml-test-moved:1")
+        return out.stdout.strip()
+
+    old = build("old")
+    project(repo, _files("gitml-test-moved:1"))
+    code, out, err = run_cli(capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.5")
+    assert code == 0, err
+    first = GitMLClient(repo).get_run(_run_id(out))
+    assert first.data.tags["mlflow.docker.image.id"] == old
+    new = build("new")
+    engine.docker("rmi", old)
+    code, out, err = run_cli(capsys, "reproduce", first.info.run_id)
+    assert code == 0, err
+    assert "is not on this engine: using gitml-test-moved:1" in err
+    assert "image: DIFFERENT" in out and "within tolerance" in out
+    again = GitMLClient(repo).get_run(out.strip().splitlines()[-1].split()[3])
+    assert again.data.tags["mlflow.docker.image.id"] == new
+    assert again.data.metrics == first.data.metrics
+    assert again.data.params["cwd"] != first.data.params["cwd"]  # the worktree, not the repo

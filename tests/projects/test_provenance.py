@@ -79,3 +79,38 @@ def test_hostile_pointer_files_are_skipped_unread(repo: Path) -> None:
     os.mkfifo(repo / "fifo.dvc")  # opening it must not wait for a writer
     os.symlink("/dev/zero", repo / "zero.dvc")  # nor read an endless device
     assert data_provenance(repo, repo) == {}
+
+
+def test_the_code_record_reads_branch_remote_renames_and_untracked(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+
+    git("remote", "add", "origin", "https://example.invalid/o.git", cwd=repo)
+    git("remote", "add", "up", "https://example.invalid/up.git", cwd=repo)
+    (repo / "a.txt").write_text("1\n")
+    git("add", "a.txt", cwd=repo)
+    git("commit", "-q", "-m", "a", cwd=repo)
+    branch = git("symbolic-ref", "--short", "HEAD", cwd=repo).strip()
+    code, patch, untracked = code_provenance(repo)
+    assert code["branch"] == branch and code["repo_url"] == "https://example.invalid/o.git"
+    assert code["dirty"] is False and patch == "" and untracked == []
+    git("config", f"branch.{branch}.remote", "up", cwd=repo)
+    git("mv", "a.txt", "b c.txt", cwd=repo)
+    (repo / "new\tfile").write_text("n")
+    code, patch, untracked = code_provenance(repo)
+    assert code["repo_url"] == "https://example.invalid/up.git"
+    assert code["dirty"] is True and untracked == ["new\tfile"] and "b c.txt" in patch
+    assert code["commit"] == git("rev-parse", "HEAD", cwd=repo).strip()
+    git("checkout", "-q", "--detach", cwd=repo)
+    assert code_provenance(repo)[0]["branch"] is None
+
+
+def test_a_token_in_the_remote_url_is_not_recorded(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+    from gitml.store.repo import GitRepo
+
+    url = "https://gitlab-ci-token:s3cr3t@gitlab.example/group/p.git"
+    git("remote", "add", "origin", url, cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "https://gitlab.example/group/p.git"
+    assert GitRepo(repo, "gitml").source_info(check_dirty=False).repo_url == "https://gitlab.example/group/p.git"
+    git("remote", "set-url", "origin", "git@gitlab.example:group/p.git", cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "git@gitlab.example:group/p.git"
