@@ -9,9 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from gitml import faces as _faces
 from gitml.constants import VERSION as __version__
 
 VERSION = __version__  # MLflow's name
+
+# The flavors' faces (gitml.pytorch, gitml.sklearn, gitml.pyfunc ...) have no file: they are
+# built from the flavor registry (gitml/models/flavors/) when first imported.
+_faces.install()
 
 _FLUENT = "gitml.fluent.tracking"
 _LAZY: dict[str, str] = {
@@ -84,17 +89,13 @@ _SUBMODULES = {
     "deploy",
     "entities",
     "exceptions",
+    "faces",
     "fluent",
-    "keras",
     "models",
     "projects",
-    "pyfunc",
-    "pytorch",
     "registry",
     "serving",
-    "sklearn",
     "store",
-    "tensorflow",
     "tracking",
 }
 
@@ -109,8 +110,10 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _SUBMODULES:
         return importlib.import_module(f"gitml.{name}")
+    if not name.startswith("_") and name in _faces.face_names():  # gitml.pytorch, gitml.pyfunc ...
+        return importlib.import_module(f"gitml.{name}")
     raise AttributeError(f"module 'gitml' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES | set(_faces.face_names()))

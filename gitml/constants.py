@@ -14,14 +14,16 @@ __all__ = [
     "NULL_SHA",
     "STAGING_DIR",
     "STATE_DIR",
+    "TAG_DOCKER_BUILD",
     "TAG_DOCKER_IMAGE_ID",
-    "TAG_DOCKER_IMAGE_NAME",
+    "TAG_DOCKER_IMAGE_URI",
     "TAG_GIT_BRANCH",
     "TAG_GIT_COMMIT",
     "TAG_GIT_DIRTY",
     "TAG_GIT_REPO_URL",
     "TAG_GIT_REPO_URL_OLD",
     "TAG_LOGGED_ARTIFACTS",
+    "TAG_LOGGED_IMAGES",
     "TAG_LOG_MODEL_HISTORY",
     "TAG_NOTE",
     "TAG_PARENT_RUN_ID",
@@ -126,13 +128,15 @@ TAG_GIT_REPO_URL = "mlflow.source.git.repoURL"
 TAG_GIT_DIRTY = "gitml.source.dirty"
 TAG_LOG_MODEL_HISTORY = "mlflow.log-model.history"
 TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+TAG_LOGGED_IMAGES = "mlflow.loggedImages"  # MLflow: the run has step-indexed images (its UI's image charts)
 TAG_GIT_REPO_URL_OLD = "mlflow.gitRepoURL"  # the older spelling MLflow still writes beside it
 # `gitml run` (MLflow's project tags, then gitml's own).
 TAG_PROJECT_ENTRY_POINT = "mlflow.project.entryPoint"
 TAG_PROJECT_BACKEND = "mlflow.project.backend"
 TAG_PROJECT_ENV = "mlflow.project.env"
-TAG_DOCKER_IMAGE_NAME = "mlflow.docker.image.name"
+TAG_DOCKER_IMAGE_URI = "mlflow.docker.image.uri"  # MLflow's: the image a docker run ran in
 TAG_DOCKER_IMAGE_ID = "mlflow.docker.image.id"
+TAG_DOCKER_BUILD = "gitml.docker.build_sha256"  # a built project image's content hash
 TAG_PROJECT_PATH = "gitml.project.path"
 TAG_PROJECT_COMMAND = "gitml.project.command"
 TAG_PROJECT_CACHE_KEY = "gitml.project.cache_key"

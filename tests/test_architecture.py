@@ -4,7 +4,8 @@ import (top-level or deferred) and every module name given to `importlib` as a s
 The layers, top to bottom (docs/architecture.md draws them):
 
     cli
-    faces: gitml (the package), client, pytorch, sklearn, pyfunc, keras, tensorflow
+    faces: gitml (the package), client, faces (gitml.pytorch, gitml.sklearn, gitml.pyfunc ...
+           have no file: `faces` builds them from the flavor registry in models/)
     fluent
     serving
     deploy
@@ -45,7 +46,7 @@ _CI = {"ci"} | _PROJECTS
 _DEPLOY = {"deploy"} | _CI
 _SERVING = {"serving"} | _DEPLOY
 _FLUENT = {"fluent"} | _SERVING
-_FACES = {"client", "pytorch", "sklearn", "pyfunc", "keras", "tensorflow"}
+_FACES = {"client", "faces"}
 
 # THE table: unit -> the units it may import.
 ALLOWED: dict[str, set[str]] = {
@@ -53,11 +54,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"gitml"} | _FACES | _FLUENT,
     "gitml": _FACES | _FLUENT,  # the package's lazy names (`gitml.cli` too, by a computed name)
     "client": _FLUENT,
-    "pytorch": _FLUENT,
-    "sklearn": _FLUENT,
-    "pyfunc": _FLUENT,
-    "keras": _FLUENT,
-    "tensorflow": {"keras"} | _FLUENT,
+    "faces": _FLUENT,
     "fluent": _SERVING,
     "serving": _DEPLOY,
     "deploy": _CI,
@@ -87,7 +84,15 @@ FACE_NAMES: dict[str, set[str]] = {
 
 # Strings that look like module names but are data: the `loader_module` an MLmodel file
 # records (MLflow's field), matched by the models package, never imported from there.
-DATA_STRINGS = {"gitml.pyfunc", "gitml.pytorch", "gitml.sklearn", "gitml.keras", "gitml.tensorflow"}
+DATA_STRINGS: set[str] = set()  # the faces' names (`gitml.pytorch` ...) have no file: not modules
+
+
+@functools.cache
+def _face_names() -> frozenset[str]:
+    """The registered flavors' faces: `gitml.<face>` is built by the `faces` unit."""
+    from gitml.faces import face_names
+
+    return frozenset(face_names())
 
 _IMPORTERS = {"import_module", "find_spec", "__import__"}
 
@@ -121,6 +126,8 @@ def unit_of_module(name: str) -> str | None:
     parts = name.split(".")
     if parts[0] != "gitml":
         return None
+    if len(parts) == 2 and parts[1] in _face_names():
+        return "faces"  # `import gitml.pyfunc` reaches the face layer
     return "gitml" if len(parts) == 1 else parts[1]
 
 

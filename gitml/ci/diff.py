@@ -293,14 +293,21 @@ def _pick(
     history: list[str],
     max_ancestors: int,
 ) -> tuple[DiffSide, Any]:
-    for by_tags in (False, True):
-        found = lookup.runs_at(history, by_tags=by_tags)
-        for candidate in history:
-            run = _latest(found.get(candidate, []))
-            if run is not None:
-                return DiffSide(
-                    ref, commit, run.info.run_id, run.info.run_name, candidate, _dirty(run)
-                ), run
+    # The nearest commit with a run wins, whichever file names it: runs whose commit is
+    # only in their tags (set by hand, or by `gitml run`) are searched up to the nearest
+    # commit meta.json found, so an ancestor's run never hides one of the commit itself.
+    found = lookup.runs_at(history)
+    nearest = next(
+        (i for i, c in enumerate(history) if _latest(found.get(c, [])) is not None),
+        len(history),
+    )
+    tagged = lookup.runs_at(history[:nearest], by_tags=True) if nearest else {}
+    for candidate in history:
+        run = _latest([*found.get(candidate, []), *tagged.get(candidate, [])])
+        if run is not None:
+            return DiffSide(
+                ref, commit, run.info.run_id, run.info.run_name, candidate, _dirty(run)
+            ), run
     raise ResourceDoesNotExist(
         f"no finished run for {ref} ({commit[:12]}) or its last {max_ancestors} first-parent ancestors: "
         "log one there, or `gitml pull` the runs of the team first"

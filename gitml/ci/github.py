@@ -175,9 +175,10 @@ jobs:
           persist-credentials: true  # zizmor: ignore[artipacked] gitml push uses the checkout's token
       - uses: ./.github/actions/gitml-setup  # zizmor: ignore[self-repository] act and GHES read './'
       - name: Run the project
+        # The output goes outside the checkout: a new file in it would mark the run dirty.
         run: |
           set -o pipefail
-          gitml run . -e @@ENTRY@@ | tee gitml-run.txt
+          gitml run . -e @@ENTRY@@ | tee "$RUNNER_TEMP/gitml-run.txt"
       - name: Push runs and artifacts
         run: gitml push
 @@REGISTER@@"""
@@ -186,7 +187,7 @@ _REGISTER = """\
       - name: Register the model when the gates pass
         run: |
           # The last line of `gitml run` is "<run id> <status>".
-          run_id="$(tail -n 1 gitml-run.txt | cut -d' ' -f1)"
+          run_id="$(tail -n 1 "$RUNNER_TEMP/gitml-run.txt" | cut -d' ' -f1)"
           if gitml diff -q HEAD^ HEAD@@FAIL_ON@@; then
             gitml models register "runs:/$run_id/@@ARTIFACT@@" @@MODEL@@
             # Tags pushed with GITHUB_TOKEN start no workflow: dispatch the deploy workflow

@@ -63,7 +63,10 @@ gitml-train:
   tags: @@RUNNER@@
   script:
     - set -o pipefail
-    - gitml run . -e @@ENTRY@@ | tee gitml-run.txt
+    # The output is kept outside the checkout while the project runs: a new file in it
+    # would mark the run dirty. The register job reads it from this job's artifacts.
+    - gitml run . -e @@ENTRY@@ | tee "${TMPDIR:-/tmp}/gitml-run-$CI_JOB_ID.txt"
+    - cp "${TMPDIR:-/tmp}/gitml-run-$CI_JOB_ID.txt" gitml-run.txt
     - gitml push
   artifacts:
     paths: [gitml-run.txt]

@@ -59,7 +59,7 @@ def predict(
     content_type: str | None,
 ) -> None:
     """Predict with a model on a JSON or CSV file; prints {"predictions": ...} as JSON."""
-    from gitml.pyfunc import load_model
+    from gitml.models.predictor import load_model
     from gitml.serving.formats import dump_predictions, input_spec, merge_inputs, parse_request
 
     repo = ctx.obj.get("repo") if ctx.obj else None

@@ -73,6 +73,11 @@ def _say(msg: str) -> None:
     help="local: run here; docker: run in the docker_env image; kubernetes: write (and with a kubeconfig, apply) one Job per step.",
 )
 @click.option(
+    "--build-image",
+    is_flag=True,
+    help="docker: build a project image on the docker_env image with the project's files in it (reused while they are unchanged).",
+)
+@click.option(
     "--backend-config",
     "backend_config",
     default=None,
@@ -118,6 +123,7 @@ def run(
     run_name: str | None,
     env_manager: str,
     backend: str,
+    build_image: bool,
     backend_config: str | None,
     manifest: str | None,
     apply: bool | None,
@@ -167,6 +173,7 @@ def run(
             tracking_uri=repo,
             on_event=_say,
             version=version,
+            build_image=build_image,
         )
     except KeyboardInterrupt:
         click.echo("Interrupted: the child was stopped and its run marked KILLED", err=True)

@@ -125,7 +125,8 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
             ("Diff", f"sha256 {diff}" if C.TAG_PROV_DIFF_SHA256 in t else "none"),
             ("Untracked", t.get(C.TAG_PROV_UNTRACKED)),
             ("Data", f"{t.get(C.TAG_PROV_DATA_FILES, '0')} file(s), sha256 {data}"),
-            ("Python", f"{t[C.TAG_PROV_PYTHON]}, packages sha256 {pkgs}"),
+            *([] if C.TAG_DOCKER_IMAGE_ID in t else [("Python", f"{t[C.TAG_PROV_PYTHON]}, packages sha256 {pkgs}")]),
+            *([("Image", f"{t.get(C.TAG_DOCKER_IMAGE_URI, '-')} ({t[C.TAG_DOCKER_IMAGE_ID][:19]})")] if C.TAG_DOCKER_IMAGE_ID in t else []),
             ("GPU", " / ".join(t[k] for k in (C.TAG_PROV_GPU, C.TAG_PROV_GPU_DRIVER, C.TAG_PROV_CUDA) if k in t) or None),
         ]  # fmt: skip
     for k, v in lines:

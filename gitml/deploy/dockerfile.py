@@ -14,10 +14,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitml.deploy.kubernetes import MODEL_DIR, RUN_AS, SERVE_PORT
 from gitml.deploy.target import DeployTarget
 from gitml.exceptions import InvalidParameterValue, InvalidState, RemoteError
+
+if TYPE_CHECKING:
+    from gitml.models.flavors.spec import FlavorSpec
 
 __all__ = [
     "DEFAULT_BASE_IMAGE",
@@ -65,23 +69,26 @@ def _label_value(value: str) -> str:
     return json.dumps(value)  # a double-quoted string, as the Dockerfile LABEL syntax reads it
 
 
-# The extra of gitml each flavor loads with (pyfunc alone needs none beyond serving).
-_FLAVOR_EXTRAS = {"sklearn": "sklearn", "pytorch": "torch", "keras": "keras", "tensorflow": "keras"}
-
-
-def model_extras(model_dir: Path) -> list[str]:
-    """gitml's extras for a model folder's flavors, read from its MLmodel with the bounded
-    loader every file from a remote goes through (size, depth, no YAML aliases)."""
+def _model_flavors(model_dir: Path) -> list[FlavorSpec]:
+    """The registered flavors a model folder's MLmodel names, read with the bounded loader
+    every file from a remote goes through (size, depth, no YAML aliases)."""
     from gitml.exceptions import GitMLError
+    from gitml.models.flavors import flavors
     from gitml.store.bounded import load_yaml
 
     try:
         data = load_yaml((model_dir / "MLmodel").read_bytes(), "MLmodel")
     except (OSError, GitMLError):
         data = None
-    flavors = data.get("flavors") if isinstance(data, dict) else None
-    names = list(flavors) if isinstance(flavors, dict) else []
-    return sorted({"serve"} | {_FLAVOR_EXTRAS[f] for f in names if f in _FLAVOR_EXTRAS})
+    sections = data.get("flavors") if isinstance(data, dict) else None
+    names = set(sections) if isinstance(sections, dict) else set()
+    return [spec for spec in flavors() if names & set(spec.mlmodel_names)]
+
+
+def model_extras(model_dir: Path) -> list[str]:
+    """gitml's extras for a model folder's flavors: `serve`, and each flavor's declared extra
+    (the flavor registry's; pyfunc needs none beyond serving)."""
+    return sorted({"serve"} | {s.extra for s in _model_flavors(model_dir) if s.extra})
 
 
 def dockerfile_text(target: DeployTarget, opts: ImageOptions, extras: list[str] | None = None) -> str:
@@ -146,11 +153,12 @@ CMD ["models", "serve", "-m", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "{SE
 
 
 def _requirements(model_dir: Path) -> str:
+    """The model's requirements.txt, plain specs only, then what its flavors declare."""
     path = model_dir / "requirements.txt"
-    if not path.is_file():
-        return ""
-    lines = []
-    for raw in path.read_text(errors="replace").splitlines()[:500]:
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    declared = [r for spec in _model_flavors(model_dir) for r in spec.requirements]
+    lines: list[str] = []
+    for raw in [*text.splitlines()[:500], *declared]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

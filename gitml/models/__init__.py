@@ -1,18 +1,26 @@
-"""gitml.models: the MLmodel format, signatures, model URIs and the flavors (MLflow's names)."""
+"""gitml.models: the MLmodel format, signatures, model URIs and the flavors (MLflow's names).
+
+The names resolve on first use, so that importing a submodule (the flavor registry,
+`gitml.models.flavors`, which `import gitml.<face>` reads) does not load model URIs, the
+registry and tracking with it.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from gitml.models.model import Model, ModelInfo
-from gitml.models.signature import (
-    ColSpec,
-    ModelSignature,
-    Schema,
-    TensorSpec,
-    infer_signature,
-)
-from gitml.models.uri import resolve_model_uri
+if TYPE_CHECKING:
+    from gitml.models.model import Model, ModelInfo
+    from gitml.models.signature import (
+        ColSpec,
+        ModelSignature,
+        Schema,
+        TensorSpec,
+        infer_signature,
+    )
+    from gitml.models.uri import resolve_model_uri
 
 __all__ = [
     "ColSpec",
@@ -26,8 +34,31 @@ __all__ = [
     "resolve_model_uri",
 ]
 
+_LAZY = {
+    "ColSpec": "gitml.models.signature",
+    "Model": "gitml.models.model",
+    "ModelInfo": "gitml.models.model",
+    "ModelSignature": "gitml.models.signature",
+    "Schema": "gitml.models.signature",
+    "TensorSpec": "gitml.models.signature",
+    "infer_signature": "gitml.models.signature",
+    "resolve_model_uri": "gitml.models.uri",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gitml.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 def get_model_info(model_uri: str | Path) -> ModelInfo:
     """The ModelInfo (uuid, run id, flavors, signature, ...) of the model at `model_uri`."""
+    from gitml.models.model import Model
+    from gitml.models.uri import resolve_model_uri
+
     text = str(model_uri)
     return Model.load(text if text.startswith(("runs:/", "models:/")) else resolve_model_uri(text)).get_model_info(text)

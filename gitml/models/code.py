@@ -84,12 +84,17 @@ class ShippedCode(importlib.abc.MetaPathFinder):
         return spec
 
     def _evict_foreign(self, top: str) -> None:
-        owner = _served.get(top)
-        if owner is None or owner == self.folder or top not in sys.modules:
-            return
-        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-            del sys.modules[name]
-        del _served[top]
+        """Drop modules another model's folder served under a name this folder also holds:
+        `top` itself, and the folder's other modules that `top` may import in turn."""
+        assert self.folder is not None
+        for name, owner in list(_served.items()):
+            if owner == self.folder:
+                continue
+            if name != top and not ((self.folder / f"{name}.py").is_file() or (self.folder / name).is_dir()):
+                continue
+            for loaded in [n for n in sys.modules if n == name or n.startswith(name + ".")]:
+                del sys.modules[loaded]
+            del _served[name]
 
     def import_module(self, name: str) -> ModuleType:
         """Import `name` (installed modules first, then this model's code folder)."""

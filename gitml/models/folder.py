@@ -18,6 +18,8 @@ from gitml.exceptions import (
     MissingDependency,
     ResourceAlreadyExists,
 )
+from gitml.models.environment import env_entry, read_conda_env, write_environment
+from gitml.models.model import PYFUNC_FLAVOR
 
 __all__ = [
     "finish_model",
@@ -94,36 +96,19 @@ def write_requirements(
     defaults: Iterable[str],
     pip_requirements: Iterable[str] | None = None,
     extra_pip_requirements: Iterable[str] | None = None,
-) -> None:
+) -> list[str]:
     """requirements.txt, as MLflow's flavors write it: `pip_requirements` replaces the flavor's
-    defaults, `extra_pip_requirements` adds to them; bare names are pinned to what is installed."""
+    defaults, `extra_pip_requirements` adds to them; bare names are pinned to what is installed.
+    Returns the lines written."""
     if pip_requirements is not None and extra_pip_requirements is not None:
         raise InvalidParameterValue("give pip_requirements or extra_pip_requirements, not both")
     if pip_requirements is not None:
         names = list(pip_requirements)
     else:
         names = ["gitml", *defaults, *(extra_pip_requirements or [])]
-    lines = [_pin(n) for n in dict.fromkeys(names)]
-    (path / REQUIREMENTS_FILE).write_text("\n".join(line for line in lines if line) + "\n")
-
-
-def _conda_pip(conda_env: Any) -> list[str]:
-    """The pip requirements of a conda environment (a dict, or the path of its YAML file)."""
-    import yaml
-
-    env = conda_env
-    if isinstance(conda_env, str | Path):
-        try:
-            env = yaml.safe_load(Path(conda_env).read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise InvalidParameterValue(f"cannot read conda_env {str(conda_env)!r}: {e}") from e
-    if not isinstance(env, Mapping):
-        raise InvalidParameterValue("conda_env must be a dict or the path of a conda environment YAML file")
-    pip: list[str] = []
-    for dep in env.get("dependencies") or []:
-        if isinstance(dep, Mapping) and isinstance(dep.get("pip"), list):
-            pip.extend(str(p) for p in dep["pip"])
-    return pip
+    lines = [line for line in (_pin(n) for n in dict.fromkeys(names)) if line]
+    (path / REQUIREMENTS_FILE).write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def mlflow_keywords(
@@ -146,7 +131,7 @@ def mlflow_keywords(
             raise InvalidParameterValue(
                 "give conda_env or pip_requirements/extra_pip_requirements, not both (as MLflow)"
             )
-        pip = _conda_pip(conda_env)
+        pip = read_conda_env(conda_env)
     return (list(paths) if paths is not None else None), pip
 
 
@@ -279,10 +264,16 @@ def finish_model(
     extra_pip_requirements: Iterable[str] | None,
 ) -> None:
     """The last steps every flavor's save_model shares: signature, input example,
-    metadata, requirements.txt, size, and the MLmodel file itself."""
+    metadata, requirements.txt with python_env.yaml and conda.yaml, size, and the MLmodel file
+    itself."""
     meta.signature = signature
     meta.saved_input_example_info = save_input_example(model_dir, input_example)
     meta.metadata = metadata
-    write_requirements(model_dir, requirements, pip_requirements, extra_pip_requirements)
+    pip = pip_requirements if pip_requirements is None or isinstance(pip_requirements, list) else list(pip_requirements)
+    lines = write_requirements(model_dir, requirements, pip, extra_pip_requirements)
+    write_environment(model_dir, lines, pip)
+    pyfunc = meta.flavors.get(PYFUNC_FLAVOR)
+    if isinstance(pyfunc, dict):
+        pyfunc["env"] = env_entry()
     meta.model_size_bytes = dir_size(model_dir)
     meta.save(model_dir)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from gitml.exceptions import InvalidParameterValue
 from gitml.models.enforcement import enforce_matrix, enforce_schema
-from gitml.models.flavors import LOADERS
+from gitml.models.flavors import by_loader_module, flavors
 from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import keeps_code
 from gitml.models.uri import temporary_model_dir
@@ -105,14 +105,14 @@ def load_model(
         meta = Model.load(local)
         conf = load_flavor_conf(meta, PYFUNC_FLAVOR)
         loader = conf.get("loader_module")
-        impl_module = LOADERS.get(str(loader))
-        if impl_module is None:
-            raise InvalidParameterValue(
-                f"unknown model flavor loader {loader!r}: gitml loads {sorted(LOADERS)} only"
-            )
-        impl = importlib.import_module(impl_module).load_pyfunc(local, meta, **options)
+        # The registry is the allow-list: a model file never chooses which code runs.
+        spec = by_loader_module(str(loader))
+        if spec is None:
+            known = sorted(s.loader_module for s in flavors())
+            raise InvalidParameterValue(f"unknown model flavor loader {loader!r}: gitml loads {known} only")
+        impl = importlib.import_module(spec.implementation).load_pyfunc(local, meta, **options)
         # A PythonModel may read its artifacts at predict time, and shipped code may import
         # more of itself later: keep those files.
-        if loader == "gitml.pyfunc" or keeps_code(local, conf.get("code")):
+        if spec.name == PYFUNC_FLAVOR or keeps_code(local, conf.get("code")):
             keep[0] = True
         return PyFuncModel(meta, impl, local if keep[0] else None)

@@ -36,7 +36,7 @@ class ShippedRefs:
         self.rebuilt = rebuilt
 
 
-def _free_stem(stem: str, folder: Path) -> str:
+def _free_stem(stem: str, folder: Path, taken: frozenset[str] | set[str] = frozenset()) -> str:
     """A module name that neither a shipped file nor an installed/stdlib module already takes
     (the code folder is searched after installed modules)."""
     # A distinctive name: the code folder is searched after sys.path, where a user's own
@@ -44,7 +44,7 @@ def _free_stem(stem: str, folder: Path) -> str:
     base = f"{EXTRACTED_PREFIX}{stem}"
     for n in itertools.count():
         name = base if n == 0 else f"{base}_{n}"
-        if (folder / f"{name}.py").exists() or (folder / name).exists():
+        if name in taken or (folder / f"{name}.py").exists() or (folder / name).exists():
             continue
         if name in sys.stdlib_module_names or name in sys.builtin_module_names:
             continue
@@ -55,15 +55,20 @@ def _free_stem(stem: str, folder: Path) -> str:
     raise AssertionError("unreachable")
 
 
-def _check_imports(text: str, file: Path, names: Sequence[str]) -> list[Any]:
-    """Run the extracted file once, as loading will (imports and definitions only), to catch
-    what static reading cannot; returns the rebuilt objects."""
+def _check_imports(
+    text: str, file: Path, names: Sequence[str], modules: Sequence[str]
+) -> list[Any]:
+    """Run the extracted file once, as loading will (imports and definitions only, the user's
+    modules it imports served from the code folder), to catch what static reading cannot;
+    returns the rebuilt objects."""
     name = f"gitml_source_check_{next(_counter)}"
     module = types.ModuleType(name)
     module.__file__ = str(file)
+    before = {m: sys.modules.pop(m) for m in modules if m in sys.modules}
     sys.modules[name] = module
     try:
-        exec(compile(text, str(file), "exec"), module.__dict__)  # noqa: S102 - the user's own code, just extracted
+        with shipped_code(file.parent.parent, file.parent.name):
+            exec(compile(text, str(file), "exec"), module.__dict__)  # noqa: S102 - the user's own code, just extracted
         return [getattr(module, n) for n in names]
     except Exception as e:
         raise InvalidParameterValue(
@@ -72,6 +77,9 @@ def _check_imports(text: str, file: Path, names: Sequence[str]) -> list[Any]:
         ) from e
     finally:
         sys.modules.pop(name, None)
+        for m in modules:
+            sys.modules.pop(m, None)
+        sys.modules.update(before)
 
 
 def ship_objects(
@@ -92,13 +100,23 @@ def ship_objects(
             refs[id(obj)] = object_path(obj, code_paths)
             rebuilt[id(obj)] = obj
     if extract:
-        extracted = extract_source(extract, what)
         folder = model_dir / CODE_DIR
+        taken: set[str] = set()
+
+        def namer(suggested: str) -> str:
+            taken.add(name := _free_stem(suggested, folder, taken))
+            return name
+
+        extracted = extract_source(extract, what, namer)
         folder.mkdir(exist_ok=True)
-        stem = _free_stem(extracted.stem, folder)
+        for module_name, text in extracted.modules:
+            (folder / f"{module_name}.py").write_text(text)
+        stem = _free_stem(extracted.stem, folder, taken)
         file = folder / f"{stem}.py"
         file.write_text(extracted.text)
-        again = _check_imports(extracted.text, file, extracted.names)
+        again = _check_imports(
+            extracted.text, file, extracted.names, [m for m, _ in extracted.modules]
+        )
         for obj, name, new in zip(extract, extracted.names, again, strict=True):
             refs[id(obj)] = f"{stem}:{name}"
             rebuilt[id(obj)] = new
@@ -116,7 +134,11 @@ def keeps_code(model_dir: Path, code: Any) -> bool:
         entries = list(folder.iterdir())
     except OSError:
         return False
-    return any(not (e.name.startswith(EXTRACTED_PREFIX) and e.suffix == ".py") for e in entries if e.name != "__pycache__")
+    return any(
+        not (e.name.startswith(EXTRACTED_PREFIX) and e.suffix == ".py")
+        for e in entries
+        if e.name != "__pycache__"
+    )
 
 
 @contextlib.contextmanager
@@ -130,8 +152,16 @@ def model_code(model_dir: Path, code: str | None) -> Iterator[ShippedCode]:
         return
     for file in shipped.folder.glob(f"{EXTRACTED_PREFIX}*.py"):
         module = sys.modules.get(file.stem)
-        if module is None or Path(getattr(module, "__file__", "") or "").resolve() != file.resolve():
+        if (
+            module is None
+            or Path(getattr(module, "__file__", "") or "").resolve() != file.resolve()
+        ):
             continue
         text = file.read_text()
         # mtime None: linecache never re-reads (or drops) this entry
-        linecache.cache[str(module.__file__)] = (len(text), None, text.splitlines(keepends=True), str(module.__file__))
+        linecache.cache[str(module.__file__)] = (
+            len(text),
+            None,
+            text.splitlines(keepends=True),
+            str(module.__file__),
+        )

@@ -4,10 +4,15 @@ module of the user's own repository, written out as one readable `.py` holding o
 The extracted file has the imports (of installed modules only) and the definitions (classes,
 functions, constants) the object refers to, found transitively from its source with `symtable`,
 never the script's other statements: loading it elsewhere runs no training, no data loading.
+
+A module of the user's repository used by attribute (`import helpers` ... `helpers.f(x)`, or
+`import pkg.util as u` ... `u.g()`) becomes a file of its own beside the first one, holding only
+the names used from it (and what they need), and the first file imports it under the same name
+(`import gitml_src_train__helpers as helpers`): the code reads as the user wrote it, and the
+module's own top-level statements never run.
 """
 
 from __future__ import annotations
-import __future__
 
 import ast
 import builtins
@@ -16,26 +21,33 @@ import importlib.metadata
 import inspect
 import linecache
 import site
-import symtable
 import sys
 import sysconfig
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import InvalidParameterValue
+from gitml.models.source_ast import (
+    attribute_chains,
+    cells,
+    closure_names,
+    constant_statement,
+    def_start,
+    find_node,
+    free_names,
+    functions_of,
+    future_annotations,
+    globals_of,
+    is_constant,
+    parse_file,
+    source_lines,
+    strip_indent,
+)
 
 __all__ = ["Extracted", "extract_source", "is_installed_module", "needs_source"]
 
-_CONSTANTS = (bool, int, float, complex, str, bytes, type(None))
-# Expressions a constant's definition may use: no calls, so defining it runs nothing.
-_PURE = (
-    ast.Expression, ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Tuple, ast.List, ast.Set,
-    ast.Dict, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Subscript, ast.Slice,
-    ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.Starred, ast.Lambda, ast.arguments, ast.arg,
-    ast.JoinedStr, ast.FormattedValue,
-)  # fmt: skip
 _OPTIONS = (
     "define it in a .py file or a notebook cell (gitml ships its source with the model), "
     "pass code_paths=[...] naming the module that defines it"
@@ -44,11 +56,13 @@ _OPTIONS = (
 
 @dataclass
 class Extracted:
-    """One extracted source file: its text, a file stem, and each root's name in it."""
+    """One extracted source file: its text, a file stem, and each root's name in it; plus the
+    files of the user's modules it imports, as (module name, text)."""
 
     text: str
     stem: str
     names: list[str] = field(default_factory=list)
+    modules: list[tuple[str, str]] = field(default_factory=list)
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,7 +83,11 @@ def is_installed_module(name: str) -> bool:
     """Whether module `name` is importable wherever the model is loaded: the standard library or
     an installed distribution (editable installs included), not a file of the user's repo."""
     top = name.split(".")[0]
-    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()) or top == "gitml":
+    if (
+        top in sys.builtin_module_names
+        or top in getattr(sys, "stdlib_module_names", ())
+        or top == "gitml"
+    ):
         return True
     if name == "__main__" or top.startswith(("gitml_src_", "gitml_source_check_")):
         return False
@@ -92,7 +110,9 @@ def needs_source(obj: Any, code_paths: Sequence[str | Path] | None = None) -> bo
         if module != "__main__" and "<locals>" not in qualname and code_paths:
             file = getattr(sys.modules.get(module), "__file__", None)
             shipped = [Path(p).resolve() for p in code_paths]
-            if file and any(Path(file).resolve() == p or Path(file).resolve().is_relative_to(p) for p in shipped):
+            if file and any(
+                Path(file).resolve() == p or Path(file).resolve().is_relative_to(p) for p in shipped
+            ):
                 return False
         return True
     return False
@@ -101,40 +121,9 @@ def needs_source(obj: Any, code_paths: Sequence[str | Path] | None = None) -> bo
 # ---------------------------------------------------------------- finding a definition
 
 
-def _functions_of(cls: type) -> Iterable[Any]:
-    for value in vars(cls).values():
-        value = getattr(value, "__func__", value)
-        if isinstance(value, property):
-            value = value.fget
-        if inspect.isfunction(value):
-            yield value
-
-
-def _lines(filename: str, module: Any) -> list[str]:
-    linecache.checkcache(filename)
-    return linecache.getlines(filename, getattr(module, "__dict__", None))
-
-
-def _start(node: ast.AST) -> int:
-    decorators = getattr(node, "decorator_list", [])
-    return min([node.lineno, *[d.lineno for d in decorators]])  # type: ignore[attr-defined]
-
-
-def _find_node(tree: ast.AST, kind: type, name: str, line: int | None) -> ast.AST | None:
-    """The class/def named `name` (containing `line`, when given), at any depth."""
-    best: ast.AST | None = None
-    for node in ast.walk(tree):
-        if isinstance(node, kind) and node.name == name:  # type: ignore[attr-defined]
-            if line is None:
-                if best is None or node.col_offset < best.col_offset:  # type: ignore[attr-defined]
-                    best = node
-            elif _start(node) <= line <= (node.end_lineno or node.lineno):  # type: ignore[attr-defined]
-                if best is None or _start(node) >= _start(best):  # the innermost
-                    best = node
-    return best
-
-
 def _where(obj: Any) -> str:
+    if isinstance(obj, _ModuleUser):
+        return f"module {obj.__module__}"
     module = getattr(obj, "__module__", "?")
     return "the running script" if module == "__main__" else f"module {module}"
 
@@ -152,14 +141,14 @@ def _definition(obj: Any) -> tuple[str, str]:
     candidates: list[tuple[str, int | None]] = []
     if inspect.isclass(obj):
         kind: type = ast.ClassDef
-        for fn in _functions_of(obj):
+        for fn in functions_of(obj):
             candidates.append((fn.__code__.co_filename, fn.__code__.co_firstlineno))
         module_file = getattr(module, "__file__", None)
         if module_file:
             candidates.append((str(module_file), None))
         if obj.__module__ == "__main__":
             # a notebook's cells: sources registered with no file behind them, newest first
-            candidates.extend((name, None) for name in _cells())
+            candidates.extend((name, None) for name in cells())
     else:
         kind = ast.FunctionDef
         code = getattr(obj, "__code__", None)
@@ -170,70 +159,30 @@ def _definition(obj: Any) -> tuple[str, str]:
         candidates.append((code.co_filename, code.co_firstlineno))
     name = obj.__name__
     for filename, line in candidates:
-        lines = _lines(filename, module)
-        tree = _tree(filename) if lines else None
+        lines = source_lines(filename, module)
+        tree = parse_file(filename) if lines else None
         if tree is None:
             continue
-        node = _find_node(tree, kind, name, line)
+        node = find_node(tree, kind, name, line)
         if node is None:
             continue
-        start, end = _start(node), node.end_lineno or node.lineno  # type: ignore[attr-defined]
+        start, end = def_start(node), node.end_lineno or node.lineno  # type: ignore[attr-defined]
         indent = node.col_offset  # type: ignore[attr-defined]
-        body = [_strip_indent(text, indent) for text in lines[start - 1 : end]]
+        body = [strip_indent(text, indent) for text in lines[start - 1 : end]]
         return filename, "".join(body).rstrip() + "\n"
     if any(f.startswith("<") and not linecache.getlines(f) for f, _ in candidates):
-        raise _no_source(obj, "it was defined by `python -c`, exec() or a prompt that keeps no source")
+        raise _no_source(
+            obj, "it was defined by `python -c`, exec() or a prompt that keeps no source"
+        )
     raise _no_source(obj, "no class or def statement in its file defines it: made with type()?")
-
-
-def _cells() -> list[str]:
-    """A notebook's cells, newest first: sources registered in linecache with no file behind."""
-    cells = [name for name, entry in list(linecache.cache.items()) if len(entry) == 4 and entry[1] is None]
-    return cells[::-1]
-
-
-def _strip_indent(line: str, indent: int) -> str:
-    if not line.strip():
-        return "\n"
-    head = line[:indent]
-    # a line indented less than the definition lies inside a string: kept as it is
-    return line[indent:] if not head.strip() else line
-
-
-def _free_names(text: str, drop_annotations: bool) -> list[str]:
-    """Names the snippet reads from its module's globals (symtable: referenced, global, unbound)."""
-    if drop_annotations:
-        tree = ast.parse(text)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.arg):
-                node.annotation = None
-            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                node.returns = None
-            elif isinstance(node, ast.AnnAssign):
-                node.annotation = ast.Constant(None)
-        text = ast.unparse(tree)
-    names: list[str] = []
-
-    def walk(table: symtable.SymbolTable) -> None:
-        for sym in table.get_symbols():
-            if sym.is_referenced() and sym.is_global() and not sym.is_local() and sym.get_name() not in names:
-                names.append(sym.get_name())
-        for child in table.get_children():
-            walk(child)
-
-    walk(symtable.symtable(text, "<source>", "exec"))
-    return names
-
-
-def _future_annotations(module: Any) -> bool:
-    return getattr(module, "annotations", None) is __future__.annotations
 
 
 # ---------------------------------------------------------------- the extractor
 
 
 class _Extractor:
-    def __init__(self) -> None:
+    def __init__(self, modules: _Modules) -> None:
+        self.modules = modules
         self.imports: dict[str, str] = {}  # bound name -> import statement
         self.defs: dict[str, str] = {}  # bound name -> definition text, in dependency order
         self.owners: dict[str, Any] = {}  # bound name -> the object it stands for
@@ -242,7 +191,11 @@ class _Extractor:
 
     def _bind(self, name: str, value: Any, text: str, is_import: bool) -> None:
         known = self.owners.get(name, _MISSING)
-        if known is not _MISSING and known is not value and not (_is_constant(value) and known == value):
+        if (
+            known is not _MISSING
+            and known is not value
+            and not (is_constant(value) and known == value)
+        ):
             raise InvalidParameterValue(
                 f"two different objects are both named {name!r} in the code the model needs: rename one"
             )
@@ -259,11 +212,11 @@ class _Extractor:
         self._active.add(id(obj))
         filename, text = _definition(obj)
         module = sys.modules.get(getattr(obj, "__module__", "") or "")
-        future = _future_annotations(module)
+        future = future_annotations(module)
         self.future = self.future or future
-        mod_globals = _globals_of(obj, module)
-        closure = _closure_names(obj)
-        for free in _free_names(text, future):
+        mod_globals = globals_of(obj, module)
+        closure = closure_names(obj)
+        for free in free_names(text, future):
             if free == own:
                 continue
             if free in closure:
@@ -271,13 +224,16 @@ class _Extractor:
                     f"{obj.__qualname__} refers to {free!r}, a variable of the function that defines "
                     "it, which only running code sets: make it an argument or a module-level constant"
                 )
-            self.resolve(free, mod_globals, obj, filename)
+            self.resolve(free, mod_globals, obj, filename, text)
         self._bind(own, obj, text, False)
         if name and name != own:
             self._bind(name, obj, f"{name} = {own}\n", False)
         return own
 
-    def resolve(self, name: str, mod_globals: dict[str, Any], user: Any, filename: str) -> None:
+    def resolve(
+        self, name: str, mod_globals: dict[str, Any], user: Any, filename: str, text: str | None
+    ) -> None:
+        """Bind `name` (read by `text`, the source of `user`) to an import or a definition."""
         if name not in mod_globals:
             if hasattr(builtins, name):
                 return
@@ -288,26 +244,35 @@ class _Extractor:
             )
         value = mod_globals[name]
         known = self.owners.get(name, _MISSING)
-        if known is value or (known is not _MISSING and _is_constant(value) and known == value):
+        if known is value or (known is not _MISSING and is_constant(value) and known == value):
             return
         statement = _import_statement(name, filename, value)
         if inspect.ismodule(value):
             if not is_installed_module(value.__name__):
-                raise InvalidParameterValue(
-                    f"{getattr(user, '__qualname__', user)} uses module {value.__name__!r} of your "
-                    f"repository through the name {name!r}: import the names it needs from it "
-                    f"(from {value.__name__} import ...) so gitml can ship their source, or pass code_paths=[...]"
-                )
+                chains = attribute_chains(text or "", name)
+                if not chains:
+                    raise InvalidParameterValue(
+                        f"{getattr(user, '__qualname__', user)} uses module {value.__name__!r} of your "
+                        f"repository through the name {name!r} other than as {name}.<attribute>, so gitml "
+                        f"cannot tell what to ship from it: write {name}.<name> where it is used, import "
+                        f"the names it needs (from {value.__name__} import ...), or pass code_paths=[...]"
+                    )
+                stem = self.modules.request(value, chains)
+                self._bind(name, value, f"import {stem} as {name}\n", True)
+                return
             self._bind(name, value, statement or _module_import(name, value), True)
             return
         if inspect.isclass(value) or inspect.isfunction(value):
             if needs_source(value):
                 self.add(value, name)
                 return
-        if _is_constant(value):
+        if is_constant(value):
             text = None
-            for file in [filename, *(_cells() if getattr(user, "__module__", "") == "__main__" else [])]:
-                text = _constant_statement(name, file, value)
+            for file in [
+                filename,
+                *(cells() if getattr(user, "__module__", "") == "__main__" else []),
+            ]:
+                text = constant_statement(name, file, value)
                 if text is not None:
                     break
             if text is None:
@@ -317,9 +282,9 @@ class _Extractor:
                     "constant, or pass the value as an argument"
                 )
             self._bind(name, value, text, False)
-            for free in _free_names(text, False):
+            for free in free_names(text, False):
                 if free != name:
-                    self.resolve(free, mod_globals, user, filename)
+                    self.resolve(free, mod_globals, user, filename, text)
             return
         importable = statement or _object_import(name, value)
         if importable is None:
@@ -343,56 +308,102 @@ class _Extractor:
             if body and (block or body[-1].endswith("\n\n")):
                 body.append("\n")
             body.append(text + ("\n" if block else ""))
-        return "\n".join(head) + "\n\n" + "".join(body).rstrip() + "\n"
+        text = "".join(body).rstrip()
+        return "\n".join(head) + ("\n\n" + text + "\n" if text else "")
 
 
 _MISSING = object()
 
 
-def _is_constant(value: Any) -> bool:
-    if isinstance(value, _CONSTANTS):
-        return True
-    if isinstance(value, tuple | list | frozenset | set):
-        return all(_is_constant(v) for v in value)
-    if isinstance(value, dict):
-        return all(_is_constant(k) and _is_constant(v) for k, v in value.items())
-    return False
+class _ModuleUser:
+    """Stands for a module of the user's in error messages (what reads a name from it)."""
+
+    def __init__(self, module: Any) -> None:
+        self.__qualname__ = module.__name__
+        self.__module__ = module.__name__
 
 
-def _globals_of(obj: Any, module: Any) -> dict[str, Any]:
-    fn = next(iter(_functions_of(obj)), None) if inspect.isclass(obj) else obj
-    if fn is not None and getattr(fn, "__globals__", None) is not None:
-        return fn.__globals__  # type: ignore[no-any-return]
-    return dict(vars(module)) if module is not None else {}
+@dataclass
+class _Job:
+    module: Any
+    stem: str
+    chains: set[tuple[str, ...]] = field(default_factory=set)
+    text: str = ""
+    dirty: bool = True
 
 
-def _closure_names(obj: Any) -> set[str]:
-    fns = list(_functions_of(obj)) if inspect.isclass(obj) else [obj]
-    return {n for fn in fns for n in fn.__code__.co_freevars if n != "__class__"}
+class _Modules:
+    """The user's modules used by attribute, each with the chains read from it, extracted until
+    no new use turns up (a module's definitions may use further modules)."""
 
+    def __init__(self, namer: Callable[[str], str]) -> None:
+        self.namer = namer
+        self.jobs: dict[str, _Job] = {}
 
-@functools.lru_cache(maxsize=64)
-def _module_tree(filename: str, size: int) -> ast.Module | None:
-    try:
-        return ast.parse("".join(linecache.getlines(filename)))
-    except (SyntaxError, ValueError):
-        return None
+    def request(self, module: Any, chains: set[tuple[str, ...]]) -> str:
+        """The file (module) name the extracted `module` gets; records the chains used."""
+        job = self.jobs.get(module.__name__)
+        if job is None:
+            job = self.jobs[module.__name__] = _Job(module, self.namer(module.__name__))
+        if not chains <= job.chains:
+            job.chains |= chains
+            job.dirty = True
+        return job.stem
 
+    def extract(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        """Extract every requested module (until none changes): (file stem, text) each."""
+        while dirty := [job for job in self.jobs.values() if job.dirty]:
+            for job in dirty:
+                job.dirty = False
+                job.text = self._one(job, names)
+        return [(job.stem, job.text) for job in self.jobs.values()]
 
-def _tree(filename: str) -> ast.Module | None:
-    lines = linecache.getlines(filename)
-    return _module_tree(filename, sum(len(x) for x in lines)) if lines else None
+    def _one(self, job: _Job, names: Sequence[str]) -> str:
+        module, user = job.module, _ModuleUser(job.module)
+        ex = _Extractor(self)
+        mod_globals: dict[str, Any] = vars(module)
+        filename = str(getattr(module, "__file__", "") or "")
+        firsts: dict[str, set[tuple[str, ...]]] = {}
+        for chain in sorted(job.chains):
+            firsts.setdefault(chain[0], set()).add(chain[1:])
+        for first, rests in firsts.items():
+            value = mod_globals.get(first, _MISSING)
+            if inspect.ismodule(value) and not is_installed_module(value.__name__):
+                if () in rests:
+                    raise InvalidParameterValue(
+                        f"the model uses {module.__name__}.{first}, a module of your repository, other "
+                        f"than as {module.__name__}.{first}.<attribute>: gitml cannot tell what to ship "
+                        "from it; import the names it needs, or pass code_paths=[...]"
+                    )
+                stem = self.request(value, rests)
+                ex._bind(first, value, f"import {stem} as {first}\n", True)
+                continue
+            if value is _MISSING and not hasattr(builtins, first):
+                raise InvalidParameterValue(
+                    f"the model uses {module.__name__}.{first}, which module {module.__name__} does not "
+                    "define at its top level: only running code sets it"
+                )
+            ex.resolve(first, mod_globals, user, filename, None)
+        header = (
+            f"What {', '.join(names)} uses of {module.__name__} ({', '.join(sorted(firsts))}), extracted "
+            "by gitml with only the imports and definitions needed; the module's other statements are left out."
+        )
+        return ex.render(header)
 
 
 def _import_statement(name: str, filename: str, value: Any) -> str | None:
     """The module's own top-level import binding `name`, kept as the user wrote it (one name)."""
-    tree = _tree(filename)
+    tree = parse_file(filename)
     for node in tree.body if tree else []:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 bound = alias.asname or alias.name.split(".")[0]
                 if bound == name and is_installed_module(alias.name):
-                    return f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "") + "\n"
+                    return (
+                        f"import {alias.name}"
+                        + (f" as {alias.asname}" if alias.asname else "")
+                        + "\n"
+                    )
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             for alias in node.names:
                 if (alias.asname or alias.name) == name and is_installed_module(node.module):
@@ -427,48 +438,6 @@ def _object_import(name: str, value: Any) -> str | None:
     return f"from {module} import {qualname}" + (f" as {name}" if name != qualname else "") + "\n"
 
 
-def _bound_by_import(tree: ast.Module | None, name: str) -> bool:
-    for node in tree.body if tree else []:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
-                return True
-    return False
-
-
-def _constant_statement(name: str, filename: str, value: Any) -> str | None:
-    """The single top-level `name = <literal expression>` of the module, or None."""
-    tree = _tree(filename)
-    found: list[ast.stmt] = []
-    for node in tree.body if tree else []:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
-            targets = [node.target]
-        for target in targets:
-            if any(isinstance(t, ast.Name) and t.id == name for t in ast.walk(target)):
-                found.append(node)
-    if not found and _bound_by_import(tree, name):
-        # a constant imported from a module of the user's repository: its value, as a literal
-        text = repr(value)
-        try:
-            same = ast.literal_eval(text) == value
-        except (ValueError, SyntaxError, RecursionError):
-            same = False
-        return f"{name} = {text}\n" if same and len(text) < 10_000 else None
-    if len(found) != 1:
-        return None
-    node = found[0]
-    if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
-        return None
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-    if len(targets) != 1 or not isinstance(targets[0], ast.Name):
-        return None
-    if not all(isinstance(n, _PURE) for n in ast.walk(ast.Expression(node.value))):
-        return None
-    return f"{name} = {ast.get_source_segment(''.join(linecache.getlines(filename)), node.value) or ast.unparse(node.value)}\n"
-
-
 def _stem(obj: Any) -> str:
     module_name = getattr(obj, "__module__", "") or ""
     if module_name == "__main__":
@@ -482,15 +451,29 @@ def _stem(obj: Any) -> str:
     return stem.removeprefix("gitml_src_") or "model"  # a model loaded, then saved again
 
 
-def extract_source(roots: Sequence[Any], what: str = "the model") -> Extracted:
-    """Extract the source of `roots` (classes or functions) and what they need into one file."""
+def _module_suggestion(stem: str, module_name: str) -> str:
+    """`train__helpers` for module `helpers` used by `train`'s classes (a module extracted by an
+    earlier save keeps its own name: `gitml_src_train__helpers` stays `train__helpers`)."""
+    name = module_name.removeprefix("gitml_src_").removeprefix(f"{stem}__")
+    return f"{stem}__" + "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def extract_source(
+    roots: Sequence[Any], what: str = "the model", namer: Callable[[str], str] | None = None
+) -> Extracted:
+    """Extract the source of `roots` (classes or functions) and what they need into one file,
+    plus one file per module of the user's used by attribute. `namer` turns a suggested stem
+    (`train__helpers`) into the importable module name its file gets (default: `gitml_src_` +
+    the suggestion)."""
     if not roots:
         raise InvalidParameterValue("nothing to extract")
-    ex = _Extractor()
-    names = [ex.add(obj) for obj in roots]
     stem = "".join(c if c.isalnum() or c == "_" else "_" for c in _stem(roots[0])) or "model"
+    name_file = namer or (lambda suggested: f"gitml_src_{suggested}")
+    modules = _Modules(lambda module_name: name_file(_module_suggestion(stem, module_name)))
+    ex = _Extractor(modules)
+    names = [ex.add(obj) for obj in roots]
     header = (
         f"{', '.join(names)} ({what}), extracted by gitml with only the imports and definitions "
         "needed. Loading the model imports this file and nothing else."
     )
-    return Extracted(ex.render(header), stem, names)
+    return Extracted(ex.render(header), stem, names, modules.extract(names))

@@ -31,6 +31,8 @@ __all__ = [
     "DockerEnv",
     "container_argv",
     "docker_env",
+    "docker_program",
+    "engine",
     "image_id",
     "run_container",
     "run_step",
@@ -42,6 +44,7 @@ _IMAGE = re.compile(
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
 _STOP_GRACE_S = 5
 _ENGINE_TIMEOUT_S = 20.0
 
@@ -65,7 +68,7 @@ def docker_program() -> str:
     return exe
 
 
-def _engine(env: dict[str, str]) -> str:
+def engine(env: dict[str, str]) -> str:
     exe = docker_program()
     try:
         proc = subprocess.run(
@@ -90,8 +93,13 @@ def docker_env(value: Any, project_root: Path) -> DockerEnv:
     if not isinstance(value, dict):
         raise InvalidParameterValue("docker_env must be a mapping with an image")
     image = value.get("image")
-    if not isinstance(image, str) or not _IMAGE.match(image):
+    if not isinstance(image, str) or not _IMAGE.fullmatch(image):
         raise InvalidParameterValue(f"docker_env: image {image!r} is not a Docker image name")
+    if value.get("run_params"):
+        raise InvalidParameterValue(
+            "docker_env: run_params is not passed to docker: a project file does not choose "
+            "docker options (use volumes, environment, and resources: {gpu: N})"
+        )
     root = project_root.resolve()
     volumes: list[str] = []
     for v in value.get("volumes") or []:
@@ -127,7 +135,7 @@ def docker_env(value: Any, project_root: Path) -> DockerEnv:
 
 def image_id(denv: DockerEnv, env: dict[str, str], log: Any = None) -> str:
     """The image's id (`sha256:...`), pulling it when the engine does not have it yet."""
-    exe = _engine(env)
+    exe = engine(env)
     inspect = [exe, "image", "inspect", "--format", "{{.Id}}", "--", denv.image]
     proc = subprocess.run(inspect, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -150,12 +158,16 @@ def container_argv(
     denv: DockerEnv,
     name: str,
     mounts: list[Path],
-    workdir: Path,
+    workdir: Path | str,
     names: list[str],
     argv: list[str],
     gpus: Any = None,
+    ref: str | None = None,
 ) -> list[str]:
-    """`docker run ...` for one step; `names` are the variables passed by name (`-e NAME`)."""
+    """`docker run ...` for one step; `names` are the variables passed by name (`-e NAME`).
+
+    `ref` is the image to run (its id), default the docker_env image; `workdir` a host
+    folder (mounted) or a folder of the image (a built image's code)."""
     cmd = [
         docker_program(),
         "run",
@@ -167,7 +179,7 @@ def container_argv(
         "--user",
         f"{os.getuid()}:{os.getgid()}",
         "-w",
-        str(workdir.resolve()),
+        str(workdir.resolve()) if isinstance(workdir, Path) else workdir,
     ]
     for m in dict.fromkeys(str(p.resolve()) for p in mounts):  # at their own paths
         cmd += ["-v", f"{m}:{m}"]
@@ -179,7 +191,7 @@ def container_argv(
         if not (str(gpus) == "all" or str(gpus).isdigit()):
             raise InvalidParameterValue(f"resources.gpu {gpus!r} is not a count or 'all'")
         cmd += ["--gpus", str(gpus)]
-    return [*cmd, denv.image, *argv]
+    return [*cmd, ref or denv.image, *argv]
 
 
 def _stop(name: str, env: dict[str, str], proc: subprocess.Popen[Any]) -> int:
@@ -221,7 +233,7 @@ def run_container(
 def run_step(
     denv: DockerEnv,
     argv: list[str],
-    workdir: Path,
+    workdir: Path | str,
     mounts: list[Path],
     env: dict[str, str],
     run_id: str,
@@ -229,15 +241,24 @@ def run_step(
     timeout: float | None,
     stdout: Any,
     stderr: Any,
+    ref: str | None = None,
 ) -> tuple[str, int]:
-    """Run one step's command in the image; only the run's and docker_env's variables go in."""
-    names = [k for k in env if k.startswith(("MLFLOW_", "GITML_"))]
+    """Run one step's command in the image `ref` (default the docker_env image); only the
+    run's variables (`MLFLOW_*`, `GITML_*`, who commits) and docker_env's go in."""
+    names = [k for k in env if k.startswith(("MLFLOW_", "GITML_")) or k in _IDENTITY]
     for name, value in denv.variables.items():
         if value is not None:
             env[name] = value
         names.append(name)
     container = f"gitml-{run_id[:12]}-{os.getpid()}"
     cmd = container_argv(
-        denv, container, mounts, workdir, list(dict.fromkeys(names)), argv, resources.get("gpu")
+        denv,
+        container,
+        mounts,
+        workdir,
+        list(dict.fromkeys(names)),
+        argv,
+        resources.get("gpu"),
+        ref,
     )
     return run_container(cmd, container, env, timeout, stdout, stderr)

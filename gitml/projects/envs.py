@@ -260,19 +260,12 @@ def _pip_args(deps: list[str]) -> list[str]:
 
 
 def _conda_env(project: Project, state_dir: Path) -> Environment:
-    conda = shutil.which("conda") or shutil.which("mamba") or shutil.which("micromamba")
-    if not conda:
-        raise ResourceDoesNotExist(
-            "conda is not installed on this machine: install Miniforge (conda) or run with --env-manager virtualenv/uv/local"
-        )
-    if project.env_kind != "conda_env":
-        raise InvalidParameterValue("--env-manager conda needs conda_env in the MLproject file")
-    file = project.root / str(project.env_value)
-    text = file.read_text(encoding="utf-8")
-    key = hashlib.sha256(("conda\0" + text).encode()).hexdigest()[:24]
-    folder = state_dir / "envs" / key
-    if not (folder / _DONE).is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        _run([conda, "env", "create", "-q", "-p", str(folder), "-f", str(file)], "conda env create")
-        (folder / _DONE).write_text("conda\n")
-    return Environment("conda", str(folder / "bin" / "python"), str(folder / "bin"), key)
+    from gitml.projects.conda import conda_prefix, env_python
+
+    def created(prefix: Path) -> None:
+        python = env_python(prefix)
+        if python != sys.executable:
+            _gitml_pth(prefix, Path(python))
+
+    prefix, key, variables = conda_prefix(project, state_dir, created)
+    return Environment("conda", env_python(prefix), str(prefix / "bin"), key, variables)

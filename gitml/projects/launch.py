@@ -19,6 +19,7 @@ from gitml import constants as C
 from gitml.projects.child import supervise
 from gitml.projects.docker import DockerEnv
 from gitml.projects.docker import run_step as run_in_docker
+from gitml.projects.docker_image import ProjectImage
 from gitml.projects.plan import StepPlan, code_root, logged_params
 from gitml.projects.spec import Project
 
@@ -28,6 +29,7 @@ __all__ = [
     "RECORD_TAG",
     "ProjectRun",
     "StepContext",
+    "container_settings",
     "find_cached",
     "run_step",
 ]
@@ -73,6 +75,7 @@ class StepContext:
     stdout: Any = None
     stderr: Any = None
     docker: DockerEnv | None = None
+    image: ProjectImage | None = None  # the image the docker steps run in
 
 
 def find_cached(client: Any, exp_id: str, key: str) -> str | None:
@@ -88,8 +91,21 @@ def find_cached(client: Any, exp_id: str, key: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
+def _record(ctx: StepContext, plan: StepPlan) -> dict[str, Any]:
+    """How the step ran, as `gitml reproduce` reads it back (tag, and provenance.json)."""
+    record: dict[str, Any] = {
+        "entry_point": plan.entry.name,
+        "given": plan.given,
+        "env_manager": plan.env.manager,
+        "project_dir": plan.provenance.code.get("project_dir", "."),
+    }
+    if ctx.image is not None:  # reproduce asks the engine for this id first
+        record["docker"] = {"image_id": ctx.image.image_id, "build_image": ctx.image.built}
+    return record
+
+
 def _run_tags(ctx: StepContext, plan: StepPlan, tags: dict[str, str]) -> dict[str, str]:
-    prov, denv = plan.provenance, ctx.docker
+    prov, denv, image = plan.provenance, ctx.docker, ctx.image
     run_tags = {
         C.TAG_SOURCE_NAME: ctx.project.root.as_uri(),
         C.TAG_SOURCE_TYPE: "PROJECT",
@@ -102,42 +118,45 @@ def _run_tags(ctx: StepContext, plan: StepPlan, tags: dict[str, str]) -> dict[st
         **prov.tags(),
         **tags,
     }
-    if denv is not None:  # MLflow's tag names for the image
-        run_tags[C.TAG_DOCKER_IMAGE_NAME] = denv.image
-        run_tags[C.TAG_DOCKER_IMAGE_ID] = str(plan.env.env_hash)
-    record_tag = json.dumps(
-        {
-            "entry_point": plan.entry.name,
-            "given": plan.given,
-            "env_manager": plan.env.manager,
-            "project_dir": prov.code.get("project_dir", "."),
-        },
-        sort_keys=True,
-    )
+    if image is not None:  # MLflow's tag names for the image
+        run_tags[C.TAG_DOCKER_IMAGE_URI] = image.uri
+        run_tags[C.TAG_DOCKER_IMAGE_ID] = image.image_id
+        if image.content:  # a rebuilt image has a new id but the same content hash
+            run_tags[C.TAG_DOCKER_BUILD] = image.content
+    record_tag = json.dumps(_record(ctx, plan), sort_keys=True)
     if len(record_tag) <= RECORD_TAG_MAX:  # what reproduce needs, without fetching an artifact
         run_tags[RECORD_TAG] = record_tag
     return run_tags
 
 
-def _log_inputs(client: Any, run_id: str, plan: StepPlan) -> None:
+def _log_inputs(ctx: StepContext, run_id: str, plan: StepPlan) -> None:
     """The params, the provenance record and the patch, committed before the child starts."""
     from gitml.entities import Param
 
-    prov = plan.provenance
+    client, prov = ctx.client, plan.provenance
     params = [Param(k, v) for k, v in logged_params(plan).items()]
     if params:
         client.log_batch(run_id, params=params)
     record = prov.to_dict()
-    record["run"] = {
-        "entry_point": plan.entry.name,
-        "given": plan.given,
-        "env_manager": plan.env.manager,
-        "argv": plan.argv,
-    }
+    record["run"] = {**_record(ctx, plan), "argv": plan.argv}
     client.log_text(run_id, json.dumps(record, indent=1, sort_keys=True), PROVENANCE_FILE)
     if prov.patch:
         client.log_text(run_id, prov.patch, PATCH_FILE)
     client.flush()
+
+
+def container_settings(tracker: Any) -> dict[str, str]:
+    """What a child in a container cannot read from the host but must share with it: the
+    metadata branch and user (possibly from the user's global Git config, which is not in
+    the container) and who commits, so its commits are the same as a local child's."""
+    name, _, email = tracker.repo.identity().rpartition(" <")
+    out = {"GITML_BRANCH": tracker.repo.branch}
+    if tracker.config.user:
+        out["GITML_USER"] = tracker.config.user
+    for who in ("AUTHOR", "COMMITTER"):
+        out[f"GIT_{who}_NAME"] = name
+        out[f"GIT_{who}_EMAIL"] = email.rstrip(">")
+    return out
 
 
 def run_step(
@@ -156,7 +175,7 @@ def run_step(
     run = client.create_run(ctx.experiment_id, tags=_run_tags(ctx, plan, tags), run_name=run_name)
     run_id = run.info.run_id
     try:
-        _log_inputs(client, run_id, plan)
+        _log_inputs(ctx, run_id, plan)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -169,16 +188,20 @@ def run_step(
         env[f"{prefix}_EXPERIMENT_ID"] = ctx.experiment_id
         env.pop(f"{prefix}_EXPERIMENT_NAME", None)
         env.pop(f"{prefix}_RUN_NAME", None)
+    if ctx.docker is not None:
+        env.update(container_settings(client._tracker))
     root = ctx.project.root
     try:
-        if ctx.docker is None:
+        if ctx.docker is None or ctx.image is None:
             status, code = supervise(plan.argv, root, env, ctx.timeout, ctx.stdout, ctx.stderr)
         else:
+            # The repository at its own path: the tracking URI, `path` parameters and
+            # volumes mean the same inside; a built image runs its own copy of the code.
             mounts = [code_root(root), Path(client._tracker.root)]
             status, code = run_in_docker(
                 ctx.docker,
                 plan.argv,
-                root,
+                ctx.image.workdir or root,
                 mounts,
                 env,
                 run_id,
@@ -186,6 +209,7 @@ def run_step(
                 ctx.timeout,
                 ctx.stdout,
                 ctx.stderr,
+                ctx.image.image_id,
             )
     except KeyboardInterrupt:
         client.set_tag(run_id, C.TAG_PROJECT_EXIT_CODE, "interrupted")

@@ -32,6 +32,7 @@ __all__ = ["MetricDelta", "ReproduceResult", "parse_tolerances", "reproduce", "r
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _SEMVER = re.compile(
     r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9\-/_]*[A-Za-z0-9])?)@(?P<ver>v\d+\.\d+\.\d+)$"
 )
@@ -226,7 +227,29 @@ def _record(client: Any, run: Any) -> dict[str, Any]:
         "given": given,
         "manager": manager,
         "diff": diff,
+        **_docker_record(run_id, rec, tags, manager),
     }
+
+
+def _docker_record(
+    run_id: str, rec: dict[str, Any], tags: dict[str, str], manager: str
+) -> dict[str, Any]:
+    """The image a docker run ran in (its id becomes an argument of `docker`: checked whole)."""
+    if manager != "docker":
+        return {"image_id": None, "build_image": False}
+    docker = rec.get("docker")
+    if docker is None:  # recorded before the record held it: MLflow's tag has the id
+        docker = {"image_id": tags.get(C.TAG_DOCKER_IMAGE_ID), "build_image": False}
+    if not isinstance(docker, dict):
+        raise InvalidParameterValue(f"run {run_id}: the recorded docker image is not a mapping")
+    image_id, build = docker.get("image_id"), docker.get("build_image", False)
+    if not isinstance(image_id, str) or not _IMAGE_ID.fullmatch(image_id):
+        raise InvalidParameterValue(
+            f"run {run_id}: recorded image id {str(image_id)[:80]!r} is not sha256:<64 hex>"
+        )
+    if not isinstance(build, bool):
+        raise InvalidParameterValue(f"run {run_id}: recorded build_image {build!r} is not a bool")
+    return {"image_id": image_id, "build_image": build}
 
 
 def _git(
@@ -312,6 +335,7 @@ def reproduce(
                 stdin=patch,
             )
         _pull_data(worktree, root)
+        in_docker = (env_manager or rec["manager"]) == "docker"
         say(f"reproducing {run_id} at {rec['commit'][:12]}" + (" with its patch" if patch else ""))
         result = run_project(
             worktree / rec["project_dir"],
@@ -319,6 +343,8 @@ def reproduce(
             parameters=rec["given"],
             experiment_id=original.info.experiment_id,
             env_manager=env_manager or rec["manager"],
+            build_image=rec["build_image"] and in_docker,
+            docker_image=rec["image_id"] if in_docker else None,
             tracking_uri=str(root),
             timeout=timeout,
             extra_tags={C.TAG_REPRODUCES: run_id},
@@ -346,10 +372,14 @@ def reproduce(
         ("code", C.TAG_PROV_CODE_TREE),
         ("data", C.TAG_PROV_DATA_SHA256),
         ("packages", C.TAG_PROV_PACKAGES_SHA256),
+        ("image", C.TAG_DOCKER_IMAGE_ID),
     ):
         a, b = original.data.tags.get(tag), new.data.tags.get(tag)
         if a is not None and b is not None:
             checks[label] = a == b
+    built = [r.data.tags.get(C.TAG_DOCKER_BUILD) for r in (original, new)]
+    if checks.get("image") is False and built[0] and built[0] == built[1]:
+        checks["image"] = True  # rebuilt from the same base image and files
     return ReproduceResult(
         run_id,
         result.run_id,

@@ -69,6 +69,8 @@ class RunOptions:
     stdout: Any = None
     stderr: Any = None
     synchronous: bool = True
+    build_image: bool = False  # docker: build a project image on the docker_env image
+    docker_image: str | None = None  # docker: an image id to run when the engine has it
 
 
 def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
@@ -108,19 +110,24 @@ def run(
     stderr: Any = None,
     synchronous: bool = True,
     version: str | None = None,
+    build_image: bool = False,
+    docker_image: str | None = None,
 ) -> ProjectRun:
     """Run an entry point of the project at `uri` as a gitml run; MLflow's `projects.run`.
 
     `uri` is a project folder, or a Git URL (`REPO#subdir` for a folder inside it); with
     `version`, the project is cloned at that revision. A clone is thrown away afterwards,
     and its runs go to `tracking_uri` (default: the working directory's repository).
+    With the docker backend, `build_image` builds a project image on the docker_env image
+    (MLflow's `--build-image`); `docker_image` is an image id to run when the engine has it
+    (what `gitml reproduce` asks for).
     """
     from gitml.projects.fetch import fetch_project, is_git_uri
 
     opts = RunOptions(
         entry_point, parameters, experiment_name, experiment_id, run_name, env_manager,
         backend, cache, lenient, timeout, tracking_uri, environ, extra_tags, on_event,
-        stdout, stderr, synchronous,
+        stdout, stderr, synchronous, build_image, docker_image,
     )  # fmt: skip
     if version is None and not is_git_uri(str(uri)):
         return _run_folder(Path(uri), opts)
@@ -165,16 +172,22 @@ def _run_folder(folder: Path, o: RunOptions, remote: bool = False) -> ProjectRun
         )
         build_argv(ep, *resolve_params(ep, step_given, project.root))
     base_env = child_env() if o.environ is None else dict(o.environ)
-    denv = None
+    denv = image = None
     if backend == "docker":
-        from gitml.projects.docker import docker_env, image_id
+        from gitml.projects.docker import docker_env
+        from gitml.projects.docker_image import project_image
 
         if project.env_kind != "docker_env":
             raise InvalidParameterValue(
                 "the docker backend needs docker_env (an image) in the MLproject file"
             )
         denv = docker_env(project.env_value, project.root)
-        env = Environment("docker", "python", env_hash=image_id(denv, base_env))
+        image = project_image(
+            denv, project.root, base_env, o.build_image, project.name, o.docker_image, say
+        )
+        env = Environment("docker", "python", env_hash=image.image_id)
+    elif o.build_image:
+        raise InvalidParameterValue("--build-image is for the docker backend (--backend docker)")
     else:
         env = prepare_env(project, o.env_manager or "local", state_dir)
     # Everything is checked before the first run is created: nothing half-done on the branch.
@@ -190,12 +203,22 @@ def _run_folder(folder: Path, o: RunOptions, remote: bool = False) -> ProjectRun
         )
         for name in order
     ]
-    if denv is not None:
+    if image is not None:
         for plan in plans:
-            plan.provenance.env["image"] = denv.image
+            plan.provenance.env.update(image.provenance())
     exp_id = _experiment_id(client, o.experiment_name, o.experiment_id)
     ctx = StepContext(
-        client, project, exp_id, o.cache, o.timeout, base_env, say, o.stdout, o.stderr, denv
+        client,
+        project,
+        exp_id,
+        o.cache,
+        o.timeout,
+        base_env,
+        say,
+        o.stdout,
+        o.stderr,
+        denv,
+        image,
     )
     tags = dict(o.extra_tags or {})
     if len(plans) == 1:

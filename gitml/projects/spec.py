@@ -97,8 +97,13 @@ class Project:
                 raise ResourceDoesNotExist(f"entry point script {name} not found in {self.root}")
             runner = "python" if name.endswith(".py") else "bash"
             return EntryPoint(name=name, command=f"{runner} {_quote(name)}")
-        where = f"{self.file.name}: " if self.file else ""
-        known = ", ".join(sorted(self.entry_points)) or "none; give a script with -e train.py"
+        if self.file is None:
+            raise ResourceDoesNotExist(
+                f"no MLproject file in {self.root} and no entry point '{name}': "
+                "add an MLproject, or give a script with -e train.py"
+            )
+        where = f"{self.file.name}: "
+        known = ", ".join(sorted(self.entry_points)) or "none"
         raise ResourceDoesNotExist(
             f"{where}no entry point '{name}'{did_you_mean(name, self.entry_points)}; entry points: {known}"
         )
@@ -187,7 +192,8 @@ class _Validator:
         if env_kind in ("python_env", "conda_env"):
             if not isinstance(env_value, str) or not env_value:
                 raise self.fail((env_kind,), f"{env_kind} must name a file of the project")
-            if not (self.root / env_value).is_file():
+            target = (self.root / env_value).resolve()
+            if not target.is_relative_to(self.root.resolve()) or not target.is_file():
                 raise self.fail(
                     (env_kind,), f"{env_kind} file {env_value} not found in the project"
                 )

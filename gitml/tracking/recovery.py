@@ -1,4 +1,9 @@
-"""Crash recovery: commit what a killed process left in its journal, and mark its run KILLED."""
+"""Crash recovery: commit what a killed process left in its journal, mark its run KILLED, and
+log what it wrote into its `get_artifact_uri()` staging folder, as `end_run` would have.
+
+The journal is removed only once both are done: a recovery that fails half-way (the staging
+folder could not be logged) is retried by the next one, and a second recovery of the same run
+finds nothing left to do (the folder is removed once logged)."""
 
 from __future__ import annotations
 
@@ -30,7 +35,9 @@ def recover_orphans(tracker: Tracker) -> list[str]:
         try:
             run_id, token = path.stem.rsplit("-", 1)
             check_run_id(run_id)
-            if _recover_one(tracker, path, run_id, token):  # only what reached the branch counts
+            committed = _recover_one(tracker, path, run_id, token)
+            staged = _recover_staging(tracker, run_id)
+            if committed or staged:  # only what reached the branch counts
                 recovered.append(run_id)
             path.unlink(missing_ok=True)
         except Exception as e:  # one bad journal must not stop the others
@@ -89,3 +96,16 @@ def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> bool:
         return changes
 
     return repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}") is not None
+
+
+def _recover_staging(tracker: Tracker, run_id: str) -> bool:
+    """Log the run's staging folder (files the script wrote into `get_artifact_uri()`), then
+    remove it; True when something was logged. A run that never reached the branch keeps its
+    folder (there is no run to log it to)."""
+    if not (tracker.repo.state_dir / C.STAGING_DIR / run_id).is_dir():
+        return False  # the common case costs one stat
+    if tracker.repo.lookup(tracker.tree(), f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
+        return False
+    from gitml.artifacts.staging import log_staged
+
+    return bool(log_staged(tracker, run_id))

@@ -12,7 +12,7 @@ import gitml as mlflow
 from gitml.ci.diff import diff_runs, format_markdown, format_table, higher_is_better
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from gitml.tracking.tracker import get_tracker
-from tests.conftest import git
+from tests.conftest import git, run_cli
 
 
 def commit(repo: Path, text: str) -> str:
@@ -153,3 +153,31 @@ def test_better_direction_by_name(name: str, higher: bool) -> None:
 
 def test_lower_is_better_override() -> None:
     assert higher_is_better("score", lower_is_better=["score"]) is False
+
+
+def test_runs_of_gitml_run_are_found_at_their_own_commit(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gitml run` names the commit in the run's tags: the base side's search must not make
+    the base's run hide the head's (a bug the generated workflows hit under act)."""
+    (repo / "MLproject").write_text(
+        "name: p\nentry_points:\n  main:\n    command: python train.py\n"
+    )
+    (repo / "train.py").write_text(
+        "import gitml\ngitml.log_metric('accuracy', float(open('acc.txt').read()))\n"
+    )
+    (repo / "acc.txt").write_text("0.8\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "project", cwd=repo)
+    ids = []
+    for accuracy in ("0.8", "0.9"):
+        if ids:
+            git("checkout", "-q", "-b", "feature", cwd=repo)
+            (repo / "acc.txt").write_text(accuracy)
+            git("commit", "-q", "-am", accuracy, cwd=repo)
+        code, out, _ = run_cli(capsys, "run", ".")
+        assert code == 0, out
+        ids.append(out.split()[-2])
+    d = diff_runs()
+    assert (d.a.run_id, d.b.run_id) == tuple(ids)
+    assert [(m.old, m.new) for m in d.metrics] == [(0.8, 0.9)]

@@ -242,7 +242,7 @@ def test_estimators_gitml_saved_load_by_default(tmp_path: Path, data: tuple[pd.D
     ],
 )
 def test_default_trust_is_classes_of_sklearn_numpy_scipy(name: str, trusted: bool) -> None:
-    from gitml.models.flavors.sklearn import trusted_by_default
+    from gitml.models.flavors.sklearn.flavor import trusted_by_default
 
     assert trusted_by_default(name) is trusted
 

@@ -206,3 +206,65 @@ def test_a_loaded_model_saves_again_after_its_copy_is_gone(tmp_path: Path) -> No
     gitml.pyfunc.save_model(tmp_path / "again", python_model=loaded)
     assert (tmp_path / "again" / "code" / "gitml_src_test_source.py").is_file()
     assert gitml.pyfunc.load_model(tmp_path / "again").predict([2]) == [6]
+
+
+MODEL_OF = """
+import gitml.pyfunc
+import helpers
+
+
+class Model(gitml.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [helpers.f(v) for v in model_input]
+
+
+class Bare(gitml.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [getattr(helpers, "f")(v) for v in model_input]
+"""
+
+
+def _repo_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers: str) -> Any:
+    """Import `net` and `helpers` from a fresh folder (a repository's own, uninstalled modules)."""
+    import importlib
+    import sys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "net.py").write_text(MODEL_OF)
+    (tmp_path / "helpers.py").write_text(helpers)
+    for name in ("net", "helpers"):
+        sys.modules.pop(name, None)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module("net")
+    finally:
+        for name in ("net", "helpers"):
+            sys.modules.pop(name, None)
+
+
+def test_a_module_used_by_attribute_bare_use_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = _repo_modules(tmp_path / "a", monkeypatch, "def f(x):\n    return x + 1\n")
+    with pytest.raises(
+        InvalidParameterValue,
+        match=r"through the name 'helpers' other than as helpers\.<attribute>",
+    ):
+        gitml.pyfunc.save_model(tmp_path / "bare", python_model=net.Bare())
+    assert not (tmp_path / "bare").exists()
+
+
+def test_two_models_shipping_same_named_modules_keep_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _repo_modules(tmp_path / "one", monkeypatch, "def f(x):\n    return x + 1\n")
+    gitml.pyfunc.save_model(tmp_path / "m1", python_model=one.Model())
+    two = _repo_modules(tmp_path / "two", monkeypatch, "K = 10\n\n\ndef f(x):\n    return x * K\n")
+    gitml.pyfunc.save_model(tmp_path / "m2", python_model=two.Model())
+    helper_file = tmp_path / "m2" / "code" / "gitml_src_net__helpers.py"
+    assert "K = 10" in helper_file.read_text()
+    # alternately loaded in one process: each model imports its own `helpers`, never the other's
+    for _ in range(2):
+        assert gitml.pyfunc.load_model(tmp_path / "m1").predict([1, 2]) == [2, 3]
+        assert gitml.pyfunc.load_model(tmp_path / "m2").predict([1, 2]) == [10, 20]

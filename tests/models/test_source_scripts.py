@@ -236,3 +236,148 @@ def test_python_m_module_and_a_class_inside_a_function(tmp_path: Path) -> None:
     proc = _run([sys.executable, "-c", check], cwd=other)
     assert proc.stdout.split() == ["[4.0,", "7.0]", "Local"]
     assert (work / "runs.txt").read_text() == "trained\n"
+
+
+# A script whose network reads its repository's modules by attribute (`import layers` ...
+# `layers.Block`, `import parts.util as u` ... `u.act`), each module with side effects of its own.
+ATTR_TRAIN = """\
+import numpy as np
+import torch
+from torch import nn
+
+import gitml as mlflow
+import layers
+import parts.util as u
+
+with open("side.txt", "a") as f:
+    f.write("trained\\n")
+HIDDEN = 8
+
+
+class Net(nn.Module):
+    def __init__(self, n_in: int = 4):
+        super().__init__()
+        self.fc = nn.Linear(n_in, HIDDEN)
+        self.block = layers.Block(HIDDEN)
+        self.out = nn.Linear(HIDDEN, 2)
+
+    def forward(self, x):
+        return self.out(u.act(self.block(self.fc(x))) * layers.SCALE)
+
+
+torch.manual_seed(0)
+model = Net()
+with mlflow.start_run():
+    mlflow.pytorch.log_model(model, "model", registered_model_name="attrnet")
+model.eval()
+np.save("expected.npy", model(torch.ones(2, 4)).detach().numpy())
+"""
+
+ATTR_LAYERS = """\
+import torch
+from torch import nn
+
+with open("side.txt", "a") as f:
+    f.write("layers\\n")
+SCALE = 2.0
+
+
+def unused_helper():
+    return "never shipped"
+
+
+class Block(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.lin = nn.Linear(width, width)
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x))
+"""
+
+ATTR_UTIL = """\
+import torch
+
+import parts.consts
+
+with open("side.txt", "a") as f:
+    f.write("util\\n")
+
+
+def act(x):
+    return torch.relu(x) + parts.consts.SHIFT
+"""
+
+
+def test_repository_modules_used_by_attribute_ship_their_definitions(
+    tmp_path: Path, start_server: Any
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "parts").mkdir(parents=True)
+    _git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "train.py").write_text(ATTR_TRAIN)
+    (repo / "layers.py").write_text(ATTR_LAYERS)
+    (repo / "parts" / "__init__.py").write_text("")
+    (repo / "parts" / "util.py").write_text(ATTR_UTIL)
+    (repo / "parts" / "consts.py").write_text(
+        'with open("side.txt", "a") as f:\n    f.write("consts\\n")\nSHIFT = 0.5\n'
+    )
+    _git("add", ".", cwd=repo)
+    _git("commit", "-q", "-m", "train", cwd=repo)
+    _run([sys.executable, "train.py"], cwd=repo)
+    once = "layers\nconsts\nutil\ntrained\n"
+    assert (repo / "side.txt").read_text() == once
+    expected = np.load(repo / "expected.npy")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "input.json").write_text(json.dumps({"inputs": [[1.0] * 4, [1.0] * 4]}))
+    proc = _run(
+        [*GITML, "models", "predict", "-m", "models:/attrnet/1", "-i", "input.json"],
+        cwd=elsewhere,
+        GITML_TRACKING_URI=str(repo),
+    )
+    assert np.allclose(json.loads(proc.stdout)["predictions"], expected, atol=1e-6)
+    dst = elsewhere / "dl"
+    check = textwrap.dedent(
+        f"""
+        import torch, gitml.artifacts, gitml.pyfunc
+        gitml.artifacts.download_artifacts(artifact_uri="models:/attrnet/1", dst_path={str(dst)!r})
+        m = gitml.pyfunc.load_model("models:/attrnet/1")
+        print(m.predict(torch.ones(2, 4).numpy()).tolist())
+        """
+    )
+    proc = _run([sys.executable, "-c", check], cwd=elsewhere, GITML_TRACKING_URI=str(repo))
+    assert np.allclose(json.loads(proc.stdout.strip().splitlines()[-1]), expected, atol=1e-6)
+    code = {p.name: p.read_text() for p in dst.rglob("gitml_src_*.py")}
+    assert set(code) == {
+        "gitml_src_train.py",
+        "gitml_src_train__layers.py",
+        "gitml_src_train__parts_util.py",
+        "gitml_src_train__parts.py",
+        "gitml_src_train__parts_consts.py",
+    }
+    main = code["gitml_src_train.py"]
+    assert (
+        "import gitml_src_train__layers as layers" in main
+        and "import gitml_src_train__parts_util as u" in main
+    )
+    assert "layers.Block(HIDDEN)" in main  # the user's code, as written
+    assert (
+        "class Block" in code["gitml_src_train__layers.py"]
+        and "SCALE = 2.0" in code["gitml_src_train__layers.py"]
+    )
+    assert "unused_helper" not in code["gitml_src_train__layers.py"]
+    assert "SHIFT = 0.5" in code["gitml_src_train__parts_consts.py"]
+    assert not any("side.txt" in text for text in code.values())  # no module's top-level statements
+
+    # served from the repository itself, where the real layers.py and parts/ sit on the path
+    port = free_port()
+    server = start_server(
+        [*GITML, "models", "serve", "-m", "models:/attrnet/1", "--port", str(port)], port, cwd=repo
+    )
+    server.wait(deadline_s=180)
+    r = httpx.post(f"{server.url}/invocations", json={"inputs": [[1.0] * 4, [1.0] * 4]}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert np.allclose(r.json()["predictions"], expected, atol=1e-6)
+    assert (repo / "side.txt").read_text() == once  # the script and each module ran exactly once

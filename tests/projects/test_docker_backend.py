@@ -77,7 +77,7 @@ def test_the_entry_point_runs_in_the_image_and_the_digest_is_recorded(
     assert digest.startswith("sha256:")
     tags = run.data.tags
     assert tags["mlflow.project.backend"] == "docker"
-    assert tags["mlflow.docker.image.name"] == BASE_IMAGE
+    assert tags["mlflow.docker.image.uri"] == BASE_IMAGE  # MLflow's tag names
     assert tags["mlflow.docker.image.id"] == digest
     assert tags["gitml.project.exit_code"] == "0"
     seen = (repo / "out" / "seen.txt").read_text().split("\n")

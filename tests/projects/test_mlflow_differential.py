@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,12 @@ from gitml.tracking.client import GitMLClient
 from tests.conftest import run_cli
 from tests.projects.test_run import project
 
-# The bench venv (make bench-venv) installs MLflow beside gitml; it sits beside this venv.
-BENCH = Path(sys.prefix).parent / ".venv-bench"
-MLFLOW = BENCH / "bin" / "mlflow"
+# MLflow's own venv, at the Makefile's pin: `make mlflow-venv` builds it (`make test` does).
+MLFLOW_VENV = Path(__file__).resolve().parents[2] / ".venv-mlflow"
+MLFLOW = MLFLOW_VENV / "bin" / "mlflow"
 
 pytestmark = pytest.mark.skipif(
-    not MLFLOW.exists(), reason="MLflow is not installed (make bench-venv builds it)"
+    not MLFLOW.exists(), reason=f"MLflow is not installed in {MLFLOW_VENV.name} (make mlflow-venv builds it)"
 )
 
 MLPROJECT = """\
@@ -63,7 +62,7 @@ def test_same_command_and_params_as_mlflow_run(
     store = tmp_path / "mlruns"
     env = {
         **os.environ,
-        "PATH": f"{BENCH / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{MLFLOW_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "MLFLOW_ALLOW_FILE_STORE": "true",
         "MLFLOW_TRACKING_URI": store.as_uri(),
         "ARGV_OUT": str(tmp_path / "mlflow.json"),

@@ -56,3 +56,61 @@ def test_the_packages_hash_is_stable_and_names_versions() -> None:
 def test_the_gpu_is_fingerprinted() -> None:
     gpu = gpu_provenance()
     assert gpu["gpu"] and gpu["gpu_driver"]
+
+
+def test_pointers_in_folders_are_keyed_from_the_repo_root(repo: Path) -> None:
+    md5 = "0123456789abcdef0123456789abcdef"
+    (repo / "d" / "e").mkdir(parents=True)
+    for name, path in (("d/e/a.csv.dvc", "a.csv"), ("d/b.dvc", "../c.csv"), ("f.dvc", "g")):
+        (repo / name).write_text(f"outs:\n- md5: {md5}\n  size: 2\n  hash: md5\n  path: {path}\n")
+    git("add", "-A", cwd=repo)
+    (repo / "d" / "new.csv.dvc").write_text(f"outs:\n- md5: {md5}\n  path: new.csv\n")
+    assert data_provenance(repo, repo) == {"d/e/a.csv": md5, "c.csv": md5, "g": md5, "d/new.csv": md5}
+    assert data_provenance(repo, repo, ["d/new.csv.dvc"]) == data_provenance(repo, repo)
+
+
+def test_hostile_pointer_files_are_skipped_unread(repo: Path) -> None:
+    import os
+
+    md5 = "0123456789abcdef0123456789abcdef"
+    (repo / "big.dvc").write_text(f"outs:\n- md5: {md5}\n  path: big\n" + "#" * (1 << 20))
+    (repo / "bin.dvc").write_bytes(b"outs:\n- md5: \xff\xfe\n  path: x\n")
+    (repo / "esc.dvc").write_text(f"outs:\n- md5: {md5}\n  path: ../../outside\n")
+    os.mkfifo(repo / "fifo.dvc")  # opening it must not wait for a writer
+    os.symlink("/dev/zero", repo / "zero.dvc")  # nor read an endless device
+    assert data_provenance(repo, repo) == {}
+
+
+def test_the_code_record_reads_branch_remote_renames_and_untracked(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+
+    git("remote", "add", "origin", "https://example.invalid/o.git", cwd=repo)
+    git("remote", "add", "up", "https://example.invalid/up.git", cwd=repo)
+    (repo / "a.txt").write_text("1\n")
+    git("add", "a.txt", cwd=repo)
+    git("commit", "-q", "-m", "a", cwd=repo)
+    branch = git("symbolic-ref", "--short", "HEAD", cwd=repo).strip()
+    code, patch, untracked = code_provenance(repo)
+    assert code["branch"] == branch and code["repo_url"] == "https://example.invalid/o.git"
+    assert code["dirty"] is False and patch == "" and untracked == []
+    git("config", f"branch.{branch}.remote", "up", cwd=repo)
+    git("mv", "a.txt", "b c.txt", cwd=repo)
+    (repo / "new\tfile").write_text("n")
+    code, patch, untracked = code_provenance(repo)
+    assert code["repo_url"] == "https://example.invalid/up.git"
+    assert code["dirty"] is True and untracked == ["new\tfile"] and "b c.txt" in patch
+    assert code["commit"] == git("rev-parse", "HEAD", cwd=repo).strip()
+    git("checkout", "-q", "--detach", cwd=repo)
+    assert code_provenance(repo)[0]["branch"] is None
+
+
+def test_a_token_in_the_remote_url_is_not_recorded(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+    from gitml.store.repo import GitRepo
+
+    url = "https://gitlab-ci-token:s3cr3t@gitlab.example/group/p.git"
+    git("remote", "add", "origin", url, cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "https://gitlab.example/group/p.git"
+    assert GitRepo(repo, "gitml").source_info(check_dirty=False).repo_url == "https://gitlab.example/group/p.git"
+    git("remote", "set-url", "origin", "git@gitlab.example:group/p.git", cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "git@gitlab.example:group/p.git"

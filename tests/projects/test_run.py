@@ -177,12 +177,18 @@ def test_dirty_code_is_recorded_with_its_patch(
 
 def test_runs_show_displays_the_provenance(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project(repo, {"MLproject": MLPROJECT, "train.py": TRAIN})
+    (repo / "train.py").write_text(TRAIN + "# edited\n")
     code, out, _ = run_cli(capsys, "run")
     run_id = out.split()[-2]
     code, out, _ = run_cli(capsys, "runs", "show", run_id)
     assert (
         code == 0 and "gitml.provenance.packages_sha256" in out and "gitml.provenance.python" in out
     )
+    fields = dict(line.split(":", 1) for line in out.splitlines() if line[:1].isupper() and ":" in line)
+    assert fields["Dirty"].strip() == "true" and fields["Diff"].strip().startswith("sha256 ")
+    assert fields["Commit"].strip() == git("rev-parse", "HEAD", cwd=repo).strip()
+    assert fields["Python"].strip().startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
+    assert fields["Data"].strip().startswith("0 file(s)")
 
 
 def test_a_project_from_a_git_url_at_a_version(

@@ -354,3 +354,47 @@ def test_hand_edited_invalid_yaml_names_the_file(repo: Path) -> None:
     assert {e.name for e in client.search_experiments()} == {"fine", "Default"}
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     assert [r.info.run_id for r in client.search_runs([fine])] == [run.info.run_id]
+
+
+STAGED_KILLED = textwrap.dedent(
+    """
+    import os, time, gitml
+    from urllib.parse import urlparse
+    run = gitml.start_run()
+    print(run.info.run_id, flush=True)
+    gitml.log_metric("loss", 1.0)
+    folder = urlparse(gitml.get_artifact_uri()).path
+    os.makedirs(os.path.join(folder, "checkpoints"), exist_ok=True)
+    with open(os.path.join(folder, "checkpoints", "epoch-1.txt"), "w") as f:
+        f.write("weights after epoch 1")
+    with open(os.path.join(folder, "notes.txt"), "w") as f:
+        f.write("written straight into the artifact folder")
+    print("written", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_recover_logs_the_staging_folder_of_a_killed_run(repo: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", STAGED_KILLED], cwd=repo, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert proc.stdout.readline().strip() == "written"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    staging = repo / ".git" / "gitml" / "staging" / run_id
+    assert staging.is_dir()
+    cli = [sys.executable, "-m", "gitml.cli", "runs", "recover"]
+    out = subprocess.run(cli, cwd=repo, capture_output=True, text=True)
+    assert f"Recovered run {run_id}" in out.stdout, out.stderr
+    tracker_mod.reset_all()
+    client = MlflowClient()
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert sorted(f.path for f in client.list_artifacts(run_id)) == ["checkpoints", "notes.txt"]
+    dst = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoints/epoch-1.txt", dst_path=str(repo.parent / "dl")))
+    assert dst.read_text() == "weights after epoch 1"
+    assert not staging.exists()
+    commits = git("rev-list", "--count", "gitml", cwd=repo)
+    again = subprocess.run(cli, cwd=repo, capture_output=True, text=True)
+    assert "Nothing to recover" in again.stdout
+    assert git("rev-list", "--count", "gitml", cwd=repo) == commits  # idempotent: nothing new

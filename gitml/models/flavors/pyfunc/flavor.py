@@ -12,28 +12,32 @@ from typing import Any
 from gitml.config import env_flag
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode
-from gitml.models.flavors._python_model_state import load_state, save_state
+from gitml.models.flavors.pyfunc import SPEC
+from gitml.models.flavors.pyfunc._state import load_state, save_state
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
     mlflow_keywords,
     new_model_dir,
 )
-from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.model import Model
+from gitml.models.predictor import PyFuncModel, load_model
 from gitml.models.shipping import model_code, ship_objects
 from gitml.models.signature import ModelSignature, infer_signature
 
 __all__ = [
     "ALLOW_PICKLE_ENV",
     "FLAVOR_NAME",
+    "PyFuncModel",
     "PythonModel",
     "PythonModelContext",
+    "load_model",
     "load_pyfunc",
     "save_model",
 ]
 
-FLAVOR_NAME = PYFUNC_FLAVOR
-LOADER_MODULE = "gitml.pyfunc"
+FLAVOR_NAME = SPEC.name
+LOADER_MODULE = SPEC.loader_module
 # Opting in to unpickling (as MLflow 3 gates pickles): a deliberate, visible setting.
 ALLOW_PICKLE_ENV = "GITML_ALLOW_PICKLE"
 _ARTIFACTS_DIR = "artifacts"

@@ -14,10 +14,11 @@ from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode
-from gitml.models.flavors._pt2 import check_pt2, forced_weights_only, require_safe_torch
-from gitml.models.flavors._torch_structure import is_standard
-from gitml.models.flavors._torch_structure import rebuild as rebuild_structure
-from gitml.models.flavors._torch_structure import record as record_structure
+from gitml.models.flavors.pytorch import SPEC
+from gitml.models.flavors.pytorch._pt2 import check_pt2, forced_weights_only, require_safe_torch
+from gitml.models.flavors.pytorch._structure import is_standard
+from gitml.models.flavors.pytorch._structure import rebuild as rebuild_structure
+from gitml.models.flavors.pytorch._structure import record as record_structure
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -31,8 +32,8 @@ from gitml.models.signature import ModelSignature, Schema, infer_schema
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
-FLAVOR_NAME = "pytorch"
-LOADER_MODULE = "gitml.pytorch"
+FLAVOR_NAME = SPEC.name
+LOADER_MODULE = SPEC.loader_module
 _DATA_DIR = "data"
 _STATE_DICT = "data/state_dict.pt"
 _EXPORTED = "data/model.pt2"

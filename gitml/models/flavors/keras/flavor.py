@@ -11,6 +11,7 @@ from typing import Any
 
 from gitml.config import ensure_keras_backend
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
+from gitml.models.flavors.keras import SPEC
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -24,8 +25,8 @@ from gitml.models.signature import ModelSignature, infer_signature
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
 
-FLAVOR_NAME = "keras"
-LOADER_MODULE = "gitml.keras"
+FLAVOR_NAME = SPEC.name
+LOADER_MODULE = SPEC.loader_module
 _DATA_DIR = "data"
 _MODEL_FILE = "data/model.keras"
 _BACKEND_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}

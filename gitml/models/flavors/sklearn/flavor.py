@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
+from gitml.models.flavors.sklearn import SPEC
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -29,8 +30,8 @@ from gitml.models.source import needs_source
 
 __all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_skops", "save_model", "trusted_by_default"]
 
-FLAVOR_NAME = "sklearn"
-LOADER_MODULE = "gitml.sklearn"
+FLAVOR_NAME = SPEC.name
+LOADER_MODULE = SPEC.loader_module
 _MODEL_FILE = "model.skops"
 _PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
 

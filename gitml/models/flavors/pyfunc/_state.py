@@ -83,7 +83,7 @@ def save_state(
             torch.save(value.detach().cpu(), folder / f"{name}.pt")
             stored[name] = {"kind": kind, "path": f"{STATE_DIR}/{name}.pt"}
         elif kind == "skops":
-            from gitml.models.flavors.sklearn import _skops_io
+            from gitml.models.flavors.sklearn.flavor import _skops_io
 
             try:
                 _skops_io().dump(value, folder / f"{name}.skops")
@@ -125,7 +125,7 @@ def _load_one(model_dir: Path, name: str, entry: Mapping[str, Any], code: Shippe
     if kind == "tensor":
         import torch
 
-        from gitml.models.flavors._pt2 import require_safe_torch
+        from gitml.models.flavors.pytorch._pt2 import require_safe_torch
 
         require_safe_torch(torch)
         try:
@@ -133,7 +133,7 @@ def _load_one(model_dir: Path, name: str, entry: Mapping[str, Any], code: Shippe
         except Exception as e:
             raise InvalidParameterValue(f"refusing attribute {name!r}: not a plain tensor ({e})") from e
     if kind == "skops":
-        from gitml.models.flavors.sklearn import load_skops
+        from gitml.models.flavors.sklearn.flavor import load_skops
 
         return load_skops(_inside(model_dir, entry.get("path")), trusted)
     if kind == "code":

@@ -1,0 +1,16 @@
+"""The PyTorch flavor (`gitml.pytorch`): its spec; the code is in `flavor.py`."""
+
+from __future__ import annotations
+
+from gitml.models.flavors.spec import FlavorSpec
+
+__all__ = ["SPEC"]
+
+SPEC = FlavorSpec(
+    name="pytorch",
+    implementation=f"{__name__}.flavor",
+    faces={"pytorch": "`gitml.pytorch`: save, log and load PyTorch models (MLflow's `mlflow.pytorch` names)."},
+    log_args=("pytorch_model", "artifact_path"),
+    log_doc="Log an nn.Module to the active run (see `save_model` for the arguments).",
+    extra="torch",
+)

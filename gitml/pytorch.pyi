@@ -1,0 +1,27 @@
+"""`gitml.pytorch`: save, log and load PyTorch models (MLflow's `mlflow.pytorch` names).
+
+Written by `make faces` from the flavor registry: do not edit."""
+
+from typing import Any
+
+from gitml.models.flavors.pytorch.flavor import FLAVOR_NAME as FLAVOR_NAME
+from gitml.models.flavors.pytorch.flavor import load_model as load_model
+from gitml.models.flavors.pytorch.flavor import save_model as save_model
+from gitml.models.model import ModelInfo
+
+__all__ = [
+    "FLAVOR_NAME",
+    "load_model",
+    "log_model",
+    "save_model",
+]
+
+def log_model(
+    pytorch_model: Any,
+    artifact_path: str | None = None,
+    *,
+    name: str | None = None,
+    registered_model_name: str | None = None,
+    **kwargs: Any,
+) -> ModelInfo:
+    """Log an nn.Module to the active run (see `save_model` for the arguments)."""
