@@ -119,12 +119,13 @@ def _rev(root: Path, ref: str) -> str | None:
     return out or None
 
 
-def _default_base(root: Path) -> tuple[str, str]:
-    """The merge base of HEAD with the default branch (HEAD's parent when HEAD is on it)."""
+def _default_base(root: Path, target: str | None = None) -> tuple[str, str]:
+    """The merge base of HEAD with the pull request's target branch when CI names it, else
+    with the default branch (HEAD's parent when HEAD is on it)."""
     head = _rev(root, "HEAD")
     if head is None:
         raise RepositoryError("the repository has no commits yet")
-    candidates = []
+    candidates = [f"origin/{target}", target] if target else []
     origin_head = _git(
         root, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"
     ).stdout.strip()
@@ -373,11 +374,13 @@ def diff_runs(
     all_keys: bool = False,
     lower_is_better: Iterable[str] = (),
     max_ancestors: int = 50,
+    base_branch: str | None = None,
 ) -> RunDiff:
     """Params and metrics of the latest finished run of `a` and of `b`.
 
     `a` and `b` are run ids or code revisions; the defaults are the merge base of HEAD with
-    the default branch, and HEAD. Unchanged keys are left out unless `all_keys`.
+    `base_branch` (a pull request's target, as CI names it) or else the default branch, and
+    HEAD. Unchanged keys are left out unless `all_keys`.
     """
     from gitml.tracking.tracker import get_tracker
 
@@ -385,7 +388,7 @@ def diff_runs(
     root = Path(tracker.repo.root)
     ref_b = b or "HEAD"
     lookup = _lookup(tracker)
-    ref_a, label = _default_base(root) if a is None else (a, a)
+    ref_a, label = _default_base(root, base_branch) if a is None else (a, a)
     (side_a, run_a), (side_b, run_b) = _sides(lookup, root, [ref_a, ref_b], max_ancestors)
     side_a = replace(side_a, ref=label)
     lower = tuple(lower_is_better)
