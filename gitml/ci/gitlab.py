@@ -14,8 +14,8 @@ __all__ = ["gitlab_files"]
 _PIPELINE = """\
 @@MARKER@@
 # Secrets (Settings > CI/CD > Variables, masked): GITLAB_TOKEN, a project access token with
-# the api and write_repository scopes and the Reporter role at least. The CI job token can
-# neither write merge-request notes nor (by default) push, so gitml uses this one.
+# the api and write_repository scopes and the Developer role (pushing needs it). The CI job
+# token can neither write merge-request notes nor (by default) push, so gitml uses this one.
 workflow:
   rules:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
