@@ -177,7 +177,7 @@ class _IndexLookup:
         for commit in commits:
             ids = set(self.index.runs_at_commit(commit))
             tagged, _ = self.index.search(
-                None, f"tags.`mlflow.source.git.commit` = '{commit}'", max_results=1000
+                None, f"tags.`{C.TAG_GIT_COMMIT}` = '{commit}'", max_results=1000
             )
             ids |= {r.info.run_id for r in tagged}
             out[commit] = self.index.load(sorted(ids))
@@ -236,7 +236,7 @@ class _GrepLookup:
             run = self.build(files)
             source = files[C.RUN_META].get("source") or {}
             named = {source.get("commit") if isinstance(source, dict) else None}
-            named.add(run.data.tags.get("mlflow.source.git.commit"))
+            named.add(run.data.tags.get(C.TAG_GIT_COMMIT))
             for commit in named & wanted:
                 self.found.setdefault(str(commit), []).append(run)
 
@@ -322,7 +322,7 @@ def _sides(
     for ref in refs:
         run = lookup.run(ref) if _RUN_ID.match(ref) else None
         if run is not None:
-            commit = run.data.tags.get("mlflow.source.git.commit")
+            commit = run.data.tags.get(C.TAG_GIT_COMMIT)
             resolved.append(
                 (
                     DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit, _dirty(run)),
@@ -432,7 +432,7 @@ def _change_text(c: Change, marks: bool) -> str:
 
 
 def _dirty(run: Any) -> bool:
-    return bool(run.data.tags.get("gitml.source.dirty") == "true")
+    return bool(run.data.tags.get(C.TAG_GIT_DIRTY) == "true")
 
 
 def _label(side: DiffSide) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.ci.gates import (
     GateResult,
     check_gates,
@@ -173,12 +174,12 @@ def _provenance(tracking_uri: str | None, run_ids: list[str]) -> str:
             tags = client.get_run(run_id).data.tags
         except GitMLError:
             continue
-        if str(tags.get("gitml.source.dirty", "")).lower() == "true":
+        if str(tags.get(C.TAG_GIT_DIRTY, "")).lower() == "true":
             lines.append(
                 f"- ⚠️ The {label}'s run `{run_id[:12]}` ran with uncommitted changes "
                 "(its patch is an artifact of the run)."
             )
-        original = tags.get("gitml.reproduces")
+        original = tags.get(C.TAG_REPRODUCES)
         if isinstance(original, str) and _RUN_ID.fullmatch(original):
             lines.append(f"- 🔁 The {label}'s run `{run_id[:12]}` reproduces `{original[:12]}`.")
     return "\n".join(lines) + "\n" if lines else ""

@@ -184,7 +184,7 @@ def find_image(ref: str, env: dict[str, str]) -> tuple[str, str] | None:
     if proc.returncode != 0:
         return None
     found, _, raw = proc.stdout.strip().partition(" ")
-    if not _IMAGE_ID.match(found):
+    if not _IMAGE_ID.fullmatch(found):
         return None
     try:
         labels = json.loads(raw or "null")
@@ -239,7 +239,7 @@ def _pull_digest(digest: str, want_id: str, env: dict[str, str]) -> bool:
 
 def _build(tag: str, context: Any, env: dict[str, str]) -> None:
     proc = subprocess.run(
-        [engine(env), "build", "--quiet", "--tag", tag, "-"],
+        [engine(env), "build", "--quiet", "--force-rm", "--tag", tag, "-"],
         stdin=context,
         capture_output=True,
         text=True,
@@ -271,7 +271,7 @@ def project_image(
     on it, reused when its content is unchanged."""
     note = say or (lambda _m: None)
     if want_id is not None:
-        if not _IMAGE_ID.match(want_id):
+        if not _IMAGE_ID.fullmatch(want_id):
             raise InvalidParameterValue(f"{want_id!r} is not a Docker image id (sha256:...)")
         found = find_image(want_id, env)
         if found is not None and found[0] == want_id:
@@ -279,7 +279,10 @@ def project_image(
             uri = denv.image
             if build and found[1]:
                 uri = f"{repository_name(project_name)}:{found[1][:12]}"
-            return ProjectImage(want_id, uri, denv.image, None, build, found[1] or None, True)
+            digest = None if build else want_digest
+            return ProjectImage(
+                want_id, uri, denv.image, None, build, found[1] or None, True, digest
+            )
         if not build and want_digest is not None:
             if not is_repo_digest(want_digest):
                 raise InvalidParameterValue(
