@@ -40,7 +40,8 @@ default:
     - python -m pip install "$GITML_SPEC"
     - git config user.name "gitml CI"
     - git config user.email "gitml-ci@users.noreply.gitlab.com"
-    - git remote set-url origin "https://gitml-ci:${GITLAB_TOKEN}@${CI_SERVER_HOST}/${CI_PROJECT_PATH}.git"
+    # Protocol and port as the instance serves them (a self-managed one may use another port).
+    - git remote set-url origin "${CI_SERVER_PROTOCOL}://gitml-ci:${GITLAB_TOKEN}@${CI_SERVER_HOST}:${CI_SERVER_PORT}/${CI_PROJECT_PATH}.git"
     # The runner's checkout may hold the fired tag as a lightweight tag: fetch tags as they are.
     - git fetch --force --tags origin
     - gitml pull

@@ -239,7 +239,7 @@ def _pull_digest(digest: str, want_id: str, env: dict[str, str]) -> bool:
 
 def _build(tag: str, context: Any, env: dict[str, str]) -> None:
     proc = subprocess.run(
-        [engine(env), "build", "--quiet", "--tag", tag, "-"],
+        [engine(env), "build", "--quiet", "--force-rm", "--tag", tag, "-"],
         stdin=context,
         capture_output=True,
         text=True,

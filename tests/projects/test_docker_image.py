@@ -182,6 +182,7 @@ def test_a_failing_image_build_is_one_line_and_writes_nothing(
     assert len(errors) == 1, err
     assert errors[0].startswith("Error: building the project image boxed-project:"), err
     assert "not a directory" in errors[0]
+    assert engine.docker("ps", "-aq").stdout.strip() == ""  # no container of the failed step left
     assert branch_tip(repo) == ""
 
 
