@@ -92,9 +92,14 @@ EXPERIMENT_META = "meta.yaml"
 EXPERIMENT_TAGS = "tags.json"
 
 
+# Run folders are fanned out by this many leading characters of the id (the walker of them
+# is gitml.tracking.layout.RUN_DIRS).
+RUN_PREFIX_LEN = 2
+
+
 def run_dir(run_id: str) -> str:
     """The run's directory: fanned out by id prefix so no tree holds more than ~1000 entries."""
-    return f"{RUNS_DIR}/{run_id[:2]}/{run_id}"
+    return f"{RUNS_DIR}/{run_id[:RUN_PREFIX_LEN]}/{run_id}"
 
 
 def commit_runs_path(commit: str) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -326,3 +327,40 @@ def test_every_module_has_a_docstring_and_all() -> None:
         ):
             missing.append(f"{rel}: no __all__")
     assert missing == []
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the string constants that are docstrings (or other bare string statements)."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
+def test_well_known_tag_keys_are_spelled_once() -> None:
+    """`mlflow.source.git.commit`, `gitml.provenance.python` ...: the keys are `C.TAG_*` in
+    gitml/constants.py; a string anywhere else that spells one (alone or inside a filter,
+    a message, an f-string) is flagged."""
+    from gitml import constants
+
+    keys = sorted(
+        (v for k, v in vars(constants).items() if k.startswith("TAG_") and isinstance(v, str)),
+        key=len,
+        reverse=True,
+    )
+    assert "mlflow.source.git.commit" in keys and "gitml.provenance.python" in keys
+    spelled = re.compile("|".join(rf"(?<![\w.]){re.escape(k)}(?![\w])" for k in keys))
+    offenders = []
+    for p in modules():
+        rel = p.relative_to(PACKAGE)
+        if str(rel) == "constants.py":
+            continue
+        tree = ast.parse(p.read_text())
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                found = spelled.search(node.value)
+                if found:
+                    offenders.append(f"{rel}:{node.lineno} {found.group(0)!r}")
+    assert offenders == []

@@ -28,6 +28,7 @@ from typing import Any
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 
 __all__ = [
+    "IMAGE_REFERENCE",
     "DockerEnv",
     "container_argv",
     "docker_env",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 # A Docker image reference: [registry[:port]/]path[:tag][@digest]; no leading '-'.
-_IMAGE = re.compile(
+IMAGE_REFERENCE = _IMAGE = re.compile(
     r"^[a-zA-Z0-9][a-zA-Z0-9._-]*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
 )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import constants as C
+from gitml.store.repo import url_without_credentials
 
 __all__ = [
     "Provenance",
@@ -131,7 +132,8 @@ def _remote_url(config: str, branch: str | None) -> str | None:
         key, _, value = entry.partition("\n")
         values[key] = value
     name = values.get(f"branch.{branch}.remote", "origin") if branch else "origin"
-    return values.get(f"remote.{name}.url") or values.get("remote.origin.url") or None
+    url = values.get(f"remote.{name}.url") or values.get("remote.origin.url")
+    return url_without_credentials(url) if url else None
 
 
 def code_provenance(root: Path) -> tuple[dict[str, Any], str, list[str]]:

@@ -71,6 +71,7 @@ class RunOptions:
     synchronous: bool = True
     build_image: bool = False  # docker: build a project image on the docker_env image
     docker_image: str | None = None  # docker: an image id to run when the engine has it
+    docker_digest: str | None = None  # docker: where to pull that image when it is gone
 
 
 def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
@@ -112,6 +113,7 @@ def run(
     version: str | None = None,
     build_image: bool = False,
     docker_image: str | None = None,
+    docker_digest: str | None = None,
 ) -> ProjectRun:
     """Run an entry point of the project at `uri` as a gitml run; MLflow's `projects.run`.
 
@@ -120,14 +122,14 @@ def run(
     and its runs go to `tracking_uri` (default: the working directory's repository).
     With the docker backend, `build_image` builds a project image on the docker_env image
     (MLflow's `--build-image`); `docker_image` is an image id to run when the engine has it
-    (what `gitml reproduce` asks for).
+    (what `gitml reproduce` asks for), pulled by `docker_digest` (`name@sha256:...`) when gone.
     """
     from gitml.projects.fetch import fetch_project, is_git_uri
 
     opts = RunOptions(
         entry_point, parameters, experiment_name, experiment_id, run_name, env_manager,
         backend, cache, lenient, timeout, tracking_uri, environ, extra_tags, on_event,
-        stdout, stderr, synchronous, build_image, docker_image,
+        stdout, stderr, synchronous, build_image, docker_image, docker_digest,
     )  # fmt: skip
     if version is None and not is_git_uri(str(uri)):
         return _run_folder(Path(uri), opts)
@@ -183,7 +185,14 @@ def _run_folder(folder: Path, o: RunOptions, remote: bool = False) -> ProjectRun
             )
         denv = docker_env(project.env_value, project.root)
         image = project_image(
-            denv, project.root, base_env, o.build_image, project.name, o.docker_image, say
+            denv,
+            project.root,
+            base_env,
+            o.build_image,
+            project.name,
+            o.docker_image,
+            say,
+            o.docker_digest,
         )
         env = Environment("docker", "python", env_hash=image.image_id)
     elif o.build_image:

@@ -102,3 +102,15 @@ def test_the_code_record_reads_branch_remote_renames_and_untracked(repo: Path) -
     assert code["commit"] == git("rev-parse", "HEAD", cwd=repo).strip()
     git("checkout", "-q", "--detach", cwd=repo)
     assert code_provenance(repo)[0]["branch"] is None
+
+
+def test_a_token_in_the_remote_url_is_not_recorded(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+    from gitml.store.repo import GitRepo
+
+    url = "https://gitlab-ci-token:s3cr3t@gitlab.example/group/p.git"
+    git("remote", "add", "origin", url, cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "https://gitlab.example/group/p.git"
+    assert GitRepo(repo, "gitml").source_info(check_dirty=False).repo_url == "https://gitlab.example/group/p.git"
+    git("remote", "set-url", "origin", "git@gitlab.example:group/p.git", cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "git@gitlab.example:group/p.git"
