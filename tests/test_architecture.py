@@ -364,3 +364,32 @@ def test_well_known_tag_keys_are_spelled_once() -> None:
                 if found:
                     offenders.append(f"{rel}:{node.lineno} {found.group(0)!r}")
     assert offenders == []
+
+
+def test_the_store_knows_files_not_runs() -> None:
+    """gitml/store/ names no run or experiment layout (folders, file names, tags, tombstones):
+    the merge rules and the run folders are handed to it by gitml/tracking/branch_rules.py."""
+    from gitml import constants
+
+    layout = {
+        name
+        for name in vars(constants)
+        if name.startswith(("RUN", "EXPERIMENT", "TAG_", "PURGED", "COMMITS"))
+        or name in ("run_dir", "experiment_dir", "commit_runs_path")
+    }
+    assert {"RUNS_DIR", "RUN_META", "run_dir", "PURGED_FILE"} <= layout
+    offenders = []
+    for p in modules("store"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            named = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.id
+                if isinstance(node, ast.Name)
+                else None
+            )
+            if named in layout:
+                offenders.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {named}")
+            if isinstance(node, ast.ImportFrom) and node.module == "gitml.constants":
+                offenders += [f"{p.relative_to(PACKAGE)}:{node.lineno} {a.name}" for a in node.names if a.name in layout]
+    assert offenders == []

@@ -35,6 +35,7 @@ alpha = float(sys.argv[sys.argv.index("--alpha") + 1])
 with mlflow.start_run():
     mlflow.log_param("cwd", os.getcwd())
     mlflow.log_param("ignored_file_seen", os.path.exists("big.bin"))
+    mlflow.log_param("pid1", os.getpid() == 1)
     for step in range(3):
         mlflow.log_metric("loss", alpha / (step + 1), step=step)
     mlflow.log_metric("score", alpha * 2)
@@ -77,7 +78,9 @@ def test_a_plain_mlflow_script_logs_into_the_run_from_inside_the_container(
     # container cannot read it, so the backend passes what the child must share
     with open(Path(os.environ["HOME"]) / ".gitconfig", "a") as f:
         f.write("[gitml]\n\tbranch = ml-runs\n")
-    code, out, err = run_cli(capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.3")
+    code, out, err = run_cli(
+        capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.3", "-A", "init"
+    )
     assert code == 0, err
     run_id = _run_id(out)
     branches = git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=repo).split()
@@ -89,6 +92,7 @@ def test_a_plain_mlflow_script_logs_into_the_run_from_inside_the_container(
     assert run.info.status == "FINISHED"
     assert run.data.params["alpha"] == "0.3"
     assert run.data.params["cwd"] == str(repo.resolve())  # the repository at its own path
+    assert run.data.params["pid1"] == "False"  # -A init: docker's init is PID 1, as asked
     assert run.data.metrics == {"loss": pytest.approx(0.1), "score": pytest.approx(0.6)}
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 0.3), (1, 0.15), (2, pytest.approx(0.1))]
@@ -192,6 +196,8 @@ def test_build_image_needs_the_docker_backend(
     project(repo, {"MLproject": "name: x\nentry_points:\n  main:\n    command: python3 -V\n"})
     code, _, err = run_cli(capsys, "run", ".", "--build-image")
     assert code != 0 and err.startswith("Error: --build-image is for the docker backend"), err
+    code, _, err = run_cli(capsys, "run", ".", "-A", "gpus=all")
+    assert code != 0 and err.startswith("Error: --docker-args is for the docker backend"), err
     assert branch_tip(repo) == ""
 
 
@@ -423,3 +429,13 @@ def test_reproduce_pulls_a_registry_image_by_its_recorded_digest_when_the_tag_mo
     assert "image: same" in out
     again = GitMLClient(repo).get_run(out.strip().splitlines()[-1].split()[3])
     assert again.data.tags["mlflow.docker.image.id"] == first_id
+
+
+def test_docker_args_are_mlflows_options_and_only_option_names_pass() -> None:
+    from gitml.projects.docker import docker_options
+
+    got = docker_options({"gpus": "all", "t": True, "quiet": False, "shm-size": "64m"})
+    assert got == ("--gpus", "all", "-t", "--shm-size", "64m")
+    for bad in ("-privileged", "a b", "", "x=y", "1x"):
+        with pytest.raises(InvalidParameterValue, match="not an option name"):
+            docker_options({bad: True})
