@@ -62,7 +62,7 @@ mlflow-venv: $(MLFLOW_VENV)/.installed-$(MLFLOW_PIN)
 # The base image of the Docker tests, made from Debian's packages (no image registry is
 # reachable); kept between runs. A failure here leaves those tests skipped, with the reason.
 docker-base:
-	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm.tar
+	-@bash scripts/docker-base-image.sh .test-cache/docker-base-bookworm-slim.tar
 
 # The flavors' faces (gitml.pytorch ...) are built from the registry at import; their type
 # stubs gitml/<face>.pyi are written from it here, so a new flavor needs no hand-written file.

@@ -32,9 +32,19 @@ sys.path.insert(0, str(ROOT))
 
 from gitml.store.merge import merge_trees  # noqa: E402
 from gitml.store.repo import GitRepo  # noqa: E402
-from gitml.store.sync import pull, push  # noqa: E402
+from gitml.store.sync import pull as _pull  # noqa: E402
+from gitml.store.sync import push as _push  # noqa: E402
+from gitml.tracking.branch_rules import BRANCH_RULES  # noqa: E402
 
 __all__ = ["main"]
+
+
+def pull(repo: GitRepo) -> object:
+    return _pull(repo, rules=BRANCH_RULES)
+
+
+def push(repo: GitRepo) -> object:
+    return _push(repo, rules=BRANCH_RULES)
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -176,7 +186,7 @@ def bench_gitml(work: Path, n_runs: int, repeat: int) -> None:
     )
     report(
         "merge of two sides each adding 1,000 runs (tree merge)",
-        median_of(lambda: merge_trees(repo, base_tree, ours_tree, theirs_tree), repeat),
+        median_of(lambda: merge_trees(repo, base_tree, ours_tree, theirs_tree, rules=BRANCH_RULES.merge), repeat),
         2.0,
     )
 

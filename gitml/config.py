@@ -9,6 +9,7 @@ written for MLflow run unchanged; where both spellings are set, the `GITML_` one
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -169,6 +170,9 @@ class CIConfig:
     gitlab_project_url: str | None = None
     # who the comment's author is when the token cannot say (`GITML_CI_COMMENT_USER`)
     comment_user: str | None = None
+    # a pull request's target branch (GITHUB_BASE_REF, CI_MERGE_REQUEST_TARGET_BRANCH_NAME):
+    # `gitml diff` and the comment compare with its merge base
+    base_branch: str | None = None
 
     @property
     def pipeline_url(self) -> str | None:
@@ -218,7 +222,20 @@ def resolve_ci_config(environ: Mapping[str, str] | None = None) -> CIConfig:
         gitlab_pipeline_url=get("CI_PIPELINE_URL"),
         gitlab_project_url=(get("CI_PROJECT_URL") or "").rstrip("/") or None,
         comment_user=get("GITML_CI_COMMENT_USER"),
+        base_branch=_branch_name(
+            get("GITHUB_BASE_REF") or get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME")
+        ),
     )
+
+
+_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|^[-/.]|[/.]$|\.lock$")
+
+
+def _branch_name(value: str | None) -> str | None:
+    """A branch name as git allows it (git check-ref-format), else None: never an option."""
+    if value is None or len(value) > 255 or _BAD_BRANCH.search(value):
+        return None
+    return value
 
 
 # The tracking URI is configuration, not run state: `gitml.set_tracking_uri` sets it for the

@@ -23,6 +23,7 @@ __all__ = [
     "TAG_GIT_REPO_URL",
     "TAG_GIT_REPO_URL_OLD",
     "TAG_LOGGED_ARTIFACTS",
+    "TAG_LOGGED_IMAGES",
     "TAG_LOG_MODEL_HISTORY",
     "TAG_NOTE",
     "TAG_PARENT_RUN_ID",
@@ -91,9 +92,14 @@ EXPERIMENT_META = "meta.yaml"
 EXPERIMENT_TAGS = "tags.json"
 
 
+# Run folders are fanned out by this many leading characters of the id (the walker of them
+# is gitml.tracking.layout.RUN_DIRS).
+RUN_PREFIX_LEN = 2
+
+
 def run_dir(run_id: str) -> str:
     """The run's directory: fanned out by id prefix so no tree holds more than ~1000 entries."""
-    return f"{RUNS_DIR}/{run_id[:2]}/{run_id}"
+    return f"{RUNS_DIR}/{run_id[:RUN_PREFIX_LEN]}/{run_id}"
 
 
 def commit_runs_path(commit: str) -> str:
@@ -122,6 +128,7 @@ TAG_GIT_REPO_URL = "mlflow.source.git.repoURL"
 TAG_GIT_DIRTY = "gitml.source.dirty"
 TAG_LOG_MODEL_HISTORY = "mlflow.log-model.history"
 TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+TAG_LOGGED_IMAGES = "mlflow.loggedImages"  # MLflow: the run has step-indexed images (its UI's image charts)
 TAG_GIT_REPO_URL_OLD = "mlflow.gitRepoURL"  # the older spelling MLflow still writes beside it
 # `gitml run` (MLflow's project tags, then gitml's own).
 TAG_PROJECT_ENTRY_POINT = "mlflow.project.entryPoint"

@@ -29,7 +29,7 @@ __all__ = ["FaceFinder", "face_names", "install", "stub_text", "write_stubs"]
 
 _PREFIX = __name__.rpartition(".")[0] + "."  # "gitml."
 _lock = threading.RLock()
-_namespaces: dict[str, dict[str, Any]] = {}  # flavor implementation -> the names its faces show
+_namespaces: dict[str, tuple[types.ModuleType, dict[str, Any]]] = {}  # implementation -> (module, face names)
 
 
 def face_names() -> list[str]:
@@ -79,13 +79,14 @@ def _log_model(spec: Any, save_model: Callable[..., Any], face: str) -> Callable
 
 def _namespace(spec: Any) -> dict[str, Any]:
     with _lock:
-        names = _namespaces.get(spec.implementation)
-        if names is None:
-            impl = importlib.import_module(spec.implementation)
-            names = {name: getattr(impl, name) for name in spec.exports}
-            if "log_model" not in names:
-                names["log_model"] = _log_model(spec, names["save_model"], next(iter(spec.faces)))
-            _namespaces[spec.implementation] = names
+        impl = importlib.import_module(spec.implementation)
+        cached = _namespaces.get(spec.implementation)
+        if cached is not None and cached[0] is impl:  # the same module: faces share objects
+            return cached[1]
+        names = {name: getattr(impl, name) for name in spec.exports}
+        if "log_model" not in names:
+            names["log_model"] = _log_model(spec, names["save_model"], next(iter(spec.faces)))
+        _namespaces[spec.implementation] = (impl, names)
         return names
 
 

@@ -13,6 +13,8 @@ command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 # base image: no image registry is reachable, so the base is built from Debian's packages
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+# an image registry on loopback: reproduce pulls a docker run's image by its recorded digest
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "sysdeps: missing ${missing[*]} (not root or no apt-get): the tests that need them will skip" >&2

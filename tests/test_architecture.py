@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -326,3 +327,69 @@ def test_every_module_has_a_docstring_and_all() -> None:
         ):
             missing.append(f"{rel}: no __all__")
     assert missing == []
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the string constants that are docstrings (or other bare string statements)."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
+def test_well_known_tag_keys_are_spelled_once() -> None:
+    """`mlflow.source.git.commit`, `gitml.provenance.python` ...: the keys are `C.TAG_*` in
+    gitml/constants.py; a string anywhere else that spells one (alone or inside a filter,
+    a message, an f-string) is flagged."""
+    from gitml import constants
+
+    keys = sorted(
+        (v for k, v in vars(constants).items() if k.startswith("TAG_") and isinstance(v, str)),
+        key=len,
+        reverse=True,
+    )
+    assert "mlflow.source.git.commit" in keys and "gitml.provenance.python" in keys
+    spelled = re.compile("|".join(rf"(?<![\w.]){re.escape(k)}(?![\w])" for k in keys))
+    offenders = []
+    for p in modules():
+        rel = p.relative_to(PACKAGE)
+        if str(rel) == "constants.py":
+            continue
+        tree = ast.parse(p.read_text())
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                found = spelled.search(node.value)
+                if found:
+                    offenders.append(f"{rel}:{node.lineno} {found.group(0)!r}")
+    assert offenders == []
+
+
+def test_the_store_knows_files_not_runs() -> None:
+    """gitml/store/ names no run or experiment layout (folders, file names, tags, tombstones):
+    the merge rules and the run folders are handed to it by gitml/tracking/branch_rules.py."""
+    from gitml import constants
+
+    layout = {
+        name
+        for name in vars(constants)
+        if name.startswith(("RUN", "EXPERIMENT", "TAG_", "PURGED", "COMMITS"))
+        or name in ("run_dir", "experiment_dir", "commit_runs_path")
+    }
+    assert {"RUNS_DIR", "RUN_META", "run_dir", "PURGED_FILE"} <= layout
+    offenders = []
+    for p in modules("store"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            named = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.id
+                if isinstance(node, ast.Name)
+                else None
+            )
+            if named in layout:
+                offenders.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {named}")
+            if isinstance(node, ast.ImportFrom) and node.module == "gitml.constants":
+                offenders += [f"{p.relative_to(PACKAGE)}:{node.lineno} {a.name}" for a in node.names if a.name in layout]
+    assert offenders == []

@@ -98,7 +98,8 @@ _DOTTED = re.compile(r"`(gitml(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 def _module_file(parts: list[str]) -> Path | None:
     base = ROOT.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+    # a flavor's face (gitml.pytorch ...) has no source, only its type stub
+    for candidate in (base.with_suffix(".py"), base / "__init__.py", base.with_suffix(".pyi")):
         if candidate.is_file():
             return candidate
     return None

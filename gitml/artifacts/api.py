@@ -44,6 +44,7 @@ __all__ = [
     "log_run_bytes",
     "log_run_figure",
     "log_run_image",
+    "log_run_step_image",
 ]
 
 
@@ -230,6 +231,22 @@ def log_run_image(tracker: RunHost, run_id: str, image: Any, artifact_file: str)
     from gitml.artifacts.media import save_image
 
     return _log_via_temp(tracker, run_id, lambda local: save_image(image, local), artifact_file)
+
+
+def log_run_step_image(
+    tracker: RunHost, run_id: str, image: Any, key: str, step: int, timestamp: int
+) -> list[str]:
+    """Log a step-indexed image (MLflow's `log_image(key=, step=)`): the PNG and its WebP
+    preview under `images/` (see `media`), in one commit; returns their artifact paths."""
+    from gitml.artifacts.media import save_step_image, step_image_names
+
+    image_file, preview_file = step_image_names(key, step, timestamp)
+    with tempfile.TemporaryDirectory(prefix="gitml-") as tmp:
+        folder = Path(tmp, "images")
+        folder.mkdir()
+        save_step_image(image, str(Path(tmp, image_file)), str(Path(tmp, preview_file)))
+        log_run_artifacts(tracker, run_id, folder, "images")
+    return [image_file, preview_file]
 
 
 # Longer names some callers use for the tracker-level functions.

@@ -30,6 +30,10 @@ class RunHost(Protocol):
         """Merge artifact pointers into the run's artifacts.json and commit."""
         ...
 
+    def run_ids(self, tree: str) -> list[str]:
+        """The id of every run folder in the branch tree `tree`."""
+        ...
+
     def read_artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The run's artifact pointers {artifact_path: pointer}."""
         ...

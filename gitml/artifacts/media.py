@@ -6,17 +6,36 @@ format following the file's extension; a plotly figure is written with `write_ht
 Images: a Pillow image is saved as is; a numpy array (HxW, HxWx1, HxWx3, HxWx4; integers
 in [0, 255], floats or booleans in [0, 1]) is checked as MLflow checks it and saved through
 Pillow, or encoded as PNG by hand when Pillow is absent.
+
+Step-indexed images (`log_image(image, key=..., step=...)`, MLflow 2.12+) follow MLflow's
+layout, which its UI reads back: under `images/`, `<key>+step+<step>+timestamp+<ms>+<uuid>.png`
+(the image) and the same name with `+compressed.webp` (a preview scaled to fit a 256-pixel
+square); the key may hold letters, digits, `_ - . /` and spaces, each `/` written as `~`.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+import uuid
 import zlib
 from typing import Any
 
 from gitml.exceptions import InvalidParameterValue, MissingDependency
 
-__all__ = ["image_array", "png_bytes", "save_figure", "save_image"]
+__all__ = [
+    "PREVIEW_SIZE",
+    "image_array",
+    "png_bytes",
+    "save_figure",
+    "save_image",
+    "save_step_image",
+    "step_image_names",
+]
+
+PREVIEW_SIZE = 256  # the compressed preview fits a square this size (MLflow's UI thumbnails)
+_KEY = re.compile(r"[A-Za-z0-9_\-./ ]+")
+_MAX_KEY = 150  # the file name (key + step, time, uuid) stays under the 255 bytes of a file system
 
 _PLOTLY_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".svg", ".pdf", ".eps")
 
@@ -131,3 +150,36 @@ def save_image(image: Any, local: str) -> None:
             f.write(png_bytes(array))
         return
     save_image(Image.fromarray(array), local)
+
+
+def step_image_names(key: Any, step: int, timestamp: int) -> tuple[str, str]:
+    """(image, preview) artifact paths for a step-indexed image, under `images/`."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise InvalidParameterValue(
+            f"an image key may only hold letters, digits, underscores, dashes, periods, spaces and "
+            f"slashes; got {str(key)[:100]!r}"
+        )
+    if len(key) > _MAX_KEY:
+        raise InvalidParameterValue(f"an image key is at most {_MAX_KEY} characters; got {len(key)}")
+    stem = f"images/{key.replace('/', '~')}+step+{step}+timestamp+{timestamp}+{uuid.uuid4()}"
+    return f"{stem}.png", f"{stem}+compressed.webp"
+
+
+def save_step_image(image: Any, local_image: str, local_preview: str) -> None:
+    """Write the image as PNG and its preview (scaled to fit a PREVIEW_SIZE square, aspect kept)
+    as WebP. Needs Pillow (the preview is resized and WebP-encoded)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependency("Pillow", "images") from None
+    pil = image if _is_pil(image) else Image.fromarray(image_array(image))
+    save_image(pil, local_image)
+    width, height = pil.size
+    if width <= 0 or height <= 0:
+        raise InvalidParameterValue(f"an image must have pixels; got {width}x{height}")
+    if width > height:
+        size = (PREVIEW_SIZE, max(1, int(height * PREVIEW_SIZE / width)))
+    else:
+        size = (max(1, int(width * PREVIEW_SIZE / height)), PREVIEW_SIZE)
+    preview = pil if pil.mode in ("RGB", "RGBA", "L", "LA") else pil.convert("RGBA" if "A" in pil.getbands() else "RGB")
+    save_image(preview.resize(size), local_preview)

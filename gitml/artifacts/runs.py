@@ -83,14 +83,7 @@ def run_pointers(
     tracker.flush()
     repo = tracker.repo
     tree = repo.tree_of(repo.tip())
-    if run_ids is None:
-        ids = [
-            run_id
-            for prefix in repo.list_dir(tree, C.RUNS_DIR)
-            for run_id in repo.list_dir(tree, f"{C.RUNS_DIR}/{prefix}")
-        ]
-    else:
-        ids = list(run_ids)
+    ids = tracker.run_ids(tree) if run_ids is None else list(run_ids)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for run_id in ids:
         base = C.run_dir(run_id)

@@ -119,12 +119,13 @@ def _rev(root: Path, ref: str) -> str | None:
     return out or None
 
 
-def _default_base(root: Path) -> tuple[str, str]:
-    """The merge base of HEAD with the default branch (HEAD's parent when HEAD is on it)."""
+def _default_base(root: Path, target: str | None = None) -> tuple[str, str]:
+    """The merge base of HEAD with the pull request's target branch when CI names it, else
+    with the default branch (HEAD's parent when HEAD is on it)."""
     head = _rev(root, "HEAD")
     if head is None:
         raise RepositoryError("the repository has no commits yet")
-    candidates = []
+    candidates = [f"origin/{target}", target] if target else []
     origin_head = _git(
         root, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"
     ).stdout.strip()
@@ -176,7 +177,7 @@ class _IndexLookup:
         for commit in commits:
             ids = set(self.index.runs_at_commit(commit))
             tagged, _ = self.index.search(
-                None, f"tags.`mlflow.source.git.commit` = '{commit}'", max_results=1000
+                None, f"tags.`{C.TAG_GIT_COMMIT}` = '{commit}'", max_results=1000
             )
             ids |= {r.info.run_id for r in tagged}
             out[commit] = self.index.load(sorted(ids))
@@ -235,7 +236,7 @@ class _GrepLookup:
             run = self.build(files)
             source = files[C.RUN_META].get("source") or {}
             named = {source.get("commit") if isinstance(source, dict) else None}
-            named.add(run.data.tags.get("mlflow.source.git.commit"))
+            named.add(run.data.tags.get(C.TAG_GIT_COMMIT))
             for commit in named & wanted:
                 self.found.setdefault(str(commit), []).append(run)
 
@@ -321,7 +322,7 @@ def _sides(
     for ref in refs:
         run = lookup.run(ref) if _RUN_ID.match(ref) else None
         if run is not None:
-            commit = run.data.tags.get("mlflow.source.git.commit")
+            commit = run.data.tags.get(C.TAG_GIT_COMMIT)
             resolved.append(
                 (
                     DiffSide(ref, commit, run.info.run_id, run.info.run_name, commit, _dirty(run)),
@@ -373,11 +374,13 @@ def diff_runs(
     all_keys: bool = False,
     lower_is_better: Iterable[str] = (),
     max_ancestors: int = 50,
+    base_branch: str | None = None,
 ) -> RunDiff:
     """Params and metrics of the latest finished run of `a` and of `b`.
 
     `a` and `b` are run ids or code revisions; the defaults are the merge base of HEAD with
-    the default branch, and HEAD. Unchanged keys are left out unless `all_keys`.
+    `base_branch` (a pull request's target, as CI names it) or else the default branch, and
+    HEAD. Unchanged keys are left out unless `all_keys`.
     """
     from gitml.tracking.tracker import get_tracker
 
@@ -385,7 +388,7 @@ def diff_runs(
     root = Path(tracker.repo.root)
     ref_b = b or "HEAD"
     lookup = _lookup(tracker)
-    ref_a, label = _default_base(root) if a is None else (a, a)
+    ref_a, label = _default_base(root, base_branch) if a is None else (a, a)
     (side_a, run_a), (side_b, run_b) = _sides(lookup, root, [ref_a, ref_b], max_ancestors)
     side_a = replace(side_a, ref=label)
     lower = tuple(lower_is_better)
@@ -429,7 +432,7 @@ def _change_text(c: Change, marks: bool) -> str:
 
 
 def _dirty(run: Any) -> bool:
-    return bool(run.data.tags.get("gitml.source.dirty") == "true")
+    return bool(run.data.tags.get(C.TAG_GIT_DIRTY) == "true")
 
 
 def _label(side: DiffSide) -> str:

@@ -14,8 +14,8 @@ __all__ = ["gitlab_files"]
 _PIPELINE = """\
 @@MARKER@@
 # Secrets (Settings > CI/CD > Variables, masked): GITLAB_TOKEN, a project access token with
-# the api and write_repository scopes and the Reporter role at least. The CI job token can
-# neither write merge-request notes nor (by default) push, so gitml uses this one.
+# the api and write_repository scopes and the Developer role (pushing needs it). The CI job
+# token can neither write merge-request notes nor (by default) push, so gitml uses this one.
 workflow:
   rules:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
@@ -40,7 +40,8 @@ default:
     - python -m pip install "$GITML_SPEC"
     - git config user.name "gitml CI"
     - git config user.email "gitml-ci@users.noreply.gitlab.com"
-    - git remote set-url origin "https://gitml-ci:${GITLAB_TOKEN}@${CI_SERVER_HOST}/${CI_PROJECT_PATH}.git"
+    # Protocol and port as the instance serves them (a self-managed one may use another port).
+    - git remote set-url origin "${CI_SERVER_PROTOCOL}://gitml-ci:${GITLAB_TOKEN}@${CI_SERVER_HOST}:${CI_SERVER_PORT}/${CI_PROJECT_PATH}.git"
     # The runner's checkout may hold the fired tag as a lightweight tag: fetch tags as they are.
     - git fetch --force --tags origin
     - gitml pull

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gitml import constants as C
 from gitml.ci.gates import (
     GateResult,
     check_gates,
@@ -64,13 +65,22 @@ def diff_report(
     all_keys: bool = False,
     lower_is_better: Iterable[str] = (),
     fail_on: Iterable[str] = (),
+    base_branch: str | None = None,
 ) -> DiffReport:
-    """Diff the latest finished runs of `a` and `b` and check the gates in `fail_on`."""
+    """Diff the latest finished runs of `a` and `b` and check the gates in `fail_on`.
+
+    `base_branch`: the pull request's target branch, whose merge base is the default `a`.
+    """
     from gitml.ci.diff import diff_runs
 
     gates = [parse_gate(expr) for expr in fail_on]  # bad gates fail before any reading
     full = diff_runs(
-        a, b, tracking_uri=tracking_uri, all_keys=True, lower_is_better=lower_is_better
+        a,
+        b,
+        tracking_uri=tracking_uri,
+        all_keys=True,
+        lower_is_better=lower_is_better,
+        base_branch=base_branch,
     )
     old = {c.key: c.old for c in full.metrics if c.old is not None}
     new = {c.key: c.new for c in full.metrics if c.new is not None}
@@ -120,6 +130,7 @@ def diff_comment_body(
     pipeline_url: str | None = None,
     run_url: Callable[[str], str | None] | None = None,
     fail_on: Iterable[str] = (),
+    base_branch: str | None = None,
 ) -> str:
     """The default comment: the diff against `base` (with links to both runs when `run_url`
     gives them), or, when a side has no finished run yet (a first pull request), a body that
@@ -128,7 +139,12 @@ def diff_comment_body(
 
     try:
         report = diff_report(
-            base, None, tracking_uri=tracking_uri, lower_is_better=lower_is_better, fail_on=fail_on
+            base,
+            None,
+            tracking_uri=tracking_uri,
+            lower_is_better=lower_is_better,
+            fail_on=fail_on,
+            base_branch=base_branch,
         )
     except ResourceDoesNotExist as e:
         return comment_body(
@@ -158,12 +174,12 @@ def _provenance(tracking_uri: str | None, run_ids: list[str]) -> str:
             tags = client.get_run(run_id).data.tags
         except GitMLError:
             continue
-        if str(tags.get("gitml.source.dirty", "")).lower() == "true":
+        if str(tags.get(C.TAG_GIT_DIRTY, "")).lower() == "true":
             lines.append(
                 f"- ⚠️ The {label}'s run `{run_id[:12]}` ran with uncommitted changes "
                 "(its patch is an artifact of the run)."
             )
-        original = tags.get("gitml.reproduces")
+        original = tags.get(C.TAG_REPRODUCES)
         if isinstance(original, str) and _RUN_ID.fullmatch(original):
             lines.append(f"- 🔁 The {label}'s run `{run_id[:12]}` reproduces `{original[:12]}`.")
     return "\n".join(lines) + "\n" if lines else ""

@@ -93,6 +93,7 @@ def comment(
             pipeline_url=cfg.pipeline_url,
             run_url=lambda run_id: cfg.tree_url(branch, run_dir(run_id)),
             fail_on=fail_on,
+            base_branch=cfg.base_branch,
         )
     if thread is None:
         from pathlib import Path

@@ -81,6 +81,7 @@ def diff(
         all_keys=all_keys,
         lower_is_better=lower,
         fail_on=fail_on,
+        base_branch=resolve_ci_config().base_branch,
     )
     result = report.diff
     if metrics_file:

@@ -78,6 +78,14 @@ def _say(msg: str) -> None:
     help="docker: build a project image on the docker_env image with the project's files in it (reused while they are unchanged).",
 )
 @click.option(
+    "-A",
+    "--docker-args",
+    "docker_args",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="docker: a `docker run` option, as MLflow's -A: gpus=all is --gpus all, t is -t (repeatable).",
+)
+@click.option(
     "--backend-config",
     "backend_config",
     default=None,
@@ -124,6 +132,7 @@ def run(
     env_manager: str,
     backend: str,
     build_image: bool,
+    docker_args: tuple[str, ...],
     backend_config: str | None,
     manifest: str | None,
     apply: bool | None,
@@ -174,6 +183,9 @@ def run(
             on_event=_say,
             version=version,
             build_image=build_image,
+            docker_args={
+                k: (v if sep else True) for k, sep, v in (a.partition("=") for a in docker_args)
+            },
         )
     except KeyboardInterrupt:
         click.echo("Interrupted: the child was stopped and its run marked KILLED", err=True)

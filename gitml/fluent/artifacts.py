@@ -15,7 +15,6 @@ from gitml.artifacts.api import (
     log_run_artifacts,
     log_run_bytes,
     log_run_figure,
-    log_run_image,
 )
 from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import FileInfo, require_files
@@ -222,11 +221,29 @@ def log_figure(
     log_run_figure(tracker, rid, figure, artifact_file, save_kwargs)
 
 
-def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
-    """Log a numpy array or PIL image as an image file (PNG without Pillow; any format with it)."""
-    normalize_artifact_path(artifact_file, allow_root=False)
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    key: str | None = None,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = None,
+    *,
+    run_id: str | None = None,
+) -> None:
+    """Log a numpy array or PIL image, as MLflow 2.12+ does: at `artifact_file` (PNG without
+    Pillow; any format with it), or per training step under `key` (with `step`, `timestamp`):
+    `images/<key>+step+<step>+timestamp+<ms>+<uuid>.png` and a `+compressed.webp` preview,
+    the run tagged `mlflow.loggedImages`. Logging is synchronous whatever `synchronous` says
+    (MLflow returns nothing either way)."""
+    from gitml.tracking.images import check_image_args
+    from gitml.tracking.images import log_image as log_to
+
+    check_image_args(artifact_file, key, step, timestamp)  # before a run is started
+    if artifact_file is not None:
+        normalize_artifact_path(artifact_file, allow_root=False)
     tracker, rid = _target(run_id)
-    log_run_image(tracker, rid, image, artifact_file)
+    log_to(tracker, rid, image, artifact_file, key, step, timestamp)
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from gitml.registry.reconcile import is_registry_tag, reconcile_tags
 from gitml.store import sync as branch_sync
+from gitml.tracking.branch_rules import BRANCH_RULES
 from gitml.tracking.tracker import Tracker, get_tracker
 
 __all__ = ["Shared", "autopush", "install_autopush", "pull", "push", "sync"]
@@ -43,7 +44,8 @@ def _artifacts(root: Any, run_ids: list[str], direction: str) -> Any:
 
 
 def _tags() -> dict[str, Any]:
-    return {"tag_filter": is_registry_tag, "reconcile": reconcile_tags}
+    # The branch's meaning (merge rules, run folders) and the registry's tags, for the store.
+    return {"rules": BRANCH_RULES, "tag_filter": is_registry_tag, "reconcile": reconcile_tags}
 
 
 def _open(path: str | os.PathLike[str] | None) -> tuple[Any, Any]:
@@ -62,7 +64,12 @@ def pull(
     repo, config = _open(path)
     try:
         result = branch_sync.pull(
-            repo, remote, config=config, tag_filter=_tags()["tag_filter"], allow_purge=allow_purge
+            repo,
+            remote,
+            rules=BRANCH_RULES,
+            config=config,
+            tag_filter=_tags()["tag_filter"],
+            allow_purge=allow_purge,
         )
     finally:
         repo.close()

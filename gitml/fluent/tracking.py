@@ -1,28 +1,52 @@
-"""MLflow's fluent API (`gitml.start_run`, `gitml.log_metric`, ...): module-level state over the client."""
+"""MLflow's fluent API (`gitml.start_run`, `gitml.log_metric`, ...): the active runs of this
+thread over the client. The current repository is `repository.py`'s, the active experiment
+`experiments.py`'s; their names are importable from here too, as `gitml` resolves them."""
 
 from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 from gitml import config
 from gitml import constants as C
-from gitml.entities import Experiment, Run, RunStatus, ViewType
+from gitml.entities import Run, RunStatus, ViewType
 from gitml.exceptions import (
     GitMLError,
     InvalidParameterValue,
-    ResourceAlreadyExists,
-    ResourceDoesNotExist,
 )
-from gitml.fluent.sharing import install_autopush
-from gitml.tracking.client import TrackingClient
+from gitml.fluent.experiments import (
+    _active_experiment_id,
+    _experiment_ids,
+    create_experiment,
+    delete_experiment,
+    delete_experiment_tag,
+    get_experiment,
+    get_experiment_by_name,
+    restore_experiment,
+    search_experiments,
+    set_experiment,
+    set_experiment_tag,
+    set_experiment_tags,
+)
+from gitml.fluent.repository import (
+    _client,
+    _tracker,
+    autolog,
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
+    get_registry_uri,
+    get_tracking_uri,
+    get_tracking_uri_or_none,
+    is_tracking_uri_set,
+    set_registry_uri,
+    set_tracking_uri,
+)
 from gitml.tracking.operations import RunOperations, operations_for
 from gitml.tracking.source import runs_to_frame, source_tags
-from gitml.tracking.tracker import Tracker, get_tracker, local_tracking_uri
+from gitml.tracking.tracker import Tracker
 
 __all__ = [
     "ActiveRun",
@@ -70,7 +94,6 @@ __all__ = [
 log = logging.getLogger("gitml")
 
 _state = threading.local()
-_experiment_ids: dict[str, str] = {}  # repository root -> active experiment id
 _last_run_id: str | None = None
 _env_run_taken = False  # the environment's run id was joined already
 _atexit_registered = False
@@ -137,127 +160,6 @@ class ActiveRun:
 
 
 # -- tracking URI and experiments ---------------------------------------------------------
-def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
-    """Track into the Git repository at `uri` (a path or file:// URI; None: the working dir's)."""
-    local = local_tracking_uri(uri)
-    if local is not None:
-        get_tracker(local)  # fail now, with a clear message, if it is no repository
-    config.set_tracking_uri(local)
-
-
-def get_tracking_uri_or_none() -> str | None:
-    """The tracking URI set by set_tracking_uri, GITML_TRACKING_URI or MLFLOW_TRACKING_URI, or None."""
-    return local_tracking_uri(config.tracking_uri())
-
-
-def autolog(*args: Any, **kwargs: Any) -> None:
-    """Accepted so MLflow scripts run; gitml logs what the script logs, nothing automatically."""
-    log.warning("gitml: autolog() is not supported; log params, metrics and models explicitly")
-
-
-def get_tracking_uri() -> str:
-    """The repository runs go to, as a path."""
-    return str(_tracker().root)
-
-
-def _tracker() -> Tracker:
-    return install_autopush(get_tracker(get_tracking_uri_or_none()))
-
-
-def _client() -> TrackingClient:
-    return TrackingClient(tracker=_tracker())
-
-
-def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
-    """Make an experiment active, creating it by name if needed."""
-    if (experiment_name is None) == (experiment_id is None):
-        raise InvalidParameterValue("set_experiment takes exactly one of experiment_name or experiment_id")
-    client = _client()
-    if experiment_id is not None:
-        exp = client.get_experiment(str(experiment_id))
-    else:
-        assert experiment_name is not None
-        found = client.get_experiment_by_name(experiment_name)
-        if found is None:
-            try:
-                client.create_experiment(experiment_name)
-            except ResourceAlreadyExists:
-                pass  # another process created it a moment ago
-            found = client.get_experiment_by_name(experiment_name)
-        assert found is not None
-        exp = found
-    if exp.lifecycle_stage != "active":
-        raise GitMLError(
-            f"cannot set a deleted experiment '{exp.name}' as the active experiment: "
-            "restore it (gitml experiments restore) or delete it permanently",
-            "INVALID_PARAMETER_VALUE",
-        )
-    _experiment_ids[str(client._tracker.root)] = exp.experiment_id
-    return exp
-
-
-def _active_experiment_id() -> str:
-    tracker = _tracker()
-    if str(tracker.root) in _experiment_ids:
-        return _experiment_ids[str(tracker.root)]
-    name, exp_id = tracker.config.experiment_name, tracker.config.experiment_id
-    if name:
-        # MLflow's rule: the name wins (created when missing); an id set beside it must agree
-        exp = set_experiment(name)
-        if exp_id and str(exp_id) != exp.experiment_id:
-            raise InvalidParameterValue(
-                f"the environment names experiment {name!r} (id {exp.experiment_id}) and experiment id "
-                f"{exp_id}, which differ: set only one of MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID "
-                "(or GITML_EXPERIMENT_NAME / GITML_EXPERIMENT_ID)"
-            )
-        return exp.experiment_id
-    if exp_id:
-        return str(exp_id)
-    tracker.experiments.ensure_default()
-    return C.DEFAULT_EXPERIMENT_ID
-
-
-def create_experiment(name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None) -> str:
-    """Create an experiment and return its id."""
-    return _client().create_experiment(name, artifact_location, tags)
-
-
-def get_experiment(experiment_id: str) -> Experiment:
-    """An experiment by id."""
-    return _client().get_experiment(experiment_id)
-
-
-def get_experiment_by_name(name: str) -> Experiment | None:
-    """An experiment by name, or None."""
-    return _client().get_experiment_by_name(name)
-
-
-def search_experiments(
-    view_type: int = ViewType.ACTIVE_ONLY,
-    max_results: int | None = None,
-    filter_string: str | None = None,
-    order_by: list[str] | None = None,
-) -> list[Experiment]:
-    """Experiments matching a filter."""
-    return list(_client().search_experiments(view_type, max_results, filter_string, order_by))
-
-
-def delete_experiment(experiment_id: str) -> None:
-    """Delete an experiment (restorable)."""
-    _client().delete_experiment(experiment_id)
-
-
-def set_experiment_tag(key: str, value: Any) -> None:
-    """Tag the active experiment."""
-    _client().set_experiment_tag(_active_experiment_id(), key, value)
-
-
-def set_experiment_tags(tags: dict[str, Any]) -> None:
-    """Tag the active experiment with several tags."""
-    for k, v in tags.items():
-        set_experiment_tag(k, v)
-
-
 # -- runs ----------------------------------------------------------------------------------
 def start_run(
     run_id: str | None = None,
@@ -514,44 +416,6 @@ def restore_run(run_id: str) -> None:
     _client().restore_run(run_id)
 
 
-def restore_experiment(experiment_id: str) -> None:
-    """Bring back a deleted experiment."""
-    _client().restore_experiment(experiment_id)
-
-
-def delete_experiment_tag(key: str) -> None:
-    """Delete a tag of the active experiment."""
-    _client().delete_experiment_tag(_active_experiment_id(), key)
-
-
-def is_tracking_uri_set() -> bool:
-    """Whether set_tracking_uri (or GITML_TRACKING_URI / MLFLOW_TRACKING_URI) chose the repository."""
-    return get_tracking_uri_or_none() is not None
-
-
-_registry_uri: str | None = None
-
-
-def set_registry_uri(uri: str) -> None:
-    """Accepted for MLflow scripts: the registry is the Git tags of the tracking repository."""
-    global _registry_uri
-    _registry_uri = uri
-
-
-def get_registry_uri() -> str:
-    """The registry's location: the tracking repository (its Git tags)."""
-    return get_tracking_uri()
-
-
-def enable_system_metrics_logging() -> None:
-    """Accepted for MLflow scripts; gitml logs no system metrics."""
-    log.warning("gitml: system metrics are not logged")
-
-
-def disable_system_metrics_logging() -> None:
-    """Accepted for MLflow scripts; gitml logs no system metrics."""
-
-
 def search_runs(
     experiment_ids: list[str] | None = None,
     filter_string: str = "",
@@ -595,5 +459,3 @@ def search_runs(
         return runs
     return runs_to_frame(pd, runs)
 
-
-_ = ResourceDoesNotExist

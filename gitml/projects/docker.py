@@ -28,9 +28,11 @@ from typing import Any
 from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 
 __all__ = [
+    "IMAGE_REFERENCE",
     "DockerEnv",
     "container_argv",
     "docker_env",
+    "docker_options",
     "docker_program",
     "engine",
     "image_id",
@@ -39,11 +41,12 @@ __all__ = [
 ]
 
 # A Docker image reference: [registry[:port]/]path[:tag][@digest]; no leading '-'.
-_IMAGE = re.compile(
+IMAGE_REFERENCE = _IMAGE = re.compile(
     r"^[a-zA-Z0-9][a-zA-Z0-9._-]*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
 _STOP_GRACE_S = 5
 _ENGINE_TIMEOUT_S = 20.0
@@ -56,6 +59,7 @@ class DockerEnv:
     image: str
     volumes: tuple[str, ...] = ()
     variables: dict[str, str | None] = field(default_factory=dict)  # None: the host's value
+    options: tuple[str, ...] = ()  # `docker run` options from the user's command line only
 
 
 def docker_program() -> str:
@@ -86,6 +90,22 @@ def engine(env: dict[str, str]) -> str:
         tail = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
         raise ResourceDoesNotExist(f"the Docker engine does not answer: {tail}")
     return exe
+
+
+def docker_options(args: dict[str, str | bool] | None) -> tuple[str, ...]:
+    """MLflow's `docker_args` (`-A gpus=all`, `-A t`) as `docker run` options: `name` is
+    `--name` (`-n` for one letter), a value is its own argument. These come from the
+    user's command line or API call, never from the project file."""
+    out: list[str] = []
+    for name, value in (args or {}).items():
+        if not isinstance(name, str) or not _OPTION.fullmatch(name):
+            raise InvalidParameterValue(f"docker argument {name!r} is not an option name")
+        flag = f"-{name}" if len(name) == 1 else f"--{name}"
+        if value is True:
+            out.append(flag)
+        elif value is not False:
+            out += [flag, str(value)]
+    return tuple(out)
 
 
 def docker_env(value: Any, project_root: Path) -> DockerEnv:
@@ -187,6 +207,7 @@ def container_argv(
         cmd += ["-v", v]
     for n in names:
         cmd += ["-e", n]
+    cmd += denv.options
     if gpus not in (None, 0, "0", ""):
         if not (str(gpus) == "all" or str(gpus).isdigit()):
             raise InvalidParameterValue(f"resources.gpu {gpus!r} is not a count or 'all'")

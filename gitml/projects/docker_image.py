@@ -10,7 +10,8 @@ ignored; ignored data and outputs stay out). A content hash of (the base image's
 file's path, mode and bytes) tags the image (`<project name>:<hash[:12]>`) and is kept in
 a label; an image whose label matches is reused without building. The id of the image
 that runs (`sha256:...`) is what provenance records, and what `gitml reproduce` asks the
-engine for first.
+engine for first; for an image that came from a registry, its repository digest
+(`name@sha256:...`) is recorded too, and reproduce pulls by it when the id is gone.
 
 The base image name reaches the Dockerfile only after `docker_env` validated it as a
 Docker reference (no whitespace, no newline); everything else in the Dockerfile is ours.
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.exceptions import GitMLError, InvalidParameterValue
-from gitml.projects.docker import DockerEnv, engine, image_id
+from gitml.projects.docker import IMAGE_REFERENCE, DockerEnv, engine, image_id
 
 __all__ = [
     "BUILD_WORKDIR",
@@ -40,6 +41,7 @@ __all__ = [
     "ProjectImage",
     "content_hash",
     "find_image",
+    "is_repo_digest",
     "project_files",
     "project_image",
     "repository_name",
@@ -63,6 +65,7 @@ class ProjectImage:
     built: bool = False
     content: str | None = None  # the content hash of a built image
     reused: bool = False  # an image already on the engine (no build)
+    digest: str | None = None  # `name@sha256:...` when the image came from a registry
 
     @property
     def workdir(self) -> str | None:
@@ -83,6 +86,8 @@ class ProjectImage:
             out["base_image_id"] = self.base_id
         if self.content:
             out["build_sha256"] = self.content
+        if self.digest:
+            out["image_digest"] = self.digest
         return out
 
 
@@ -179,7 +184,7 @@ def find_image(ref: str, env: dict[str, str]) -> tuple[str, str] | None:
     if proc.returncode != 0:
         return None
     found, _, raw = proc.stdout.strip().partition(" ")
-    if not _IMAGE_ID.match(found):
+    if not _IMAGE_ID.fullmatch(found):
         return None
     try:
         labels = json.loads(raw or "null")
@@ -189,9 +194,52 @@ def find_image(ref: str, env: dict[str, str]) -> tuple[str, str] | None:
     return found, label if isinstance(label, str) else ""
 
 
+def is_repo_digest(value: object) -> bool:
+    """A registry reference by digest (`name@sha256:<64 hex>`), safe as one docker argument."""
+    return (
+        isinstance(value, str)
+        and IMAGE_REFERENCE.fullmatch(value) is not None
+        and re.search(r"@sha256:[0-9a-f]{64}$", value) is not None
+    )
+
+
+def _repository(image: str) -> str:
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def _repo_digest(image_id_: str, image: str, env: dict[str, str]) -> str | None:
+    """The registry digest of the docker_env image (pulled from or pushed to a registry)."""
+    proc = subprocess.run(
+        [engine(env), "image", "inspect", "--format", "{{json .RepoDigests}}", "--", image_id_],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    try:
+        digests = json.loads(proc.stdout or "null") if proc.returncode == 0 else None
+    except ValueError:
+        return None
+    if not isinstance(digests, list):
+        return None
+    valid = [d for d in digests if is_repo_digest(d)]
+    same = [d for d in valid if _repository(d) == _repository(image)]
+    return (same or valid or [None])[0]
+
+
+def _pull_digest(digest: str, want_id: str, env: dict[str, str]) -> bool:
+    """Pull the recorded image by its digest; True when the engine then has `want_id`."""
+    proc = subprocess.run(
+        [engine(env), "pull", "--quiet", "--", digest], capture_output=True, text=True, env=env
+    )
+    found = find_image(digest, env) if proc.returncode == 0 else None
+    return found is not None and found[0] == want_id
+
+
 def _build(tag: str, context: Any, env: dict[str, str]) -> None:
     proc = subprocess.run(
-        [engine(env), "build", "--quiet", "--tag", tag, "-"],
+        [engine(env), "build", "--quiet", "--force-rm", "--tag", tag, "-"],
         stdin=context,
         capture_output=True,
         text=True,
@@ -216,12 +264,14 @@ def project_image(
     project_name: str | None = None,
     want_id: str | None = None,
     say: Callable[[str], None] | None = None,
+    want_digest: str | None = None,
 ) -> ProjectImage:
-    """The image to run: `want_id` when the engine still has it, else the docker_env image,
-    or (with `build`) the project image built on it, reused when its content is unchanged."""
+    """The image to run: `want_id` when the engine still has it (or, not built, once pulled
+    by `want_digest`), else the docker_env image, or (with `build`) the project image built
+    on it, reused when its content is unchanged."""
     note = say or (lambda _m: None)
     if want_id is not None:
-        if not _IMAGE_ID.match(want_id):
+        if not _IMAGE_ID.fullmatch(want_id):
             raise InvalidParameterValue(f"{want_id!r} is not a Docker image id (sha256:...)")
         found = find_image(want_id, env)
         if found is not None and found[0] == want_id:
@@ -229,14 +279,28 @@ def project_image(
             uri = denv.image
             if build and found[1]:
                 uri = f"{repository_name(project_name)}:{found[1][:12]}"
-            return ProjectImage(want_id, uri, denv.image, None, build, found[1] or None, True)
+            digest = None if build else want_digest
+            return ProjectImage(
+                want_id, uri, denv.image, None, build, found[1] or None, True, digest
+            )
+        if not build and want_digest is not None:
+            if not is_repo_digest(want_digest):
+                raise InvalidParameterValue(
+                    f"{want_digest!r} is not an image digest (name@sha256:...)"
+                )
+            if _pull_digest(want_digest, want_id, env):
+                note(f"pulled the recorded image by its digest {want_digest}")
+                return ProjectImage(
+                    want_id, denv.image, denv.image, None, digest=want_digest, reused=False
+                )
         note(
             f"the recorded image {want_id[:19]} is not on this engine: "
             + ("building it again from the recorded commit" if build else f"using {denv.image}")
         )
     base_id = image_id(denv, env)
     if not build:
-        return ProjectImage(base_id, denv.image, denv.image, base_id, reused=True)
+        digest = _repo_digest(base_id, denv.image, env)
+        return ProjectImage(base_id, denv.image, denv.image, base_id, reused=True, digest=digest)
     files = project_files(folder)
     content = content_hash(base_id, folder, files)
     tag = f"{repository_name(project_name)}:{content[:12]}"

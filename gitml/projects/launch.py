@@ -101,6 +101,8 @@ def _record(ctx: StepContext, plan: StepPlan) -> dict[str, Any]:
     }
     if ctx.image is not None:  # reproduce asks the engine for this id first
         record["docker"] = {"image_id": ctx.image.image_id, "build_image": ctx.image.built}
+        if ctx.image.digest:
+            record["docker"]["image_digest"] = ctx.image.digest
     return record
 
 

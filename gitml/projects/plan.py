@@ -53,8 +53,11 @@ def prepare_step(
         given = {k: v for k, v in given.items() if k in entry.parameters}
     final, extra = resolve_params(entry, given, project.root)
     argv = env.argv(build_argv(entry, final, extra))
-    code, patch, untracked = code_provenance(repo_root)
-    data = data_provenance(repo_root, project.root, untracked)
+    changed: set[str] = set()
+    code, patch, untracked = code_provenance(repo_root, changed)
+    data = data_provenance(
+        repo_root, project.root, untracked, changed, state_dir / "pointercache.json"
+    )
     for p in entry.parameters.values():
         if p.type == "path" and p.name in final and os.path.exists(final[p.name]):
             path = Path(final[p.name])

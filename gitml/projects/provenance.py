@@ -1,7 +1,7 @@
 """Where a run came from: code (commit, branch, remote, diff), data (DVC hashes), environment.
 
-Data hashes are read from what DVC already wrote (`.dvc` pointers and `dvc.lock`), never
-recomputed; a plain `path` parameter is hashed once and cached by (size, mtime, inode),
+Data hashes are read from what DVC already wrote (`.dvc` pointers and `dvc.lock`, in
+`gitml.projects.dvcdata`), never recomputed; a plain `path` parameter is hashed once and cached by (size, mtime, inode),
 so the second run reads a stat, not the bytes. Every file read here is bounded in size.
 """
 
@@ -13,7 +13,6 @@ import os
 import platform
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gitml import constants as C
+from gitml.projects.dvcdata import data_provenance
+from gitml.store.repo import url_without_credentials
 
 __all__ = [
     "Provenance",
@@ -32,10 +33,8 @@ __all__ = [
     "packages_hash",
 ]
 
-_MAX_POINTER = 1 << 20  # a .dvc file or dvc.lock larger than this is not DVC's
 _MAX_LISTED = 200  # untracked files listed by name (the count is always exact)
 _MAX_FILES = 200_000  # files hashed under one `path` parameter
-_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
 @dataclass
@@ -131,11 +130,17 @@ def _remote_url(config: str, branch: str | None) -> str | None:
         key, _, value = entry.partition("\n")
         values[key] = value
     name = values.get(f"branch.{branch}.remote", "origin") if branch else "origin"
-    return values.get(f"remote.{name}.url") or values.get("remote.origin.url") or None
+    url = values.get(f"remote.{name}.url") or values.get("remote.origin.url")
+    return url_without_credentials(url) if url else None
 
 
-def code_provenance(root: Path) -> tuple[dict[str, Any], str, list[str]]:
+def code_provenance(
+    root: Path, changed_paths: set[str] | None = None
+) -> tuple[dict[str, Any], str, list[str]]:
     """(code record, patch text, every untracked file): commit, branch, remote, dirty, diff hash.
+
+    `changed_paths`, when given, receives every tracked path that differs from HEAD (for
+    `data_provenance`'s pointer cache: any other pointer's bytes are its index blob's).
 
     Three git calls, started together: `status --porcelain=v2 --branch` (commit, branch,
     changes, untracked files), the remotes' config, and HEAD's tree; then `diff` only when
@@ -167,11 +172,13 @@ def code_provenance(root: Path) -> tuple[dict[str, Any], str, list[str]]:
                 branch = value
         elif kind == "? ":
             untracked.append(entry[2:])
-        elif kind in ("1 ", "u "):
+        elif kind in ("1 ", "u ", "2 "):
             changed += 1
-        elif kind == "2 ":  # a rename: the original path follows as its own entry
-            changed += 1
-            next(entries, None)
+            fields = {"1 ": 8, "2 ": 9, "u ": 10}[kind]  # the path is the last field
+            path = entry.split(" ", fields)[-1]
+            orig = next(entries, None) if kind == "2 " else None  # a rename's old path
+            if changed_paths is not None:
+                changed_paths.update(p for p in (path, orig) if p)
     remote = _remote_url(_finish_git(config), branch)
     tree = _finish_git(tree_proc).strip() or None
     patch = (
@@ -199,172 +206,6 @@ def _tree_with_patch(tree: str | None, patch: str) -> str | None:
     if tree is None or not patch:
         return tree
     return hashlib.sha256(f"{tree}\0{patch}".encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _read_small_yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        if path.stat().st_size > _MAX_POINTER:
-            return None
-        text = path.read_text(encoding="utf-8")
-        if "&" in text and re.search(r"[&*][A-Za-z0-9_]", text):  # no anchors/aliases in pointers
-            return None
-        return yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-
-
-def _outs_hashes(items: Any, base: str, out: dict[str, str]) -> None:
-    if not isinstance(items, list):
-        return
-    for item in items[:10_000]:
-        if not isinstance(item, dict):
-            continue
-        p, md5 = item.get("path"), item.get("md5") or item.get("hash")
-        if isinstance(p, str) and isinstance(md5, str) and _MD5.match(md5) and "\0" not in p:
-            key = os.path.normpath(os.path.join(base, p)).replace(os.sep, "/")
-            if not (os.path.isabs(p) or key == ".." or key.startswith("../")):
-                out[key] = md5
-
-
-_LINE = re.compile(
-    r"^(?:(?P<top>[a-z0-9_]+):|(?P<dash>- |  )(?P<key>[a-z0-9_]+): (?P<value>[^'\"{}\[\]&*!|>#]*?))\s*$"
-)
-
-
-_ONE_OUT = re.compile(
-    r"outs:\n- md5: (?P<md5>[0-9a-f]{32}(?:\.dir)?)\n(?:  (?:size|nfiles|hash|isexec): [0-9a-z]+\n)*"
-    r"  path: (?P<path>[^\n'\"#&*!|>{}\[\]:]+)\n"
-)
-
-
-def _read_bounded(path: str | Path) -> bytes | None:
-    """A regular file's bytes, or None past `_MAX_POINTER`, for anything else, or unreadable.
-
-    One `fstat` and one `os.read` of the known size: `open(...).read(limit + 1)` allocated
-    the whole limit (1 MiB) for each 100-byte pointer, which made reading 1,000 pointers
-    cost 86 ms instead of 16 ms. A FIFO or device under a pointer's name is refused unread
-    (O_NONBLOCK: opening a FIFO does not wait for a writer).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_POINTER:
-            return None
-        raw = os.read(fd, st.st_size + 1)  # + 1: a file grown since the stat is seen
-        return raw if len(raw) <= _MAX_POINTER else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _read_pointer(path: str | Path) -> Any:
-    """A `.dvc` file as `dvc add` writes it, read without YAML; anything else goes to YAML.
-
-    DVC writes these in one plain shape (`outs:` then `- md5: ...` / `  path: ...`). Reading
-    that shape line by line takes 1,000 pointers from about 1.5 s (PyYAML, pure Python) to
-    about 20 ms; a file outside the shape (quotes, nesting, comments) is parsed as YAML.
-    """
-    raw = _read_bounded(path)
-    try:
-        text = raw.decode("utf-8") if raw is not None else None
-    except UnicodeDecodeError:
-        return None
-    return None if text is None else _parse_pointer(text, path)
-
-
-def _parse_pointer(text: str, path: str | Path) -> Any:
-    """`_read_pointer` past the read: the plain shape by regex, the rest through YAML."""
-    m = _ONE_OUT.fullmatch(text)
-    if m is not None:  # `dvc add FILE`'s exact shape: one out
-        return {"outs": [{"md5": m.group("md5"), "path": m.group("path")}]}
-    outs: list[dict[str, str]] = []
-    section = None
-    for line in text.splitlines():
-        m = _LINE.match(line)
-        if m is None:
-            return _read_small_yaml(Path(path))
-        if m.group("top"):
-            section = m.group("top")
-            if line.rstrip() != f"{section}:":
-                return _read_small_yaml(Path(path))
-            continue
-        if section != "outs":
-            continue
-        if m.group("dash") == "- ":
-            outs.append({})
-        elif not outs:
-            return _read_small_yaml(Path(path))
-        outs[-1][m.group("key")] = m.group("value").strip()
-    return {"outs": outs}
-
-
-def _pointer_hashes(base: str, name: str, out: dict[str, str]) -> None:
-    """The hashes of one `.dvc` pointer (`name`: repo-relative, as git lists it) into `out`.
-
-    `dvc add FILE`'s own shape (one out, a plain file name beside the pointer) is keyed
-    without path arithmetic; anything else goes through `_outs_hashes`' checks.
-    """
-    raw = _read_bounded(f"{base}/{name}")
-    if raw is None:
-        return
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return
-    folder = name.rpartition("/")[0]
-    m = _ONE_OUT.fullmatch(text)
-    if m is not None:
-        p = m.group("path")
-        if p == p.strip() and p not in (".", "..") and not any(c in p for c in "/\\\0"):
-            out[f"{folder}/{p}" if folder else p] = m.group("md5")
-            return
-    data = _parse_pointer(text, f"{base}/{name}")
-    if isinstance(data, dict):
-        _outs_hashes(data.get("outs"), folder, out)
-
-
-def data_provenance(
-    root: Path, project_dir: Path, untracked: list[str] | None = None
-) -> dict[str, str]:
-    """{repo-relative path: md5} of DVC-tracked data, from `.dvc` pointers and `dvc.lock`.
-
-    `untracked` (repo-relative names, from the `git status` the code provenance already
-    ran) saves a second walk of the working tree: then only the index is listed.
-    """
-    rel = os.path.relpath(project_dir, root).replace(os.sep, "/")
-    specs = [
-        f":(glob){rel}/**/{pat}" if rel != "." else f":(glob)**/{pat}"
-        for pat in ("*.dvc", "dvc.lock")
-    ]
-    walk = [] if untracked is not None else ["--others", "--exclude-standard"]
-    names = _git(root, "ls-files", "-z", "--cached", *walk, "--", *specs).split("\0")
-    if untracked is not None:
-        prefix = "" if rel == "." else rel + "/"
-        names += [
-            n
-            for n in untracked
-            if n.startswith(prefix) and (n.endswith(".dvc") or n.endswith("dvc.lock"))
-        ]
-    out: dict[str, str] = {}
-    base = str(root)
-    for name in names:
-        if name.endswith(".dvc") and not name.endswith("/.dvc"):
-            _pointer_hashes(base, name, out)
-        elif name == "dvc.lock" or name.endswith("/dvc.lock"):
-            data = _read_small_yaml(root / name)
-            stages = data.get("stages") if isinstance(data, dict) else None
-            if isinstance(stages, dict):
-                for stage in list(stages.values())[:10_000]:
-                    if isinstance(stage, dict):
-                        _outs_hashes(stage.get("deps"), os.path.dirname(name), out)
-                        _outs_hashes(stage.get("outs"), os.path.dirname(name), out)
-    return out
 
 
 def hash_path(path: Path, cache_file: Path | None) -> str:

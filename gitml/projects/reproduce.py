@@ -25,6 +25,7 @@ from typing import Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
+from gitml.projects.docker_image import is_repo_digest
 from gitml.projects.envs import ENV_MANAGERS
 from gitml.projects.launch import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
 
@@ -236,7 +237,7 @@ def _docker_record(
 ) -> dict[str, Any]:
     """The image a docker run ran in (its id becomes an argument of `docker`: checked whole)."""
     if manager != "docker":
-        return {"image_id": None, "build_image": False}
+        return {"image_id": None, "build_image": False, "image_digest": None}
     docker = rec.get("docker")
     if docker is None:  # recorded before the record held it: MLflow's tag has the id
         docker = {"image_id": tags.get(C.TAG_DOCKER_IMAGE_ID), "build_image": False}
@@ -249,7 +250,12 @@ def _docker_record(
         )
     if not isinstance(build, bool):
         raise InvalidParameterValue(f"run {run_id}: recorded build_image {build!r} is not a bool")
-    return {"image_id": image_id, "build_image": build}
+    digest = docker.get("image_digest")
+    if digest is not None and not is_repo_digest(digest):
+        raise InvalidParameterValue(
+            f"run {run_id}: recorded image digest {str(digest)[:80]!r} is not name@sha256:<64 hex>"
+        )
+    return {"image_id": image_id, "build_image": build, "image_digest": digest}
 
 
 def _git(
@@ -345,6 +351,7 @@ def reproduce(
             env_manager=env_manager or rec["manager"],
             build_image=rec["build_image"] and in_docker,
             docker_image=rec["image_id"] if in_docker else None,
+            docker_digest=rec["image_digest"] if in_docker else None,
             tracking_uri=str(root),
             timeout=timeout,
             extra_tags={C.TAG_REPRODUCES: run_id},

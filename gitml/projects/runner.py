@@ -71,6 +71,8 @@ class RunOptions:
     synchronous: bool = True
     build_image: bool = False  # docker: build a project image on the docker_env image
     docker_image: str | None = None  # docker: an image id to run when the engine has it
+    docker_digest: str | None = None  # docker: where to pull that image when it is gone
+    docker_args: dict[str, str | bool] | None = None  # docker: MLflow's `-A name[=value]`
 
 
 def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
@@ -112,6 +114,8 @@ def run(
     version: str | None = None,
     build_image: bool = False,
     docker_image: str | None = None,
+    docker_digest: str | None = None,
+    docker_args: dict[str, str | bool] | None = None,
 ) -> ProjectRun:
     """Run an entry point of the project at `uri` as a gitml run; MLflow's `projects.run`.
 
@@ -120,14 +124,15 @@ def run(
     and its runs go to `tracking_uri` (default: the working directory's repository).
     With the docker backend, `build_image` builds a project image on the docker_env image
     (MLflow's `--build-image`); `docker_image` is an image id to run when the engine has it
-    (what `gitml reproduce` asks for).
+    (what `gitml reproduce` asks for), pulled by `docker_digest` (`name@sha256:...`) when gone;
+    `docker_args` are MLflow's extra `docker run` options (`{"gpus": "all", "t": True}`).
     """
     from gitml.projects.fetch import fetch_project, is_git_uri
 
     opts = RunOptions(
         entry_point, parameters, experiment_name, experiment_id, run_name, env_manager,
         backend, cache, lenient, timeout, tracking_uri, environ, extra_tags, on_event,
-        stdout, stderr, synchronous, build_image, docker_image,
+        stdout, stderr, synchronous, build_image, docker_image, docker_digest, docker_args,
     )  # fmt: skip
     if version is None and not is_git_uri(str(uri)):
         return _run_folder(Path(uri), opts)
@@ -174,20 +179,30 @@ def _run_folder(folder: Path, o: RunOptions, remote: bool = False) -> ProjectRun
     base_env = child_env() if o.environ is None else dict(o.environ)
     denv = image = None
     if backend == "docker":
-        from gitml.projects.docker import docker_env
+        from gitml.projects.docker import docker_env, docker_options
         from gitml.projects.docker_image import project_image
 
         if project.env_kind != "docker_env":
             raise InvalidParameterValue(
                 "the docker backend needs docker_env (an image) in the MLproject file"
             )
-        denv = docker_env(project.env_value, project.root)
+        denv = replace(
+            docker_env(project.env_value, project.root), options=docker_options(o.docker_args)
+        )
         image = project_image(
-            denv, project.root, base_env, o.build_image, project.name, o.docker_image, say
+            denv,
+            project.root,
+            base_env,
+            o.build_image,
+            project.name,
+            o.docker_image,
+            say,
+            o.docker_digest,
         )
         env = Environment("docker", "python", env_hash=image.image_id)
-    elif o.build_image:
-        raise InvalidParameterValue("--build-image is for the docker backend (--backend docker)")
+    elif o.build_image or o.docker_args:
+        option = "--build-image" if o.build_image else "--docker-args"
+        raise InvalidParameterValue(f"{option} is for the docker backend (--backend docker)")
     else:
         env = prepare_env(project, o.env_manager or "local", state_dir)
     # Everything is checked before the first run is created: nothing half-done on the branch.

@@ -28,12 +28,30 @@ from gitml.config import env_has, env_value
 from gitml.exceptions import ConcurrencyError, CorruptMetadata, RepositoryError
 from gitml.store.objects import EMPTY_TREE, MODE_BLOB, MODE_TREE, Entry, ObjectStore
 
-__all__ = ["Changes", "GitRepo", "SourceInfo", "find_repo_root"]
+__all__ = ["Changes", "GitRepo", "SourceInfo", "find_repo_root", "url_without_credentials"]
 
 # path -> new content, or None to delete (a file or a whole directory)
 Changes = Mapping[str, "bytes | None"]
 
 _ZERO = C.NULL_SHA
+
+
+def url_without_credentials(url: str) -> str:
+    """A remote URL as it may be recorded: an http(s) URL loses its `user:token@` part.
+
+    CI checkouts put tokens there (GitLab's `gitlab-ci-token:...@`); the URL is written to
+    the metadata branch, which is pushed. SSH users (`git@host:...`) are not secrets.
+    """
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
 def _git(args: list[str], cwd: Path | str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -432,7 +450,7 @@ class GitRepo:
         dirty = self.is_dirty() if check_dirty else None
         if self._repo_url is None:
             url = _git(["config", "remote.origin.url"], cwd=self.git_dir, check=False).stdout.strip()
-            self._repo_url = url
+            self._repo_url = url_without_credentials(url)
         return SourceInfo(commit=commit, branch=branch, dirty=dirty, repo_url=self._repo_url or None)
 
     def close(self) -> None:

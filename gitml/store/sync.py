@@ -7,6 +7,10 @@ it too) into a remote-tracking ref, then merges it into the local branch with
 branch and the registry tags in one `git push --atomic`; when another clone pushed in
 between, it fetches, merges and pushes again, with back-off, until the push lands.
 Only the user's own Git (its credentials, its transports) talks to the remote.
+
+The store knows files and folders, not runs: what the branch's files mean (their merge
+rules, which folders are the runs reported as moved, which were deleted on purpose) is
+handed in as `BranchRules` by the tracking layer (gitml/tracking/branch_rules.py).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 from gitml import constants as C
 from gitml.config import Config, resolve_config
 from gitml.exceptions import InvalidState, RemoteError
-from gitml.store.merge import merge_trees, purged_runs, run_changes
+from gitml.store.fanout import FanOut, Moves
+from gitml.store.merge import MergeRules, merge_trees
 from gitml.store.remote import (
     commit_time,
     fetch_refs,
@@ -37,6 +42,7 @@ from gitml.store.remote import (
 from gitml.store.repo import GitRepo, find_repo_root
 
 __all__ = [
+    "BranchRules",
     "PURGE_MAX_RUNS",
     "PURGE_MAX_SHARE",
     "Moved",
@@ -93,6 +99,28 @@ class SyncResult:
     renamed_tags: tuple[tuple[str, str], ...] = ()  # (old, new): local tags renumbered on a clash
 
 
+def _none_purged(repo: GitRepo, tree: str) -> set[str]:
+    return set()
+
+
+@dataclass(frozen=True)
+class BranchRules:
+    """What the layer above knows about the branch, handed to pull, push and sync.
+
+    `merge`: the merge rules of the files; `units`: the fanned-out folders that count as
+    moved, added, updated or removed (runs); `purged(repo, tree)`: the units of `tree`
+    deleted on purpose, which a push may remove from the remote."""
+
+    merge: MergeRules
+    units: FanOut
+    purged: Callable[[GitRepo, str], set[str]] = _none_purged
+
+
+def _changes(repo: GitRepo, rules: BranchRules, old: str | None, new: str | None) -> Moves:
+    """The units added, updated and removed from commit `old` to commit `new`."""
+    return rules.units.moves(repo, repo.tree_of(old), repo.tree_of(new))
+
+
 # (repo, remote, clashing tag names, the remote's tags) -> objects with .old and .new names:
 # renumbers local registry tags whose names the remote gave to other tags (see gitml.registry.reconcile).
 Reconcile = Callable[[GitRepo, str, list[str], dict[str, str]], Sequence[Any]]
@@ -117,20 +145,20 @@ PURGE_MAX_RUNS = 10
 PURGE_MAX_SHARE = 0.10
 
 
-def _count_runs(repo: GitRepo, tree: str) -> int:
-    from gitml import constants as C
-
-    return sum(len(repo.list_dir(tree, f"{C.RUNS_DIR}/{p}")) for p in repo.list_dir(tree, C.RUNS_DIR))
-
-
 def _check_removals(
-    repo: GitRepo, remote: str, ours: str, removed: Sequence[str], allow_purge: bool, warnings: list[str]
+    repo: GitRepo,
+    rules: BranchRules,
+    remote: str,
+    ours: str,
+    removed: Sequence[str],
+    allow_purge: bool,
+    warnings: list[str],
 ) -> None:
     """Report runs of this clone (at `ours`) that the pull would remove; refuse above the
     threshold unless `allow_purge` (InvalidState, nothing changed)."""
     if not removed:
         return
-    total = _count_runs(repo, repo.tree_of(ours))
+    total = rules.units.count(repo, repo.tree_of(ours))
     shown = ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else "")
     # One purged run always passes (a small branch would otherwise need the flag for every purge).
     many = len(removed) > PURGE_MAX_RUNS or (len(removed) > 1 and len(removed) > PURGE_MAX_SHARE * total)
@@ -191,7 +219,12 @@ def _fetch(repo: GitRepo, remote: str, tracking: str, tag_filter: Callable[[str]
 
 
 def _merge_into_local(
-    repo: GitRepo, remote: str, theirs: str | None, warnings: list[str], allow_purge: bool = False
+    repo: GitRepo,
+    rules: BranchRules,
+    remote: str,
+    theirs: str | None,
+    warnings: list[str],
+    allow_purge: bool = False,
 ) -> tuple[bool, str | None]:
     """Bring the local branch up to `theirs`; returns (merge commit made, new local tip)."""
     if theirs is None:
@@ -203,8 +236,8 @@ def _merge_into_local(
         base = run_git(repo, ["merge-base", ours, theirs]).stdout.strip() or None if ours else None
         if ours is None or base == ours:
             if ours is not None:
-                removed = run_changes(repo, repo.tree_of(ours), repo.tree_of(theirs)).removed
-                _check_removals(repo, remote, ours, removed, allow_purge, warnings)
+                removed = _changes(repo, rules, ours, theirs).removed
+                _check_removals(repo, rules, remote, ours, removed, allow_purge, warnings)
             if repo.update_ref(theirs, ours, f"pull {remote}: fast-forward"):
                 return False, theirs
             continue
@@ -218,9 +251,10 @@ def _merge_into_local(
                 repo.tree_of(ours),
                 repo.tree_of(theirs),
                 ours_newer=commit_time(repo, ours) > commit_time(repo, theirs),
+                rules=rules.merge,
             )
-            changes = run_changes(repo, repo.tree_of(ours), result.tree)
-            _check_removals(repo, remote, ours, changes.removed, allow_purge, warnings)
+            changes = rules.units.moves(repo, repo.tree_of(ours), result.tree)
+            _check_removals(repo, rules, remote, ours, changes.removed, allow_purge, warnings)
             message = f"merge {remote}/{repo.branch}: {len(changes.added)} runs added, {len(changes.updated)} updated"
             notes = [
                 *(f"warning: {w}" for w in result.warnings),
@@ -240,6 +274,7 @@ def pull(
     repo: GitRepo,
     remote: str | None = None,
     *,
+    rules: BranchRules,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = _no_tags,
     allow_purge: bool = False,
@@ -260,8 +295,8 @@ def pull(
             got.warnings.append(
                 f"tag {n} is another tag on '{name}': kept the local one (gitml push renumbers it)"
             )
-    merged, tip = _merge_into_local(repo, name, got.remote_tip, got.warnings, allow_purge)
-    changes = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
+    merged, tip = _merge_into_local(repo, rules, name, got.remote_tip, got.warnings, allow_purge)
+    changes = _changes(repo, rules, before, tip)
     return SyncResult(
         remote=name,
         branch=repo.branch,
@@ -312,6 +347,7 @@ def push(
     repo: GitRepo,
     remote: str | None = None,
     *,
+    rules: BranchRules,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = _no_tags,
     reconcile: Reconcile | None = None,
@@ -343,7 +379,7 @@ def push(
         warnings.extend(w for w in got.warnings if w not in warnings)
         fetched_tags.extend(t for t in got.tags_fetched if t not in fetched_tags)
         rewritten = rewritten or got.rewritten
-        merged, tip = _merge_into_local(repo, name, got.remote_tip, warnings, allow_purge)
+        merged, tip = _merge_into_local(repo, rules, name, got.remote_tip, warnings, allow_purge)
         merged_any = merged_any or merged
         local_tags = read_local_tags(repo, tag_filter)
         clashes = sorted(n for n, sha in local_tags.items() if got.remote_tags.get(n, sha) != sha)
@@ -361,13 +397,13 @@ def push(
         done = tip is None or tip == got.remote_tip
         if done and not tags:
             return _pushed_result(
-                repo, name, before, tip, got.remote_tip, got.remote_tip, [], fetched_tags,
+                repo, rules, name, before, tip, got.remote_tip, got.remote_tip, [], fetched_tags,
                 merged_any, rewritten, attempt, warnings, renamed,
             )  # fmt: skip
         if tip is not None:
-            dropped = run_changes(repo, repo.tree_of(got.remote_tip), repo.tree_of(tip)).removed
+            dropped = _changes(repo, rules, got.remote_tip, tip).removed
             if dropped:  # deleted permanently on purpose: that removal is meant to spread
-                purged = purged_runs(repo, repo.tree_of(tip))
+                purged = rules.purged(repo, repo.tree_of(tip))
                 dropped = tuple(r for r in dropped if r not in purged)
             if dropped and not allow_drop:
                 shown = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
@@ -382,7 +418,7 @@ def push(
             if tip is not None:
                 run_git(repo, ["update-ref", tracking, tip])
             return _pushed_result(
-                repo, name, before, tip, got.remote_tip, tip or got.remote_tip, tags, fetched_tags,
+                repo, rules, name, before, tip, got.remote_tip, tip or got.remote_tip, tags, fetched_tags,
                 merged_any, rewritten, attempt, warnings, renamed,
             )  # fmt: skip
         if time.monotonic() > deadline:
@@ -396,6 +432,7 @@ def push(
 
 def _pushed_result(
     repo: GitRepo,
+    rules: BranchRules,
     remote: str,
     before: str | None,
     tip: str | None,
@@ -409,8 +446,8 @@ def _pushed_result(
     warnings: list[str],
     renamed: list[tuple[str, str]],
 ) -> SyncResult:
-    pulled = run_changes(repo, repo.tree_of(before), repo.tree_of(tip))
-    pushed = run_changes(repo, repo.tree_of(remote_before), repo.tree_of(remote_after))
+    pulled = _changes(repo, rules, before, tip)
+    pushed = _changes(repo, rules, remote_before, remote_after)
     return SyncResult(
         remote=remote,
         branch=repo.branch,
@@ -430,6 +467,7 @@ def sync(
     repo: GitRepo,
     remote: str | None = None,
     *,
+    rules: BranchRules,
     config: Config | None = None,
     tag_filter: Callable[[str], bool] = _no_tags,
     reconcile: Reconcile | None = None,
@@ -440,6 +478,7 @@ def sync(
     return push(
         repo,
         remote,
+        rules=rules,
         config=config,
         tag_filter=tag_filter,
         reconcile=reconcile,

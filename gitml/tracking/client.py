@@ -329,12 +329,21 @@ class TrackingClient:
         check_run_id(run_id)
         api.log_run_figure(self._tracker, run_id, figure, artifact_file, save_kwargs)
 
-    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
-        """Log a numpy array or PIL image as an image artifact of the run."""
-        from gitml.artifacts import api
+    def log_image(
+        self,
+        run_id: str,
+        image: Any,
+        artifact_file: str | None = None,
+        key: str | None = None,
+        step: int | None = None,
+        timestamp: int | None = None,
+        synchronous: bool | None = None,
+    ) -> None:
+        """Log a numpy array or PIL image: at `artifact_file`, or per step under `key` (MLflow's
+        `images/` layout with a preview; see gitml.tracking.images). Always synchronous."""
+        from gitml.tracking.images import log_image
 
-        check_run_id(run_id)
-        api.log_run_image(self._tracker, run_id, image, artifact_file)
+        log_image(self._tracker, run_id, image, artifact_file, key, step, timestamp)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[Any]:
         """The FileInfo entries directly under artifact folder `path` of the run."""

@@ -19,11 +19,11 @@ from gitml import constants as C
 from gitml.entities import Metric, Run, RunData, RunInfo, ViewType
 from gitml.escape import terminal
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
-from gitml.store.objects import EMPTY_TREE, Entry, parse_tree
+from gitml.store.objects import Entry, parse_tree
 from gitml.store.repo import GitRepo
+from gitml.store.trees import TreeReader
 from gitml.tracking import layout
 from gitml.tracking.search import compile_filter, compile_order_by
-from gitml.tracking.validation import is_run_id
 
 __all__ = ["RunIndex", "decode_page_token", "summarize_problems"]
 
@@ -157,39 +157,21 @@ class RunIndex:
             return False
 
     def _runs_tree(self, root: str | None) -> str | None:
-        if root is None:
-            return EMPTY_TREE
-        entry = self.repo.lookup(root, C.RUNS_DIR)
-        return entry.sha if entry else EMPTY_TREE
+        return layout.RUN_DIRS.root_tree(self.repo, root)
 
     def _diff(self, old: str | None, new: str | None, full: bool) -> tuple[dict[str, str], list[str]]:
         """Run dirs whose tree changed ({run_id: tree}) and run ids that disappeared."""
         changed: dict[str, str] = {}
         removed: list[str] = []
-        read = self.repo.objects.read_tree
-        old_buckets = {} if full or old is None else read(old)
-        new_buckets = read(new) if new else {}
-        for name in set(old_buckets) | set(new_buckets):
-            a, b = old_buckets.get(name), new_buckets.get(name)
-            if a == b:
-                continue
-            old_runs: dict[str, Entry] = read(a.sha) if a and a.is_tree else {}
-            new_runs: dict[str, Entry] = read(b.sha) if b and b.is_tree else {}
-            for run_id in set(old_runs) | set(new_runs):
-                x, y = old_runs.get(run_id), new_runs.get(run_id)
-                if x == y:
-                    continue
-                if not is_run_id(run_id) or run_id[:2] != name:
-                    # `..`, `x`, a run filed under the wrong prefix: never a run, never a path.
-                    if y is not None:
-                        where = f"{C.RUNS_DIR}/{name}/{run_id}"[:120]
-                        self.problems[where] = "not a run folder name"
-                        self._bad_names.append(where)
-                    continue
-                if y is None or not y.is_tree:
-                    removed.append(run_id)
-                else:
-                    changed[run_id] = y.sha
+        diff = layout.RUN_DIRS.diff_roots(TreeReader(self.repo), None if full else old, new)
+        for where in diff.misfiled:  # `..`, `x`, a run filed under the wrong prefix
+            self.problems[where] = "not a run folder name"
+            self._bad_names.append(where)
+        for change in diff.changed:
+            if change.after is None or not change.after.is_tree:
+                removed.append(change.name)
+            else:
+                changed[change.name] = change.after.sha
         return changed, removed
 
     def _apply(self, changed: dict[str, str], removed: list[str]) -> None:

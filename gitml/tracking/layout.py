@@ -17,8 +17,11 @@ import yaml
 from gitml import constants as C
 from gitml.exceptions import CorruptMetadata
 from gitml.store.bounded import INT64_MAX, INT64_MIN, NoAliasDumper, load_json, load_yaml
+from gitml.store.fanout import FanOut
+from gitml.tracking.validation import is_run_id
 
 __all__ = [
+    "RUN_DIRS",
     "SCHEMA_DIR",
     "decode",
     "decode_history",
@@ -33,6 +36,11 @@ __all__ = [
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 _Dumper: Any = NoAliasDumper
+
+# The run folders: runs/<id[:2]>/<id> (`C.run_dir`). The one walker of them, for every reader
+# (the query index, sync, artifacts through the tracker); a folder whose name is not a run id,
+# or that is filed under another prefix, is never a run and never a path.
+RUN_DIRS = FanOut(C.RUNS_DIR, C.RUN_PREFIX_LEN, is_run_id)
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 

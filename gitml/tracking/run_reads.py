@@ -30,6 +30,10 @@ class RunReads:
     def _flush_if_dirty(self, run_id: str | None = None) -> None:
         raise NotImplementedError
 
+    def run_ids(self, tree: str) -> list[str]:
+        """The id of every run folder in `tree` (the one walker: layout.RUN_DIRS)."""
+        return layout.RUN_DIRS.names(self.repo, tree)
+
     def read_run_files(self, tree: str, run_id: str) -> dict[str, Any]:
         """The decoded files of a run directory (meta, params, tags, metrics)."""
         base = C.run_dir(run_id)

@@ -130,3 +130,84 @@ def test_png_without_pillow_matches_pillow() -> None:
     array = np.random.default_rng(0).integers(0, 256, size=(7, 9, 3), dtype=np.uint8)
     with PIL_Image.open(io.BytesIO(png_bytes(array))) as img:
         assert np.array_equal(np.asarray(img), array)
+
+
+_STEP_NAME = r"images/(.+)\+step\+(\d+)\+timestamp\+(\d+)\+([0-9a-f-]{36})(\+compressed)?\.(png|webp)"
+
+
+def test_step_indexed_images_follow_mlflows_layout(repo: Path) -> None:
+    import re
+    import time
+
+    wide = (np.arange(64 * 100 * 3) % 256).astype(np.uint8).reshape(64, 100, 3)
+    tall = PIL_Image.new("RGB", (30, 600), (1, 2, 3))
+    client = mlflow.MlflowClient()
+    before = int(time.time() * 1000)
+    with mlflow.start_run() as run:
+        mlflow.log_image(wide, key="samples/train", step=3)
+        mlflow.log_image(wide, key="samples/train", step=4, timestamp=1_700_000_000_000)
+        mlflow.log_image(tall, key="tall one")  # step 0, now
+        mlflow.log_image(wide, "static/keep.png")  # the artifact_file path, as before
+        client.log_image(run.info.run_id, wide, key="from client", step=7, synchronous=False)
+    rid = run.info.run_id
+    assert client.get_run(rid).data.tags["mlflow.loggedImages"] == "True"
+    names = sorted(f.path for f in client.list_artifacts(rid, "images"))
+    assert len(names) == 8
+    found: dict[tuple[str, int], dict[str, str]] = {}
+    for name in names:
+        m = re.fullmatch(_STEP_NAME, name)
+        assert m, name
+        key, step, stamp, _, compressed, ext = m.groups()
+        assert (ext == "webp") == bool(compressed)
+        found.setdefault((key, int(step)), {})[ext] = name
+        if key == "samples~train" and step == "4":
+            assert stamp == "1700000000000"
+        else:
+            assert before <= int(stamp) <= int(time.time() * 1000)
+    assert set(found) == {("samples~train", 3), ("samples~train", 4), ("tall one", 0), ("from client", 7)}
+    with PIL_Image.open(_local(rid, found[("samples~train", 3)]["png"])) as img:
+        assert img.format == "PNG" and img.size == (100, 64)
+        assert np.array_equal(np.asarray(img), wide)  # the full image, lossless
+    with PIL_Image.open(_local(rid, found[("samples~train", 3)]["webp"])) as img:
+        assert img.format == "WEBP" and img.size == (256, 163)  # fits a 256 square, aspect kept
+    with PIL_Image.open(_local(rid, found[("tall one", 0)]["webp"])) as img:
+        assert img.size == (12, 256)
+    assert _local(rid, "static/keep.png").is_file()
+    # the two files of one call share their uuid; two calls never do
+    uuids = {re.fullmatch(_STEP_NAME, n).group(4) for n in names}  # type: ignore[union-attr]
+    assert len(uuids) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"artifact_file": "a.png", "key": "k"}, "artifact_file alone"),
+        ({"artifact_file": "a.png", "step": 1}, "artifact_file alone"),
+        ({"artifact_file": "a.png", "timestamp": 1}, "artifact_file alone"),
+        ({}, "needs artifact_file .* or key"),
+        ({"step": 2}, "needs artifact_file .* or key"),
+        ({"key": "bad:key"}, "may only hold letters"),
+        ({"key": "../up"}, None),  # dots and slashes are allowed: `/` becomes `~`, no folder
+        ({"key": "k" * 151}, "at most 150"),
+        ({"key": "k", "step": "x"}, "image step"),
+        ({"key": "k", "step": 2**64}, "64-bit"),
+    ],
+)
+def test_step_image_arguments(repo: Path, kwargs: dict[str, object], message: str | None) -> None:
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        if message is None:
+            mlflow.log_image(np.zeros((2, 2), dtype=np.uint8), **kwargs)  # type: ignore[arg-type]
+            [name] = [f.path for f in client.list_artifacts(run.info.run_id, "images") if f.path.endswith(".png")]
+            assert name.startswith("images/..~up+step+0+")
+            return
+        with pytest.raises(InvalidParameterValue, match=message):
+            mlflow.log_image(np.zeros((2, 2), dtype=np.uint8), **kwargs)  # type: ignore[arg-type]
+    assert client.list_artifacts(run.info.run_id) == []
+    assert "mlflow.loggedImages" not in client.get_run(run.info.run_id).data.tags
+
+
+def test_bad_arguments_start_no_run(repo: Path) -> None:
+    with pytest.raises(InvalidParameterValue, match="artifact_file alone"):
+        mlflow.log_image(np.zeros((2, 2), dtype=np.uint8), "a.png", key="k")
+    assert mlflow.active_run() is None

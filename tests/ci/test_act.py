@@ -94,7 +94,16 @@ entry_points:
 """
 TRAIN = """\
 import gitml as mlflow
+import gitml.pyfunc
+
+
+class Echo(gitml.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
 mlflow.log_metric("accuracy", float(open("accuracy.txt").read()))
+gitml.pyfunc.log_model("model", python_model=Echo())
 """
 REPOSITORY = "acme/shop"
 PR = 7
@@ -113,6 +122,8 @@ def _stubs(root: Path) -> list[str]:
     # Scripts, not links: a venv's interpreter finds its packages from the path it runs as.
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "gitml").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gitml "$@"\n')
+    # The gh CLI (on GitHub's runners): the register step's dispatch is recorded, not sent.
+    (bin_dir / "gh").write_text('#!/bin/sh\necho "$*" >> "$HOME/gh-calls.txt"\n')
     for script in bin_dir.iterdir():
         script.chmod(0o755)
     return args
@@ -201,6 +212,7 @@ def act(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Act]:
         InitOptions(
             fail_on=("accuracy<-0.05",),
             deploy_command='echo "$GITML_MODEL_URI $GITML_STAGE" >> "$HOME/deployed.txt"',
+            register="shop/echo",
         ),
     )
     git("add", "-A", cwd=work)
@@ -232,20 +244,31 @@ def _workflow_run(sha: str) -> dict[str, object]:
 
 
 def test_pull_request_workflows_push_the_runs_and_keep_one_comment_up_to_date(act: Act) -> None:
-    # The default branch's workflow runs the project: the base the pull request compares with.
+    # The default branch's workflow runs the project; the first commit has no parent run to
+    # pass the gates against, so nothing is registered.
     act("push", "gitml-main.yml", {"ref": "refs/heads/main"})
     assert act.runs_on_remote() == 1
+    gh_calls = Path(act.env["HOME"]) / "gh-calls.txt"
+    assert not gh_calls.exists()
+    # The next commit passes the gates: its model is registered, the tag pushed, and the
+    # deploy workflow dispatched (the tag, pushed with GITHUB_TOKEN, would start none).
+    act.commit(0.82)
+    act("push", "gitml-main.yml", {"ref": "refs/heads/main"})
+    assert act.runs_on_remote() == 2
+    tags = git("ls-remote", "--tags", str(act.bare), cwd=act.base)
+    assert "refs/tags/shop/echo@v" in tags
+    assert gh_calls.read_text().splitlines() == ["workflow run gitml-deploy.yml -f model=shop/echo"]
 
     git("checkout", "-q", "-b", "feature", cwd=act.work)
     sha = act.commit(0.85)
     act("pull_request", "gitml-pr.yml", _pull_request(sha))
-    assert act.runs_on_remote() == 2
+    assert act.runs_on_remote() == 3
     report = (act.base / "artifacts/gitml-report/report.md").read_text()
     assert "0.85" in report, report
     act("workflow_run", "gitml-comment.yml", _workflow_run(sha))
     [(first_id, first)] = act.api.comments.items()
     assert first["login"] == "github-actions[bot]"
-    assert first["body"].startswith(MARKER) and "0.85" in first["body"] and "0.8" in first["body"]
+    assert first["body"].startswith(MARKER) and "0.85" in first["body"] and "0.82" in first["body"]
 
     # The next push to the pull request: the same comment, updated.
     sha = act.commit(0.91)
@@ -254,14 +277,14 @@ def test_pull_request_workflows_push_the_runs_and_keep_one_comment_up_to_date(ac
     [(second_id, second)] = act.api.comments.items()
     assert second_id == first_id
     assert "0.91" in second["body"] and "0.85" not in second["body"]
-    assert act.runs_on_remote() == 3
+    assert act.runs_on_remote() == 4
 
     # A fork's pull request: its read-only token pushes nothing, and its crossed gate fails
     # the check; the report is still uploaded and posted by the workflow_run workflow.
     sha = act.commit(0.60)
     with pytest.raises(AssertionError, match="Metric gates"):
         act("pull_request", "gitml-pr.yml", _pull_request(sha, head_repo="someone/shop"))
-    assert act.runs_on_remote() == 3
+    assert act.runs_on_remote() == 4
     act("workflow_run", "gitml-comment.yml", _workflow_run(sha))
     [(third_id, third)] = act.api.comments.items()
     assert third_id == first_id and "0.6" in third["body"] and "gates crossed" in third["body"]
@@ -277,8 +300,6 @@ def test_tag_and_dispatch_deploy_what_is_current_and_record_it(act: Act) -> None
 
     act("push", "gitml-deploy.yml", {"ref": "refs/tags/team/cnn#production#2"})
     assert deployed.read_text().splitlines() == ["models:/team/cnn/1 production"]
-    act("push", "gitml-deploy.yml", {"ref": "refs/tags/team/cnn#production#2"})  # a re-run
-    assert deployed.read_text().splitlines() == ["models:/team/cnn/1 production"]
 
     # A promotion made inside CI dispatches the workflow (its tag starts none): what is
     # current is deployed, not what any tag says.
@@ -289,7 +310,10 @@ def test_tag_and_dispatch_deploy_what_is_current_and_record_it(act: Act) -> None
     tag(clone, "team/cnn#production#4", 4, "team/cnn@v2.0.0^{commit}")
     git("push", "-q", "origin", "--tags", cwd=clone)
     act("workflow_dispatch", "gitml-deploy.yml", {"inputs": {"model": "team/cnn"}})
-    assert deployed.read_text().splitlines()[-1] == "models:/team/cnn/2 production"
+    assert deployed.read_text().splitlines() == [
+        "models:/team/cnn/1 production",
+        "models:/team/cnn/2 production",
+    ]
 
     git("fetch", "-q", "origin", "gitml:gitml", cwd=clone)
     listed = subprocess.run(

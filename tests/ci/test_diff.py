@@ -181,3 +181,33 @@ def test_runs_of_gitml_run_are_found_at_their_own_commit(
     d = diff_runs()
     assert (d.a.run_id, d.b.run_id) == tuple(ids)
     assert [(m.old, m.new) for m in d.metrics] == [(0.8, 0.9)]
+
+
+def test_a_pull_request_into_another_branch_compares_with_that_branch(repo: Path) -> None:
+    mlflow.set_tracking_uri(str(repo))
+    log_run({}, {"accuracy": 0.80})  # main
+    git("checkout", "-q", "-b", "develop", cwd=repo)
+    commit(repo, "print('develop')\n")
+    on_develop = log_run({}, {"accuracy": 0.85})
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    commit(repo, "print('feature')\n")
+    head = log_run({}, {"accuracy": 0.90})
+    assert diff_runs().a.ref == "main"  # no target named: the default branch
+    d = diff_runs(base_branch="develop")  # GITHUB_BASE_REF / CI_MERGE_REQUEST_TARGET_BRANCH_NAME
+    assert (d.a.run_id, d.b.run_id, d.a.ref) == (on_develop, head, "develop")
+
+
+@pytest.mark.parametrize(
+    ("env", "branch"),
+    [
+        ({"GITHUB_BASE_REF": "develop"}, "develop"),
+        ({"CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "release/1.x"}, "release/1.x"),
+        ({"GITHUB_BASE_REF": "--upload-pack=touch x"}, None),  # never an option to git
+        ({"GITHUB_BASE_REF": "a..b"}, None),
+        ({}, None),
+    ],
+)
+def test_the_target_branch_comes_from_the_ci(env: dict[str, str], branch: str | None) -> None:
+    from gitml.config import resolve_ci_config
+
+    assert resolve_ci_config(env).base_branch == branch

@@ -98,7 +98,9 @@ class Pipelines:
         """Run one pipeline with the variables GitLab would set; returns its output."""
         common = {
             "CI_DEFAULT_BRANCH": "main",
+            "CI_SERVER_PROTOCOL": "https",
             "CI_SERVER_HOST": HOST,
+            "CI_SERVER_PORT": "8443",
             "CI_PROJECT_PATH": PROJECT_PATH,
             "CI_PROJECT_ID": "42",
             "CI_PROJECT_URL": f"https://{HOST}/{PROJECT_PATH}",
@@ -132,7 +134,7 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelines]:
     home, bin_dir = base / "home", base / "bin"
     home.mkdir()
     bin_dir.mkdir()
-    remote_url = f"https://gitml-ci:{TOKEN}@{HOST}/{PROJECT_PATH}.git"
+    remote_url = f"https://gitml-ci:{TOKEN}@{HOST}:8443/{PROJECT_PATH}.git"  # what the jobs set
     (home / ".gitconfig").write_text(
         "[user]\n\tname = Test User\n\temail = test@example.com\n"
         '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'

@@ -34,7 +34,7 @@ def promoted(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_TAR = REPO_ROOT / ".test-cache" / "docker-base-bookworm.tar"
+BASE_TAR = REPO_ROOT / ".test-cache" / "docker-base-bookworm-slim.tar"
 BASE_IMAGE = "gitml-test-base:bookworm"
 
 

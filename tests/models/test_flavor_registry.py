@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import gitml
-from gitml.exceptions import InvalidParameterValue
+from gitml.exceptions import GitMLError, InvalidParameterValue
 from gitml.models import flavors as registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,16 +164,40 @@ def test_every_built_in_face_is_the_registry_s() -> None:
     assert registry.by_loader_module("gitml.pyfunc") is registry.by_face("pyfunc")
 
 
-def test_extras_are_in_pyproject_and_the_docs_name_every_face() -> None:
+def test_a_declared_extra_is_one_of_gitml_s() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
-    models_doc = (ROOT / "docs" / "models.md").read_text()
     for spec in registry.flavors():
         assert spec.extra is None or f"\n{spec.extra} = [" in pyproject, spec.name
-        for face in spec.faces:
-            assert f"gitml.{face}" in models_doc, face
 
 
 def test_the_type_stubs_of_the_faces_are_current() -> None:
     from gitml.faces import write_stubs
 
     assert write_stubs(check=True) == [], "run `make faces`"
+
+
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "gitml.tensorflow",  # a face, but an alias: models name the first face only
+        "gitml.faces",  # the module that builds faces
+        "gitml.models.flavors.pyfunc.flavor",  # an implementation, not a loader_module
+        "gitml.models.flavors.pyfunc",
+        "toyflavor_registry_test",  # a registered package's own name
+        ["gitml.pyfunc"],  # not a string (the MLmodel schema refuses it first)
+    ],
+)
+def test_a_hostile_mlmodel_names_only_registered_loader_modules(loader: object, tmp_path: Path) -> None:
+    import yaml
+
+    import gitml.pyfunc
+    from tests.models.pyfuncs import AddN
+
+    gitml.pyfunc.save_model(tmp_path / "m", python_model=AddN(1))
+    data = yaml.safe_load((tmp_path / "m" / "MLmodel").read_text())
+    data["flavors"]["python_function"]["loader_module"] = loader
+    (tmp_path / "m" / "MLmodel").write_text(yaml.safe_dump(data))
+    before = set(sys.modules)
+    with pytest.raises(GitMLError, match="unknown model flavor loader|invalid MLmodel"):
+        gitml.pyfunc.load_model(tmp_path / "m")
+    assert not {m for m in set(sys.modules) - before if "toyflavor" in m or m.endswith(".flavor")}

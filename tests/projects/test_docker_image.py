@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ alpha = float(sys.argv[sys.argv.index("--alpha") + 1])
 with mlflow.start_run():
     mlflow.log_param("cwd", os.getcwd())
     mlflow.log_param("ignored_file_seen", os.path.exists("big.bin"))
+    mlflow.log_param("pid1", os.getpid() == 1)
     for step in range(3):
         mlflow.log_metric("loss", alpha / (step + 1), step=step)
     mlflow.log_metric("score", alpha * 2)
@@ -73,7 +78,9 @@ def test_a_plain_mlflow_script_logs_into_the_run_from_inside_the_container(
     # container cannot read it, so the backend passes what the child must share
     with open(Path(os.environ["HOME"]) / ".gitconfig", "a") as f:
         f.write("[gitml]\n\tbranch = ml-runs\n")
-    code, out, err = run_cli(capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.3")
+    code, out, err = run_cli(
+        capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.3", "-A", "init"
+    )
     assert code == 0, err
     run_id = _run_id(out)
     branches = git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=repo).split()
@@ -85,6 +92,7 @@ def test_a_plain_mlflow_script_logs_into_the_run_from_inside_the_container(
     assert run.info.status == "FINISHED"
     assert run.data.params["alpha"] == "0.3"
     assert run.data.params["cwd"] == str(repo.resolve())  # the repository at its own path
+    assert run.data.params["pid1"] == "False"  # -A init: docker's init is PID 1, as asked
     assert run.data.metrics == {"loss": pytest.approx(0.1), "score": pytest.approx(0.6)}
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 0.3), (1, 0.15), (2, pytest.approx(0.1))]
@@ -178,6 +186,7 @@ def test_a_failing_image_build_is_one_line_and_writes_nothing(
     assert len(errors) == 1, err
     assert errors[0].startswith("Error: building the project image boxed-project:"), err
     assert "not a directory" in errors[0]
+    assert engine.docker("ps", "-aq").stdout.strip() == ""  # no container of the failed step left
     assert branch_tip(repo) == ""
 
 
@@ -187,6 +196,8 @@ def test_build_image_needs_the_docker_backend(
     project(repo, {"MLproject": "name: x\nentry_points:\n  main:\n    command: python3 -V\n"})
     code, _, err = run_cli(capsys, "run", ".", "--build-image")
     assert code != 0 and err.startswith("Error: --build-image is for the docker backend"), err
+    code, _, err = run_cli(capsys, "run", ".", "-A", "gpus=all")
+    assert code != 0 and err.startswith("Error: --docker-args is for the docker backend"), err
     assert branch_tip(repo) == ""
 
 
@@ -200,13 +211,22 @@ def test_a_recorded_image_id_that_is_an_option_is_refused(
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
     ).stdout.strip()
     client = GitMLClient(repo)
-    for image_id in ("--privileged", "sha256:" + "a" * 64 + "\n--rm", "sha256:ABC"):
+    good = "sha256:" + "a" * 64
+    bad = [
+        ({"image_id": "--privileged"}, "recorded image id"),
+        ({"image_id": good + "\n--rm"}, "recorded image id"),
+        ({"image_id": "sha256:ABC"}, "recorded image id"),
+        ({"image_id": good, "image_digest": "--pull=always"}, "recorded image digest"),
+        ({"image_id": good, "image_digest": "img@sha256:" + "a" * 63}, "recorded image digest"),
+        ({"image_id": good, "image_digest": "img:1"}, "recorded image digest"),
+    ]
+    for docker, message in bad:
         record = {
             "entry_point": "main",
             "given": {},
             "env_manager": "docker",
             "project_dir": ".",
-            "docker": {"image_id": image_id, "build_image": True},
+            "docker": {"build_image": False, **docker},
         }
         run = client.create_run(
             "0",
@@ -220,7 +240,7 @@ def test_a_recorded_image_id_that_is_an_option_is_refused(
         client.flush()
         code, _, err = run_cli(capsys, "reproduce", run.info.run_id)
         assert code != 0
-        assert "recorded image id" in err and err.startswith("Error: "), err
+        assert message in err and err.startswith("Error: "), err
 
 
 def test_the_content_hash_covers_the_files_git_sees_and_only_those(repo: Path) -> None:
@@ -300,3 +320,122 @@ def test_run_params_never_become_docker_options(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidParameterValue, match="run_params is not passed to docker"):
         docker_env({"image": "img:1", "run_params": {"privileged": True}}, tmp_path)
+
+
+def test_reproduce_of_a_run_in_a_docker_env_image_that_moved_runs_the_name_and_says_so(
+    repo: Path, engine: Any, gitml_image: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without --build-image the run's image is the docker_env image itself; when its id is
+    gone, reproduce runs what the name points at now and the table marks the image DIFFERENT.
+    The reproduction runs from a worktree outside the repository, mounted as well."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+
+    def build(label: str) -> str:
+        (ctx / "Dockerfile").write_text(f"FROM {gitml_image}\nLABEL gitml.test={label}\n")
+        engine.docker("build", "--quiet", "--tag", "gitml-test-moved:1", str(ctx))
+        out = engine.docker("image", "inspect", "--format", "{{.Id}}", "gitml-test-moved:1")
+        return out.stdout.strip()
+
+    old = build("old")
+    project(repo, _files("gitml-test-moved:1"))
+    code, out, err = run_cli(capsys, "run", ".", "--backend", "docker", "-P", "alpha=0.5")
+    assert code == 0, err
+    first = GitMLClient(repo).get_run(_run_id(out))
+    assert first.data.tags["mlflow.docker.image.id"] == old
+    new = build("new")
+    engine.docker("rmi", old)
+    code, out, err = run_cli(capsys, "reproduce", first.info.run_id)
+    assert code == 0, err
+    assert "is not on this engine: using gitml-test-moved:1" in err
+    assert "image: DIFFERENT" in out and "within tolerance" in out
+    again = GitMLClient(repo).get_run(out.strip().splitlines()[-1].split()[3])
+    assert again.data.tags["mlflow.docker.image.id"] == new
+    assert again.data.metrics == first.data.metrics
+    assert again.data.params["cwd"] != first.data.params["cwd"]  # the worktree, not the repo
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """A real image registry (Docker's distribution, Debian's docker-registry) on loopback."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.skip("no image registry: scripts/sysdeps.sh installs docker-registry")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog: {level: error}\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'registry'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    proc = subprocess.Popen(
+        [exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("docker-registry did not start") from None
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_reproduce_pulls_a_registry_image_by_its_recorded_digest_when_the_tag_moved(
+    repo: Path, engine: Any, registry: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    tini = shutil.which("docker-init")
+    if tini is None:
+        pytest.skip("no static tini (docker-init, installed with docker.io) for a tiny image")
+    name = f"{registry}/gitml-test-tiny:1"
+    ctx = tmp_path / "tiny"
+    ctx.mkdir()
+    shutil.copy(os.path.realpath(tini), ctx / "tini")
+
+    def push(label: str) -> str:
+        (ctx / "Dockerfile").write_text(
+            f"FROM scratch\nCOPY tini /tini\nLABEL gitml.test={label}\n"
+        )
+        engine.docker("build", "--quiet", "--tag", name, str(ctx))
+        engine.docker("push", "--quiet", name)
+        return engine.docker("image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
+
+    first_id = push("first")
+    project(
+        repo,
+        {
+            "MLproject": f'name: tiny\ndocker_env: {{image: "{name}"}}\nentry_points:\n  main:\n    command: "/tini --version"\n'
+        },
+    )
+    code, out, err = run_cli(capsys, "run", ".", "--backend", "docker")
+    assert code == 0, err
+    run = GitMLClient(repo).get_run(_run_id(out))
+    digest = json.loads(run.data.tags[RECORD_TAG])["docker"]["image_digest"]
+    assert digest.startswith(f"{registry}/gitml-test-tiny@sha256:")
+    engine.docker("rmi", name)  # gone from this engine, and the tag now names another image
+    push("second")
+    engine.docker("rmi", name)
+    code, out, err = run_cli(capsys, "reproduce", run.info.run_id)
+    assert code == 0, err
+    assert f"pulled the recorded image by its digest {digest}" in err
+    assert "image: same" in out
+    again = GitMLClient(repo).get_run(out.strip().splitlines()[-1].split()[3])
+    assert again.data.tags["mlflow.docker.image.id"] == first_id
+
+
+def test_docker_args_are_mlflows_options_and_only_option_names_pass() -> None:
+    from gitml.projects.docker import docker_options
+
+    got = docker_options({"gpus": "all", "t": True, "quiet": False, "shm-size": "64m"})
+    assert got == ("--gpus", "all", "-t", "--shm-size", "64m")
+    for bad in ("-privileged", "a b", "", "x=y", "1x"):
+        with pytest.raises(InvalidParameterValue, match="not an option name"):
+            docker_options({bad: True})

@@ -102,3 +102,51 @@ def test_the_code_record_reads_branch_remote_renames_and_untracked(repo: Path) -
     assert code["commit"] == git("rev-parse", "HEAD", cwd=repo).strip()
     git("checkout", "-q", "--detach", cwd=repo)
     assert code_provenance(repo)[0]["branch"] is None
+
+
+def test_a_token_in_the_remote_url_is_not_recorded(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+    from gitml.store.repo import GitRepo
+
+    url = "https://gitlab-ci-token:s3cr3t@gitlab.example/group/p.git"
+    git("remote", "add", "origin", url, cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "https://gitlab.example/group/p.git"
+    assert GitRepo(repo, "gitml").source_info(check_dirty=False).repo_url == "https://gitlab.example/group/p.git"
+    git("remote", "set-url", "origin", "git@gitlab.example:group/p.git", cwd=repo)
+    assert code_provenance(repo)[0]["repo_url"] == "git@gitlab.example:group/p.git"
+
+
+def test_unchanged_pointers_come_from_the_cache_by_blob_and_edits_are_read(repo: Path) -> None:
+    from gitml.projects.provenance import code_provenance
+
+    a, b = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    (repo / "d").mkdir()
+    pointer = "outs:\n- md5: {}\n  size: 2\n  hash: md5\n  path: x.csv\n"
+    (repo / "x.csv.dvc").write_text(pointer.format(a))
+    (repo / "d" / "x.csv.dvc").write_text(pointer.format(a))  # the same blob in another folder
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "data", cwd=repo)
+    cache = repo / ".git" / "gitml" / "pointercache.json"
+
+    def read() -> dict[str, str]:
+        changed: set[str] = set()
+        untracked = code_provenance(repo, changed)[2]
+        return data_provenance(repo, repo, untracked, changed, cache)
+
+    assert read() == {"x.csv": a, "d/x.csv": a} == data_provenance(repo, repo)
+    assert len(json.loads(cache.read_text())) == 2
+    # prove the cache is what answers for an unchanged pointer
+    table = json.loads(cache.read_text())
+    for key in table:
+        table[key] = [[k, b] for k, _ in table[key]]
+    cache.write_text(json.dumps(table))
+    assert read() == {"x.csv": b, "d/x.csv": b}
+    # an edit in the work tree is read from the file, staged or not
+    (repo / "x.csv.dvc").write_text(pointer.format("1" * 32))
+    assert read()["x.csv"] == "1" * 32
+    git("add", "x.csv.dvc", cwd=repo)
+    assert read()["x.csv"] == "1" * 32
+    cache.write_text("[not a table")  # a broken cache is rebuilt, not trusted
+    (repo / "x.csv.dvc").write_text(pointer.format(a))
+    git("add", "x.csv.dvc", cwd=repo)
+    assert read() == {"x.csv": a, "d/x.csv": a}

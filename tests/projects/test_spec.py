@@ -178,7 +178,7 @@ def test_the_schema_accepts_what_the_loader_accepts(tmp_path: Path) -> None:
     ],
 )
 def test_dvc_pointers_read_fast_or_through_yaml(tmp_path: Path, text: str) -> None:
-    from gitml.projects.provenance import _outs_hashes, _read_pointer
+    from gitml.projects.dvcdata import _outs_hashes, _read_pointer
 
     (tmp_path / "a.csv.dvc").write_text(text)
     out: dict[str, str] = {}
@@ -199,7 +199,7 @@ def test_dvc_pointers_read_fast_or_through_yaml(tmp_path: Path, text: str) -> No
     ],
 )
 def test_hostile_pointers_give_no_hash(tmp_path: Path, text: str) -> None:
-    from gitml.projects.provenance import _outs_hashes, _read_pointer
+    from gitml.projects.dvcdata import _outs_hashes, _read_pointer
 
     (tmp_path / "a.dvc").write_text(text)
     data = _read_pointer(tmp_path / "a.dvc")

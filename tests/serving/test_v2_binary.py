@@ -207,3 +207,12 @@ def test_binary_bodies_share_the_body_cap(servers: dict[str, Server]) -> None:
     assert r.status_code == 413
     assert "limit" in r.json()["error"]
     assert httpx.get(servers["echo"].url + "/ping", timeout=5).status_code == 200
+
+
+def test_big_binary_body_is_parsed_off_the_event_loop(servers: dict[str, Server]) -> None:
+    client = _client(servers["echo"])
+    data = np.random.default_rng(0).random((4, 8192), dtype=np.float32)  # 128 KiB: over the inline limit
+    inp = httpclient.InferInput("input-0", list(data.shape), "FP32")
+    inp.set_data_from_numpy(data, binary_data=True)
+    result = client.infer("echo", [inp])
+    np.testing.assert_array_equal(result.as_numpy("predict"), data)

@@ -10,11 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
-from gitml.store.merge import merge_trees, run_changes
+from gitml.store.merge import merge_trees as _merge_trees
 from gitml.store.objects import EMPTY_TREE
 from gitml.store.repo import GitRepo
+from gitml.tracking.branch_rules import MERGE_RULES, run_changes
 
 __all__ = ["jdump", "run_files", "write_runs"]
+
+
+def merge_trees(*args: Any, **kw: Any) -> Any:
+    """The store's merge with gitml's branch rules (what pull and push hand it)."""
+    return _merge_trees(*args, rules=MERGE_RULES, **kw)
 
 
 def jdump(obj: Any) -> bytes:

@@ -18,23 +18,23 @@ import pytest
 from gitml.exceptions import InvalidState, RemoteError
 from gitml.registry.tags import is_registry_tag
 from gitml.store import sync as _sync
-from gitml.store.merge import run_changes
 from gitml.store.repo import GitRepo
+from gitml.tracking.branch_rules import BRANCH_RULES, run_changes
 from tests.conftest import git, make_repo
 from tests.store.test_merge import jdump, run_files, write_runs
 
 
 # The store moves the tags its caller names; gitml's callers name the registry's (GTO's grammar).
 def pull(repo: GitRepo, *args: object, **kw: object) -> _sync.SyncResult:
-    return _sync.pull(repo, *args, **{"tag_filter": is_registry_tag, **kw})  # type: ignore[arg-type]
+    return _sync.pull(repo, *args, **{"rules": BRANCH_RULES, "tag_filter": is_registry_tag, **kw})  # type: ignore[arg-type]
 
 
 def push(repo: GitRepo, *args: object, **kw: object) -> _sync.SyncResult:
-    return _sync.push(repo, *args, **{"tag_filter": is_registry_tag, **kw})  # type: ignore[arg-type]
+    return _sync.push(repo, *args, **{"rules": BRANCH_RULES, "tag_filter": is_registry_tag, **kw})  # type: ignore[arg-type]
 
 
 def sync(repo: GitRepo, *args: object, **kw: object) -> _sync.SyncResult:
-    return _sync.sync(repo, *args, **{"tag_filter": is_registry_tag, **kw})  # type: ignore[arg-type]
+    return _sync.sync(repo, *args, **{"rules": BRANCH_RULES, "tag_filter": is_registry_tag, **kw})  # type: ignore[arg-type]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -387,12 +387,13 @@ sys.path.insert(0, {root!r})
 from tests.store.test_merge import write_runs
 from gitml.store.repo import GitRepo
 from gitml.store.sync import push
+from gitml.tracking.branch_rules import BRANCH_RULES
 repo = GitRepo({path!r}, "gitml")
 for _ in range(25):
     write_runs(repo, 1)
 while time.time() < {start}:
     time.sleep(0.005)
-result = push(repo)
+result = push(repo, rules=BRANCH_RULES)
 print(result.attempts)
 """
 

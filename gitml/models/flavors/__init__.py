@@ -8,7 +8,7 @@ ones, one line each; `register("package")` adds another at run time. What reads 
   registered flavor's, so a model file never chooses which code runs;
 - the public faces `gitml.<face>` (`gitml.faces` builds them from the spec);
 - model images (`gitml.deploy.dockerfile`): the extras and requirements a flavor needs;
-- the docs (`tests/models/test_flavor_registry.py` checks docs/models.md names every face).
+- the docs: `gitml.<face>.<name>` in them is checked against the face's stub (`tests/test_docs.py`).
 """
 
 from __future__ import annotations
