@@ -12,6 +12,7 @@ three files agree.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 import re
@@ -29,6 +30,7 @@ __all__ = [
     "PYTHON_ENV_FILE",
     "PipRequirements",
     "env_entry",
+    "installed_version",
     "read_conda_env",
     "write_environment",
 ]
@@ -117,10 +119,14 @@ def read_conda_env(conda_env: Any) -> PipRequirements:
     return PipRequirements(pip, checked)
 
 
-def _version(dist: str) -> str | None:
+@functools.lru_cache(maxsize=256)
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution `dist` without its local build tag (`+cpu`, which
+    names a wheel index, not a version pip resolves), or None. Cached: each lookup scans every
+    distribution on sys.path (about 10 ms), and a save asks for several."""
     try:
         return importlib.metadata.version(dist).split("+")[0]
-    except importlib.metadata.PackageNotFoundError:
+    except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
 
 
@@ -133,7 +139,7 @@ def write_environment(model_dir: Path, requirements: Sequence[str], pip: Sequenc
     `requirements`; `pip` is what the flavor was given (a `PipRequirements` when it came from
     a conda environment, whose content is kept)."""
     python = platform.python_version()
-    build = [f"{d}=={v}" if (v := _version(d)) else d for d in ("pip", "setuptools", "wheel")]
+    build = [f"{d}=={v}" if (v := installed_version(d)) else d for d in ("pip", "setuptools", "wheel")]
     _dump(
         model_dir / PYTHON_ENV_FILE,
         {"python": python, "build_dependencies": build, "dependencies": ["-r requirements.txt"]},
@@ -149,7 +155,7 @@ def write_environment(model_dir: Path, requirements: Sequence[str], pip: Sequenc
         conda["dependencies"] = deps
         conda.setdefault("name", "gitml-env")
     else:
-        pip_version = _version("pip")
+        pip_version = installed_version("pip")
         deps = [f"python={python}", f"pip<={pip_version}" if pip_version else "pip"]
         if requirements:
             deps.append({"pip": list(requirements)})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.metadata
 import json
 import shutil
 import sys
@@ -18,7 +17,7 @@ from gitml.exceptions import (
     MissingDependency,
     ResourceAlreadyExists,
 )
-from gitml.models.environment import env_entry, read_conda_env, write_environment
+from gitml.models.environment import env_entry, installed_version, read_conda_env, write_environment
 from gitml.models.model import PYFUNC_FLAVOR
 
 __all__ = [
@@ -83,12 +82,8 @@ def _pin(requirement: str) -> str:
     name = requirement.strip()
     if any(c in name for c in "=<>~!@ ;[") or not name:
         return name  # already a specifier: the user's word stands
-    try:
-        version = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return name
-    # Local build tags (+cpu, +cu121) name a wheel index, not a version pip can resolve.
-    return f"{name}=={version.split('+')[0]}"
+    version = installed_version(name)
+    return f"{name}=={version}" if version else name
 
 
 def write_requirements(

@@ -63,17 +63,37 @@ def def_start(node: ast.AST) -> int:
     return min([node.lineno, *[d.lineno for d in decorators]])  # type: ignore[attr-defined]
 
 
+_DEFS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+# tree id -> (tree, {(kind, name): nodes}); the trees themselves are cached by parse_file
+_indexes: dict[int, tuple[ast.AST, dict[tuple[type, str], list[ast.AST]]]] = {}
+
+
+def _index(tree: ast.AST) -> dict[tuple[type, str], list[ast.AST]]:
+    """Every class/def of `tree` by (kind, name): one walk of a module, not one per lookup
+    (a class's methods each look its definition up; the walk is most of an extraction)."""
+    known = _indexes.get(id(tree))
+    if known is not None and known[0] is tree:
+        return known[1]
+    index: dict[tuple[type, str], list[ast.AST]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, _DEFS):
+            index.setdefault((type(node), node.name), []).append(node)
+    if len(_indexes) >= 64:
+        _indexes.clear()
+    _indexes[id(tree)] = (tree, index)
+    return index
+
+
 def find_node(tree: ast.AST, kind: type, name: str, line: int | None) -> ast.AST | None:
     """The class/def named `name` (containing `line`, when given), at any depth."""
     best: ast.AST | None = None
-    for node in ast.walk(tree):
-        if isinstance(node, kind) and node.name == name:  # type: ignore[attr-defined]
-            if line is None:
-                if best is None or node.col_offset < best.col_offset:  # type: ignore[attr-defined]
-                    best = node
-            elif def_start(node) <= line <= (node.end_lineno or node.lineno):  # type: ignore[attr-defined]
-                if best is None or def_start(node) >= def_start(best):  # the innermost
-                    best = node
+    for node in _index(tree).get((kind, name), ()):
+        if line is None:
+            if best is None or node.col_offset < best.col_offset:  # type: ignore[attr-defined]
+                best = node
+        elif def_start(node) <= line <= (node.end_lineno or node.lineno):  # type: ignore[attr-defined]
+            if best is None or def_start(node) >= def_start(best):  # the innermost
+                best = node
     return best
 
 
@@ -97,6 +117,13 @@ def strip_indent(line: str, indent: int) -> str:
 
 def free_names(text: str, drop_annotations: bool) -> list[str]:
     """Names the snippet reads from its module's globals (symtable: referenced, global, unbound)."""
+    return list(_free_names(text, drop_annotations))
+
+
+@functools.lru_cache(maxsize=256)
+def _free_names(text: str, drop_annotations: bool) -> tuple[str, ...]:
+    # Cached by the snippet's text: a class logged again (a checkpoint per epoch) is not
+    # re-analysed; the analysis is most of the extraction's cost (measured in the bench).
     if drop_annotations:
         tree = ast.parse(text)
         for node in ast.walk(tree):
@@ -122,7 +149,7 @@ def free_names(text: str, drop_annotations: bool) -> list[str]:
             walk(child)
 
     walk(symtable.symtable(text, "<source>", "exec"))
-    return names
+    return tuple(names)
 
 
 def future_annotations(module: Any) -> bool:

@@ -17,7 +17,7 @@ from gitml.entities import RunStatus
 from gitml.store.journal import orphaned_journals, read_journal
 from gitml.tracking import layout
 from gitml.tracking.experiments import now_ms
-from gitml.tracking.validation import check_run_id
+from gitml.tracking.validation import check_run_id, is_run_id
 from gitml.tracking.writer import Pending, merge_run_files
 
 if TYPE_CHECKING:
@@ -44,7 +44,25 @@ def recover_orphans(tracker: Tracker) -> list[str]:
             log.warning("gitml: could not recover journal %s: %s", path.name, e)
         finally:
             os.close(fd)
+    for run_id in _left_staging(tracker):
+        try:
+            if _recover_staging(tracker, run_id, ended_only=True) and run_id not in recovered:
+                recovered.append(run_id)
+        except Exception as e:  # the folder stays for the next try
+            log.warning("gitml: could not log the artifact folder of run %s: %s", run_id, e)
     return recovered
+
+
+def _left_staging(tracker: Tracker) -> list[str]:
+    """Runs with a staging folder and no journal: a run whose end could not log its folder
+    (a link leaving it, a full disk), or one recovered before recovery logged folders."""
+    root = tracker.repo.state_dir / C.STAGING_DIR
+    try:
+        names = sorted(p.name for p in root.iterdir())
+    except OSError:
+        return []  # the common case: no staging folder at all
+    held = {p.name.split("-", 1)[0] for p in tracker.journal_dir.glob("*.jsonl")} if names else set()
+    return [n for n in names if is_run_id(n) and n not in held]
 
 
 def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> bool:
@@ -98,13 +116,17 @@ def _recover_one(tracker: Tracker, path: Path, run_id: str, token: str) -> bool:
     return repo.commit(build, f"run {run_id} recovered from journal: {p.meta.get('status', final)}") is not None
 
 
-def _recover_staging(tracker: Tracker, run_id: str) -> bool:
+def _recover_staging(tracker: Tracker, run_id: str, ended_only: bool = False) -> bool:
     """Log the run's staging folder (files the script wrote into `get_artifact_uri()`), then
     remove it; True when something was logged. A run that never reached the branch keeps its
-    folder (there is no run to log it to)."""
+    folder (there is no run to log it to); with `ended_only`, so does a run not ended there."""
     if not (tracker.repo.state_dir / C.STAGING_DIR / run_id).is_dir():
         return False  # the common case costs one stat
-    if tracker.repo.lookup(tracker.tree(), f"{C.run_dir(run_id)}/{C.RUN_META}") is None:
+    meta_path = f"{C.run_dir(run_id)}/{C.RUN_META}"
+    data = tracker.repo.read_file(tracker.tree(), meta_path)
+    if data is None:
+        return False
+    if ended_only and not RunStatus.is_terminated(layout.decode(meta_path, data).get("status") or ""):
         return False
     from gitml.artifacts.staging import log_staged
 

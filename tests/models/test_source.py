@@ -268,3 +268,14 @@ def test_two_models_shipping_same_named_modules_keep_their_own(
     for _ in range(2):
         assert gitml.pyfunc.load_model(tmp_path / "m1").predict([1, 2]) == [2, 3]
         assert gitml.pyfunc.load_model(tmp_path / "m2").predict([1, 2]) == [10, 20]
+    # a loaded model saves again (its helper module re-extracted) after its folder is gone
+    import shutil
+
+    loaded = gitml.pyfunc.load_model(tmp_path / "m2")
+    shutil.rmtree(tmp_path / "m2")
+    gitml.pyfunc.save_model(tmp_path / "m3", python_model=loaded.unwrap_python_model())
+    assert sorted(p.name for p in (tmp_path / "m3" / "code").glob("*.py")) == [
+        "gitml_src_net.py",
+        "gitml_src_net__helpers.py",
+    ]
+    assert gitml.pyfunc.load_model(tmp_path / "m3").predict([3]) == [30]

@@ -398,3 +398,28 @@ def test_recover_logs_the_staging_folder_of_a_killed_run(repo: Path) -> None:
     again = subprocess.run(cli, cwd=repo, capture_output=True, text=True)
     assert "Nothing to recover" in again.stdout
     assert git("rev-list", "--count", "gitml", cwd=repo) == commits  # idempotent: nothing new
+
+
+def test_recover_logs_a_folder_an_ended_run_could_not(repo: Path, tmp_path: Path) -> None:
+    from urllib.parse import urlparse
+
+    from gitml.exceptions import InvalidParameterValue
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the remote")
+    with pytest.raises(InvalidParameterValue):
+        with mlflow.start_run() as run:
+            folder = Path(urlparse(mlflow.get_artifact_uri()).path)
+            (folder / "ok.txt").write_text("fine")
+            os.symlink(secret, folder / "leak.txt")
+    run_id = run.info.run_id
+    assert folder.is_dir() and MlflowClient().list_artifacts(run_id) == []
+    os.unlink(folder / "leak.txt")  # the user fixes what the end refused
+    cli = [sys.executable, "-m", "gitml.cli", "runs", "recover"]
+    out = subprocess.run(cli, cwd=repo, capture_output=True, text=True)
+    assert f"Recovered run {run_id}" in out.stdout, out.stderr
+    tracker_mod.reset_all()
+    assert [f.path for f in MlflowClient().list_artifacts(run_id)] == ["ok.txt"]
+    assert MlflowClient().get_run(run_id).info.status == "FINISHED"
+    assert not folder.exists()
+    assert "Nothing to recover" in subprocess.run(cli, cwd=repo, capture_output=True, text=True).stdout
