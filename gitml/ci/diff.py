@@ -31,6 +31,7 @@ from gitml.tracking import layout
 __all__ = [
     "Change",
     "DiffSide",
+    "NoBaselineRun",
     "RunDiff",
     "diff_runs",
     "format_markdown",
@@ -104,6 +105,18 @@ def _clean(o: Any) -> Any:
     if isinstance(o, list | tuple):
         return [_clean(v) for v in o]
     return o
+
+
+class NoBaselineRun(ResourceDoesNotExist):
+    """The base side (A) has no finished run while the head side (B) has one: a first pull
+    request, or the first push after the pipelines were set up. `head` and `head_run` are
+    B's side and run, so a caller can still report B's metrics and check value gates."""
+
+    def __init__(self, message: str, base: str, head: DiffSide, head_run: Any) -> None:
+        super().__init__(message)
+        self.base = base
+        self.head = head
+        self.head_run = head_run
 
 
 # -- finding the runs ---------------------------------------------------------------------------
@@ -333,12 +346,18 @@ def _sides(
             resolved.append(_history(root, ref, max_ancestors))
     # Both sides' commits in one search (one `git grep` when there is no index).
     lookup.runs_at([c for r in resolved if isinstance(r[0], str) for c in r[1]])
-    out = []
-    for ref, r in zip(refs, resolved, strict=True):
+    out: list[tuple[DiffSide, Any]] = []
+    # The head (last) first: a head without a run is an error even when the base has none.
+    for ref, r in reversed(list(zip(refs, resolved, strict=True))):
         if isinstance(r[0], DiffSide):
-            out.append((r[0], r[1]))
-        else:
-            out.append(_pick(lookup, ref, r[0], r[1], max_ancestors))
+            out.insert(0, (r[0], r[1]))
+            continue
+        try:
+            out.insert(0, _pick(lookup, ref, r[0], r[1], max_ancestors))
+        except ResourceDoesNotExist as e:
+            if len(out) != 1:
+                raise
+            raise NoBaselineRun(e.message, ref, out[0][0], out[0][1]) from None
     return out
 
 
@@ -389,7 +408,14 @@ def diff_runs(
     ref_b = b or "HEAD"
     lookup = _lookup(tracker)
     ref_a, label = _default_base(root, base_branch) if a is None else (a, a)
-    (side_a, run_a), (side_b, run_b) = _sides(lookup, root, [ref_a, ref_b], max_ancestors)
+    try:
+        (side_a, run_a), (side_b, run_b) = _sides(lookup, root, [ref_a, ref_b], max_ancestors)
+    except NoBaselineRun as e:
+        if label != ref_a:  # the default base: name the branch, and the merge base's commit
+            e.message = e.message.replace(f"for {ref_a} (", f"for {label} (merge base ", 1)
+            e.args = (e.message,)
+        e.base = label
+        raise
     side_a = replace(side_a, ref=label)
     lower = tuple(lower_is_better)
     params = []
