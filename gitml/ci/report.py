@@ -29,6 +29,7 @@ __all__ = [
     "comment_body",
     "diff_comment_body",
     "diff_report",
+    "no_baseline_note",
     "report_markdown",
     "write_metrics_file",
     "write_step_summary",
@@ -39,11 +40,18 @@ _URL = re.compile(r"^https?://[^\s()<>\[\]\"'`]+$")
 
 @dataclass(frozen=True)
 class DiffReport:
-    """A diff (`RunDiff`, filtered for display), the gates' outcomes and the new run's metrics."""
+    """A diff (`RunDiff`, filtered for display), the gates' outcomes and the new run's metrics.
+
+    When the base has no finished run (and the caller allowed it), `diff` is None, `head` is
+    the new run's side and `no_baseline` says which base had none: value gates are still
+    checked on the new run, gates on changes are skipped.
+    """
 
     diff: Any
     gates: tuple[GateResult, ...]
     new_metrics: dict[str, Any]
+    head: Any = None
+    no_baseline: str | None = None
 
     @property
     def crossed(self) -> list[GateResult]:
@@ -66,22 +74,35 @@ def diff_report(
     lower_is_better: Iterable[str] = (),
     fail_on: Iterable[str] = (),
     base_branch: str | None = None,
+    require_baseline: bool = True,
 ) -> DiffReport:
     """Diff the latest finished runs of `a` and `b` and check the gates in `fail_on`.
 
     `base_branch`: the pull request's target branch, whose merge base is the default `a`.
+    `require_baseline=False`: when `a` has no finished run but `b` has one, return a report
+    without a diff (`no_baseline` set) instead of raising `NoBaselineRun`.
     """
-    from gitml.ci.diff import diff_runs
+    from gitml.ci.diff import NoBaselineRun, diff_runs
 
     gates = [parse_gate(expr) for expr in fail_on]  # bad gates fail before any reading
-    full = diff_runs(
-        a,
-        b,
-        tracking_uri=tracking_uri,
-        all_keys=True,
-        lower_is_better=lower_is_better,
-        base_branch=base_branch,
-    )
+    try:
+        full = diff_runs(
+            a,
+            b,
+            tracking_uri=tracking_uri,
+            all_keys=True,
+            lower_is_better=lower_is_better,
+            base_branch=base_branch,
+        )
+    except NoBaselineRun as e:
+        if require_baseline:
+            raise
+        metrics = dict(e.head_run.data.metrics)
+        results = [
+            replace(r, reason=f"no baseline run on {e.base}") if r.status == "skipped" else r
+            for r in check_gates(gates, {}, metrics)
+        ]
+        return DiffReport(None, tuple(results), metrics, e.head, e.base)
     old = {c.key: c.old for c in full.metrics if c.old is not None}
     new = {c.key: c.new for c in full.metrics if c.new is not None}
     shown = full
@@ -102,7 +123,7 @@ def report_markdown(report: DiffReport) -> str:
     """The diff as `gitml diff --md` prints it, then the gates' table (when any)."""
     from gitml.ci.diff import format_markdown
 
-    text = format_markdown(report.diff)
+    text = format_markdown(report.diff) if report.diff is not None else _no_baseline_md(report)
     if report.gates:
         verdict = (
             f"**{len(report.crossed)} of {len(report.gates)} metric gates crossed.**"
@@ -111,6 +132,40 @@ def report_markdown(report: DiffReport) -> str:
         )
         text += "\n" + verdict + "\n\n" + format_gate_results(list(report.gates), _escape_cell)
     return text
+
+
+def no_baseline_note(report: DiffReport) -> str:
+    """The one line that says a report has no base run to compare with (plain text)."""
+    checked = [g for g in report.gates if g.gate.kind == "value"]
+    what = (
+        "the gates on changes were not checked" if checked else "the metric gates were not checked"
+    )
+    if not report.gates:
+        what = "nothing was compared"
+    return f"no baseline run was found on {report.no_baseline}: {what}"
+
+
+def _no_baseline_md(report: DiffReport) -> str:
+    head = report.head
+    lines = [
+        f"No baseline run was found on `{markdown_cell(str(report.no_baseline), 200)}`: "
+        f"{no_baseline_note(report).split(': ', 1)[1]}.",
+        "",
+        f"This branch's run: `{head.run_id[:12]}` ({markdown_cell(head.ref, 200)}"
+        f"{', dirty' if head.dirty else ''})",
+        "",
+    ]
+    rows = [(k, v) for k, v in sorted(report.new_metrics.items())]
+    if rows:
+        lines += ["| Metric | Value |", "|---|---|"]
+        lines += [f"| {markdown_cell(str(k))} | {_value(v)} |" for k, v in rows]
+    else:
+        lines.append("The run logged no metric.")
+    return "\n".join(lines) + "\n"
+
+
+def _value(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else markdown_cell(str(v))
 
 
 def comment_body(report: DiffReport | str, pipeline_url: str | None = None) -> str:
@@ -145,12 +200,15 @@ def diff_comment_body(
             lower_is_better=lower_is_better,
             fail_on=fail_on,
             base_branch=base_branch,
+            require_baseline=False,
         )
-    except ResourceDoesNotExist as e:
+    except ResourceDoesNotExist as e:  # this branch has no finished run
         return comment_body(
             f"Nothing to compare yet: {markdown_cell(e.message, 500)}\n", pipeline_url
         )
     text = report_markdown(report)
+    if report.diff is None:
+        return comment_body(text, pipeline_url)
     marks = _provenance(tracking_uri, [report.diff.a.run_id, report.diff.b.run_id])
     if marks:
         text += "\n" + marks

@@ -49,6 +49,12 @@ __all__ = ["GATE_CROSSED", "diff"]
     help="Append the markdown to $GITHUB_STEP_SUMMARY when it is set (default: on).",
 )
 @click.option(
+    "--require-baseline",
+    is_flag=True,
+    help="With --fail-on or --metrics-file: fail (exit 1) when A has no finished run, instead "
+    "of checking only the value gates on B (a first pull request has nothing to compare).",
+)
+@click.option(
     "-q", "--quiet", is_flag=True, help="Print nothing; exit 0 (errors still exit non-zero)."
 )
 @click.pass_context
@@ -63,15 +69,25 @@ def diff(
     fail_on: tuple[str, ...],
     metrics_file: str | None,
     summary: bool,
+    require_baseline: bool,
     quiet: bool,
 ) -> None:
     """Compare the latest finished runs of A and B (run ids, commits, branches or tags).
 
     A defaults to the merge base of HEAD with the default branch, B to HEAD. Exit status:
-    0 when no gate is crossed, 3 when a --fail-on gate is crossed, 1 on errors.
+    0 when no gate is crossed, 3 when a --fail-on gate is crossed, 1 on errors. With
+    --fail-on or --metrics-file, an A without a finished run (a first pull request) is not
+    an error: a warning says so, value gates are checked on B, gates on changes are not,
+    unless --require-baseline. B without a finished run is always an error.
     """
     from gitml.ci.diff import format_table
-    from gitml.ci.report import diff_report, report_markdown, write_metrics_file, write_step_summary
+    from gitml.ci.report import (
+        diff_report,
+        no_baseline_note,
+        report_markdown,
+        write_metrics_file,
+        write_step_summary,
+    )
     from gitml.config import resolve_ci_config
 
     report = diff_report(
@@ -82,8 +98,13 @@ def diff(
         lower_is_better=lower,
         fail_on=fail_on,
         base_branch=resolve_ci_config().base_branch,
+        require_baseline=require_baseline or not (fail_on or metrics_file),
     )
     result = report.diff
+    if result is None:
+        click.echo(
+            f"Warning: {no_baseline_note(report)} (--require-baseline fails instead)", err=True
+        )
     if metrics_file:
         write_metrics_file(metrics_file, report.new_metrics)
     step_summary = resolve_ci_config().github_step_summary if summary else None
@@ -91,11 +112,13 @@ def diff(
         write_step_summary(step_summary, report_markdown(report))
     if not quiet:
         if as_json:
-            echo_json({**result.to_dict(), "gates": [_gate_dict(g) for g in report.gates]})
+            found = result.to_dict() if result is not None else _no_baseline_dict(report)
+            echo_json({**found, "gates": [_gate_dict(g) for g in report.gates]})
         elif markdown:
             click.echo(report_markdown(report), nl=False)
         else:
-            click.echo(format_table(result), nl=False)
+            if result is not None:
+                click.echo(format_table(result), nl=False)
             for g in report.gates:
                 reason = f" ({g.reason})" if g.reason else ""
                 click.echo(f"gate {g.gate.expr}: {g.status}{reason}")
@@ -110,3 +133,9 @@ GATE_CROSSED = 3  # the exit status of a crossed --fail-on gate (1 is an error, 
 
 def _gate_dict(g: Any) -> dict[str, Any]:
     return {"gate": g.gate.expr, "status": g.status, "observed": g.observed, "reason": g.reason}
+
+
+def _no_baseline_dict(report: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"a": None, "b": asdict(report.head), "no_baseline": report.no_baseline}

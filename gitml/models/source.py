@@ -319,7 +319,7 @@ class _ModuleUser:
     """Stands for a module of the user's in error messages (what reads a name from it)."""
 
     def __init__(self, module: Any) -> None:
-        self.__qualname__ = module.__name__
+        self.__qualname__ = f"the model's use of module {module.__name__}"
         self.__module__ = module.__name__
 
 

@@ -118,7 +118,7 @@ def test_stage_tags_deploy_what_is_current_and_roll_back(
     assert [d["version"] for d in json.loads(out)] == [1, 2, 1]
 
 
-def test_a_first_pull_request_gets_a_comment_saying_there_is_nothing_to_compare(
+def test_a_first_pull_request_gets_a_comment_saying_there_is_no_baseline(
     repo: Path, github: FakeApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mlflow.set_tracking_uri(str(repo))
@@ -128,7 +128,12 @@ def test_a_first_pull_request_gets_a_comment_saying_there_is_nothing_to_compare(
     code, out, err = run_cli(capsys, "ci", "comment")
     assert (code, err) == (0, "")
     [comment] = github.comments.values()
-    assert "Nothing to compare yet: no finished run for " in comment["body"]
+    assert "No baseline run was found on `main`: nothing was compared." in comment["body"]
+    assert "| accuracy | 0.85 |" in comment["body"]
+    code, out, err = run_cli(capsys, "ci", "comment", "--fail-on", "accuracy<-0.01")
+    assert (code, err) == (0, "")
+    [comment] = github.comments.values()
+    assert "➖ skipped (no baseline run on main)" in comment["body"]
 
 
 def test_the_comment_shows_the_gates(
@@ -143,3 +148,76 @@ def test_the_comment_shows_the_gates(
     assert code == 0  # the comment reports the gates; `gitml diff --fail-on` fails the check
     [comment] = github.comments.values()
     assert "1 of 1 metric gates crossed" in comment["body"] and "crossed" in comment["body"]
+
+
+def test_the_pr_number_comes_from_the_event_file_in_a_new_process(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`gitml ci comment` as a job runs it: a new process, no --pr, the number read from the
+    event payload file Actions writes (GITHUB_EVENT_PATH), posted to a real HTTP API."""
+    import os
+    import subprocess
+    import sys
+
+    mlflow.set_tracking_uri(str(repo))
+    log({"accuracy": 0.80})
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    push_commit(repo, "print('v2')\n")
+    log({"accuracy": 0.85})
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    event = tmp_path / "event.json"  # the shape of a pull_request "synchronize" payload
+    event.write_text(
+        json.dumps(
+            {
+                "action": "synchronize",
+                "number": 42,
+                "before": "0" * 40,
+                "after": head,
+                "pull_request": {
+                    "number": 42,
+                    "state": "open",
+                    "title": "Better model",
+                    "head": {"ref": "feature", "sha": head, "repo": {"full_name": "acme/shop"}},
+                    "base": {"ref": "main", "repo": {"full_name": "acme/shop"}},
+                },
+                "repository": {"full_name": "acme/shop", "default_branch": "main"},
+                "sender": {"login": "alice", "type": "User"},
+            }
+        )
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "CI_", "GITLAB_", "GITML_")) and k != "CI"
+    }
+    with serve() as api:
+        env |= {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_API_URL": api.base,
+            "GITHUB_REPOSITORY": "acme/shop",
+            "GITHUB_TOKEN": ACTIONS_TOKEN,
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_BASE_REF": "main",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "gitml", "ci", "comment"],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("GitHub comment ") and proc.stdout.rstrip().endswith(
+            "created"
+        )
+        assert ("POST", "/repos/acme/shop/issues/42/comments") in api.calls("POST")
+        [comment] = api.comments.values()
+        assert "0.85" in comment["body"] and "0.8" in comment["body"]
+        # A push event names no pull request: one line, exit 1, nothing posted.
+        event.write_text(json.dumps({"ref": "refs/heads/feature", "after": head}))
+        proc = subprocess.run(
+            [sys.executable, "-m", "gitml", "ci", "comment"],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert (
+            proc.stderr.startswith("Error: no pull request number") and proc.stderr.count("\n") == 1
+        )
+        assert len(api.comments) == 1

@@ -134,3 +134,71 @@ def test_cli_writes_metrics_txt_and_the_step_summary(
     assert text.endswith(out)
     code, _, _ = run_cli(capsys, "diff", "--no-summary", "-q")
     assert summary.read_text() == text
+
+
+@pytest.fixture
+def first_pr(repo: Path) -> Path:
+    """A feature branch with a run, off a main whose commits have none (a first pull request)."""
+    mlflow.set_tracking_uri(str(repo))
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    (repo / "train.py").write_text("print('v2')\n")
+    git("commit", "-q", "-am", "v2", cwd=repo)
+    with mlflow.start_run():
+        mlflow.log_metrics({"accuracy": 0.85, "val_loss": 0.4})
+    return repo
+
+
+def test_no_baseline_passes_the_gates_on_changes_with_one_warning(
+    first_pr: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    metrics = tmp_path / "metrics.txt"
+    code, out, err = run_cli(
+        capsys, "diff", "-q", "--metrics-file", str(metrics), "--fail-on", "accuracy<-0.01"
+    )
+    assert (code, out) == (0, "")
+    assert err.count("\n") == 1
+    assert err.startswith("Warning: no baseline run was found on main: the metric gates were not")
+    assert metrics.read_text() == "accuracy 0.85\nval_loss 0.4\n"  # the head's, for GitLab
+    text = summary.read_text()
+    assert "No baseline run was found on `main`" in text and "| accuracy | 0.85 |" in text
+    assert "skipped (no baseline run on main)" in text
+
+
+def test_no_baseline_still_checks_value_gates(
+    first_pr: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys, "diff", "--json", "--fail-on", "accuracy<0.9", "--fail-on", "val_loss>+5%"
+    )
+    assert code == 3
+    data = json.loads(out)
+    assert data["a"] is None and data["no_baseline"] == "main" and data["b"]["ref"] == "HEAD"
+    assert [g["status"] for g in data["gates"]] == ["crossed", "skipped"]
+    assert "gates on changes were not checked" in err
+    assert err.endswith("Error: metric gate crossed: accuracy<0.9\n")
+
+
+def test_require_baseline_and_plain_diff_fail_in_one_line(
+    first_pr: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for args in (["--fail-on", "accuracy<-0.01", "--require-baseline"], ["--md"]):
+        code, out, err = run_cli(capsys, "diff", *args)
+        assert (code, out) == (1, "")
+        assert err.startswith("Error: no finished run for main (") and err.count("\n") == 1
+
+
+def test_a_head_without_a_run_is_an_error_even_without_a_baseline(
+    first_pr: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (first_pr / "train.py").write_text("print('v3')\n")
+    git("commit", "-q", "-am", "v3", cwd=first_pr)
+    git("checkout", "-q", "--orphan", "lonely", cwd=first_pr)
+    git("commit", "-q", "-m", "lonely", cwd=first_pr)
+    code, out, err = run_cli(capsys, "diff", "-q", "main", "HEAD", "--fail-on", "accuracy<0.9")
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: no finished run for HEAD (") and err.count("\n") == 1

@@ -176,6 +176,31 @@ def test_notebook_cells(shell: Any, tmp_path: Path) -> None:
     assert gitml.pyfunc.load_model(tmp_path / "echo").predict([1]) == [4]
 
 
+def test_notebook_cell_using_a_repository_module_by_attribute(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    (tmp_path / "nbhelpers.py").write_text("print('nbhelpers imported')\nK = 5\n\n\ndef times(x):\n    return x * K\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "nbhelpers", raising=False)
+    _cell(shell, "import gitml.pyfunc\nimport nbhelpers\n")
+    _cell(
+        shell,
+        """
+        class Times(gitml.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):
+                return [nbhelpers.times(v) for v in model_input]
+        """,
+    )
+    _cell(shell, f"gitml.pyfunc.save_model({str(tmp_path / 'nb')!r}, python_model=Times())")
+    sys.modules.pop("nbhelpers", None)
+    helper = (tmp_path / "nb" / "code" / "gitml_src_notebook__nbhelpers.py").read_text()
+    assert "def times" in helper and "K = 5" in helper and "print(" not in helper
+    assert gitml.pyfunc.load_model(tmp_path / "nb").predict([1, 2]) == [5, 10]
+    assert "nbhelpers" not in sys.modules  # the user's module itself is never imported to load
+
+
 def test_structure_of_a_sequential_with_an_extracted_block(tmp_path: Path) -> None:
     class Block(nn.Module):
         def __init__(self, width: int = 3) -> None:
@@ -253,6 +278,13 @@ def test_a_module_used_by_attribute_bare_use_is_named(
     ):
         gitml.pyfunc.save_model(tmp_path / "bare", python_model=net.Bare())
     assert not (tmp_path / "bare").exists()
+
+
+def test_a_module_name_only_running_code_sets_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = _repo_modules(tmp_path / "a", monkeypatch, "K = len('abc')\n\n\ndef f(x):\n    return x * K\n")
+    with pytest.raises(InvalidParameterValue, match=r"f refers to 'K', which module helpers sets by running code"):
+        gitml.pyfunc.save_model(tmp_path / "m", python_model=net.Model())
+    assert not (tmp_path / "m").exists()
 
 
 def test_two_models_shipping_same_named_modules_keep_their_own(
