@@ -5,7 +5,12 @@ format from the same fitted object; same wrk load on loopback, one row and 32 ro
 request; one worker each; measured in the same run. Needs wrk, mlflow and torch in the
 running environment (`make bench` builds .venv-bench). Environment: BENCH_SECONDS (default
 5), BENCH_CONNECTIONS (default 4), BENCH_ROUNDS (default 3: each server is started and
-loaded that many times, gitml and MLflow taking turns, and every figure is the median).
+loaded that many times, gitml, MLflow and the do-nothing app taking turns, and every figure
+is the median). The do-nothing ASGI app (`noop_asgi.py`, on the same uvicorn, uvloop and
+httptools, sent the same body) is the ceiling. The last lines give, per model at one row,
+the three ratios of the targets (gitml/MLflow, V2 `/infer` over `/invocations`, and
+`/invocations` over the do-nothing app), and the load average, since other work on the
+machine skews every figure.
 """
 
 from __future__ import annotations
@@ -253,6 +258,49 @@ def each(runs: list[dict[str, Any]], rows: int) -> str:
     return " ".join(str(round(r[rows]["rps"])) for r in runs)
 
 
+def model_call_alone(name: str, model: Path) -> float:
+    """Microseconds of one one-row model call in-process, as the server makes it (median of
+    rounds): what no server work can remove."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    from gitml.models.predictor import load_model
+
+    pyfunc = load_model(str(model))
+    if name == "sklearn":
+        X, _ = load_iris(return_X_y=True, as_frame=True)
+        values, columns = X.head(1).to_numpy(), tuple(X.columns)
+
+        def call() -> Any:
+            return pyfunc.predict_matrix(values, columns)
+    else:
+        import torch
+
+        torch.set_num_threads(1)  # one core's cost; this process's OpenMP threads would spin
+        image = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+
+        def call() -> Any:
+            return pyfunc.predict(image)
+
+    for _ in range(50):
+        call()
+    rounds = []
+    for _ in range(7):
+        started = time.perf_counter()
+        for _ in range(200):
+            call()
+        rounds.append((time.perf_counter() - started) / 200 * 1e6)
+    return statistics.median(rounds)
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews every figure)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Stop the server and every process it started (its own session)."""
     try:
@@ -279,20 +327,20 @@ def main() -> int:
         models = build_models(tmp)
         bodies = payloads()
         v2_bodies = v2_payloads()
-        noop = [measure("noop", None, bodies["sklearn"], tmp) for _ in range(ROUNDS)]
-        ceiling = statistics.median(r[1]["rps"] for r in noop)
-        print(f"do-nothing ASGI app on the same stack, 1 row: {ceiling:.0f} req/s (the ceiling)", flush=True)
         print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s on loopback, one worker per server, "
-              f"median of {ROUNDS} rounds")  # fmt: skip
+              f"median of {ROUNDS} rounds; load average at the start {_load()}")  # fmt: skip
         rows_out = []
         ratios: list[float] = []
+        summary = []
         for name in ("sklearn", "cnn"):
-            runs: dict[str, list[dict[str, Any]]] = {"mlflow": [], "gitml": []}
-            for i in range(ROUNDS):  # taking turns, so a noisy minute hits both
-                order = ("mlflow", "gitml") if i % 2 == 0 else ("gitml", "mlflow")
+            runs: dict[str, list[dict[str, Any]]] = {"mlflow": [], "gitml": [], "noop": []}
+            for i in range(ROUNDS):  # taking turns, so a noisy minute hits all three
+                order = ("mlflow", "gitml", "noop") if i % 2 == 0 else ("noop", "gitml", "mlflow")
                 for k in order:
                     v2 = v2_bodies[name] if k == "gitml" else None
-                    runs[k].append(measure(k, models[name][k], bodies[name], tmp, v2))
+                    bodies_k = bodies[name] if k != "noop" else {1: bodies[name][1]}
+                    runs[k].append(measure(k, models[name].get(k), bodies_k, tmp, v2))
+            ceiling = statistics.median(r[1]["rps"] for r in runs["noop"])
             g, m = median_of(runs["gitml"]), median_of(runs["mlflow"])
             for rows in (1, 32):
                 ratios.append(g[rows]["rps"] / max(m[rows]["rps"], 1e-9))
@@ -318,8 +366,26 @@ def main() -> int:
                 f"RSS {g['rss_mib']:.0f} MiB vs {m['rss_mib']:.0f} MiB "
                 f"(x{g['rss_mib'] / max(m['rss_mib'], 1e-9):.2f})"
             )
-            print("\n".join(rows_out[-5:]), flush=True)
+            rows_out.append(
+                f"{name:8} ceiling  | do-nothing ASGI app, same stack and body: {ceiling:.0f} req/s "
+                f"(rounds {each(runs['noop'], 1)})"
+            )
+            alone = model_call_alone(name, models[name]["gitml"])
+            budget = (1 / (0.7 * ceiling) - 1 / ceiling) * 1e6
+            rows_out.append(
+                f"{name:8} model    | one-row model call alone {alone:.0f} us; at 0.7x the do-nothing "
+                f"app, all of gitml's work per request must fit in {budget:.0f} us"
+            )
+            v2_one = statistics.median(r["v2-1"]["rps"] for r in runs["gitml"])
+            summary.append(
+                f"{name:8} 1 row: gitml/MLflow x{g[1]['rps'] / max(m[1]['rps'], 1e-9):.1f} (target 10) | "
+                f"V2/invocations {v2_one / max(g[1]['rps'], 1e-9):.2f} (target >= 0.9) | "
+                f"invocations/do-nothing {g[1]['rps'] / max(ceiling, 1e-9):.2f} (target 0.7)"
+            )
+            print("\n".join(rows_out[-7:]), flush=True)
         print(f"median req/s ratio gitml/mlflow: x{statistics.median(ratios):.1f}")
+        print("\n".join(summary))
+        print(f"load average at the end {_load()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -20,6 +20,7 @@ from gitml.artifacts.cache import _LEDGER, LocalCache, hash_file
 from gitml.artifacts.oids import check_oid, is_dir_oid, is_oid
 from gitml.artifacts.paths import normalize_artifact_path
 from gitml.artifacts.pointers import ManifestEntry
+from gitml.artifacts.remote_odb import never_removing, remote_label
 from gitml.exceptions import (
     CorruptMetadata,
     GitMLError,
@@ -58,38 +59,6 @@ class StatusResult:
     local_only: frozenset[str] = field(default_factory=frozenset)
     remote_only: frozenset[str] = field(default_factory=frozenset)
     missing: frozenset[str] = field(default_factory=frozenset)
-
-
-def _where(odb: Any) -> str:
-    """The remote as a user names it: its URL, without DVC's inner `files/md5`."""
-    url = str(odb.fs.unstrip_protocol(odb.path))
-    for suffix in ("/files/md5", "\\files\\md5"):
-        if url.endswith(suffix):
-            return url[: -len(suffix)]
-    return url
-
-
-def _never_removing(odb: Any) -> Any:
-    """A folder remote that answers "exists?" by existence alone.
-
-    dvc-data's local object database hashes a writable object when asked whether it exists
-    and deletes it when the bytes do not match: a pull would delete tampered objects from
-    the shared remote (evidence gone, the damage spread as "missing"). gitml hashes what
-    it fetched instead (`ArtifactStore._verify`) and reports corrupt objects by name.
-    """
-    from dvc_data.hashfile.db.local import LocalHashFileDB
-
-    if not isinstance(odb, LocalHashFileDB) or getattr(odb, "_gitml_remote", False):
-        return odb
-
-    class _RemoteFolderDB(type(odb)):  # type: ignore[misc]
-        _gitml_remote = True
-
-        def oids_exist(self, oids: Any, jobs: Any = None, progress: Any = None) -> list[str]:
-            return [o for o in oids if os.path.isfile(self.oid_to_path(o))]
-
-    odb.__class__ = _RemoteFolderDB
-    return odb
 
 
 class ArtifactStore(LocalCache):
@@ -149,7 +118,7 @@ class ArtifactStore(LocalCache):
     def remote_name(self, remote: str | None = None) -> str:
         """A readable name of the remote that `remote` (or the default) resolves to."""
         odb = self.remote_odb(remote)
-        return _where(odb)
+        return remote_label(odb)
 
     def has_configured_remote(self) -> bool:
         """Whether a remote is configured (DVC's default or gitml's), beyond the embedded one."""
@@ -184,7 +153,7 @@ class ArtifactStore(LocalCache):
                 )
             if name or repo.config["core"].get("remote"):
                 try:
-                    return _never_removing(repo.cloud.get_remote_odb(name, "push"))
+                    return never_removing(repo.cloud.get_remote_odb(name, "push"))
                 except NoRemoteError as e:
                     raise InvalidParameterValue(f"no DVC remote named {name!r}: {e}") from e
                 except DvcException as e:
@@ -194,14 +163,14 @@ class ArtifactStore(LocalCache):
                 f"no DVC remote named {name!r}: this repository has no .dvc/; "
                 "give a URL or folder, or run 'dvc init' and 'dvc remote add'"
             )
-        return _never_removing(self._local_odb(self.state_dir / "remote"))
+        return never_removing(self._local_odb(self.state_dir / "remote"))
 
     def _url_odb(self, url: str) -> Any:
         if "://" not in url or url.startswith("file://"):
             path = url[len("file://") :] if url.startswith("file://") else url
             if not os.path.isabs(path):
                 path = os.path.join(self.root, path)
-            return _never_removing(self._local_odb(path))
+            return never_removing(self._local_odb(path))
         try:
             from dvc.fs import get_cloud_fs
             from dvc_data.hashfile.db import get_odb
@@ -321,7 +290,7 @@ class ArtifactStore(LocalCache):
                 missing.add(dir_oid)
             send |= set(files or ()) - lost
         dest = self.remote_odb(remote)
-        where = _where(dest)
+        where = remote_label(dest)
         marker = self.state_dir / f"pushing-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
         try:
             if marker.exists():
@@ -394,7 +363,7 @@ class ArtifactStore(LocalCache):
         elif all(self.exists(o) for o in wanted):
             return TransferSummary("local cache")
         src = self.remote_odb(remote)
-        where = _where(src)
+        where = remote_label(src)
         bad: dict[str, str] = {}
         try:
             if deep:
@@ -431,7 +400,7 @@ class ArtifactStore(LocalCache):
         from dvc_data.hashfile.status import compare_status
 
         dest = self.remote_odb(remote)
-        where = _where(dest)
+        where = remote_label(dest)
         bad: dict[str, str] = {}
         try:
             infos = self._hash_infos(self._expand(oids, dest, bad))

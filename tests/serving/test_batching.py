@@ -172,3 +172,90 @@ def test_requests_after_close_are_refused_not_left_waiting() -> None:
 
     (result,) = run(main())
     assert isinstance(result, RuntimeError)
+
+
+# ---------------------------------------------------------------- cheap models on the event loop
+
+
+def test_a_cheap_model_is_scored_on_the_event_loop_after_its_first_call() -> None:
+    model = Recorder(delay=0.0)
+    hooks: list[tuple[int, bool]] = []
+    batcher = Batcher(model, on_call=lambda r, ok: hooks.append((r, ok)))
+
+    async def main() -> list[Any]:
+        return [await batcher.submit(parse_json({"inputs": [[i, 1]]}, None)) for i in range(6)]
+
+    results = run(main())
+    batcher.close()
+    assert [r.tolist() for r in results] == [[i + 1] for i in range(6)]
+    # the first call's time is unknown, so it runs in the model thread; the others need no hop
+    assert model.threads == {"gitml-model", threading.main_thread().name}
+    assert hooks == [(1, True)] * 6
+
+
+def test_a_slow_model_stays_on_the_model_thread() -> None:
+    model = Recorder(delay=0.003)  # 3 ms: over the 0.5 ms a call may hold the event loop
+    batcher = Batcher(model)
+
+    async def main() -> None:
+        for i in range(4):
+            await batcher.submit(parse_json({"inputs": [[i, 1]]}, None))
+
+    run(main())
+    batcher.close()
+    assert model.threads == {"gitml-model"}
+
+
+def test_a_call_that_turns_slow_sends_the_next_ones_to_the_model_thread() -> None:
+    model = Recorder(delay=0.0)
+    batcher = Batcher(model)
+
+    async def main() -> None:
+        for i in range(3):
+            await batcher.submit(parse_json({"inputs": [[i, 1]]}, None))
+        model.delay = 0.003
+        model.threads.clear()
+        for i in range(3):
+            await batcher.submit(parse_json({"inputs": [[i, 1]]}, None))
+
+    run(main())
+    batcher.close()
+    # the slow call that showed it ran on the loop once; the calls after it did not
+    assert "gitml-model" in model.threads
+
+
+def test_a_burst_scored_on_the_event_loop_is_still_merged_and_a_bad_request_fails_alone() -> None:
+    model = Recorder(delay=0.0)
+    hooks: list[tuple[int, bool]] = []
+    batcher = Batcher(model, max_batch_size=8, on_call=lambda r, ok: hooks.append((r, ok)))
+
+    async def main() -> list[Any]:
+        await batcher.submit(parse_json({"inputs": [[0, 0]]}, None))  # learns the model is cheap
+        model.calls.clear()
+        hooks.clear()
+        bodies = [{"inputs": [[-1, 0]]} if i == 5 else {"inputs": [[i, 0]]} for i in range(20)]
+        bodies.append({"inputs": [[1, 2, 3]]})  # another key: its own call
+        tasks = [batcher.submit(parse_json(b, None)) for b in bodies]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = run(main())
+    batcher.close()
+    assert isinstance(results[5], ValueError)
+    assert all(r.tolist() == [i] for i, r in enumerate(results[:20]) if i != 5)
+    assert results[20].tolist() == [6]
+    assert threading.main_thread().name in model.threads
+    assert len(model.calls) < 21 and max(model.calls) <= 8
+    assert (1, False) in hooks and sum(r for r, ok in hooks if ok) == 20
+
+
+def test_with_max_wait_every_call_goes_to_the_model_thread() -> None:
+    model = Recorder(delay=0.0)
+    batcher = Batcher(model, max_wait_ms=1)
+
+    async def main() -> None:
+        for i in range(4):
+            await batcher.submit(parse_json({"inputs": [[i, 1]]}, None))
+
+    run(main())
+    batcher.close()
+    assert model.threads == {"gitml-model"}
