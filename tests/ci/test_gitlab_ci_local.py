@@ -1,7 +1,8 @@
 """The generated .gitlab-ci.yml as GitLab reads it: gitlab-ci-local (npm, installed by
 `make tools` under .tools/) validates it against GitLab's schema, evaluates its `rules:`
 for merge requests, the default branch and registry tags, and runs the jobs of a
-merge-request pipeline and of a tag pipeline against a bare remote and the fake notes API."""
+merge-request pipeline, of a default-branch pipeline (the register job) and of a tag
+pipeline against a bare remote and the fake notes API."""
 
 from __future__ import annotations
 
@@ -165,6 +166,7 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelines]:
         InitOptions(
             fail_on=("accuracy<-0.05",),
             deploy_command='echo "$GITML_MODEL_URI $GITML_STAGE" >> "$HOME/deployed.txt"',
+            register="team/ranker",
         ),
     )
     shell = yaml.safe_load((work / ".gitlab-ci.yml").read_text())
@@ -239,3 +241,43 @@ def test_tag_pipeline_deploys_what_is_current_and_records_it(pipelines: Pipeline
     [record] = json.loads(listed)
     assert (record["model"], record["version"], record["stage"]) == ("team/cnn", 1, "production")
     assert record["pipeline_url"] == f"https://{HOST}/{PROJECT_PATH}/-/pipelines/77"
+
+
+def test_default_branch_pipeline_registers_the_model_and_pushes_the_tag(
+    pipelines: Pipelines,
+) -> None:
+    p = pipelines
+    git("checkout", "-q", "main", cwd=p.work)
+    _gitml(p, "run", ".")  # the base the register job's gate compares with (HEAD^)
+    _gitml(p, "push")
+    (p.work / "accuracy.txt").write_text("0.83\n")
+    git("commit", "-q", "-am", "retrained", cwd=p.work)
+    git("push", "-q", "origin", "main", cwd=p.work)
+    head = git("rev-parse", "HEAD", cwd=p.work).strip()
+
+    out = p(CI_COMMIT_BRANCH="main", CI_COMMIT_SHA=head)
+    for job in ("gitml-validate", "gitml-train", "gitml-register"):
+        assert f"PASS  {job}" in out, out[-4000:]
+    tags = git("ls-remote", "--tags", str(p.bare), cwd=p.base).splitlines()
+    versions = [
+        ref
+        for ref in (line.split()[1] for line in tags)
+        if ref.startswith("refs/tags/team/ranker@")
+    ]
+    assert versions == ["refs/tags/team/ranker@v1.0.0", "refs/tags/team/ranker@v1.0.0^{}"], tags
+    assert "no baseline run" not in out  # the gate compared against main's earlier run
+    clone = p.base / "register-clone"
+    git("clone", "-q", str(p.bare), str(clone), cwd=p.base)
+    git("fetch", "-q", "origin", "gitml:gitml", cwd=clone)
+    # A version's tag is on a child of the run's commit with the same tree (its own commit).
+    assert git("rev-parse", "team/ranker@v1.0.0^{commit}^", cwd=clone).strip() == head
+    assert git("diff", "--stat", head, "team/ranker@v1.0.0", cwd=clone) == ""
+    shown = subprocess.run(
+        [sys.executable, "-m", "gitml", "models", "show", "team/ranker", "--json"],
+        cwd=clone, env=p.env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    [version] = json.loads(shown.stdout)["latest_versions"]
+    assert (version["version"], version["source_commit"]) == (1, head)
+    assert version["metrics"] == {"accuracy": 0.83}  # the train job's run, pushed
+    assert version["source"] == f"runs:/{version['run_id']}/model"
