@@ -139,9 +139,7 @@ class ServingState:
         self.follow_error: str | None = None
         self._labels = ("", "")
         self._threads = model_threads_for(options)
-        # the model set up in each thread that calls it (the model thread, and the event
-        # loop for cheap calls): thread counts are per-thread settings
-        self._set_up = threading.local()
+        self._threads_set: object = None
 
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load `ref` (in the calling thread); warms pandas when the model reads columns."""
@@ -175,9 +173,9 @@ class ServingState:
         if current is None:
             raise GitMLError("No model is loaded", "TEMPORARILY_UNAVAILABLE")
         self._labels = current.label
-        if self._threads is not None and getattr(self._set_up, "model", None) is not current:
+        if self._threads is not None and self._threads_set is not current:
             _limit_threads(self._threads)
-            self._set_up.model = current
+            self._threads_set = current
         if isinstance(data, Table):
             return current.model.predict_matrix(data.values, data.columns, params)
         if params:

@@ -8,14 +8,6 @@ request. Requests that arrive in the same turn of the event loop are handed over
 so a burst becomes one call. `max_wait_ms` > 0 additionally holds a batch open that long
 for more rows. When a merged call fails, each request is retried alone so one bad request
 fails alone.
-
-A cheap model is called on the event loop itself: when the model thread is idle, nothing is
-queued, and the model's last call, scaled to the rows at hand, took under `inline_below_s`
-(0.5 ms by default), the turn's requests are merged as above and scored where they are handed over, without the two
-thread hand-overs (a condition variable to wake the model thread, a wake-up of the event
-loop back), each of which waits for the other thread to be scheduled. A call that turns
-out slow sends the requests after it back to the model thread, so the event loop is never
-held much longer than one cheap call.
 """
 
 from __future__ import annotations
@@ -33,7 +25,6 @@ __all__ = ["Batcher", "ModelCall"]
 
 # (model data, params or None) -> predictions; runs in the batcher's thread
 ModelCall = Callable[[Any, "dict[str, Any] | None"], Any]
-INLINE_BELOW_S = 0.0005  # model calls faster than this (seconds) may run on the event loop
 # requests of one key -> the model data of one call; runs in the batcher's thread
 Merge = Callable[[list[ModelInput]], Any]
 # (rows, ok) -> None; called on the event loop after every model call
@@ -61,7 +52,6 @@ class Batcher:
         max_wait_ms: float = 0.0,
         on_call: CallHook | None = None,
         merge: Merge = merge_inputs,
-        inline_below_s: float = INLINE_BELOW_S,
     ) -> None:
         self.call = call
         self.merge = merge
@@ -69,9 +59,6 @@ class Batcher:
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self.on_call = on_call
         self.last_call_seconds = 0.0
-        self.inline_below = max(0.0, float(inline_below_s))
-        self._per_row = float("inf")  # the last call's seconds per row; unknown until one has run
-        self._running = False  # the model thread holds a batch (set under _ready)
         self._queue: collections.deque[_Item] = collections.deque()  # guarded by _ready
         self._ready = threading.Condition(threading.Lock())
         self._pending: list[_Item] = []  # this turn's requests, on the event loop
@@ -105,44 +92,6 @@ class Batcher:
 
     def _hand_over(self) -> None:
         items, self._pending = self._pending, []
-        if self.max_wait == 0.0 and not self._queue and not self._running and not self._closed:
-            self._run_here(items)
-            return
-        self._enqueue(items)
-
-    def _cheap(self, rows: int) -> bool:
-        # a big request (or burst) of a cheap model is not cheap: the estimate scales by rows
-        return self._per_row * rows < self.inline_below
-
-    def _run_here(self, items: list[_Item]) -> None:
-        """This turn's requests, merged as the model thread would, scored on the event loop
-        (the model thread is idle: nothing queued, no call running)."""
-        done: list[tuple[Any, ...]] = []
-        while items:
-            first = items[0]
-            batch, rest = [first], []
-            rows, full = first.input.rows, False
-            if first.input.key is None:
-                rest = items[1:]
-            else:
-                for item in items[1:]:
-                    if full or item.input.key != first.input.key:
-                        rest.append(item)
-                    elif rows + item.input.rows > self.max_batch_size:
-                        rest.append(item)
-                        full = True
-                    else:
-                        batch.append(item)
-                        rows += item.input.rows
-            if not self._cheap(rows):
-                break
-            self._execute(batch, done)
-            items = rest
-        self._deliver(done)
-        if items:  # not cheap, or a call turned out slow: the rest go to the model thread
-            self._enqueue(items)
-
-    def _enqueue(self, items: list[_Item]) -> None:
         with self._ready:
             if not self._closed:
                 self._queue.extend(items)
@@ -159,10 +108,7 @@ class Batcher:
             if batch is None:
                 return
             done: list[tuple[Any, ...]] = []
-            try:
-                self._execute(batch, done)
-            finally:
-                self._running = False
+            self._execute(batch, done)
             if done:  # one wake-up of the event loop per batch, not per request
                 _soon(batch[0].loop, self._deliver, done)
 
@@ -184,7 +130,6 @@ class Batcher:
                 self._ready.wait()
             if self._closed:
                 return None
-            self._running = True  # before the queue empties: see `submit`
             first = self._queue.popleft()
             batch = [first]
             key = first.input.key
@@ -246,12 +191,8 @@ class Batcher:
     def _predict(self, inputs: list[ModelInput]) -> Any:
         started = time.perf_counter()
         data = self.merge(inputs)
-        try:
-            out = self.call(data, inputs[0].params)
-        finally:
-            # wall time, not CPU time: a model that waits (I/O, a device, a lock) is not cheap
-            self.last_call_seconds = time.perf_counter() - started
-            self._per_row = self.last_call_seconds / max(1, sum(i.rows for i in inputs))
+        out = self.call(data, inputs[0].params)
+        self.last_call_seconds = time.perf_counter() - started
         return out
 
 
