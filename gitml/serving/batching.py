@@ -10,8 +10,8 @@ for more rows. When a merged call fails, each request is retried alone so one ba
 fails alone.
 
 A cheap model is called on the event loop itself: when the model thread is idle, nothing is
-queued, and the model's last call took under `inline_below_s` (0.5 ms by default), the
-turn's requests are merged as above and scored where they are handed over, without the two
+queued, and the model's last call, scaled to the rows at hand, took under `inline_below_s`
+(0.5 ms by default), the turn's requests are merged as above and scored where they are handed over, without the two
 thread hand-overs (a condition variable to wake the model thread, a wake-up of the event
 loop back), each of which waits for the other thread to be scheduled. A call that turns
 out slow sends the requests after it back to the model thread, so the event loop is never
@@ -70,7 +70,7 @@ class Batcher:
         self.on_call = on_call
         self.last_call_seconds = 0.0
         self.inline_below = max(0.0, float(inline_below_s))
-        self._estimate = float("inf")  # the last call's seconds; unknown until one has run
+        self._per_row = float("inf")  # the last call's seconds per row; unknown until one has run
         self._running = False  # the model thread holds a batch (set under _ready)
         self._queue: collections.deque[_Item] = collections.deque()  # guarded by _ready
         self._ready = threading.Condition(threading.Lock())
@@ -105,25 +105,26 @@ class Batcher:
 
     def _hand_over(self) -> None:
         items, self._pending = self._pending, []
-        if self._cheap() and not self._queue and not self._running and not self._closed:
+        if self.max_wait == 0.0 and not self._queue and not self._running and not self._closed:
             self._run_here(items)
             return
         self._enqueue(items)
 
-    def _cheap(self) -> bool:
-        return self._estimate < self.inline_below and self.max_wait == 0.0
+    def _cheap(self, rows: int) -> bool:
+        # a big request (or burst) of a cheap model is not cheap: the estimate scales by rows
+        return self._per_row * rows < self.inline_below
 
     def _run_here(self, items: list[_Item]) -> None:
         """This turn's requests, merged as the model thread would, scored on the event loop
         (the model thread is idle: nothing queued, no call running)."""
         done: list[tuple[Any, ...]] = []
-        while items and self._cheap():
+        while items:
             first = items[0]
             batch, rest = [first], []
+            rows, full = first.input.rows, False
             if first.input.key is None:
                 rest = items[1:]
             else:
-                rows, full = first.input.rows, False
                 for item in items[1:]:
                     if full or item.input.key != first.input.key:
                         rest.append(item)
@@ -133,10 +134,12 @@ class Batcher:
                     else:
                         batch.append(item)
                         rows += item.input.rows
+            if not self._cheap(rows):
+                break
             self._execute(batch, done)
             items = rest
         self._deliver(done)
-        if items:  # a call turned out slow: the rest go to the model thread
+        if items:  # not cheap, or a call turned out slow: the rest go to the model thread
             self._enqueue(items)
 
     def _enqueue(self, items: list[_Item]) -> None:
@@ -247,7 +250,8 @@ class Batcher:
             out = self.call(data, inputs[0].params)
         finally:
             # wall time, not CPU time: a model that waits (I/O, a device, a lock) is not cheap
-            self.last_call_seconds = self._estimate = time.perf_counter() - started
+            self.last_call_seconds = time.perf_counter() - started
+            self._per_row = self.last_call_seconds / max(1, sum(i.rows for i in inputs))
         return out
 
 
