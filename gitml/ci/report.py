@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.ci.gates import (
@@ -23,6 +23,9 @@ from gitml.ci.gates import (
 )
 from gitml.escape import markdown_cell
 from gitml.exceptions import InvalidParameterValue
+
+if TYPE_CHECKING:
+    from gitml.ci.diff import DiffSide, RunDiff
 
 __all__ = [
     "DiffReport",
@@ -47,10 +50,10 @@ class DiffReport:
     checked on the new run, gates on changes are skipped.
     """
 
-    diff: Any
+    diff: RunDiff | None
     gates: tuple[GateResult, ...]
     new_metrics: dict[str, Any]
-    head: Any = None
+    head: DiffSide | None = None
     no_baseline: str | None = None
 
     @property
@@ -147,6 +150,7 @@ def no_baseline_note(report: DiffReport) -> str:
 
 def _no_baseline_md(report: DiffReport) -> str:
     head = report.head
+    assert head is not None  # a report without a base run carries the new run's side
     lines = [
         f"No baseline run was found on {_code(str(report.no_baseline))}: "
         f"{no_baseline_note(report).split(': ', 1)[1]}.",
