@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.artifacts.host import RunHost
 from gitml.artifacts.paths import (
@@ -20,6 +20,7 @@ from gitml.artifacts.paths import (
 from gitml.artifacts.pointers import (
     FileInfo,
     ManifestEntry,
+    ManifestLoader,
     dir_pointer,
     file_pointer,
     files_under,
@@ -31,6 +32,9 @@ from gitml.exceptions import (
     RemoteError,
     ResourceDoesNotExist,
 )
+
+if TYPE_CHECKING:
+    from gitml.artifacts.odb import ArtifactStore
 
 __all__ = [
     "naming_loader",
@@ -77,7 +81,7 @@ def log_run_artifact(
 
 
 def _merge_folder(
-    store: Any, pointers: dict[str, dict[str, Any]], dest: str, new: list[ManifestEntry]
+    store: ArtifactStore, pointers: dict[str, dict[str, Any]], dest: str, new: list[ManifestEntry]
 ) -> tuple[dict[str, Any], list[str]]:
     """One folder pointer at `dest` holding what was there and `new` (new files win).
 
@@ -143,7 +147,7 @@ def list_artifacts(tracker: RunHost, run_id: str, path: str | None = None) -> li
         raise ResourceDoesNotExist(f"run {run_id}, artifact {path or '/'!r}: {e.message}") from e
 
 
-def naming_loader(store: Any, where: str) -> Any:
+def naming_loader(store: ArtifactStore, where: str) -> ManifestLoader:
     """A manifest loader whose remote errors name the run and artifact being read."""
     load = manifest_loader(store)
 

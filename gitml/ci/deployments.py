@@ -19,11 +19,14 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.constants import FORMAT_FILE, FORMAT_VERSION
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue, ResourceDoesNotExist
 from gitml.store.repo import GitRepo
+
+if TYPE_CHECKING:
+    from gitml.registry.access import Registry
 
 __all__ = [
     "DEPLOYMENTS_DIR",
@@ -64,7 +67,7 @@ class Deployment:
 
 
 def new_deployment(
-    registry: Any,
+    registry: Registry,
     model: str,
     version: int,
     stage: str,
@@ -268,7 +271,7 @@ def _model_tags(repo: GitRepo, name: str) -> list[Any]:
     return out
 
 
-def _one_model(registry: Any, name: str) -> Any:
+def _one_model(registry: Registry, name: str) -> Registry:
     """A view of the registry holding only `name`'s tags.
 
     A deploy job asks about one model: reading and indexing every tag (10,000 in
@@ -285,7 +288,7 @@ def _one_model(registry: Any, name: str) -> Any:
 
 
 def plan_deployment(
-    registry: Any, *, tag: str | None, model: str | None, stage: str, environment: str
+    registry: Registry, *, tag: str | None, model: str | None, stage: str, environment: str
 ) -> DeployPlan:
     """Resolve what is current in `stage` for the model (named, or read from the tag that
     fired) and whether `environment` already runs it."""

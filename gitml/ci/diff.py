@@ -21,11 +21,14 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RepositoryError, ResourceDoesNotExist
 from gitml.tracking import layout
+
+if TYPE_CHECKING:
+    from gitml.tracking.tracker import Tracker
 
 __all__ = [
     "Change",
@@ -177,7 +180,7 @@ def _latest(runs: Iterable[Any]) -> Any | None:
 class _IndexLookup:
     """Runs by source commit through the SQLite query index (when it is already built)."""
 
-    def __init__(self, tracker: Any) -> None:
+    def __init__(self, tracker: Tracker) -> None:
         self.index = tracker.index()
 
     def run(self, run_id: str) -> Any | None:
@@ -203,7 +206,7 @@ class _GrepLookup:
     reads every run, while `git grep` finds the few files naming the commits, in C.
     """
 
-    def __init__(self, tracker: Any) -> None:
+    def __init__(self, tracker: Tracker) -> None:
         from gitml.tracking.tracker import run_from_files
 
         tracker.flush()  # this process's pending writes first, as the index path does
@@ -275,7 +278,7 @@ class _CommitMapLookup(_GrepLookup):
         return out
 
 
-def _lookup(tracker: Any) -> _IndexLookup | _GrepLookup:
+def _lookup(tracker: Tracker) -> _IndexLookup | _GrepLookup:
     # The index answers in milliseconds once built; building it reads every run. Without
     # it, the branch's commit map answers; branches written before the map get a grep.
     if (tracker.repo.state_dir / "index.sqlite").exists():

@@ -70,22 +70,14 @@ def _render(d: RunDiff, markdown: bool) -> str:
         )
     else:
         out.append(f"A: run {d.a.run_id} ({terminal(a)})\nB: run {d.b.run_id} ({terminal(b)})")
-    out.append("")
-    if d.metrics:
-        rows = [
-            ["metrics", c.key, _fmt(c.old), _fmt(c.new), _change_text(c, True)] for c in d.metrics
-        ]
-        out += _grid(["Path", "Metric", a, b, "Change"], rows, markdown)
-    else:
-        out.append("No metric changed.")
-    out.append("")
-    if d.params:
-        rows = [
-            ["params", c.key, _fmt(c.old), _fmt(c.new), _change_text(c, False)] for c in d.params
-        ]
-        out += _grid(["Path", "Param", a, b, "Change"], rows, markdown)
-    else:
-        out.append("No param changed.")
+    for kind, changes in (("metric", d.metrics), ("param", d.params)):
+        out.append("")
+        if not changes:
+            out.append(f"No {kind} changed.")
+            continue
+        is_metric = kind == "metric"
+        rows = [[f"{kind}s", c.key, _fmt(c.old), _fmt(c.new), _change_text(c, is_metric)] for c in changes]
+        out += _grid(["Path", kind.capitalize(), a, b, "Change"], rows, markdown)
     return "\n".join(out) + "\n"
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.ci.gates import (
@@ -23,6 +23,9 @@ from gitml.ci.gates import (
 )
 from gitml.escape import markdown_cell
 from gitml.exceptions import InvalidParameterValue
+
+if TYPE_CHECKING:
+    from gitml.ci.diff import DiffSide, RunDiff
 
 __all__ = [
     "DiffReport",
@@ -47,10 +50,10 @@ class DiffReport:
     checked on the new run, gates on changes are skipped.
     """
 
-    diff: Any
+    diff: RunDiff | None
     gates: tuple[GateResult, ...]
     new_metrics: dict[str, Any]
-    head: Any = None
+    head: DiffSide | None = None
     no_baseline: str | None = None
 
     @property
@@ -147,8 +150,9 @@ def no_baseline_note(report: DiffReport) -> str:
 
 def _no_baseline_md(report: DiffReport) -> str:
     head = report.head
+    assert head is not None  # a report without a base run carries the new run's side
     lines = [
-        f"No baseline run was found on `{markdown_cell(str(report.no_baseline), 200)}`: "
+        f"No baseline run was found on {_code(str(report.no_baseline))}: "
         f"{no_baseline_note(report).split(': ', 1)[1]}.",
         "",
         f"This branch's run: `{head.run_id[:12]}` ({markdown_cell(head.ref, 200)}"
@@ -162,6 +166,15 @@ def _no_baseline_md(report: DiffReport) -> str:
     else:
         lines.append("The run logged no metric.")
     return "\n".join(lines) + "\n"
+
+
+def _code(ref: str) -> str:
+    """A ref as inline code when it is plainly a ref name, else as escaped text (a code span
+    cannot escape a backtick, and shows a backslash as one)."""
+    return f"`{ref}`" if _PLAIN_REF.fullmatch(ref) else markdown_cell(ref, 200)
+
+
+_PLAIN_REF = re.compile(r"[\w./@+^~-]{1,200}")
 
 
 def _value(v: Any) -> str:

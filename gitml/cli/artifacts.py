@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitml.cli._render import echo_json, table
+
+if TYPE_CHECKING:
+    from gitml.artifacts.odb import TransferSummary
+    from gitml.tracking.tracker import Tracker
 
 __all__ = ["artifacts"]
 
@@ -18,13 +22,13 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scr
 _JOBS = click.option("-j", "--jobs", type=int, default=None, help="Parallel transfers.")
 
 
-def _tracker(ctx: click.Context) -> Any:
+def _tracker(ctx: click.Context) -> Tracker:
     from gitml.tracking.tracker import get_tracker
 
     return get_tracker(ctx.obj.get("repo") if ctx.obj else None)
 
 
-def _transfer_report(verb: str, summary: Any, as_json: bool) -> None:
+def _transfer_report(verb: str, summary: TransferSummary, as_json: bool) -> None:
     if as_json:
         echo_json(
             {"remote": summary.remote, "transferred": sorted(summary.transferred), "failed": sorted(summary.failed)}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitml.cli._render import echo_json
+
+if TYPE_CHECKING:
+    from gitml.ci.report import DiffReport, GateResult
 
 __all__ = ["GATE_CROSSED", "diff"]
 
@@ -131,11 +134,12 @@ def diff(
 GATE_CROSSED = 3  # the exit status of a crossed --fail-on gate (1 is an error, 2 bad usage)
 
 
-def _gate_dict(g: Any) -> dict[str, Any]:
+def _gate_dict(g: GateResult) -> dict[str, Any]:
     return {"gate": g.gate.expr, "status": g.status, "observed": g.observed, "reason": g.reason}
 
 
-def _no_baseline_dict(report: Any) -> dict[str, Any]:
+def _no_baseline_dict(report: DiffReport) -> dict[str, Any]:
     from dataclasses import asdict
 
+    assert report.head is not None  # a report without a base run carries the new run's side
     return {"a": None, "b": asdict(report.head), "no_baseline": report.no_baseline}

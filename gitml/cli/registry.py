@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitml.cli._render import echo_json, fmt_time, safe, table
 
+if TYPE_CHECKING:
+    from gitml.registry.client import RegistryClient
+
 __all__ = ["alias", "current", "history", "list_models", "register", "show", "transition_stage"]
 
 
-def _client(ctx: click.Context) -> Any:
+def _client(ctx: click.Context) -> RegistryClient:
     from gitml.registry.client import RegistryClient
 
     return RegistryClient(ctx.obj.get("repo") if ctx.obj else None)
@@ -31,7 +34,7 @@ def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
 _SHOWN_PROBLEMS = 5  # past this, one aggregated line: 3,000 junk tags are one warning, not 3,000
 
 
-def _warn_skipped(client: Any, name: str | None = None) -> None:
+def _warn_skipped(client: RegistryClient, name: str | None = None) -> None:
     # Hand-made tags that cannot be read are skipped, not fatal: say so on stderr.
     problems = client.get_registry_problems(name)
     if len(problems) <= _SHOWN_PROBLEMS:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitml import constants as C
 from gitml.cli._render import echo_json, fmt_time, safe, table
 
+if TYPE_CHECKING:
+    from gitml.client import MlflowClient
+
 __all__ = ["runs"]
 
 
-def _client(ctx: click.Context) -> Any:
+def _client(ctx: click.Context) -> MlflowClient:
     from gitml.client import GitMLClient
 
     return GitMLClient(ctx.obj.get("repo") if ctx.obj else None)
 
 
-def _experiment_ids(client: Any, experiment: tuple[str, ...]) -> list[str] | None:
+def _experiment_ids(client: MlflowClient, experiment: tuple[str, ...]) -> list[str] | None:
     if not experiment:
         return None
     ids = []

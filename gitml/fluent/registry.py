@@ -33,7 +33,7 @@ def register_model(
 
 
 def register_model_with(
-    client: Any,
+    client: RegistryClient,
     model_uri: str,
     name: str,
     *,

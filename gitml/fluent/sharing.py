@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.registry.reconcile import is_registry_tag, reconcile_tags
 from gitml.store import sync as branch_sync
 from gitml.tracking.branch_rules import BRANCH_RULES
 from gitml.tracking.tracker import Tracker, get_tracker
+
+if TYPE_CHECKING:
+    from gitml.artifacts.odb import TransferSummary
 
 __all__ = ["Shared", "autopush", "install_autopush", "pull", "push", "sync"]
 
@@ -21,8 +24,8 @@ class Shared:
     """What a push, pull or sync did: the branch and tags (`result`) and artifact transfers."""
 
     result: branch_sync.SyncResult
-    artifacts_pushed: Any = None  # TransferSummary, or None when no artifact remote is set
-    artifacts_pulled: Any = None
+    artifacts_pushed: TransferSummary | None = None  # None when no artifact remote is set
+    artifacts_pulled: TransferSummary | None = None
 
 
 def _moved_runs(moved: branch_sync.Moved) -> list[str]:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.projects.child import supervise
@@ -22,6 +22,10 @@ from gitml.projects.docker import run_step as run_in_docker
 from gitml.projects.docker_image import ProjectImage
 from gitml.projects.plan import StepPlan, code_root, logged_params
 from gitml.projects.spec import Project
+
+if TYPE_CHECKING:
+    from gitml.tracking.client import TrackingClient
+    from gitml.tracking.tracker import Tracker
 
 __all__ = [
     "PATCH_FILE",
@@ -65,7 +69,7 @@ class ProjectRun:
 class StepContext:
     """What every step of one `gitml run` shares: where it logs and how its child runs."""
 
-    client: Any  # a TrackingClient
+    client: TrackingClient
     project: Project
     experiment_id: str
     cache: bool
@@ -78,7 +82,7 @@ class StepContext:
     image: ProjectImage | None = None  # the image the docker steps run in
 
 
-def find_cached(client: Any, exp_id: str, key: str) -> str | None:
+def find_cached(client: TrackingClient, exp_id: str, key: str) -> str | None:
     """The newest FINISHED run of the experiment with this cache key, if any."""
     runs = client.search_runs(
         [exp_id],
@@ -147,7 +151,7 @@ def _log_inputs(ctx: StepContext, run_id: str, plan: StepPlan) -> None:
     client.flush()
 
 
-def container_settings(tracker: Any) -> dict[str, str]:
+def container_settings(tracker: Tracker) -> dict[str, str]:
     """What a child in a container cannot read from the host but must share with it: the
     metadata branch and user (possibly from the user's global Git config, which is not in
     the container) and who commits, so its commits are the same as a local child's."""

@@ -21,13 +21,17 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue, RemoteError, ResourceDoesNotExist
 from gitml.projects.docker_image import is_repo_digest
 from gitml.projects.envs import ENV_MANAGERS
 from gitml.projects.launch import PATCH_FILE, PROVENANCE_FILE, RECORD_TAG
+
+if TYPE_CHECKING:
+    from gitml.entities import Run
+    from gitml.tracking.client import TrackingClient
 
 __all__ = ["MetricDelta", "ReproduceResult", "parse_tolerances", "reproduce", "resolve_target"]
 
@@ -145,7 +149,7 @@ def parse_tolerances(items: tuple[str, ...] | list[str], option: str) -> dict[st
     return out
 
 
-def resolve_target(client: Any, target: str) -> str:
+def resolve_target(client: TrackingClient, target: str) -> str:
     """The run id behind a run id, `name@vX.Y.Z` or `models:/name/<version|stage|@alias>`."""
     if _RUN_ID.match(target):
         return target
@@ -172,7 +176,7 @@ def resolve_target(client: Any, target: str) -> str:
     return run_id
 
 
-def _record(client: Any, run: Any) -> dict[str, Any]:
+def _record(client: TrackingClient, run: Run) -> dict[str, Any]:
     """What the run recorded about how it ran, checked field by field (it comes from the branch).
 
     Read from the run's tags (commit, diff hash, and the `gitml.project.run` record); the

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.config import child_env
@@ -33,6 +33,9 @@ from gitml.projects.params import build_argv, resolve_params
 from gitml.projects.plan import StepPlan, code_root, logged_params, prepare_step
 from gitml.projects.spec import load_project
 from gitml.projects.steps import plan_steps
+
+if TYPE_CHECKING:
+    from gitml.tracking.client import TrackingClient
 
 # The step's pieces live in plan.py and launch.py; their names stay importable from here.
 __all__ = [
@@ -75,13 +78,13 @@ class RunOptions:
     docker_args: dict[str, str | bool] | None = None  # docker: MLflow's `-A name[=value]`
 
 
-def _client(tracking_uri: str | os.PathLike[str] | None) -> Any:
+def _client(tracking_uri: str | os.PathLike[str] | None) -> TrackingClient:
     from gitml.tracking.client import TrackingClient
 
     return TrackingClient(tracking_uri)
 
 
-def _experiment_id(client: Any, name: str | None, experiment_id: str | None) -> str:
+def _experiment_id(client: TrackingClient, name: str | None, experiment_id: str | None) -> str:
     if experiment_id is not None:
         client.get_experiment(str(experiment_id))  # raises when it does not exist
         return str(experiment_id)

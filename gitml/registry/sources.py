@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.registry.access import Registry
 from gitml.tracking.tracker import Tracker
+
+if TYPE_CHECKING:
+    from gitml.entities import Run
 
 __all__ = ["GIT_COMMIT_TAG", "version_info"]
 
@@ -61,7 +64,7 @@ def version_info(
 
 
 def _model_pointer(
-    tracker: Tracker, run: Any, path: str
+    tracker: Tracker, run: Run, path: str
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The artifact pointer of the model folder at `path` and the signature its MLmodel
     holds; raise when no model is there."""

@@ -11,9 +11,13 @@ import http.server
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["MonitorServer", "collect_registry", "render_registry"]
+if TYPE_CHECKING:
+    from gitml.entities import Run
+    from gitml.registry.entities import ModelVersion
+
+__all__ = ["MonitorServer", "RegistryReader", "collect_registry", "render_registry"]
 
 Sample = tuple[tuple[tuple[str, Any], ...], float]
 
@@ -29,6 +33,26 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
     return family
 
 
+_MAX_MODELS = 100_000  # as the fluent search's "all"
+
+
+class RegistryReader(Protocol):
+    """What the exporter reads: a RegistryClient's listings and a TrackingClient's runs (an
+    MlflowClient has both)."""
+
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100) -> Iterable[Any]:
+        """The registered models (up to `max_results`)."""
+
+    def get_latest_versions(self, name: str) -> list[ModelVersion]:
+        """The newest version of `name` per stage."""
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version `alias` points to."""
+
+    def get_run(self, run_id: str) -> Run:
+        """The run behind a version."""
+
+
 class _Reader:
     """The registry and the runs behind it, over one Tracker (the configured repository)."""
 
@@ -42,16 +66,24 @@ class _Reader:
         self._registry = RegistryClient(tracker=tracker)
         self._runs = TrackingClient(tracker=tracker)
 
-    def __getattr__(self, name: str) -> Any:
-        part = self._runs if name == "get_run" else self._registry
-        return getattr(part, name)
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100) -> Iterable[Any]:
+        return self._registry.search_registered_models(filter_string, max_results)
+
+    def get_latest_versions(self, name: str) -> list[ModelVersion]:
+        return self._registry.get_latest_versions(name)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self._registry.get_model_version_by_alias(name, alias)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._runs.get_run(run_id)
 
 
-def _client() -> Any:
+def _client() -> RegistryReader:
     return _Reader()
 
 
-def collect_registry(client: Any = None) -> dict[str, list[Sample]]:
+def collect_registry(client: RegistryReader | None = None) -> dict[str, list[Sample]]:
     """Samples per metric name, read from the registry and the runs behind its versions."""
     client = client or _client()
     metric: list[Sample] = []
@@ -71,7 +103,8 @@ def collect_registry(client: Any = None) -> dict[str, list[Sample]]:
                 run_cache[run_id] = dict(getattr(mv, "metrics", None) or {})
         return run_cache[run_id]
 
-    for rm in client.search_registered_models():
+    # Every model, not the first page: MLflow's default page is 100 models.
+    for rm in client.search_registered_models(None, _MAX_MODELS):
         try:  # a model's samples count only when all of them were read
             one: tuple[list[Sample], list[Sample], list[Sample]] = ([], [], [])
             _collect_model(client, rm, run_metrics, *one)
@@ -94,7 +127,7 @@ def _number(value: Any) -> float | None:
 
 
 def _collect_model(
-    client: Any,
+    client: RegistryReader,
     rm: Any,
     run_metrics: Callable[[Any], dict[str, float]],
     metric: list[Sample],

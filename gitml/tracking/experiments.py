@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gitml import constants as C
@@ -43,7 +44,7 @@ def experiment_id_for(name: str, attempt: int = 0) -> str:
 class ExperimentStore:
     """Reads and writes `experiments/<id>/` on the branch."""
 
-    def __init__(self, repo: GitRepo, format_changes: Any) -> None:
+    def __init__(self, repo: GitRepo, format_changes: Callable[[str], dict[str, bytes | None]]) -> None:
         self.repo = repo
         self._format_changes = format_changes  # adds gitml.yaml to the first commit
         self._cache: tuple[str, list[Experiment]] | None = None

@@ -4,12 +4,15 @@ with a WebP preview, the run tagged `mlflow.loggedImages` so MLflow's UI shows i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
 from gitml.tracking.experiments import now_ms
 from gitml.tracking.validation import check_run_id, check_timestamp
+
+if TYPE_CHECKING:
+    from gitml.tracking.tracker import Tracker
 
 __all__ = ["check_image_args", "log_image"]
 
@@ -27,7 +30,7 @@ def check_image_args(artifact_file: Any, key: Any, step: Any, timestamp: Any) ->
 
 
 def log_image(
-    tracker: Any,
+    tracker: Tracker,
     run_id: str,
     image: Any,
     artifact_file: str | None = None,

@@ -14,7 +14,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.config import Config, resolve_config
@@ -32,6 +32,9 @@ from gitml.tracking.experiments import ExperimentStore, now_ms
 from gitml.tracking.run_reads import RunReads, run_from_files
 from gitml.tracking.validation import check_run_id, check_timestamp
 from gitml.tracking.writer import Pending, RunWriter, merge_run_files, new_token
+
+if TYPE_CHECKING:
+    from gitml.tracking.index import RunIndex
 
 __all__ = ["Tracker", "get_tracker", "local_tracking_uri", "reset_all", "run_from_files", "uri_to_root"]
 
@@ -127,7 +130,7 @@ class Tracker(RunReads):
         self._in_flight: set[str] = set()  # runs whose writes a flush has taken, not yet committed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._index: Any = None
+        self._index: RunIndex | None = None
         self._recovered = False
         self._closed = False
         self._pid = os.getpid()
@@ -451,7 +454,7 @@ class Tracker(RunReads):
         self._flush_if_dirty(run_id)
         self.repo.commit(build, f"run {run_id} artifacts: {', '.join(sorted(pointers))[:200]}")
 
-    def index(self) -> Any:
+    def index(self) -> RunIndex:
         """The SQLite query index, brought up to date with the tip."""
         if self._index is None:
             from gitml.tracking.index import RunIndex

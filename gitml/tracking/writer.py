@@ -11,7 +11,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import constants as C
 from gitml.exceptions import InvalidParameterValue
@@ -24,6 +24,9 @@ from gitml.tracking.validation import (
     check_tag_value,
     check_timestamp,
 )
+
+if TYPE_CHECKING:
+    from gitml.store.repo import GitRepo
 
 __all__ = ["Pending", "RunWriter", "merge_run_files"]
 
@@ -172,12 +175,12 @@ class RunWriter:
             self._pending = taken
 
 
-def _read_json(repo: Any, tree: str, path: str, default: Any) -> Any:
+def _read_json(repo: GitRepo, tree: str, path: str, default: Any) -> Any:
     data = repo.read_file(tree, path)
     return default if data is None else layout.decode(path, data)
 
 
-def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -> dict[str, bytes | None]:
+def merge_run_files(repo: GitRepo, tree: str, run_id: str, token: str, p: Pending) -> dict[str, bytes | None]:
     """The file changes that put `p` on top of the run as it is in `tree`.
 
     Maps are merged key by key into what is there, so concurrent writers of one run
@@ -246,7 +249,7 @@ def merge_run_files(repo: Any, tree: str, run_id: str, token: str, p: Pending) -
 COMMIT_MAP_KEEP = 20
 
 
-def _link_commit(repo: Any, tree: str, commit: str, run_id: str, end: int | None) -> dict[str, bytes | None]:
+def _link_commit(repo: GitRepo, tree: str, commit: str, run_id: str, end: int | None) -> dict[str, bytes | None]:
     """Record a finished run under its source commit, so `gitml diff` finds it at once.
 
     Only the latest few finished runs of a commit are kept: what diff needs, and a sweep

@@ -144,8 +144,10 @@ class Act:
         """Run one workflow file for one event; returns act's output (asserting success)."""
         path = self.base / f"event-{event}.json"
         path.write_text(json.dumps({"repository": {"full_name": REPOSITORY}, **payload}))
+        if not os.path.isabs(workflow):
+            workflow = f".github/workflows/{workflow}"
         args = [
-            str(ACT), event, "-W", f".github/workflows/{workflow}", "-e", str(path),
+            str(ACT), event, "-W", workflow, "-e", str(path),
             "-P", "self-hosted=-self-hosted", "-P", "gpu=-self-hosted",
             "-P", "ubuntu-latest=-self-hosted",
             "--action-offline-mode", "--no-cache-server", *self.stub_args,
@@ -223,14 +225,20 @@ def act(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Act]:
         yield Act(base, bare, work, api, env, _stubs(base / "stubs"))
 
 
-def _pull_request(sha: str, head_repo: str = REPOSITORY) -> dict[str, object]:
+def _pull_request(
+    sha: str,
+    head_repo: str = REPOSITORY,
+    number: int = PR,
+    head: str = "feature",
+    base: str = "main",
+) -> dict[str, object]:
     return {
         "action": "synchronize",
-        "number": PR,
+        "number": number,
         "pull_request": {
-            "number": PR,
-            "head": {"ref": "feature", "sha": sha, "repo": {"full_name": head_repo}},
-            "base": {"ref": "main", "repo": {"full_name": REPOSITORY}},
+            "number": number,
+            "head": {"ref": head, "sha": sha, "repo": {"full_name": head_repo}},
+            "base": {"ref": base, "repo": {"full_name": REPOSITORY}},
         },
     }
 
@@ -329,3 +337,50 @@ def test_tag_and_dispatch_deploy_what_is_current_and_record_it(act: Act) -> None
     assert {d["pipeline_url"] for d in records} == {
         f"https://github.com/{REPOSITORY}/actions/runs/1"
     }
+
+
+# A workflow of the test (not generated): `gitml ci comment` with no --pr, so the number comes
+# from the event payload act writes and names in GITHUB_EVENT_PATH, as on GitHub.
+_EVENT_COMMENT = f"""\
+name: comment from the event
+on: pull_request
+permissions: {{}}
+jobs:
+  comment:
+    runs-on: self-hosted
+    permissions:
+      pull-requests: write
+    steps:
+      - uses: {CHECKOUT}
+      - uses: ./.github/actions/gitml-setup
+      - env:
+          GITHUB_TOKEN: ${{{{ github.token }}}}
+        run: gitml ci comment
+"""
+
+
+def test_a_first_pull_request_passes_its_gates_and_its_number_comes_from_the_event(
+    act: Act,
+) -> None:
+    # A base branch without any run (its only commit has no parent and no run): the pull
+    # request's gate step passes with the gates on changes unchecked, and says so.
+    git("checkout", "-q", "--orphan", "release", cwd=act.work)
+    git("commit", "-q", "-m", "release", cwd=act.work)
+    git("push", "-q", "origin", "release", cwd=act.work)
+    git("checkout", "-q", "-b", "first", cwd=act.work)
+    sha = act.commit(0.70)
+    out = act(
+        "pull_request", "gitml-pr.yml", _pull_request(sha, number=8, head="first", base="release")
+    )
+    assert "no baseline run was found on origin/release" in out, out[-4000:]
+    report = (act.base / "artifacts/gitml-report/report.md").read_text()
+    assert (
+        "No baseline run was found on `origin/release`" in report and "| accuracy | 0.7 |" in report
+    )
+
+    workflow = act.base / "event-comment.yml"
+    workflow.write_text(_EVENT_COMMENT)
+    act("pull_request", str(workflow), _pull_request(sha, number=8, head="first", base="release"))
+    # (The fake keeps one thread for every number: the comment of PR 7, if any, is updated.)
+    assert ("GET", f"/repos/{REPOSITORY}/issues/8/comments") in act.api.calls("GET")
+    assert any("No baseline run was found" in c["body"] for c in act.api.comments.values())

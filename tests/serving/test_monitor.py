@@ -112,3 +112,14 @@ def test_monitor_paths(path: str) -> None:
         assert httpx.get(f"http://127.0.0.1:{server.port}/other").status_code == 404
     finally:
         server.stop()
+
+
+def test_collect_reads_every_model_not_the_first_page(repo: Path) -> None:
+    # MLflow's search pages hold 100 models; the exporter once stopped at the first page.
+    from gitml.serving.registry_exporter import collect_registry
+
+    client: Any = registry_client(repo)
+    for i in range(101):
+        client.create_registered_model(f"m{i:03d}")
+    found = collect_registry(client)
+    assert len(found["versions"]) == 101
