@@ -152,7 +152,7 @@ def _no_baseline_md(report: DiffReport) -> str:
     head = report.head
     assert head is not None  # a report without a base run carries the new run's side
     lines = [
-        f"No baseline run was found on `{markdown_cell(str(report.no_baseline), 200)}`: "
+        f"No baseline run was found on {_code(str(report.no_baseline))}: "
         f"{no_baseline_note(report).split(': ', 1)[1]}.",
         "",
         f"This branch's run: `{head.run_id[:12]}` ({markdown_cell(head.ref, 200)}"
@@ -166,6 +166,15 @@ def _no_baseline_md(report: DiffReport) -> str:
     else:
         lines.append("The run logged no metric.")
     return "\n".join(lines) + "\n"
+
+
+def _code(ref: str) -> str:
+    """A ref as inline code when it is plainly a ref name, else as escaped text (a code span
+    cannot escape a backtick, and shows a backslash as one)."""
+    return f"`{ref}`" if _PLAIN_REF.fullmatch(ref) else markdown_cell(ref, 200)
+
+
+_PLAIN_REF = re.compile(r"[\w./@+^~-]{1,200}")
 
 
 def _value(v: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,18 @@ def test_a_head_without_a_run_is_an_error_even_without_a_baseline(
     code, out, err = run_cli(capsys, "diff", "-q", "main", "HEAD", "--fail-on", "accuracy<0.9")
     assert (code, out) == (1, "")
     assert err.startswith("Error: no finished run for HEAD (") and err.count("\n") == 1
+
+
+def test_no_baseline_report_keeps_a_teammates_metric_names_inert() -> None:
+    # Metric names planted on the branch (the API refuses them) render as text in the comment.
+    from gitml.ci.diff import DiffSide
+    from gitml.ci.report import DiffReport, report_markdown
+
+    head = DiffSide("HEAD", "c" * 40, "a" * 32, None, "c" * 40)
+    evil = "x<img src=y onerror=alert(1)>|z\n## Pwned"
+    md = report_markdown(
+        DiffReport(None, (), {evil: 1.0, "acc": "![t](https://e.example/p)"}, head, "main`|x")
+    )
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in rows), md
+    assert not re.search(r"(?<!\\)(<img|!\[)", md) and "\n## Pwned" not in md, md
