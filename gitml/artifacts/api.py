@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +210,7 @@ def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
     return (json.dumps(dictionary, indent=2) + "\n").encode()
 
 
-def _log_via_temp(tracker: RunHost, run_id: str, write: Any, artifact_file: str) -> dict[str, Any]:
+def _log_via_temp(tracker: RunHost, run_id: str, write: Callable[[str], object], artifact_file: str) -> dict[str, Any]:
     dest = normalize_artifact_path(artifact_file, allow_root=False)
     with tempfile.TemporaryDirectory(prefix="gitml-") as tmp:
         local = os.path.join(tmp, dest.rsplit("/", 1)[-1])

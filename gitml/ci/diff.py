@@ -28,6 +28,7 @@ from gitml.exceptions import InvalidParameterValue, RepositoryError, ResourceDoe
 from gitml.tracking import layout
 
 if TYPE_CHECKING:
+    from gitml.entities import Run
     from gitml.tracking.tracker import Tracker
 
 __all__ = [
@@ -114,7 +115,7 @@ class NoBaselineRun(ResourceDoesNotExist):
     request, or the first push after the pipelines were set up. `head` and `head_run` are
     B's side and run, so a caller can still report B's metrics and check value gates."""
 
-    def __init__(self, message: str, base: str, head: DiffSide, head_run: Any) -> None:
+    def __init__(self, message: str, base: str, head: DiffSide, head_run: Run) -> None:
         super().__init__(message)
         self.base = base
         self.head = head
@@ -170,7 +171,7 @@ def _default_base(root: Path, target: str | None = None) -> tuple[str, str]:
     )
 
 
-def _latest(runs: Iterable[Any]) -> Any | None:
+def _latest(runs: Iterable[Run]) -> Run | None:
     done = [r for r in runs if r.info.status == "FINISHED" and r.info.lifecycle_stage == "active"]
     if not done:
         return None
@@ -183,11 +184,11 @@ class _IndexLookup:
     def __init__(self, tracker: Tracker) -> None:
         self.index = tracker.index()
 
-    def run(self, run_id: str) -> Any | None:
+    def run(self, run_id: str) -> Run | None:
         found = self.index.load([run_id])
         return found[0] if found else None
 
-    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
+    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Run]]:
         out = {}
         for commit in commits:
             ids = set(self.index.runs_at_commit(commit))
@@ -214,17 +215,17 @@ class _GrepLookup:
         self.tip = tracker.repo.tip()
         self.tree = tracker.repo.tree_of(self.tip)
         self.build = run_from_files
-        self.found: dict[str, list[Any]] = {}  # commit -> runs naming it
+        self.found: dict[str, list[Run]] = {}  # commit -> runs naming it
         self.done: set[tuple[str, str]] = set()  # (commit, file) already searched
         self.read: set[str] = set()  # run ids already read
 
-    def run(self, run_id: str) -> Any | None:
+    def run(self, run_id: str) -> Run | None:
         try:
             return self.build(self.tracker.read_run_files(self.tree, run_id))
         except ResourceDoesNotExist:
             return None
 
-    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
+    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Run]]:
         # meta.json records the source commit; tags only matter for runs attributed by hand
         # (`mlflow.source.git.commit` set to another commit): the caller asks when needed.
         file = "tags.json" if by_tags else "meta.json"
@@ -260,10 +261,10 @@ class _CommitMapLookup(_GrepLookup):
     """Runs by source commit from `commits/<sha>.json` (the latest finished runs of each
     commit): two reads, no scan. A commit whose listed runs were all deleted is searched."""
 
-    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Any]]:
+    def runs_at(self, commits: list[str], by_tags: bool = False) -> dict[str, list[Run]]:
         if by_tags:  # runs attributed by hand through the tag: only a search finds them
             return super().runs_at(commits, by_tags)
-        out: dict[str, list[Any]] = {}
+        out: dict[str, list[Run]] = {}
         unsure: list[str] = []
         for commit in commits:
             path = C.commit_runs_path(commit)
@@ -308,7 +309,7 @@ def _pick(
     commit: str,
     history: list[str],
     max_ancestors: int,
-) -> tuple[DiffSide, Any]:
+) -> tuple[DiffSide, Run]:
     # The nearest commit with a run wins, whichever file names it: runs whose commit is
     # only in their tags (set by hand, or by `gitml run`) are searched up to the nearest
     # commit meta.json found, so an ancestor's run never hides one of the commit itself.
@@ -332,8 +333,8 @@ def _pick(
 
 def _sides(
     lookup: _IndexLookup | _GrepLookup, root: Path, refs: list[str], max_ancestors: int
-) -> list[tuple[DiffSide, Any]]:
-    resolved: list[tuple[DiffSide, Any] | tuple[str, list[str]]] = []
+) -> list[tuple[DiffSide, Run]]:
+    resolved: list[tuple[DiffSide, Run] | tuple[str, list[str]]] = []
     for ref in refs:
         run = lookup.run(ref) if _RUN_ID.match(ref) else None
         if run is not None:
@@ -348,7 +349,7 @@ def _sides(
             resolved.append(_history(root, ref, max_ancestors))
     # Both sides' commits in one search (one `git grep` when there is no index).
     lookup.runs_at([c for r in resolved if isinstance(r[0], str) for c in r[1]])
-    out: list[tuple[DiffSide, Any]] = []
+    out: list[tuple[DiffSide, Run]] = []
     # The head (last) first: a head without a run is an error even when the base has none.
     for ref, r in reversed(list(zip(refs, resolved, strict=True))):
         if isinstance(r[0], DiffSide):
@@ -437,7 +438,7 @@ def diff_runs(
     return RunDiff(side_a, side_b, tuple(params), tuple(metrics))
 
 
-def _dirty(run: Any) -> bool:
+def _dirty(run: Run) -> bool:
     return bool(run.data.tags.get(C.TAG_GIT_DIRTY) == "true")
 
 

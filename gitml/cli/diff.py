@@ -58,7 +58,7 @@ __all__ = ["GATE_CROSSED", "diff"]
     "of checking only the value gates on B (a first pull request has nothing to compare).",
 )
 @click.option(
-    "-q", "--quiet", is_flag=True, help="Print nothing; exit 0 (errors still exit non-zero)."
+    "-q", "--quiet", is_flag=True, help="Print no diff (errors, warnings and the exit status stay)."
 )
 @click.pass_context
 def diff(

@@ -11,6 +11,7 @@ from gitml.cli._render import echo_json, fmt_time, safe, table
 
 if TYPE_CHECKING:
     from gitml.client import MlflowClient
+    from gitml.entities import Run
 
 __all__ = ["runs"]
 
@@ -31,7 +32,7 @@ def _experiment_ids(client: MlflowClient, experiment: tuple[str, ...]) -> list[s
     return ids
 
 
-def _run_dict(run: Any) -> dict[str, Any]:
+def _run_dict(run: Run) -> dict[str, Any]:
     return run.to_dictionary()
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import platform
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.exceptions import (
     CorruptMetadata,
@@ -19,6 +20,10 @@ from gitml.exceptions import (
 )
 from gitml.models.environment import env_entry, installed_version, read_conda_env, write_environment
 from gitml.models.model import PYFUNC_FLAVOR
+
+if TYPE_CHECKING:
+    from gitml.models.model import Model
+    from gitml.models.signature import ModelSignature
 
 __all__ = [
     "finish_model",
@@ -248,19 +253,19 @@ def load_input_example(model_dir: Path, info: Mapping[str, Any] | None) -> Any:
 
 
 def finish_model(
-    meta: Any,
+    meta: Model,
     model_dir: Path,
     *,
-    signature: Any,
+    signature: ModelSignature | None,
     input_example: Any,
-    metadata: Any,
+    metadata: dict[str, Any] | None,
     requirements: Iterable[str],
     pip_requirements: Iterable[str] | None,
     extra_pip_requirements: Iterable[str] | None,
 ) -> None:
     """The last steps every flavor's save_model shares: signature, input example,
     metadata, requirements.txt with python_env.yaml and conda.yaml, size, and the MLmodel file
-    itself."""
+    itself; the pyfunc section gets the Python version and environment."""
     meta.signature = signature
     meta.saved_input_example_info = save_input_example(model_dir, input_example)
     meta.metadata = metadata
@@ -269,6 +274,7 @@ def finish_model(
     write_environment(model_dir, lines, pip)
     pyfunc = meta.flavors.get(PYFUNC_FLAVOR)
     if isinstance(pyfunc, dict):
+        pyfunc.setdefault("python_version", platform.python_version())
         pyfunc["env"] = env_entry()
     meta.model_size_bytes = dir_size(model_dir)
     meta.save(model_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from gitml import config
@@ -136,7 +137,9 @@ class RegistryClient(VersionsMixin, StagesMixin):
             reg, name, lambda r: r.setdefault("tags", {}).pop(str(key), None), f"untag {key}"
         )
 
-    def _change_model_record(self, reg: Registry, name: str, edit: Any, what: str) -> None:
+    def _change_model_record(
+        self, reg: Registry, name: str, edit: Callable[[dict[str, Any]], object], what: str
+    ) -> None:
         def change(current: dict[str, Any] | None) -> dict[str, Any]:
             record = current or {
                 "name": name,

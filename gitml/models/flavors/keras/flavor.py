@@ -4,7 +4,6 @@ PyTorch backend unless `KERAS_BACKEND` names another (TensorFlow or JAX: the use
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,6 @@ def save_model(
             loader_module=LOADER_MODULE,
             data=_MODEL_FILE,
             code=code,
-            python_version=platform.python_version(),
         )
         finish_model(
             meta,

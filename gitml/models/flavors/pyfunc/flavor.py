@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import platform
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -151,7 +150,6 @@ def save_model(
         conf: dict[str, Any] = {
             "loader_module": LOADER_MODULE,
             "code": code,
-            "python_version": platform.python_version(),
             "artifacts": _copy_artifacts(artifacts, model_dir),
         }
         if model_config:

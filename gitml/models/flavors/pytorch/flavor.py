@@ -7,7 +7,6 @@ recorded structure is in `_network.py`, TorchScript and `torch.export` in `_comp
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,9 +53,7 @@ LOADER_MODULE = SPEC.loader_module
 def _add_flavors(meta: Model, code: str | None, **conf: Any) -> None:
     torch = torch_module()
     meta.add_flavor(FLAVOR_NAME, pytorch_version=str(torch.__version__), model_data=DATA_DIR, **conf, code=code)
-    meta.add_flavor(
-        PYFUNC_FLAVOR, loader_module=LOADER_MODULE, data=DATA_DIR, code=code, python_version=platform.python_version()
-    )
+    meta.add_flavor(PYFUNC_FLAVOR, loader_module=LOADER_MODULE, data=DATA_DIR, code=code)
 
 
 def save_model(

@@ -6,7 +6,6 @@ import importlib
 import importlib.abc
 import inspect
 import json
-import platform
 import sys
 import warnings
 import zipfile
@@ -158,7 +157,6 @@ def save_model(
             data=_MODEL_FILE,
             code=code,
             predict_fn=pyfunc_predict_fn,
-            python_version=platform.python_version(),
         )
         if signature is None and input_example is not None:
             try:
