@@ -172,4 +172,3 @@ def test_requests_after_close_are_refused_not_left_waiting() -> None:
 
     (result,) = run(main())
     assert isinstance(result, RuntimeError)
-
