@@ -77,6 +77,21 @@ def _log_model(spec: Any, save_model: Callable[..., Any], face: str) -> Callable
     return log_model
 
 
+def _autolog(face: str) -> Callable[..., None]:
+    def autolog(*args: Any, **kwargs: Any) -> None:
+        from gitml.fluent.repository import autolog as accept
+
+        accept()
+
+    autolog.__doc__ = _AUTOLOG_DOC
+    autolog.__module__ = _PREFIX + face
+    autolog.__qualname__ = "autolog"
+    return autolog
+
+
+_AUTOLOG_DOC = "Accepted so MLflow scripts run; gitml logs what the script logs, nothing automatically (it says so)."
+
+
 def _namespace(spec: Any) -> dict[str, Any]:
     with _lock:
         impl = importlib.import_module(spec.implementation)
@@ -86,6 +101,8 @@ def _namespace(spec: Any) -> dict[str, Any]:
         names = {name: getattr(impl, name) for name in spec.exports}
         if "log_model" not in names:
             names["log_model"] = _log_model(spec, names["save_model"], next(iter(spec.faces)))
+        if "autolog" not in names:  # `mlflow.sklearn.autolog()` in a script must not fail
+            names["autolog"] = _autolog(next(iter(spec.faces)))
         _namespaces[spec.implementation] = (impl, names)
         return names
 
@@ -161,7 +178,7 @@ def stub_text(face: str) -> str:
         "from gitml.models.model import ModelInfo",
         "",
         "__all__ = [",
-        *[f'    "{name}",' for name in sorted([*spec.exports, "log_model"])],
+        *[f'    "{name}",' for name in sorted({*spec.exports, "autolog", "log_model"})],
         "]",
         "",
         "def log_model(",
@@ -174,6 +191,11 @@ def stub_text(face: str) -> str:
         ") -> ModelInfo:",
         f'    """{spec.log_doc}"""',
         "",
+        *(
+            []
+            if "autolog" in spec.exports
+            else ["def autolog(*args: Any, **kwargs: Any) -> None:", f'    """{_AUTOLOG_DOC}"""', ""]
+        ),
     ]
     return "\n".join(lines)
 
