@@ -63,6 +63,8 @@ _LAZY: dict[str, str] = {
     "GitMLClient": "gitml.client",
     "MlflowException": "gitml.exceptions",
     "GitMLError": "gitml.exceptions",
+    # projects (MLflow's mlflow.run is mlflow.projects.run)
+    "run": "gitml.projects",
     "register_model": "gitml.fluent.registry",
     "search_registered_models": "gitml.fluent.registry",
     "search_model_versions": "gitml.fluent.registry",
