@@ -149,3 +149,23 @@ def test_push_and_pull_move_the_artifacts_of_the_runs_they_move(
     got = gitml("artifacts", "download", run_id, "model/weights.txt", "-d", str(tmp_path / "out"), cwd=b)
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "out" / "model" / "weights.txt").read_text() == "weights v1"
+
+
+def test_a_permanent_deletion_is_reported_by_the_push_that_spreads_it(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    _, a, b = clones
+    ids = write_runs(GitRepo(a, "gitml"), 2)
+    assert gitml("push", "-q", cwd=a).returncode == 0
+    assert gitml("pull", "-q", cwd=b).returncode == 0
+    out = gitml("runs", "delete", ids[0], "--permanent", cwd=a)
+    assert out.returncode == 0, out.stderr
+    out = gitml("push", cwd=a)  # was "already up to date", though it pushed the purge
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "Pushed to origin/gitml: 0 runs added, 0 updated, 1 removed, "
+        "0 registry tags added\n"
+    )
+    assert json.loads(gitml("push", "--json", cwd=a).stdout)["pushed"]["runs_removed"] == []
+    out = gitml("pull", cwd=b)
+    assert "1 removed (purged upstream)" in out.stdout, out
