@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gitml import constants as C
+from gitml.cli._ids import full_run_id
 from gitml.cli._render import echo_json, fmt_time, safe, table
 
 if TYPE_CHECKING:
@@ -30,24 +31,6 @@ def _experiment_ids(client: MlflowClient, experiment: tuple[str, ...]) -> list[s
         exp = client.get_experiment_by_name(e)
         ids.append(exp.experiment_id if exp is not None else e)
     return ids
-
-
-def _full_run_id(client: MlflowClient, run_id: str) -> str:
-    """The run id that `run_id` abbreviates, as `gitml runs list` shows it (4 to 31 leading hex
-    digits, like a short Git hash); anything else is passed on unchanged (and checked there)."""
-    import re
-
-    from gitml.entities import ViewType
-    from gitml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-
-    if not re.fullmatch(r"[0-9a-f]{4,31}", run_id):
-        return run_id
-    found = client.search_runs(None, f"attributes.run_id LIKE '{run_id}%'", ViewType.ALL, 2)
-    if not found:
-        raise ResourceDoesNotExist(f"no run id starts with '{run_id}'")
-    if len(found) > 1:
-        raise InvalidParameterValue(f"run id prefix '{run_id}' is ambiguous: give more digits")
-    return str(found[0].info.run_id)
 
 
 def _run_dict(run: Run) -> dict[str, Any]:
@@ -128,7 +111,7 @@ def search(
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show a run: status, source commit, params, latest metrics, tags."""
     client = _client(ctx)
-    run = client.get_run(_full_run_id(client, run_id))
+    run = client.get_run(full_run_id(client, run_id))
     if as_json:
         echo_json(_run_dict(run))
         return
@@ -170,7 +153,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 def delete(ctx: click.Context, run_ids: tuple[str, ...], permanent: bool) -> None:
     """Delete runs (restorable unless --permanent)."""
     client = _client(ctx)
-    for run_id in (_full_run_id(client, r) for r in run_ids):
+    for run_id in (full_run_id(client, r) for r in run_ids):
         client.delete_run(run_id, permanent=permanent)
         click.echo(f"Deleted run {run_id}" + (" permanently" if permanent else ""))
 
@@ -181,7 +164,7 @@ def delete(ctx: click.Context, run_ids: tuple[str, ...], permanent: bool) -> Non
 def restore(ctx: click.Context, run_ids: tuple[str, ...]) -> None:
     """Restore deleted runs."""
     client = _client(ctx)
-    for run_id in (_full_run_id(client, r) for r in run_ids):
+    for run_id in (full_run_id(client, r) for r in run_ids):
         client.restore_run(run_id)
         click.echo(f"Restored run {run_id}")
 
