@@ -101,6 +101,10 @@ def test_diff_cli_md_and_json(repo: Path) -> None:
     assert data["metrics"][0]["better"] is True and data["a"]["ref"] == "main"
     out = gitml("diff", "nope", cwd=repo)
     assert out.returncode == 1 and out.stderr.startswith("Error: 'nope' is neither")
+    a_id, b_id = data["a"]["run_id"], data["b"]["run_id"]
+    out = gitml("diff", a_id[:12], b_id[:12], "--json", cwd=repo)  # as `gitml runs list` shows them
+    assert out.returncode == 0, out.stderr
+    assert (json.loads(out.stdout)["a"]["run_id"], json.loads(out.stdout)["b"]["run_id"]) == (a_id, b_id)
 
 
 def test_a_clashing_registry_tag_is_renumbered_on_push(clones: tuple[Path, Path, Path]) -> None:
