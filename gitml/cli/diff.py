@@ -107,7 +107,6 @@ def diff(
         write_step_summary,
     )
     from gitml.config import resolve_ci_config
-
     from gitml.exceptions import InvalidParameterValue
 
     repo = ctx.obj.get("repo") if ctx.obj else None
