@@ -78,6 +78,8 @@ _LAZY: dict[str, str] = {
     "log_image": "gitml.fluent.artifacts",
     "get_artifact_uri": "gitml.fluent.artifacts",
     "log_table": "gitml.fluent.tables",
+    "log_input": "gitml.fluent.inputs",
+    "log_inputs": "gitml.fluent.inputs",
     "load_table": "gitml.fluent.tables",
 }
 
@@ -88,6 +90,7 @@ _SUBMODULES = {
     "client",
     "config",
     "constants",
+    "data",
     "deploy",
     "entities",
     "exceptions",

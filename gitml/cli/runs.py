@@ -109,7 +109,7 @@ def search(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Show a run: status, source commit, params, latest metrics, tags."""
+    """Show a run: status, source commit, params, latest metrics, tags, dataset inputs."""
     client = _client(ctx)
     run = client.get_run(full_run_id(client, run_id))
     if as_json:
@@ -144,6 +144,21 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         width = max((len(k) for k in items), default=0)
         for k in sorted(items):
             click.echo(f"  {safe(k):<{width}}  {safe(items[k])}")
+    _print_inputs(run)
+
+
+def _print_inputs(run: Run) -> None:
+    inputs = run.inputs.dataset_inputs
+    if not inputs:
+        return
+    click.echo("\nInputs:")
+    for item in inputs:
+        ds = item.dataset
+        tags = {t.key: t.value for t in item.tags}
+        context = tags.pop(C.TAG_DATASET_CONTEXT, "-")
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+        line = f"  {ds.name} ({ds.digest})  context={context}  {ds.source_type} {ds.source}"
+        click.echo(safe(line[:300] + (f"  tags: {extra}"[:200] if extra else "")))
 
 
 @runs.command()
