@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         TensorSpec,
         infer_signature,
     )
+    from gitml.models.signature_edit import set_signature
     from gitml.models.uri import resolve_model_uri
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "get_model_info",
     "infer_signature",
     "resolve_model_uri",
+    "set_signature",
 ]
 
 _LAZY = {
@@ -43,6 +45,7 @@ _LAZY = {
     "TensorSpec": "gitml.models.signature",
     "infer_signature": "gitml.models.signature",
     "resolve_model_uri": "gitml.models.uri",
+    "set_signature": "gitml.models.signature_edit",
 }
 
 
