@@ -157,7 +157,7 @@ def test_every_built_in_face_is_the_registry_s() -> None:
         for face, doc in spec.faces.items():
             module = importlib.import_module(f"gitml.{face}")
             assert module.__doc__ == doc
-            assert sorted(module.__all__) == sorted({*spec.exports, "autolog", "log_model"})
+            assert sorted(module.__all__) == sorted({*spec.exports, *spec.logs, "autolog", "log_model"})
             assert getattr(gitml, face) is module
     keras, tensorflow = (importlib.import_module(f"gitml.{f}") for f in ("keras", "tensorflow"))
     assert tensorflow.log_model is keras.log_model
@@ -216,3 +216,14 @@ def test_a_hostile_mlmodel_names_only_registered_loader_modules(loader: object, 
     with pytest.raises(GitMLError, match="unknown model flavor loader|invalid MLmodel"):
         gitml.pyfunc.load_model(tmp_path / "m")
     assert not {m for m in set(sys.modules) - before if "toyflavor" in m or m.endswith(".flavor")}
+
+
+def test_a_spec_s_logs_must_wrap_an_export() -> None:
+    from gitml.models.flavors.spec import FlavorSpec
+
+    with pytest.raises(ValueError, match="log_\\*"):
+        FlavorSpec(name="x", implementation="x.flavor", faces={"x": "x"}, logs={"log_y": "save_y"})
+    with pytest.raises(ValueError, match="log_\\*"):
+        FlavorSpec(name="x", implementation="x.flavor", faces={"x": "x"}, logs={"store": "save_model"})
+    ok = FlavorSpec(name="x", implementation="x.flavor", faces={"x": "x"}, logs={"log_twice": "save_model"})
+    assert dict(ok.logs) == {"log_twice": "save_model"}
