@@ -63,6 +63,8 @@ _LAZY: dict[str, str] = {
     "GitMLClient": "gitml.client",
     "MlflowException": "gitml.exceptions",
     "GitMLError": "gitml.exceptions",
+    # projects (MLflow's mlflow.run is mlflow.projects.run)
+    "run": "gitml.projects",
     "register_model": "gitml.fluent.registry",
     "search_registered_models": "gitml.fluent.registry",
     "search_model_versions": "gitml.fluent.registry",
@@ -76,6 +78,8 @@ _LAZY: dict[str, str] = {
     "log_image": "gitml.fluent.artifacts",
     "get_artifact_uri": "gitml.fluent.artifacts",
     "log_table": "gitml.fluent.tables",
+    "log_input": "gitml.fluent.inputs",
+    "log_inputs": "gitml.fluent.inputs",
     "load_table": "gitml.fluent.tables",
 }
 
@@ -86,6 +90,7 @@ _SUBMODULES = {
     "client",
     "config",
     "constants",
+    "data",
     "deploy",
     "entities",
     "exceptions",

@@ -88,6 +88,7 @@ RUN_TAGS = "tags.json"
 RUN_METRICS = "metrics.json"  # latest value of each metric
 RUN_HISTORY_DIR = "history"  # immutable chunks of (key, value, timestamp, step)
 RUN_ARTIFACTS = "artifacts.json"  # artifact pointers (DVC field names)
+RUN_INPUTS = "inputs.jsonl"  # dataset inputs, one JSON object a line (append-only)
 EXPERIMENT_META = "meta.yaml"
 EXPERIMENT_TAGS = "tags.json"
 
@@ -117,6 +118,7 @@ NULL_SHA = "0" * 40
 
 # Well-known run tag keys (MLflow's, and gitml's own `gitml.*`), spelled once.
 TAG_RUN_NAME = "mlflow.runName"
+TAG_DATASET_CONTEXT = "mlflow.data.context"  # a dataset input's context (training, eval ...)
 TAG_USER = "mlflow.user"
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"

@@ -7,15 +7,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "Dataset",
+    "DatasetInput",
     "Experiment",
     "ExperimentTag",
     "FileInfo",
+    "InputTag",
     "LifecycleStage",
     "Metric",
     "Param",
     "Run",
     "RunData",
     "RunInfo",
+    "RunInputs",
     "RunStatus",
     "RunTag",
     "SourceType",
@@ -199,18 +203,62 @@ class RunData:
         return list(self.metric_objs)
 
 
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset as a run records it (MLflow's `Dataset` entity): `source` and `schema` are
+    JSON text, `profile` JSON text or None."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTag:
+    """A tag of a dataset input (`mlflow.data.context` names its context)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInput:
+    """A dataset used by a run, with the input's tags."""
+
+    dataset: Dataset
+    tags: tuple[InputTag, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """A run's inputs: the datasets it logged."""
+
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Run:
-    """A run: `info` and `data`, as MLflow shapes it."""
+    """A run: `info`, `data` and `inputs`, as MLflow shapes it."""
 
     info: RunInfo
     data: RunData
-    inputs: Any = None
+    inputs: RunInputs = field(default_factory=RunInputs)
 
     def to_dictionary(self) -> dict[str, Any]:
-        """A plain dict with `info` and `data` (metrics, params, tags)."""
+        """A plain dict with `info` and `data` (metrics, params, tags), and `inputs` if any."""
         data = {"metrics": dict(self.data.metrics), "params": dict(self.data.params), "tags": dict(self.data.tags)}
-        return {"info": asdict(self.info), "data": data}
+        out: dict[str, Any] = {"info": asdict(self.info), "data": data}
+        if self.inputs.dataset_inputs:  # as MLflow: present only when the run has inputs
+            out["inputs"] = {
+                "dataset_inputs": [
+                    {"dataset": asdict(i.dataset), "tags": [asdict(t) for t in i.tags]}
+                    for i in self.inputs.dataset_inputs
+                ]
+            }
+        return out
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,66 @@ def _log_model(spec: Any, save_model: Callable[..., Any], face: str) -> Callable
     return log_model
 
 
+def _first_param(save: Callable[..., Any]) -> str:
+    import inspect
+
+    return next(iter(inspect.signature(save).parameters))
+
+
+def _log_saved(save: Callable[..., Any], log: str, face: str) -> Callable[..., Any]:
+    """`log_x(obj, artifact_path, **kwargs)`: `save(obj, folder, **kwargs)` into a temporary
+    folder, whose files are then logged under `artifact_path` on the active run. The first
+    parameter has the save function's name (`state_dict`)."""
+    import inspect
+
+    P = inspect.Parameter
+    signature = inspect.Signature(
+        [
+            P(_first_param(save), P.POSITIONAL_OR_KEYWORD),
+            P("artifact_path", P.POSITIONAL_OR_KEYWORD, annotation="str"),
+            P("kwargs", P.VAR_KEYWORD, annotation="Any"),
+        ],
+        return_annotation="None",
+    )
+
+    def log_saved(*args: Any, **kwargs: Any) -> None:
+        import tempfile
+
+        from gitml.fluent.artifacts import log_artifacts
+
+        bound = signature.bind(*args, **kwargs)
+        given = dict(bound.arguments)
+        extra = given.pop("kwargs", {})
+        obj, artifact_path = given.values()
+        with tempfile.TemporaryDirectory(prefix="gitml-log-") as tmp:
+            save(obj, tmp, **extra)
+            log_artifacts(tmp, artifact_path)
+
+    log_saved.__signature__ = signature  # type: ignore[attr-defined]
+    log_saved.__doc__ = _LOG_SAVED_DOC.format(save=save.__name__)
+    log_saved.__module__ = _PREFIX + face
+    log_saved.__name__ = log_saved.__qualname__ = log
+    return log_saved
+
+
+_LOG_SAVED_DOC = "Save with `{save}` (same arguments) and log the folder under `artifact_path` on the active run."
+
+
+def _autolog(face: str) -> Callable[..., None]:
+    def autolog(*args: Any, **kwargs: Any) -> None:
+        from gitml.fluent.repository import autolog as accept
+
+        accept()
+
+    autolog.__doc__ = _AUTOLOG_DOC
+    autolog.__module__ = _PREFIX + face
+    autolog.__qualname__ = "autolog"
+    return autolog
+
+
+_AUTOLOG_DOC = "Accepted so MLflow scripts run; gitml logs what the script logs, nothing automatically (it says so)."
+
+
 def _namespace(spec: Any) -> dict[str, Any]:
     with _lock:
         impl = importlib.import_module(spec.implementation)
@@ -86,6 +146,10 @@ def _namespace(spec: Any) -> dict[str, Any]:
         names = {name: getattr(impl, name) for name in spec.exports}
         if "log_model" not in names:
             names["log_model"] = _log_model(spec, names["save_model"], next(iter(spec.faces)))
+        for log, save in spec.logs.items():
+            names.setdefault(log, _log_saved(names[save], log, next(iter(spec.faces))))
+        if "autolog" not in names:  # `mlflow.sklearn.autolog()` in a script must not fail
+            names["autolog"] = _autolog(next(iter(spec.faces)))
         _namespaces[spec.implementation] = (impl, names)
         return names
 
@@ -161,7 +225,7 @@ def stub_text(face: str) -> str:
         "from gitml.models.model import ModelInfo",
         "",
         "__all__ = [",
-        *[f'    "{name}",' for name in sorted([*spec.exports, "log_model"])],
+        *[f'    "{name}",' for name in sorted({*spec.exports, *spec.logs, "autolog", "log_model"})],
         "]",
         "",
         "def log_model(",
@@ -174,6 +238,21 @@ def stub_text(face: str) -> str:
         ") -> ModelInfo:",
         f'    """{spec.log_doc}"""',
         "",
+        *[
+            line
+            for log, save in spec.logs.items()
+            for line in (
+                f"def {log}({_first_param(getattr(importlib.import_module(spec.implementation), save))}: Any, "
+                "artifact_path: str, **kwargs: Any) -> None:",
+                f'    """{_LOG_SAVED_DOC.format(save=save)}"""',
+                "",
+            )
+        ],
+        *(
+            []
+            if "autolog" in spec.exports
+            else ["def autolog(*args: Any, **kwargs: Any) -> None:", f'    """{_AUTOLOG_DOC}"""', ""]
+        ),
     ]
     return "\n".join(lines)
 

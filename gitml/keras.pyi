@@ -11,6 +11,7 @@ from gitml.models.model import ModelInfo
 
 __all__ = [
     "FLAVOR_NAME",
+    "autolog",
     "load_model",
     "log_model",
     "save_model",
@@ -25,3 +26,6 @@ def log_model(
     **kwargs: Any,
 ) -> ModelInfo:
     """Log a Keras model to the active run (see `save_model` for the arguments)."""
+
+def autolog(*args: Any, **kwargs: Any) -> None:
+    """Accepted so MLflow scripts run; gitml logs what the script logs, nothing automatically (it says so)."""

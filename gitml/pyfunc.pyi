@@ -19,6 +19,7 @@ __all__ = [
     "PyFuncModel",
     "PythonModel",
     "PythonModelContext",
+    "autolog",
     "load_model",
     "log_model",
     "save_model",
@@ -33,3 +34,6 @@ def log_model(
     **kwargs: Any,
 ) -> ModelInfo:
     """Log a PythonModel to the active run (see `save_model` for the arguments)."""
+
+def autolog(*args: Any, **kwargs: Any) -> None:
+    """Accepted so MLflow scripts run; gitml logs what the script logs, nothing automatically (it says so)."""

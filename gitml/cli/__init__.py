@@ -28,7 +28,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "models": LazyCommand(
         "gitml.cli.models:models",
-        "Log, register, promote, predict with and serve models.",
+        "Register, promote, predict with, serve and package models.",
     ),
     "monitor": LazyCommand(
         "gitml.cli.monitor:monitor",

@@ -126,12 +126,16 @@ def gc(ctx: click.Context, dry_run: bool, min_age: float, as_json: bool) -> None
         click.echo(f"{'Would remove' if dry_run else 'Removed'} {len(removed)} object(s)")
 
 
-def _locate(target: str, path: str | None) -> dict[str, Any]:
+def _locate(ctx: click.Context, target: str, path: str | None) -> dict[str, Any]:
+    from gitml.cli._ids import full_run_id
+    from gitml.client import GitMLClient
+
     if target.startswith("runs:/"):
         if path:
             raise click.UsageError("give either a runs:/ URI or a RUN_ID and a PATH")
         return {"artifact_uri": target}
-    return {"run_id": target, "artifact_path": path}
+    client = GitMLClient(ctx.obj.get("repo") if ctx.obj else None)
+    return {"run_id": full_run_id(client, target), "artifact_path": path}
 
 
 @artifacts.command("list")
@@ -144,7 +148,7 @@ def list_(ctx: click.Context, target: str, path: str | None, as_json: bool) -> N
     from gitml.fluent.artifacts import list_artifacts
 
     repo = ctx.obj.get("repo") if ctx.obj else None
-    infos = list_artifacts(**_locate(target, path), tracking_uri=repo)
+    infos = list_artifacts(**_locate(ctx, target, path), tracking_uri=repo)
     if as_json:
         echo_json([{"path": f.path, "is_dir": f.is_dir, "file_size": f.file_size} for f in infos])
         return
@@ -161,4 +165,4 @@ def download(ctx: click.Context, target: str, path: str | None, dst_path: str | 
     from gitml.fluent.artifacts import download_artifacts
 
     repo = ctx.obj.get("repo") if ctx.obj else None
-    click.echo(download_artifacts(**_locate(target, path), dst_path=dst_path, tracking_uri=repo))
+    click.echo(download_artifacts(**_locate(ctx, target, path), dst_path=dst_path, tracking_uri=repo))

@@ -14,6 +14,21 @@ if TYPE_CHECKING:
 __all__ = ["GATE_CROSSED", "diff"]
 
 
+def _short_run_ids(repo: str | None, a: str | None, b: str | None) -> tuple[str | None, str | None] | None:
+    """A and B with the short run ids among them (as `gitml runs list` prints) made whole, or
+    None when neither is one: Git's names are tried first, these only when Git has none."""
+    from gitml.cli._ids import full_run_id
+    from gitml.client import GitMLClient
+    from gitml.exceptions import GitMLError
+
+    client = GitMLClient(repo)
+    try:
+        whole = tuple(full_run_id(client, x) if x else x for x in (a, b))
+    except GitMLError:
+        return None
+    return None if whole == (a, b) else (whole[0], whole[1])
+
+
 @click.command()
 @click.argument("a", required=False)
 @click.argument("b", required=False)
@@ -92,17 +107,29 @@ def diff(
         write_step_summary,
     )
     from gitml.config import resolve_ci_config
+    from gitml.exceptions import InvalidParameterValue
 
-    report = diff_report(
-        a,
-        b,
-        tracking_uri=ctx.obj.get("repo") if ctx.obj else None,
-        all_keys=all_keys,
-        lower_is_better=lower,
-        fail_on=fail_on,
-        base_branch=resolve_ci_config().base_branch,
-        require_baseline=require_baseline or not (fail_on or metrics_file),
-    )
+    repo = ctx.obj.get("repo") if ctx.obj else None
+
+    def report_of(a: str | None, b: str | None) -> DiffReport:
+        return diff_report(
+            a,
+            b,
+            tracking_uri=repo,
+            all_keys=all_keys,
+            lower_is_better=lower,
+            fail_on=fail_on,
+            base_branch=resolve_ci_config().base_branch,
+            require_baseline=require_baseline or not (fail_on or metrics_file),
+        )
+
+    try:
+        report = report_of(a, b)
+    except InvalidParameterValue:  # not a commit, branch or tag: maybe a short run id
+        short = _short_run_ids(repo, a, b)
+        if short is None:
+            raise
+        report = report_of(*short)
     result = report.diff
     if result is None:
         click.echo(

@@ -59,4 +59,4 @@ MODEL_COMMANDS: dict[str, LazyCommand] = {
 
 @click.group(cls=LazyGroup, lazy=MODEL_COMMANDS)
 def models() -> None:
-    """Log, register, promote, predict with and serve models."""
+    """Register, promote, predict with, serve and package models."""

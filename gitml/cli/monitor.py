@@ -28,7 +28,7 @@ __all__ = ["monitor"]
 def monitor(ctx: click.Context, host: str, port: int, interval: float) -> None:
     """Export, for every registered model, the metrics of the run behind each version in each stage or alias.
 
-    Example sample: gitml_model_metric{model="cnn",stage="production",version="3",metric="accuracy"} 0.97
+    Example sample: gitml_model_metric{kind="stage",metric="accuracy",model="cnn",stage="production",version="3"} 0.97
     """
     from gitml import config
     from gitml.serving.registry_exporter import MonitorServer

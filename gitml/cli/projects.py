@@ -248,8 +248,11 @@ def reproduce(
     rtol = parse_tolerances(rtols, "--rtol")
     atol = parse_tolerances(atols, "--atol")
     repo = ctx.obj.get("repo") if ctx.obj else None
+    from gitml.cli._ids import full_run_id
+    from gitml.client import GitMLClient
+
     result = do_reproduce(
-        target,
+        full_run_id(GitMLClient(repo), target),
         rtol=rtol,
         atol=atol,
         env_manager=env_manager,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gitml import constants as C
+from gitml.cli._ids import full_run_id
 from gitml.cli._render import echo_json, fmt_time, safe, table
 
 if TYPE_CHECKING:
@@ -108,8 +109,9 @@ def search(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Show a run: status, source commit, params, latest metrics, tags."""
-    run = _client(ctx).get_run(run_id)
+    """Show a run: status, source commit, params, latest metrics, tags, dataset inputs."""
+    client = _client(ctx)
+    run = client.get_run(full_run_id(client, run_id))
     if as_json:
         echo_json(_run_dict(run))
         return
@@ -142,6 +144,21 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         width = max((len(k) for k in items), default=0)
         for k in sorted(items):
             click.echo(f"  {safe(k):<{width}}  {safe(items[k])}")
+    _print_inputs(run)
+
+
+def _print_inputs(run: Run) -> None:
+    inputs = run.inputs.dataset_inputs
+    if not inputs:
+        return
+    click.echo("\nInputs:")
+    for item in inputs:
+        ds = item.dataset
+        tags = {t.key: t.value for t in item.tags}
+        context = tags.pop(C.TAG_DATASET_CONTEXT, "-")
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+        line = f"  {ds.name} ({ds.digest})  context={context}  {ds.source_type} {ds.source}"
+        click.echo(safe(line[:300] + (f"  tags: {extra}"[:200] if extra else "")))
 
 
 @runs.command()
@@ -151,7 +168,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 def delete(ctx: click.Context, run_ids: tuple[str, ...], permanent: bool) -> None:
     """Delete runs (restorable unless --permanent)."""
     client = _client(ctx)
-    for run_id in run_ids:
+    for run_id in (full_run_id(client, r) for r in run_ids):
         client.delete_run(run_id, permanent=permanent)
         click.echo(f"Deleted run {run_id}" + (" permanently" if permanent else ""))
 
@@ -162,7 +179,7 @@ def delete(ctx: click.Context, run_ids: tuple[str, ...], permanent: bool) -> Non
 def restore(ctx: click.Context, run_ids: tuple[str, ...]) -> None:
     """Restore deleted runs."""
     client = _client(ctx)
-    for run_id in run_ids:
+    for run_id in (full_run_id(client, r) for r in run_ids):
         client.restore_run(run_id)
         click.echo(f"Restored run {run_id}")
 

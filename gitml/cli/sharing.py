@@ -16,11 +16,11 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def _moved(m: Any) -> str:
+def _moved(m: Any, why_removed: str = "") -> str:
     removed = getattr(m, "runs_removed", ())
     return (
         f"{_count(len(m.runs_added), 'run')} added, {len(m.runs_updated)} updated, "
-        + (f"{len(removed)} removed (purged upstream), " if removed else "")
+        + (f"{len(removed)} removed{why_removed}, " if removed else "")
         + f"{_count(len(m.tags_added), 'registry tag')} added"
     )
 
@@ -61,7 +61,7 @@ def _render(shared: Any, direction: str, as_json: bool, quiet: bool) -> None:
             click.echo(f"Pulled from {where}: already up to date")
         else:
             click.echo(
-                f"Pulled from {where}: {_moved(result.pulled)}"
+                f"Pulled from {where}: {_moved(result.pulled, ' (purged upstream)')}"
                 + (" (merged)" if result.merged else "")
             )
     if direction in ("push", "sync"):

@@ -387,7 +387,8 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             return _v2_json(200 if ready else 503, {"name": name, "ready": ready})
         flavors = getattr(getattr(state.current, "model", None), "metadata", None)
         platform = ",".join(getattr(flavors, "flavors", {}) or {}) or "gitml"
-        return _v2_json(200, v2.model_metadata(name, version, state.spec, platform))
+        outputs = v2.signature_outputs(getattr(state.current, "model", None))
+        return _v2_json(200, v2.model_metadata(name, version, state.spec, platform, outputs))
 
     async def not_reached(request: Any) -> Any:  # POST /invocations never gets to Starlette
         raise AssertionError("POST /invocations is served before Starlette's router")

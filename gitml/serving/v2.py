@@ -30,6 +30,7 @@ __all__ = [
     "model_metadata",
     "output_tensors",
     "parse_infer",
+    "signature_outputs",
     "split_model_path",
     "tensor_data",
 ]
@@ -299,8 +300,43 @@ def dump_infer(predictions: Any, model_name: str, model_version: str, request_id
     return json.dumps(body, allow_nan=False, default=str).encode()
 
 
-def model_metadata(name: str, version: str, spec: InputSpec | None, platform: str) -> dict[str, Any]:
-    """`GET /v2/models/{name}`: the model's inputs from its signature (datatype and shape)."""
+def _out_datatype(dtype: Any) -> str:
+    """The datatype `dump_infer` answers for an output of numpy dtype `dtype`."""
+    kind = _numpy().dtype(dtype)
+    if kind.kind in "OUS":
+        return "BYTES"
+    return _FROM_NUMPY.get(kind.name, "FP64")
+
+
+def signature_outputs(model: Any) -> list[dict[str, Any]]:
+    """The outputs of the model's signature as the protocol's tensor metadata.
+
+    Named as `dump_infer` names them: an unnamed single output is `predict`, named columns
+    or tensors keep their names; a column has shape `[-1]` (one value a row)."""
+    from gitml.models.signature import COLUMN_TYPES
+
+    schema = getattr(getattr(getattr(model, "metadata", None), "signature", None), "outputs", None)
+    specs = list(getattr(schema, "inputs", None) or ())
+    out: list[dict[str, Any]] = []
+    try:
+        for i, s in enumerate(specs):
+            name = getattr(s, "name", None)
+            label = str(name) if name is not None else ("predict" if len(specs) == 1 else str(i))
+            if hasattr(s, "shape"):  # a tensor spec
+                shape = [int(d) for d in s.shape] or [-1]
+                out.append({"name": label, "datatype": _out_datatype(s.dtype), "shape": shape})
+            else:
+                dt = _out_datatype(COLUMN_TYPES.get(str(getattr(s, "type", "")), "object"))
+                out.append({"name": label, "datatype": dt, "shape": [-1]})
+    except (TypeError, ValueError):  # a signature of an unknown shape: say nothing rather than fail
+        return []
+    return out
+
+
+def model_metadata(
+    name: str, version: str, spec: InputSpec | None, platform: str, outputs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`GET /v2/models/{name}`: the model's inputs and outputs from its signature (datatype and shape)."""
     inputs: list[dict[str, Any]] = []
     if spec is not None and spec.tensor:
         for tname, (dtype, shape) in spec.tensors.items():
@@ -309,7 +345,7 @@ def model_metadata(name: str, version: str, spec: InputSpec | None, platform: st
     elif spec is not None:
         inputs = [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in spec.names]
     out: dict[str, Any] = {"name": name, "versions": [version] if version else [], "platform": platform, "inputs": inputs}
-    out["outputs"] = []
+    out["outputs"] = list(outputs or [])
     return out
 
 

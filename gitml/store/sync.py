@@ -74,7 +74,7 @@ class Moved:
     runs_added: tuple[str, ...] = ()
     runs_updated: tuple[str, ...] = ()
     tags_added: tuple[str, ...] = ()
-    runs_removed: tuple[str, ...] = ()  # runs this clone had that the pull removed (purged upstream)
+    runs_removed: tuple[str, ...] = ()  # pull: purged upstream; push: deleted permanently here
 
     @property
     def empty(self) -> bool:
@@ -454,7 +454,7 @@ def _pushed_result(
         tip=tip,
         remote_tip=remote_after,
         pulled=Moved(pulled.added, pulled.updated, tuple(fetched_tags), pulled.removed),
-        pushed=Moved(pushed.added, pushed.updated, tuple(tags)),
+        pushed=Moved(pushed.added, pushed.updated, tuple(tags), pushed.removed),
         merged=merged,
         rewritten=rewritten,
         attempts=attempts,

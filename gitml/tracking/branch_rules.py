@@ -19,8 +19,8 @@ the remote one, which was published first):
   other JSON/YAML     maps merge key by key, recursively; conflicts take the newer side
                       (``purged.json``, the tombstones of permanent deletions, so unions).
 
-The store's own rules (folders are never deleted by a merge, ``*.jsonl`` chunks are unions
-of lines, files that do not parse) are in gitml/store/merge.py. After the merge, the runs
+The store's own rules (folders are never deleted by a merge, ``*.jsonl`` chunks and a run's
+``inputs.jsonl`` are unions of lines, files that do not parse) are in gitml/store/merge.py. After the merge, the runs
 and experiments that ``purged.json`` names are removed, so a permanent deletion on one clone
 is not undone by a clone that still held them (an experiment re-created under the same
 name, with a new creation time, is kept).

@@ -288,8 +288,13 @@ class TrackingClient:
         self._tracker.flush()
 
     def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> None:
-        """Accepted for compatibility; datasets are not tracked yet."""
+        """Record dataset inputs of a run (`DatasetInput` entities, or datasets from
+        `gitml.data`); the same dataset in the same context is recorded once. `models` is
+        accepted for compatibility and not recorded."""
+        from gitml.tracking.inputs import record_inputs, to_pairs
+
         check_run_id(run_id)
+        record_inputs(self._tracker, run_id, to_pairs(datasets or []))
 
     # -- artifacts (gitml.artifacts.api; DVC is imported only when one is logged or read) --
     def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:

@@ -23,6 +23,7 @@ from gitml.store.objects import Entry, parse_tree
 from gitml.store.repo import GitRepo
 from gitml.store.trees import TreeReader
 from gitml.tracking import layout
+from gitml.tracking.inputs import decode_inputs
 from gitml.tracking.search import compile_filter, compile_order_by
 
 __all__ = ["RunIndex", "decode_page_token", "summarize_problems"]
@@ -305,7 +306,10 @@ class RunIndex:
             if len(cache) > 100_000:
                 cache.clear()
             for run in self.load(missing):
-                cache[run.info.run_id] = (trees[run.info.run_id], run)
+                tree = trees[run.info.run_id]
+                base = f"{C.run_dir(run.info.run_id)}/{C.RUN_INPUTS}"
+                inputs = decode_inputs(base, self.repo.read_file(tree, C.RUN_INPUTS))
+                cache[run.info.run_id] = (tree, Run(run.info, run.data, inputs))
         return [_own_copy(cache[run_id][1]) for run_id, _ in rows if run_id in cache]
 
     def load(self, run_ids: list[str]) -> list[Run]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from gitml import constants as C
-from gitml.entities import Metric, Run, RunData, RunInfo
+from gitml.entities import Metric, Run, RunData, RunInfo, RunInputs
 from gitml.exceptions import ResourceDoesNotExist
 from gitml.store.repo import GitRepo
 from gitml.tracking import layout
+from gitml.tracking.inputs import decode_inputs
 from gitml.tracking.validation import check_run_id
 
 __all__ = ["RunReads", "run_from_files"]
@@ -35,7 +36,7 @@ class RunReads:
         return layout.RUN_DIRS.names(self.repo, tree)
 
     def read_run_files(self, tree: str, run_id: str) -> dict[str, Any]:
-        """The decoded files of a run directory (meta, params, tags, metrics)."""
+        """The decoded files of a run directory (meta, params, tags, metrics, inputs)."""
         base = C.run_dir(run_id)
         files = self.repo.list_dir(tree, base)
         if C.RUN_META not in files:
@@ -44,6 +45,8 @@ class RunReads:
         for name in (C.RUN_META, C.RUN_PARAMS, C.RUN_TAGS, C.RUN_METRICS):
             entry = files.get(name)
             out[name] = layout.decode(f"{base}/{name}", self.repo.objects.read_blob(entry.sha)) if entry else {}
+        entry = files.get(C.RUN_INPUTS)
+        out[C.RUN_INPUTS] = decode_inputs(f"{base}/{C.RUN_INPUTS}", self.repo.objects.read_blob(entry.sha) if entry else None)
         return out
 
     def get_run(self, run_id: str) -> Run:
@@ -109,4 +112,4 @@ def run_from_files(files: dict[str, Any]) -> Run:
         tags=dict(files[C.RUN_TAGS]),
         metric_objs=metric_objs,
     )
-    return Run(info, data)
+    return Run(info, data, files.get(C.RUN_INPUTS) or RunInputs())

@@ -101,6 +101,10 @@ def test_diff_cli_md_and_json(repo: Path) -> None:
     assert data["metrics"][0]["better"] is True and data["a"]["ref"] == "main"
     out = gitml("diff", "nope", cwd=repo)
     assert out.returncode == 1 and out.stderr.startswith("Error: 'nope' is neither")
+    a_id, b_id = data["a"]["run_id"], data["b"]["run_id"]
+    out = gitml("diff", a_id[:12], b_id[:12], "--json", cwd=repo)  # as `gitml runs list` shows them
+    assert out.returncode == 0, out.stderr
+    assert (json.loads(out.stdout)["a"]["run_id"], json.loads(out.stdout)["b"]["run_id"]) == (a_id, b_id)
 
 
 def test_a_clashing_registry_tag_is_renumbered_on_push(clones: tuple[Path, Path, Path]) -> None:
@@ -149,3 +153,23 @@ def test_push_and_pull_move_the_artifacts_of_the_runs_they_move(
     got = gitml("artifacts", "download", run_id, "model/weights.txt", "-d", str(tmp_path / "out"), cwd=b)
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "out" / "model" / "weights.txt").read_text() == "weights v1"
+
+
+def test_a_permanent_deletion_is_reported_by_the_push_that_spreads_it(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    _, a, b = clones
+    ids = write_runs(GitRepo(a, "gitml"), 2)
+    assert gitml("push", "-q", cwd=a).returncode == 0
+    assert gitml("pull", "-q", cwd=b).returncode == 0
+    out = gitml("runs", "delete", ids[0], "--permanent", cwd=a)
+    assert out.returncode == 0, out.stderr
+    out = gitml("push", cwd=a)  # was "already up to date", though it pushed the purge
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "Pushed to origin/gitml: 0 runs added, 0 updated, 1 removed, "
+        "0 registry tags added\n"
+    )
+    assert json.loads(gitml("push", "--json", cwd=a).stdout)["pushed"]["runs_removed"] == []
+    out = gitml("pull", cwd=b)
+    assert "1 removed (purged upstream)" in out.stdout, out

@@ -69,6 +69,27 @@ def test_runs_delete_restore(logged: str) -> None:
     assert logged[:12] in invoke("runs", "list")[1]
 
 
+def test_a_run_is_named_by_the_short_id_runs_list_shows(logged: str) -> None:
+    short = logged[:12]  # the Run column of `gitml runs list`
+    code, out, _ = invoke("runs", "show", short)
+    assert code == 0 and f"Run:         {logged}" in out
+    assert invoke("runs", "delete", logged[:6])[1] == f"Deleted run {logged}\n"
+    assert invoke("runs", "restore", short)[1] == f"Restored run {logged}\n"
+    with mlflow.start_run(run_id=logged):
+        mlflow.log_text("hi", "notes.txt")
+    code, out, _ = invoke("artifacts", "list", short)
+    assert code == 0 and "notes.txt" in out
+    code, out, _ = invoke("artifacts", "download", short, "notes.txt")
+    assert code == 0 and Path(out.strip()).read_text() == "hi"
+    absent = next(p for p in ("0000", "1111") if not logged.startswith(p))
+    out = subprocess.run(
+        [sys.executable, "-c", "from gitml.cli import main; main()", "runs", "show", absent],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    message = f"no run id starts with '{absent}'"
+    assert out.returncode == 1 and message in out.stderr and out.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

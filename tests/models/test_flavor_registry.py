@@ -105,7 +105,7 @@ def test_a_folder_and_one_registration_make_a_flavor(toy: str, repo: Path) -> No
     import gitml.toy  # the face, built from the spec
 
     assert gitml.toy.__doc__ == "`gitml.toy`: save, log and load toy models."
-    assert gitml.toy.__all__ == ["FLAVOR_NAME", "load_model", "log_model", "save_model"]
+    assert gitml.toy.__all__ == ["FLAVOR_NAME", "autolog", "load_model", "log_model", "save_model"]
     assert list(inspect.signature(gitml.toy.log_model).parameters)[:2] == ["toy_model", "artifact_path"]
     assert "toy" in dir(gitml)
 
@@ -157,11 +157,26 @@ def test_every_built_in_face_is_the_registry_s() -> None:
         for face, doc in spec.faces.items():
             module = importlib.import_module(f"gitml.{face}")
             assert module.__doc__ == doc
-            assert sorted(module.__all__) == sorted({*spec.exports, "log_model"})
+            assert sorted(module.__all__) == sorted({*spec.exports, *spec.logs, "autolog", "log_model"})
             assert getattr(gitml, face) is module
     keras, tensorflow = (importlib.import_module(f"gitml.{f}") for f in ("keras", "tensorflow"))
     assert tensorflow.log_model is keras.log_model
     assert registry.by_loader_module("gitml.pyfunc") is registry.by_face("pyfunc")
+
+
+def test_every_face_accepts_mlflow_s_autolog_and_logs_nothing(
+    repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`mlflow.sklearn.autolog()` at the top of an MLflow script must not stop it."""
+    for face in ("sklearn", "pytorch", "keras"):
+        module = importlib.import_module(f"gitml.{face}")
+        with caplog.at_level("WARNING", logger="gitml"):
+            assert module.autolog(log_models=False, disable=False) is None
+        assert "autolog() is not supported" in caplog.text
+        caplog.clear()
+    with gitml.start_run() as run:
+        pass
+    assert gitml.get_run(run.info.run_id).data.metrics == {}
 
 
 def test_a_declared_extra_is_one_of_gitml_s() -> None:
@@ -201,3 +216,14 @@ def test_a_hostile_mlmodel_names_only_registered_loader_modules(loader: object, 
     with pytest.raises(GitMLError, match="unknown model flavor loader|invalid MLmodel"):
         gitml.pyfunc.load_model(tmp_path / "m")
     assert not {m for m in set(sys.modules) - before if "toyflavor" in m or m.endswith(".flavor")}
+
+
+def test_a_spec_s_logs_must_wrap_an_export() -> None:
+    from gitml.models.flavors.spec import FlavorSpec
+
+    with pytest.raises(ValueError, match="log_\\*"):
+        FlavorSpec(name="x", implementation="x.flavor", faces={"x": "x"}, logs={"log_y": "save_y"})
+    with pytest.raises(ValueError, match="log_\\*"):
+        FlavorSpec(name="x", implementation="x.flavor", faces={"x": "x"}, logs={"store": "save_model"})
+    ok = FlavorSpec(name="x", implementation="x.flavor", faces={"x": "x"}, logs={"log_twice": "save_model"})
+    assert dict(ok.logs) == {"log_twice": "save_model"}

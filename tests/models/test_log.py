@@ -64,6 +64,23 @@ def test_log_model_starts_a_run_when_none_is_active(repo: Path) -> None:
     gitml.end_run()
 
 
+def test_log_and_load_state_dict_by_runs_uri(repo: Path) -> None:
+    torch.manual_seed(0)
+    model = CNN().eval()
+    with gitml.start_run() as run:
+        gitml.pytorch.log_state_dict(model.state_dict(), artifact_path="weights")
+        gitml.pytorch.log_state_dict(state_dict={"epoch": 2, "net": model.state_dict()}, artifact_path="ckpt/last")
+    run_id = run.info.run_id
+    assert [a.path for a in gitml.MlflowClient().list_artifacts(run_id, "weights")] == ["weights/state_dict.pth"]
+    loaded = gitml.pytorch.load_state_dict(f"runs:/{run_id}/weights")
+    assert loaded.keys() == model.state_dict().keys()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    ckpt = gitml.pytorch.load_state_dict(f"runs:/{run_id}/ckpt/last")
+    assert ckpt["epoch"] == 2 and torch.equal(ckpt["net"]["fc2.bias"], model.state_dict()["fc2.bias"])
+    with pytest.raises(InvalidParameterValue, match="must be a dict"), gitml.start_run():
+        gitml.pytorch.log_state_dict(model, "weights")
+
+
 @pytest.mark.parametrize("bad", ["", "/abs", "../up", "a/../../b"])
 def test_bad_artifact_path(repo: Path, bad: str) -> None:
     with pytest.raises(InvalidParameterValue):

@@ -326,3 +326,54 @@ def test_scoring_a_tensor_model_does_not_import_pandas(tmp_path: Path, cnn: CNN)
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
     )
     assert out.stdout.split() == ["(1,", "10)", "False"]
+
+
+def test_state_dict_round_trip_by_path(tmp_path: Path, cnn: CNN, images: np.ndarray) -> None:
+    gitml.pytorch.save_state_dict(cnn.state_dict(), tmp_path / "sd")
+    assert [p.name for p in (tmp_path / "sd").iterdir()] == ["state_dict.pth"]  # MLflow's file name
+    for uri in (tmp_path / "sd", str(tmp_path / "sd" / "state_dict.pth"), f"file://{tmp_path / 'sd'}"):
+        loaded = gitml.pytorch.load_state_dict(uri)
+        assert loaded.keys() == cnn.state_dict().keys()
+        fresh = CNN()
+        fresh.load_state_dict(loaded)
+        assert np.array_equal(_expected(fresh, images), _expected(cnn, images))
+    # a checkpoint dict of plain containers and tensors is a state dict too
+    ckpt = {"model": cnn.state_dict(), "epoch": 3, "lr": [0.1, 0.01]}
+    gitml.pytorch.save_state_dict(ckpt, tmp_path / "ckpt")
+    back = gitml.pytorch.load_state_dict(tmp_path / "ckpt", map_location="cpu")
+    assert back["epoch"] == 3 and back["lr"] == [0.1, 0.01]
+    assert torch.equal(back["model"]["fc2.weight"], cnn.state_dict()["fc2.weight"])
+
+
+def test_state_dict_bad_input(tmp_path: Path, cnn: CNN) -> None:
+    with pytest.raises(InvalidParameterValue, match="must be a dict"):
+        gitml.pytorch.save_state_dict(cnn, tmp_path / "sd")  # the module, not its state dict
+    assert not (tmp_path / "sd").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidParameterValue, match="not a folder"):
+        gitml.pytorch.save_state_dict(cnn.state_dict(), tmp_path / "file")
+    from gitml.exceptions import CorruptMetadata, ResourceDoesNotExist
+
+    with pytest.raises(ResourceDoesNotExist):
+        gitml.pytorch.load_state_dict(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorruptMetadata, match="missing"):
+        gitml.pytorch.load_state_dict(tmp_path / "empty")
+
+
+def test_malicious_state_dict_file_is_refused(tmp_path: Path, cnn: CNN, evil: Evil) -> None:
+    plant, marker = evil
+    gitml.pytorch.save_state_dict(cnn.state_dict(), tmp_path / "sd")
+    plant(tmp_path / "sd" / "state_dict.pth")
+    with pytest.raises(InvalidParameterValue, match="refusing to load state_dict.pth"):
+        gitml.pytorch.load_state_dict(tmp_path / "sd")
+    assert not marker.exists()
+    # a state_dict.pth that links outside its folder is not followed
+    from gitml.exceptions import CorruptMetadata
+
+    outside = tmp_path / "outside.pth"
+    torch.save({"w": torch.zeros(1)}, outside)
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "state_dict.pth").symlink_to(outside)
+    with pytest.raises(CorruptMetadata, match="outside"):
+        gitml.pytorch.load_state_dict(tmp_path / "link")

@@ -78,7 +78,7 @@ def test_drift_has_its_own_exit_status_and_tolerances_apply(
     original = out.split()[-2]
     code, out, err = run_cli(capsys, "reproduce", original)
     assert code == 3 and "DRIFT" in out
-    code, out, err = run_cli(capsys, "reproduce", original, "--atol", "r=1.0", "--json")
+    code, out, err = run_cli(capsys, "reproduce", original[:12], "--atol", "r=1.0", "--json")
     assert code == 0, err
     assert json.loads(out)["within_tolerance"] is True
 
@@ -104,6 +104,7 @@ def test_a_registered_version_reproduces(repo: Path, capsys: pytest.CaptureFixtu
     [
         ("0" * 32, "not found"),
         ("nope", "is not a run id"),
+        ("0000", "no run id starts with '0000'"),  # a short run id that names none
         ("clf@v9.9.9", "no registered version"),
         ("--rtol=1", "is not a run id"),
     ],

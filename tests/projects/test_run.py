@@ -238,3 +238,5 @@ def test_the_python_api_is_mlflows_projects_run(repo: Path) -> None:
     submitted = gitml.projects.run(str(repo), entry_point="main", parameters={"alpha": 0.5})
     assert submitted.wait() and submitted.get_status() == "FINISHED"
     assert GitMLClient(repo).get_run(submitted.run_id).data.metrics["score"] == 1.0
+    again = gitml.run(str(repo), entry_point="main", parameters={"alpha": 0.5})  # mlflow.run
+    assert again.get_status() == "FINISHED" and again.run_id != submitted.run_id

@@ -106,9 +106,59 @@ def test_health_and_metadata(models: dict[str, Server]) -> None:
     meta = client.get_model_metadata("typed")
     _conforms(meta, "metadata_model_response")
     assert meta["name"] == "typed" and meta["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 3]}]
+    # the signature's outputs, named and typed as an infer response answers them
+    assert meta["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
     server_meta = client.get_server_metadata()
     _conforms(server_meta, "metadata_server_response")
     assert server_meta["name"] == "gitml"
+
+
+def test_metadata_outputs_match_the_infer_response(models: dict[str, Server]) -> None:
+    client = _client(models["words"])
+    meta = client.get_model_metadata("words")
+    _conforms(meta, "metadata_model_response")
+    assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+    inp = httpclient.InferInput("text", [2], "BYTES")
+    inp.set_data_from_numpy(np.array([b"a", b"bb"], dtype=object), binary_data=False)
+    out = client.infer("words", [inp]).get_response()["outputs"][0]
+    assert {k: out[k] for k in ("name", "datatype")} == {k: meta["outputs"][0][k] for k in ("name", "datatype")}
+    # a model without a signature declares no outputs
+    assert _client(models["sums"]).get_model_metadata("sums")["outputs"] == []
+
+
+def test_metadata_outputs_of_named_columns_and_tensors(tmp_path: Path) -> None:
+    import gitml.pyfunc
+    from gitml.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
+    from gitml.serving import v2
+    from tests.serving.pymodels import Scaled
+
+    cols = ModelSignature(
+        Schema([TensorSpec("float32", (-1, 3))]),
+        Schema([ColSpec("double", "score"), ColSpec("string", "label"), ColSpec("boolean", "flag"),
+                ColSpec("integer", "n"), ColSpec("float", "p")]),
+    )
+    tensors = ModelSignature(
+        Schema([TensorSpec("float32", (-1, 3))]),
+        Schema([TensorSpec("float16", (-1, 2, 2), "probs"), TensorSpec("uint8", (-1,), "mask")]),
+    )
+    got = {}
+    for key, sig in (("cols", cols), ("tensors", tensors)):
+        gitml.pyfunc.save_model(str(tmp_path / key), python_model=Scaled(1.0), signature=sig)
+        got[key] = v2.signature_outputs(gitml.pyfunc.load_model(str(tmp_path / key)))
+    assert got["cols"] == [
+        {"name": "score", "datatype": "FP64", "shape": [-1]},
+        {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        {"name": "flag", "datatype": "BOOL", "shape": [-1]},
+        {"name": "n", "datatype": "INT32", "shape": [-1]},
+        {"name": "p", "datatype": "FP32", "shape": [-1]},
+    ]
+    assert got["tensors"] == [
+        {"name": "probs", "datatype": "FP16", "shape": [-1, 2, 2]},
+        {"name": "mask", "datatype": "UINT8", "shape": [-1]},
+    ]
+    meta = v2.model_metadata("m", "1", None, "python_function", got["tensors"])
+    _conforms(meta, "metadata_model_response")
+    assert v2.signature_outputs(None) == []
 
 
 def _infer(server: Server, path: str, body: Any) -> httpx.Response:

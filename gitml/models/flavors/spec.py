@@ -27,6 +27,10 @@ class FlavorSpec:
     - `log_args`: `log_model`'s two leading parameters, in MLflow's order: the model's
       argument name and `artifact_path` (pyfunc puts `artifact_path` first).
     - `log_doc`: `log_model`'s docstring.
+    - `logs`: more `log_*` functions of the faces -> the implementation's save function each
+      one wraps (`{"log_state_dict": "save_state_dict"}`): the face's `log_x(obj,
+      artifact_path, **kwargs)` saves into a temporary folder and logs it under
+      `artifact_path` on the active run.
     - `extra`: the extra of gitml (pyproject.toml) a model image installs for this flavor,
       if any; `requirements`: pip requirements the image installs besides (for a flavor
       whose framework gitml has no extra for).
@@ -40,6 +44,7 @@ class FlavorSpec:
     exports: tuple[str, ...] = ("FLAVOR_NAME", "load_model", "save_model")
     log_args: tuple[str, str] = ("model", "artifact_path")
     log_doc: str = "Log the model to the active run (see `save_model` for the arguments)."
+    logs: Mapping[str, str] = field(default_factory=dict)
     extra: str | None = None
     requirements: tuple[str, ...] = ()
     aliases: tuple[str, ...] = field(default=())
@@ -50,6 +55,9 @@ class FlavorSpec:
         for face in self.faces:
             if not face.isidentifier() or face.startswith("_"):
                 raise ValueError(f"flavor {self.name!r}: face {face!r} is not a public module name")
+        for log, save in self.logs.items():
+            if not log.startswith("log_") or not log.isidentifier() or save not in self.exports:
+                raise ValueError(f"flavor {self.name!r}: logs entry {log!r} -> {save!r} is not a log_* of an export")
         if "artifact_path" not in self.log_args:
             raise ValueError(f"flavor {self.name!r}: log_args must name artifact_path")
 

@@ -33,6 +33,7 @@ from gitml.models.flavors.pytorch._network import (
     load_from_structure,
     save_structure,
 )
+from gitml.models.flavors.pytorch._state import load_state_dict, save_state_dict
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -44,7 +45,7 @@ from gitml.models.model import PYFUNC_FLAVOR, Model
 from gitml.models.shipping import keeps_code, model_code
 from gitml.models.signature import ModelSignature
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "save_model"]
+__all__ = ["FLAVOR_NAME", "load_model", "load_pyfunc", "load_state_dict", "save_model", "save_state_dict"]
 
 FLAVOR_NAME = SPEC.name
 LOADER_MODULE = SPEC.loader_module
