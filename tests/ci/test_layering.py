@@ -1,5 +1,6 @@
 """gitml/ci/ imports only what is below it (DESIGN.md: cli -> fluent -> serving -> deploy -> ci
--> projects -> models -> registry -> tracking -> artifacts -> store -> config), lazy imports too."""
+-> projects -> models -> registry -> tracking -> artifacts -> store -> config, entities), lazy
+imports too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ CI = Path(__file__).resolve().parents[2] / "gitml" / "ci"
 ALLOWED = (
     "gitml.ci", "gitml.projects", "gitml.models", "gitml.registry", "gitml.tracking",
     "gitml.artifacts", "gitml.store", "gitml.config", "gitml.constants", "gitml.exceptions",
-    "gitml.escape",
+    "gitml.escape", "gitml.entities",
 )  # fmt: skip
 
 

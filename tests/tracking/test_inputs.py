@@ -85,6 +85,19 @@ def test_mlflow_script_logs_datasets_and_reads_them_back(
     assert code == 0 and "Inputs:" in out and f"train ({ds.digest})  context=training" in out
 
 
+def test_mlflow_import_paths_of_datasets() -> None:
+    import gitml.data
+    from gitml.data.dataset import Dataset as Base
+    from gitml.data.numpy_dataset import NumpyDataset
+    from gitml.data.pandas_dataset import PandasDataset
+
+    assert isinstance(gitml.data.from_pandas(_frame()), PandasDataset)
+    assert isinstance(gitml.data.from_numpy(np.ones(2)), NumpyDataset)
+    assert issubclass(PandasDataset, Base) and gitml.data.from_numpy(np.ones(2)).name == "dataset"
+    with pytest.raises(InvalidParameterValue):
+        gitml.data.from_pandas(_frame(), targets="missing")
+
+
 def test_client_log_inputs_takes_dataset_input_entities(repo: Path) -> None:
     client = mlflow.MlflowClient()
     run = client.create_run(client.create_experiment("e"))
