@@ -387,8 +387,11 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             return _v2_json(200 if ready else 503, {"name": name, "ready": ready})
         flavors = getattr(getattr(state.current, "model", None), "metadata", None)
         platform = ",".join(getattr(flavors, "flavors", {}) or {}) or "gitml"
-        outputs = v2.signature_outputs(getattr(state.current, "model", None))
-        return _v2_json(200, v2.model_metadata(name, version, state.spec, platform, outputs))
+        model = getattr(state.current, "model", None)
+        meta = v2.model_metadata(
+            name, version, state.spec, platform, v2.signature_outputs(model), v2.signature_columns(model)
+        )
+        return _v2_json(200, meta)
 
     async def not_reached(request: Any) -> Any:  # POST /invocations never gets to Starlette
         raise AssertionError("POST /invocations is served before Starlette's router")

@@ -30,6 +30,7 @@ __all__ = [
     "model_metadata",
     "output_tensors",
     "parse_infer",
+    "signature_columns",
     "signature_outputs",
     "split_model_path",
     "tensor_data",
@@ -308,20 +309,15 @@ def _out_datatype(dtype: Any) -> str:
     return _FROM_NUMPY.get(kind.name, "FP64")
 
 
-def signature_outputs(model: Any) -> list[dict[str, Any]]:
-    """The outputs of the model's signature as the protocol's tensor metadata.
-
-    Named as `dump_infer` names them: an unnamed single output is `predict`, named columns
-    or tensors keep their names; a column has shape `[-1]` (one value a row)."""
+def _schema_tensors(schema: Any, single: str) -> list[dict[str, Any]]:
     from gitml.models.signature import COLUMN_TYPES
 
-    schema = getattr(getattr(getattr(model, "metadata", None), "signature", None), "outputs", None)
     specs = list(getattr(schema, "inputs", None) or ())
     out: list[dict[str, Any]] = []
     try:
         for i, s in enumerate(specs):
             name = getattr(s, "name", None)
-            label = str(name) if name is not None else ("predict" if len(specs) == 1 else str(i))
+            label = str(name) if name is not None else (single if len(specs) == 1 else str(i))
             if hasattr(s, "shape"):  # a tensor spec
                 shape = [int(d) for d in s.shape] or [-1]
                 out.append({"name": label, "datatype": _out_datatype(s.dtype), "shape": shape})
@@ -333,8 +329,34 @@ def signature_outputs(model: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _signature(model: Any) -> Any:
+    return getattr(getattr(model, "metadata", None), "signature", None)
+
+
+def signature_outputs(model: Any) -> list[dict[str, Any]]:
+    """The outputs of the model's signature as the protocol's tensor metadata.
+
+    Named as `dump_infer` names them: an unnamed single output is `predict`, named columns
+    or tensors keep their names; a column has shape `[-1]` (one value a row)."""
+    return _schema_tensors(getattr(_signature(model), "outputs", None), "predict")
+
+
+def signature_columns(model: Any) -> list[dict[str, Any]]:
+    """The named input columns of the model's signature, each typed by its column type
+    (`double` is FP64, `string` BYTES ...); [] for a tensor signature or none."""
+    schema = getattr(_signature(model), "inputs", None)
+    if schema is None or any(hasattr(s, "shape") for s in getattr(schema, "inputs", None) or ()):
+        return []
+    return [t for t in _schema_tensors(schema, "") if t["name"]]
+
+
 def model_metadata(
-    name: str, version: str, spec: InputSpec | None, platform: str, outputs: list[dict[str, Any]] | None = None
+    name: str,
+    version: str,
+    spec: InputSpec | None,
+    platform: str,
+    outputs: list[dict[str, Any]] | None = None,
+    columns: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`GET /v2/models/{name}`: the model's inputs and outputs from its signature (datatype and shape)."""
     inputs: list[dict[str, Any]] = []
@@ -343,7 +365,8 @@ def model_metadata(
             dt = _FROM_NUMPY.get(_numpy().dtype(dtype).name, "BYTES") if dtype is not None else "FP32"
             inputs.append({"name": tname or "input-0", "datatype": dt, "shape": list(shape) or [-1]})
     elif spec is not None:
-        inputs = [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in spec.names]
+        typed = {c["name"]: c for c in columns or ()}  # the signature's column types, when known
+        inputs = [typed.get(n, {"name": n, "datatype": "BYTES", "shape": [-1]}) for n in spec.names]
     out: dict[str, Any] = {"name": name, "versions": [version] if version else [], "platform": platform, "inputs": inputs}
     out["outputs"] = list(outputs or [])
     return out

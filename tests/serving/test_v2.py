@@ -161,6 +161,30 @@ def test_metadata_outputs_of_named_columns_and_tensors(tmp_path: Path) -> None:
     assert v2.signature_outputs(None) == []
 
 
+def test_metadata_inputs_of_columns_carry_their_types(tmp_path: Path) -> None:
+    import gitml.pyfunc
+    from gitml.models.signature import ColSpec, ModelSignature, Schema
+    from gitml.serving import v2
+    from gitml.serving.formats import input_spec
+    from tests.serving.pymodels import Lengths
+
+    sig = ModelSignature(
+        Schema([ColSpec("string", "text"), ColSpec("double", "weight"), ColSpec("long", "count", required=False)]),
+        Schema([ColSpec("long")]),
+    )
+    gitml.pyfunc.save_model(str(tmp_path / "m"), python_model=Lengths(), signature=sig)
+    model = gitml.pyfunc.load_model(str(tmp_path / "m"))
+    meta = v2.model_metadata("m", "", input_spec(model), "python_function",
+                             v2.signature_outputs(model), v2.signature_columns(model))
+    _conforms(meta, "metadata_model_response")
+    assert meta["inputs"] == [
+        {"name": "text", "datatype": "BYTES", "shape": [-1]},
+        {"name": "weight", "datatype": "FP64", "shape": [-1]},
+        {"name": "count", "datatype": "INT64", "shape": [-1]},
+    ]
+    assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+
+
 def _infer(server: Server, path: str, body: Any) -> httpx.Response:
     return httpx.post(server.url + path, content=json.dumps(body), headers={"content-type": "application/json"}, timeout=10)
 
