@@ -345,15 +345,8 @@ class Registry:
             if op.action is Action.REGISTER:
                 name = format_tag(op.model, op.action, version=op.semver)
             else:
-                counters[op.model] += 1
-                name = format_tag(
-                    op.model,
-                    op.action,
-                    version=op.semver,
-                    stage=op.stage,
-                    counter=counters[op.model],
-                )
-                while name in taken:  # a lightweight or hand-made tag holds the number
+                name = ""
+                while not name or name in taken:  # a lightweight or hand-made tag holds the number
                     counters[op.model] += 1
                     name = format_tag(
                         op.model,
