@@ -6,7 +6,7 @@ request; one worker each; measured in the same run. Needs wrk, mlflow and torch 
 running environment (`make bench` builds .venv-bench). Environment: BENCH_SECONDS (default
 5), BENCH_CONNECTIONS (default 4), BENCH_ROUNDS (default 3: each server is started and
 loaded that many times, gitml, MLflow and the do-nothing app taking turns, and every figure
-is the median). The do-nothing ASGI app (`noop_asgi.py`, on the same uvicorn, uvloop and
+is the median), BENCH_MODELS (default "sklearn,cnn": which models to measure). The do-nothing ASGI app (`noop_asgi.py`, on the same uvicorn, uvloop and
 httptools, sent the same body) is the ceiling. The last lines give, per model at one row,
 the three ratios of the targets (gitml/MLflow, V2 `/infer` over `/invocations`, and
 `/invocations` over the do-nothing app), and the load average, since other work on the
@@ -35,6 +35,7 @@ EXAMPLE = ROOT / "examples" / "image-classifier"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+MODELS = tuple(os.environ.get("BENCH_MODELS", "sklearn,cnn").split(","))
 
 
 def free_port() -> int:
@@ -332,7 +333,7 @@ def main() -> int:
         rows_out = []
         ratios: list[float] = []
         summary = []
-        for name in ("sklearn", "cnn"):
+        for name in MODELS:
             runs: dict[str, list[dict[str, Any]]] = {"mlflow": [], "gitml": [], "noop": []}
             for i in range(ROUNDS):  # taking turns, so a noisy minute hits all three
                 order = ("mlflow", "gitml", "noop") if i % 2 == 0 else ("noop", "gitml", "mlflow")

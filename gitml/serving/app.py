@@ -139,7 +139,7 @@ class ServingState:
         self.follow_error: str | None = None
         self._labels = ("", "")
         self._threads = model_threads_for(options)
-        self._threads_set: object = None
+        self._threads_set: dict[int, object] = {}  # thread id -> the model limited there
 
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load `ref` (in the calling thread); warms pandas when the model reads columns."""
@@ -173,9 +173,12 @@ class ServingState:
         if current is None:
             raise GitMLError("No model is loaded", "TEMPORARILY_UNAVAILABLE")
         self._labels = current.label
-        if self._threads is not None and self._threads_set is not current:
-            _limit_threads(self._threads)
-            self._threads_set = current
+        if (
+            self._threads is not None
+            and self._threads_set.get(threading.get_ident()) is not current
+        ):
+            _limit_threads(self._threads)  # per thread: a cheap model is called on the event loop
+            self._threads_set[threading.get_ident()] = current
         if isinstance(data, Table):
             return current.model.predict_matrix(data.values, data.columns, params)
         if params:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,9 +49,9 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
 
-    @property
+    @functools.cached_property
     def label(self) -> tuple[str, str]:
-        """(model name, version) for per-model counters."""
+        """(model name, version) for per-model counters (read on every model call)."""
         info = self.ref.labels()
         return info["model"], info["version"]
 

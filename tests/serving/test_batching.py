@@ -172,3 +172,104 @@ def test_requests_after_close_are_refused_not_left_waiting() -> None:
 
     (result,) = run(main())
     assert isinstance(result, RuntimeError)
+
+
+class Quick(Recorder):
+    """Row sums at once (no sleep)."""
+
+    def __call__(self, data: Any, params: Any) -> Any:
+        self.calls.append(len(data))
+        self.threads.add(threading.current_thread().name)
+        if (np.asarray(data) < 0).any():
+            raise ValueError("negative input")
+        return np.asarray(data).sum(axis=1)
+
+
+def test_a_cheap_model_is_called_on_the_event_loop_and_counted() -> None:
+    model = Quick()
+    hooks: list[tuple[int, bool]] = []
+    batcher = Batcher(model, on_call=lambda r, ok: hooks.append((r, ok)))
+
+    async def main() -> list[Any]:
+        out = [await batcher.submit(parse_json({"inputs": [[i, 1]]}, None)) for i in range(30)]
+        failed = await asyncio.gather(
+            batcher.submit(parse_json({"inputs": [[-1, 1]]}, None)), return_exceptions=True
+        )
+        return out + failed
+
+    results = run(main())
+    batcher.close()
+    assert [r.tolist() for r in results[:30]] == [[i + 1] for i in range(30)]
+    assert isinstance(results[30], ValueError)  # the model's own error, raised to its request
+    assert threading.main_thread().name in model.threads  # after the first, measured call
+    assert hooks.count((1, True)) == 30 and hooks[-1] == (1, False)
+
+
+def test_a_slow_model_and_a_held_batch_stay_in_the_model_thread() -> None:
+    for batcher, model in (
+        (Batcher(slow := Recorder(delay=0.002)), slow),
+        (Batcher(quick := Recorder(delay=0.0), max_wait_ms=1), quick),
+    ):
+
+        async def main(b: Batcher = batcher) -> None:
+            for i in range(5):
+                await b.submit(parse_json({"inputs": [[i, 1]]}, None))
+
+        run(main())
+        batcher.close()
+        assert model.threads == {"gitml-model"}
+
+
+def test_calls_on_the_loop_never_overlap_a_call_in_the_thread() -> None:
+    active = 0
+    most = 0
+    lock = threading.Lock()
+    durations = iter([0.05] + [0.0] * 1000)  # the first call is slow, the rest cheap
+
+    def model(data: Any, params: Any) -> Any:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        time.sleep(next(durations))
+        with lock:
+            active -= 1
+        return np.asarray(data).sum(axis=1)
+
+    batcher = Batcher(model)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(parse_json({"inputs": [[1, 1]]}, None)))
+        await asyncio.sleep(0.01)
+        batcher._typical = 0.0  # measured cheap while the first call still runs
+        rest = [batcher.submit(parse_json({"inputs": [[i, 1]]}, None)) for i in range(20)]
+        await asyncio.gather(first, *rest)
+        await asyncio.gather(
+            *(batcher.submit(parse_json({"inputs": [[i, 1]]}, None)) for i in range(20))
+        )
+
+    run(main())
+    batcher.close()
+    assert most == 1
+
+
+def test_a_model_exiting_on_the_event_loop_fails_its_request_only() -> None:
+    def model(data: Any, params: Any) -> Any:
+        if (np.asarray(data) < 0).any():
+            raise SystemExit(3)
+        return np.asarray(data).sum(axis=1)
+
+    batcher = Batcher(model)
+
+    async def main() -> list[Any]:
+        await batcher.submit(parse_json({"inputs": [[1, 1]]}, None))  # measured: cheap
+        bad = await asyncio.gather(
+            batcher.submit(parse_json({"inputs": [[-1, 1]]}, None)), return_exceptions=True
+        )
+        good = await batcher.submit(parse_json({"inputs": [[2, 2]]}, None))
+        return [*bad, good]
+
+    bad, good = run(main())
+    batcher.close()
+    assert isinstance(bad, RuntimeError) and "SystemExit" in str(bad)
+    assert good.tolist() == [4]

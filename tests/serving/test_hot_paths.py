@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -47,6 +48,54 @@ def test_one_value_columns_become_one_row() -> None:
     ]}  # fmt: skip
     inp = v2.parse_infer(payload, COLUMNS)
     assert inp.kind == "frame" and inp.columns == ("a", "b") and inp.data.tolist() == [[1.5, 2.5]]
+
+
+def _columns(*entries: tuple[object, object, object, object]) -> dict[str, object]:
+    return {"inputs": [{"name": n, "shape": s, "datatype": d, "data": v} for n, s, d, v in entries]}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _columns(("b", [2], "FP64", [2.5, 0.1]), ("a", [2], "FP64", [1.5, 1e300])),
+        _columns(("a", [3, 1], "FP32", [0.1, 0.2, 0.3]), ("b", [3], "FP32", [1.0, 2.0, 3.0])),
+        _columns(("a", [1], "FP16", [0.1]), ("b", [1], "FP16", [6.0e4])),
+    ],
+)
+def test_float_columns_parse_as_the_general_path_does(payload: dict[str, object]) -> None:
+    fast = v2.parse_infer(payload, COLUMNS)
+    general = v2.parse_infer({**payload, "parameters": {}}, COLUMNS)  # parameters: general path
+    assert fast.kind == general.kind == "frame" and fast.columns == general.columns == ("a", "b")
+    assert fast.data.dtype == general.data.dtype and fast.data.flags.c_contiguous
+    assert np.array_equal(fast.data, general.data) and fast.key == general.key
+    assert fast.rows == general.rows and fast.params is None
+
+
+@pytest.mark.parametrize(
+    "payload,error",
+    [
+        (_columns(("a", [True], "FP64", [1.0]), ("b", [1], "FP64", [2.0])), "list of integers"),
+        (_columns(("a", [1], "FP64", [1.0]), ("a", [1], "FP64", [2.0])), "given twice"),
+        (_columns(("a", [1], "FP64", [1.0]), ("c", [1], "FP64", [2.0])), "unknown input"),
+        (_columns(("a", [1], "FP64", [1.0])), "missing input"),
+        (_columns(("a", [1], "FP64", [1.0]), ("b", [2], "FP64", [2.0, 3.0])), "different lengths"),
+        (_columns(("a", [2], "FP64", [1.0]), ("b", [2], "FP64", [2.0, 3.0])), "holds 2 elements"),
+        (_columns(("a", [1, 2], "FP64", [1.0, 2.0]), ("b", [1], "FP64", [2.0])), "shape [N] or [N, 1]"),
+        (_columns(("", [1], "FP64", [1.0]), ("b", [1], "FP64", [2.0])), "no 'name'"),
+        (_columns((["a"], [1], "FP64", [1.0]), ("b", [1], "FP64", [2.0])), "no 'name'"),
+        (_columns(("a", [1], "FP64", ["1.0"]), ("b", [1], "FP64", [2.0])), "must be numbers"),
+    ],
+)
+def test_float_columns_keep_every_error_of_the_general_path(payload: dict[str, object], error: str) -> None:
+    with pytest.raises(Exception, match=re.escape(error)):
+        v2.parse_infer(payload, COLUMNS)
+
+
+def test_float_columns_of_other_kinds_take_the_general_path() -> None:
+    mixed = v2.parse_infer(_columns(("a", [1], "FP32", [0.1]), ("b", [1], "FP64", [0.1])), COLUMNS)
+    assert mixed.data.dtype == np.float64 and mixed.data[0, 0] == np.float32(0.1)  # rounded as FP32 first
+    ints = v2.parse_infer(_columns(("a", [1], "FP64", [1]), ("b", [1], "FP64", [2.0])), COLUMNS)
+    assert ints.data.tolist() == [[1.0, 2.0]]
 
 
 def test_responses_hold_the_same_values_and_refuse_what_json_cannot_hold() -> None:

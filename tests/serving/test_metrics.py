@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,25 @@ def test_model_threads(
 def test_options_round_trip_for_workers() -> None:
     options = ServeOptions(ref=ModelRef("models:/m/1", "models:/m/1", "m", "1"), max_wait_ms=2.5)
     assert ServeOptions.from_json(options.to_json()) == options
+
+
+def test_histograms_expose_what_prometheus_client_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gitml.serving.metrics import LATENCY_BUCKETS
+
+    values = [0.0, 0.0005, 0.0007, 0.001, 0.3, 10.0, 11.0, 0.0025]  # bounds land in their bucket
+    m = ServingMetrics()
+    reference = CollectorRegistry()
+    theirs = Histogram("gitml_request_duration_seconds", "Time to answer /invocations.", ["endpoint"],
+                       buckets=LATENCY_BUCKETS, registry=reference).labels("/invocations")  # fmt: skip
+    for v in values:
+        m.latency.observe(v)
+        theirs.observe(v)
+
+    def samples(text: str) -> list[Any]:
+        return [s for fam in text_string_to_metric_families(text) for s in fam.samples
+                if fam.name == "gitml_request_duration_seconds"]  # fmt: skip
+
+    assert samples(m.render()) == samples(generate_latest(reference).decode())

@@ -15,6 +15,7 @@ from typing import Any
 
 from gitml.exceptions import CorruptMetadata, GitMLError, InvalidParameterValue
 from gitml.models.flavors.sklearn import SPEC
+from gitml.models.flavors.sklearn._linear import linear_predict
 from gitml.models.folder import (
     copy_code_paths,
     finish_model,
@@ -272,6 +273,8 @@ class _SklearnPredictor:
     def __init__(self, model: Any, predict_fn: str) -> None:
         self.raw_model = model
         self._fn = getattr(model, predict_fn)
+        # a linear model's own answer without scikit-learn's per-call input checks
+        self._linear = linear_predict(model) if predict_fn == "predict" else None
         names = getattr(model, "feature_names_in_", None)
         self._features = [str(n) for n in names] if names is not None else None
 
@@ -294,6 +297,10 @@ class _SklearnPredictor:
         `PyFuncModel.predict_matrix`); NotImplemented for any other columns."""
         if self._features is not None and list(columns) != self._features:
             return NotImplemented
+        if self._linear is not None:
+            out = self._linear(values)
+            if out is not None:
+                return out
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             return self._score(values)
