@@ -245,7 +245,11 @@ class Batcher:
         self.last_call_seconds = seconds = time.perf_counter() - started
         # The quickest of the recent calls: a call in the model thread can wait for the GIL
         # while the event loop works, and would look slower than the model is.
+        # A call ten times over the limit (a new model after --follow, a huge batch) forgets
+        # the quick ones, so the next calls go to the thread rather than block the loop.
         recent = self._recent
+        if seconds > 10 * self.inline_below:
+            recent.clear()
         recent.append(seconds)
         self._typical = min(recent)
         return out

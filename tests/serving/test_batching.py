@@ -273,3 +273,26 @@ def test_a_model_exiting_on_the_event_loop_fails_its_request_only() -> None:
     batcher.close()
     assert isinstance(bad, RuntimeError) and "SystemExit" in str(bad)
     assert good.tolist() == [4]
+
+
+def test_a_slow_call_sends_the_next_ones_back_to_the_thread() -> None:
+    threads: list[str] = []
+    delays = iter([0.0] * 5 + [0.06] + [0.0] * 5)
+
+    def model(data: Any, params: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        time.sleep(next(delays))  # sleep(0): cheap
+        return np.asarray(data).sum(axis=1)
+
+    batcher = Batcher(model)
+    batcher.inline_below = 0.005  # sleep(0) is well under 5 ms, 60 ms is over 10x of it
+
+    async def main() -> None:
+        for i in range(7):
+            await batcher.submit(parse_json({"inputs": [[i, 1]]}, None))
+
+    run(main())
+    batcher.close()
+    # measured in the thread, then cheap on the loop, then the 60 ms call, then the thread again
+    assert threads[0] == "gitml-model" and threads[1:6] == ["MainThread"] * 5
+    assert threads[6] == "gitml-model"
