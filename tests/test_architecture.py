@@ -82,6 +82,7 @@ FACE_NAMES: dict[str, set[str]] = {
     "tracking/__init__.py": {"gitml.client"},
     "tracking/client.py": {"gitml.client"},
     "artifacts/__init__.py": {"gitml.fluent.artifacts"},
+    "models/__init__.py": {"gitml.serving.validation"},  # mlflow.models.validate_serving_input
 }
 
 # Strings that look like module names but are data: the `loader_module` an MLmodel file

@@ -48,6 +48,8 @@ def test_the_composed_client_has_the_tracking_and_registry_methods(method: str) 
         ("gitml.models.signature", "ParamSpec"),
         ("gitml.types", "ParamSchema"),
         ("gitml.types", "ParamSpec"),
+        ("gitml.models", "validate_serving_input"),
+        ("gitml.models", "convert_input_example_to_serving_input"),
         ("gitml.pyfunc", "log_model"),
         ("gitml.pyfunc", "load_model"),
         ("gitml.pytorch", "log_model"),
