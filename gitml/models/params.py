@@ -70,6 +70,16 @@ def _as_list(value: Any) -> list[Any] | None:
     return None
 
 
+def _latin1(text: Any) -> bytes:
+    """A binary default as the MLmodel file carries it (one character a byte), back to bytes."""
+    try:
+        if isinstance(text, str):
+            return text.encode("latin-1")
+    except UnicodeEncodeError as e:
+        raise InvalidParameterValue(f"a binary parameter's default is not a byte string: {text[:100]!r}") from e
+    raise InvalidParameterValue(f"a binary parameter's default is not a byte string: {str(text)[:100]!r}")
+
+
 class ParamSpec:
     """One inference parameter: its name, MLflow data type, default and shape (None for a
     scalar, (-1,) for a list)."""
@@ -127,7 +137,7 @@ class ParamSpec:
             raise InvalidParameterValue(f"malformed parameter spec in signature: {str(item)[:200]}")
         default = item.get("default")
         if item.get("type") == "binary" and default is not None:
-            default = [v.encode("latin-1") for v in default] if isinstance(default, list) else str(default).encode("latin-1")
+            default = [_latin1(v) for v in default] if isinstance(default, list) else _latin1(default)
         shape = item.get("shape")
         if shape is not None and not isinstance(shape, list):
             raise InvalidParameterValue(f"parameter spec's shape must be a list or null: {str(shape)[:100]}")

@@ -122,6 +122,10 @@ def test_params_without_a_params_schema_are_dropped(tmp_path: Path, caplog: pyte
         (json.dumps([{"name": "a", "type": "long", "default": 1, "shape": [2, 2]}]), "shape must be"),
         (json.dumps([{"name": "a", "type": "long"}, {"name": "a", "type": "long"}]), "duplicated"),
         (json.dumps({"name": "a"}), "must be a list"),
+        (json.dumps([{"name": "a", "type": "binary", "default": [1], "shape": [-1]}]), "not a byte string"),
+        (json.dumps([{"name": "a", "type": "binary", "default": "\u20ac"}]), "not a byte string"),
+        (json.dumps([{"name": "a", "type": "long", "default": 1, "shape": "x"}]), "shape must be a list"),
+        (json.dumps([{"name": 7, "type": "long", "default": 1}]), "non-empty string"),
         (json.dumps([["name", "a"]]), "malformed parameter spec"),
     ],
 )
