@@ -52,8 +52,7 @@ class PyFuncModel:
         return self._impl.predict(data, self._params(params))
 
     def _params(self, params: dict[str, Any] | None) -> dict[str, Any] | None:
-        signature = self._meta.signature
-        return enforce_params(params, signature.params if signature is not None else None)
+        return enforce_params(params, self._meta.get_params_schema())
 
     def predict_matrix(
         self, values: Any, columns: Sequence[str], params: dict[str, Any] | None = None

@@ -92,7 +92,7 @@ def test_predict_checks_params_against_the_signature(tmp_path: Path, caplog: pyt
     gitml.pyfunc.save_model(tmp_path / "m", python_model=EchoParams(), signature=sig)
     assert yaml.safe_load((tmp_path / "m" / "MLmodel").read_text())["signature"]["params"] == sig.params.to_json()
     model = gitml.pyfunc.load_model(tmp_path / "m")
-    assert model.metadata.signature.params == sig.params
+    assert model.metadata.get_params_schema() == sig.params
     assert model.predict({"x": [1]}) == {"k": 3, "mode": "fast", "w": [0.5]}
     with caplog.at_level(logging.WARNING, logger="gitml.models.params"):
         got = model.predict({"x": [1]}, params={"k": 7, "w": [1, 2], "typo": 1})
