@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gitml.models.signature import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+from gitml.models.signature import ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec
 
-__all__ = ["ColSpec", "ParamSchema", "ParamSpec", "Schema", "TensorSpec"]
+__all__ = ["ColSpec", "DataType", "ParamSchema", "ParamSpec", "Schema", "TensorSpec"]

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue, MissingDependency
@@ -18,6 +19,7 @@ from gitml.store.bounded import check_tree, load_json
 __all__ = [
     "COLUMN_TYPES",
     "ColSpec",
+    "DataType",
     "ModelSignature",
     "ParamSchema",
     "ParamSpec",
@@ -38,6 +40,20 @@ COLUMN_TYPES: dict[str, str] = {
     "binary": "object",
     "datetime": "datetime64[ns]",
 }
+
+
+class DataType(str, Enum):
+    """MLflow's column types as an enum, for `ColSpec(DataType.double, "x")`; a spec stores
+    the name (COLUMN_TYPES' keys)."""
+
+    boolean = "boolean"
+    integer = "integer"
+    long = "long"
+    float = "float"
+    double = "double"
+    string = "string"
+    binary = "binary"
+    datetime = "datetime"
 
 
 def _np() -> Any:
@@ -71,6 +87,8 @@ class ColSpec:
     required: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.type, DataType):
+            object.__setattr__(self, "type", self.type.name)
         if self.type not in COLUMN_TYPES:
             raise InvalidParameterValue(
                 f"unknown column type {self.type!r}; expected one of {sorted(COLUMN_TYPES)}"

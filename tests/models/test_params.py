@@ -15,7 +15,8 @@ import yaml
 import gitml.pyfunc
 from gitml.exceptions import InvalidParameterValue
 from gitml.models import ModelSignature, infer_signature
-from gitml.models.signature import ParamSchema, ParamSpec
+from gitml.models.signature import COLUMN_TYPES, ColSpec, ParamSchema, ParamSpec
+from gitml.types import DataType
 from tests.models.pyfuncs import EchoParams
 
 DEFAULTS = {
@@ -144,3 +145,10 @@ def test_schema_round_trips_binary_and_datetime_lists() -> None:
         [ParamSpec("b", "binary", b"\x00\xff"), ParamSpec("d", "datetime", [dt.date(2024, 1, 1)], (-1,))]
     )
     assert ParamSchema.from_json(schema.to_json()) == schema
+
+
+def test_mlflows_datatype_enum_names_the_types() -> None:
+    assert [t.name for t in DataType] == list(COLUMN_TYPES)
+    assert ColSpec(DataType.double, "x") == ColSpec("double", "x")
+    assert ColSpec(DataType.long).to_dict() == {"type": "long", "required": True}
+    assert ParamSpec("k", DataType.long, 3).to_dict()["type"] == "long"
