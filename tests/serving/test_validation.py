@@ -32,6 +32,8 @@ from tests.models.pyfuncs import AddN, EchoParams, NoContext
         (np.arange(4).reshape(2, 2), {"inputs": [[0, 1], [2, 3]]}),
         ({"a": np.zeros(2)}, {"inputs": {"a": [0.0, 0.0]}}),
         ([[1, 2]], {"inputs": [[1, 2]]}),
+        ({"x": 1, "y": "a"}, {"dataframe_records": [{"x": 1, "y": "a"}]}),
+        ([{"x": 1}, {"x": np.int64(2)}], {"dataframe_records": [{"x": 1}, {"x": 2}]}),
         (({"x": [1]}, {"k": 2}), {"inputs": {"x": [1]}, "params": {"k": 2}}),
     ],
 )
@@ -48,6 +50,8 @@ def test_a_column_model_scores_its_converted_example(tmp_path: Path) -> None:
     assert validate_serving_input(str(tmp_path / "m"), body) == [11, 12]
     assert validate_serving_input(tmp_path / "m", {"dataframe_records": [{"x": 5}]}) == [15]
     assert validate_serving_input(tmp_path / "m", {"inputs": {"x": [3]}}) == [13]
+    for example, expected in (({"x": 1}, [11]), ([{"x": 1}, {"x": 2}], [11, 12]), ({"x": [4]}, [14])):
+        assert validate_serving_input(tmp_path / "m", convert_input_example_to_serving_input(example)) == expected
 
 
 def test_params_in_the_body_reach_the_model_checked(tmp_path: Path) -> None:
