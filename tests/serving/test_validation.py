@@ -4,6 +4,7 @@ scored as the server would score it, on real saved and logged models."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -84,4 +85,6 @@ def test_a_wrong_body_raises(tmp_path: Path, body: object, match: str) -> None:
 def test_a_logged_model_by_runs_uri(repo: Path) -> None:
     with gitml.start_run():
         info = gitml.pyfunc.log_model(name="model", python_model=NoContext())
+    before = set(Path(tempfile.gettempdir()).glob("gitml-*"))
     assert validate_serving_input(info.model_uri, '{"inputs": [[1, 2], [3, 4], [5, 6]]}') == 3
+    assert set(Path(tempfile.gettempdir()).glob("gitml-*")) == before  # the download is gone
