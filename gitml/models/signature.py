@@ -311,5 +311,5 @@ def infer_signature(model_input: Any = None, model_output: Any = None, params: A
     return ModelSignature(
         infer_schema(model_input) if model_input is not None else None,
         infer_schema(model_output) if model_output is not None else None,
-        infer_param_schema(params) if params is not None else None,
+        infer_param_schema(params) if params else None,  # no params ({}) is no params schema, as in MLflow
     )

@@ -41,6 +41,7 @@ def test_infer_signature_with_params_writes_mlflows_json() -> None:
         {"name": "when", "type": "datetime", "default": "2024-01-02T03:04:05", "shape": None},
     ]
     assert ModelSignature.from_dict(sig.to_dict()) == sig
+    assert infer_signature(np.zeros((2, 3)), None, params={}).params is None
 
 
 @pytest.mark.parametrize(
