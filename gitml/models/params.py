@@ -21,6 +21,7 @@ PARAM_TYPES = ("boolean", "integer", "long", "float", "double", "string", "binar
 # A params section is a handful of knobs; these bound what a hostile MLmodel can make us build.
 MAX_PARAMS = 1000
 MAX_LIST_LEN = 10_000
+MAX_NAME = 1000
 _MAX_JSON_BYTES = 1 << 20
 
 
@@ -72,11 +73,11 @@ def _as_list(value: Any) -> list[Any] | None:
 
 def _latin1(text: Any) -> bytes:
     """A binary default as the MLmodel file carries it (one character a byte), back to bytes."""
-    try:
-        if isinstance(text, str):
+    if isinstance(text, str):
+        try:
             return text.encode("latin-1")
-    except UnicodeEncodeError as e:
-        raise InvalidParameterValue(f"a binary parameter's default is not a byte string: {text[:100]!r}") from e
+        except UnicodeEncodeError:
+            pass  # a character past U+00FF was not written by to_dict
     raise InvalidParameterValue(f"a binary parameter's default is not a byte string: {str(text)[:100]!r}")
 
 
@@ -85,15 +86,19 @@ class ParamSpec:
     scalar, (-1,) for a list)."""
 
     def __init__(self, name: str, dtype: str, default: Any, shape: tuple[int, ...] | None = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidParameterValue(f"a parameter's name must be a non-empty string, got {name!r}")
-        dtype = getattr(dtype, "name", dtype)  # a DataType-like object carries its name
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+            raise InvalidParameterValue(
+                f"a parameter's name must be a string of 1 to {MAX_NAME} characters, got {str(name)[:100]!r}"
+            )
+        dtype = getattr(dtype, "name", dtype)  # a DataType member carries its name
         if dtype not in PARAM_TYPES:
-            raise InvalidParameterValue(f"parameter {name!r}: unknown type {dtype!r}; expected one of {list(PARAM_TYPES)}")
+            raise InvalidParameterValue(
+                f"parameter {name!r}: unknown type {str(dtype)[:100]!r}; expected one of {list(PARAM_TYPES)}"
+            )
         if shape is not None:
             shape = tuple(shape)
             if shape != (-1,):
-                raise InvalidParameterValue(f"parameter {name!r}: shape must be None or (-1,), got {shape}")
+                raise InvalidParameterValue(f"parameter {name!r}: shape must be None or (-1,), got {str(shape)[:100]}")
         self.name = name
         self.dtype = dtype
         self.shape = shape
@@ -126,7 +131,7 @@ class ParamSpec:
         if self.dtype == "datetime" and default is not None:
             default = [v.isoformat() for v in default] if self.shape else default.isoformat()
         elif self.dtype == "binary" and default is not None:
-            # JSON has no bytes; MLflow's binary defaults do not survive JSON either.
+            # JSON has no bytes: a binary default is written one character a byte.
             default = [v.decode("latin-1") for v in default] if self.shape else default.decode("latin-1")
         return {"name": self.name, "type": self.dtype, "default": default, "shape": list(self.shape) if self.shape else None}
 

@@ -127,7 +127,8 @@ def test_params_without_a_params_schema_are_dropped(tmp_path: Path, caplog: pyte
         (json.dumps([{"name": "a", "type": "binary", "default": [1], "shape": [-1]}]), "not a byte string"),
         (json.dumps([{"name": "a", "type": "binary", "default": "\u20ac"}]), "not a byte string"),
         (json.dumps([{"name": "a", "type": "long", "default": 1, "shape": "x"}]), "shape must be a list"),
-        (json.dumps([{"name": 7, "type": "long", "default": 1}]), "non-empty string"),
+        (json.dumps([{"name": 7, "type": "long", "default": 1}]), "a string of 1 to 1000 characters"),
+        (json.dumps([{"name": "n" * 5000, "type": "long", "default": 1}]), "a string of 1 to 1000 characters"),
         (json.dumps([["name", "a"]]), "malformed parameter spec"),
     ],
 )
