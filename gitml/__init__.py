@@ -102,6 +102,7 @@ _SUBMODULES = {
     "serving",
     "store",
     "tracking",
+    "types",
 }
 
 __all__ = sorted(_LAZY) + ["VERSION", "__version__"]

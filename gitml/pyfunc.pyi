@@ -9,6 +9,7 @@ from gitml.models.flavors.pyfunc.flavor import FLAVOR_NAME as FLAVOR_NAME
 from gitml.models.flavors.pyfunc.flavor import PyFuncModel as PyFuncModel
 from gitml.models.flavors.pyfunc.flavor import PythonModel as PythonModel
 from gitml.models.flavors.pyfunc.flavor import PythonModelContext as PythonModelContext
+from gitml.models.flavors.pyfunc.flavor import get_model_dependencies as get_model_dependencies
 from gitml.models.flavors.pyfunc.flavor import load_model as load_model
 from gitml.models.flavors.pyfunc.flavor import save_model as save_model
 from gitml.models.model import ModelInfo
@@ -20,6 +21,7 @@ __all__ = [
     "PythonModel",
     "PythonModelContext",
     "autolog",
+    "get_model_dependencies",
     "load_model",
     "log_model",
     "save_model",

@@ -4,7 +4,7 @@ import (top-level or deferred) and every module name given to `importlib` as a s
 The layers, top to bottom (docs/architecture.md draws them):
 
     cli
-    faces: gitml (the package), client, data, faces (gitml.pytorch, gitml.sklearn, gitml.pyfunc ...
+    faces: gitml (the package), client, data, types, faces (gitml.pytorch, gitml.sklearn, gitml.pyfunc ...
            have no file: `faces` builds them from the flavor registry in models/)
     fluent
     serving
@@ -46,7 +46,7 @@ _CI = {"ci"} | _PROJECTS
 _DEPLOY = {"deploy"} | _CI
 _SERVING = {"serving"} | _DEPLOY
 _FLUENT = {"fluent"} | _SERVING
-_FACES = {"client", "data", "faces"}
+_FACES = {"client", "data", "faces", "types"}
 
 # THE table: unit -> the units it may import.
 ALLOWED: dict[str, set[str]] = {
@@ -56,6 +56,7 @@ ALLOWED: dict[str, set[str]] = {
     "client": _FLUENT,
     "faces": _FLUENT,
     "data": _FLUENT,
+    "types": _FLUENT,
     "fluent": _SERVING,
     "serving": _DEPLOY,
     "deploy": _CI,
@@ -81,6 +82,7 @@ FACE_NAMES: dict[str, set[str]] = {
     "tracking/__init__.py": {"gitml.client"},
     "tracking/client.py": {"gitml.client"},
     "artifacts/__init__.py": {"gitml.fluent.artifacts"},
+    "models/__init__.py": {"gitml.serving.validation"},  # mlflow.models.validate_serving_input
 }
 
 # Strings that look like module names but are data: the `loader_module` an MLmodel file

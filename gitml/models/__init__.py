@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gitml.models.folder import convert_input_example_to_serving_input
     from gitml.models.model import Model, ModelInfo
     from gitml.models.signature import (
         ColSpec,
@@ -30,10 +31,12 @@ __all__ = [
     "ModelSignature",
     "Schema",
     "TensorSpec",
+    "convert_input_example_to_serving_input",
     "get_model_info",
     "infer_signature",
     "resolve_model_uri",
     "set_signature",
+    "validate_serving_input",
 ]
 
 _LAZY = {
@@ -43,9 +46,12 @@ _LAZY = {
     "ModelSignature": "gitml.models.signature",
     "Schema": "gitml.models.signature",
     "TensorSpec": "gitml.models.signature",
+    "convert_input_example_to_serving_input": "gitml.models.folder",
     "infer_signature": "gitml.models.signature",
     "resolve_model_uri": "gitml.models.uri",
     "set_signature": "gitml.models.signature_edit",
+    # MLflow's path for a function of the layer above (the scoring server's parser): a face name
+    "validate_serving_input": "gitml.serving.validation",
 }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "CODE_DIR",
     "INPUT_EXAMPLE_FILE",
     "REQUIREMENTS_FILE",
+    "convert_input_example_to_serving_input",
     "copy_code_paths",
     "dir_size",
     "load_input_example",
@@ -228,6 +229,47 @@ def save_input_example(model_dir: Path, example: Any) -> dict[str, Any] | None:
         raise InvalidParameterValue(f"input_example is not JSON-serialisable: {e}") from e
     (model_dir / INPUT_EXAMPLE_FILE).write_text(text)
     return info
+
+
+def _is_scalar(value: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return isinstance(value, str | int | float | bool) or (np is not None and isinstance(value, np.generic))
+
+
+def _is_records(example: Any) -> bool:
+    if isinstance(example, Mapping):
+        return bool(example) and all(_is_scalar(v) for v in example.values())
+    return isinstance(example, list) and bool(example) and all(
+        isinstance(r, Mapping) and all(_is_scalar(v) for v in r.values()) for r in example
+    )
+
+
+def convert_input_example_to_serving_input(input_example: Any) -> str | None:
+    """The `/invocations` JSON body (MLflow's formats) that scores `input_example`; None for
+    None. A `(data, params)` tuple adds the body's `params`."""
+    if input_example is None:
+        return None
+    params = None
+    if isinstance(input_example, tuple) and len(input_example) == 2 and isinstance(input_example[1], Mapping):
+        input_example, params = input_example
+    if type(input_example).__module__.startswith("torch") and hasattr(input_example, "detach"):
+        input_example = input_example.detach().cpu().numpy()
+    pd = sys.modules.get("pandas")
+    payload: dict[str, Any]
+    if pd is not None and isinstance(input_example, pd.DataFrame):
+        split = json.loads(input_example.to_json(orient="split", index=False, date_format="iso"))
+        payload = {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
+    elif _is_records(input_example):  # one row (a dict of scalars) or a list of rows: a table
+        rows = [input_example] if isinstance(input_example, Mapping) else input_example
+        payload = {"dataframe_records": _jsonable(rows)}
+    else:  # arrays, named tensors, lists and dicts of columns are all MLflow's `inputs`
+        payload = {"inputs": _jsonable(input_example)}
+    if params:
+        payload["params"] = _jsonable(params)
+    try:
+        return json.dumps(payload)
+    except (TypeError, ValueError) as e:
+        raise InvalidParameterValue(f"input_example is not JSON-serialisable: {e}") from e
 
 
 def load_input_example(model_dir: Path, info: Mapping[str, Any] | None) -> Any:

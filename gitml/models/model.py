@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue, ResourceDoesNotExist
-from gitml.models.signature import ModelSignature, Schema
+from gitml.models.signature import ModelSignature, ParamSchema, Schema
 from gitml.store.bounded import load_yaml
 
 __all__ = [
@@ -125,6 +125,10 @@ class Model:
     def get_output_schema(self) -> Schema | None:
         """The output schema, if the model has a signature."""
         return self.signature.outputs if self.signature is not None else None
+
+    def get_params_schema(self) -> ParamSchema | None:
+        """The inference params' schema, if the model's signature declares params."""
+        return self.signature.params if self.signature is not None else None
 
     def get_model_info(self, model_uri: str | None = None) -> ModelInfo:
         """MLflow's ModelInfo for this model: uuid, run id, flavors, signature, ..."""

@@ -11,6 +11,7 @@ from gitml.exceptions import InvalidParameterValue
 from gitml.models.enforcement import enforce_matrix, enforce_schema
 from gitml.models.flavors import by_loader_module, flavors
 from gitml.models.model import PYFUNC_FLAVOR, Model
+from gitml.models.params import enforce_params
 from gitml.models.shipping import keeps_code
 from gitml.models.uri import temporary_model_dir
 
@@ -42,11 +43,16 @@ class PyFuncModel:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Score `data` (numpy array, DataFrame, list or dict); inputs are checked against the
-        signature first, with safe casts, and a wrong input raises InvalidParameterValue."""
+        signature first, with safe casts, and a wrong input raises InvalidParameterValue.
+        `params` are checked against the signature's params: cast, defaults filled in,
+        unknown names dropped with a warning."""
         schema = self._meta.get_input_schema()
         if schema is not None:
             data = enforce_schema(data, schema)
-        return self._impl.predict(data, params)
+        return self._impl.predict(data, self._params(params))
+
+    def _params(self, params: dict[str, Any] | None) -> dict[str, Any] | None:
+        return enforce_params(params, self._meta.get_params_schema())
 
     def predict_matrix(
         self, values: Any, columns: Sequence[str], params: dict[str, Any] | None = None
@@ -59,7 +65,7 @@ class PyFuncModel:
         if fast is not None and (schema is None or not schema.is_tensor_spec()):
             checked = values if schema is None else enforce_matrix(values, columns, schema)
             if checked is not None:
-                out = fast(checked, columns, params)
+                out = fast(checked, columns, self._params(params))
                 if out is not NotImplemented:
                     return out
         try:

@@ -9,15 +9,20 @@ import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue, MissingDependency
+from gitml.models.params import ParamSchema, ParamSpec, infer_param_schema
 from gitml.store.bounded import check_tree, load_json
 
 __all__ = [
     "COLUMN_TYPES",
     "ColSpec",
+    "DataType",
     "ModelSignature",
+    "ParamSchema",
+    "ParamSpec",
     "Schema",
     "TensorSpec",
     "infer_signature",
@@ -35,6 +40,20 @@ COLUMN_TYPES: dict[str, str] = {
     "binary": "object",
     "datetime": "datetime64[ns]",
 }
+
+
+class DataType(str, Enum):
+    """MLflow's column types as an enum, for `ColSpec(DataType.double, "x")`; a spec stores
+    the name (COLUMN_TYPES' keys)."""
+
+    boolean = "boolean"
+    integer = "integer"
+    long = "long"
+    float = "float"
+    double = "double"
+    string = "string"
+    binary = "binary"
+    datetime = "datetime"
 
 
 def _np() -> Any:
@@ -68,6 +87,8 @@ class ColSpec:
     required: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.type, DataType):
+            object.__setattr__(self, "type", self.type.name)
         if self.type not in COLUMN_TYPES:
             raise InvalidParameterValue(
                 f"unknown column type {self.type!r}; expected one of {sorted(COLUMN_TYPES)}"
@@ -173,18 +194,22 @@ class Schema:
 
 
 class ModelSignature:
-    """What a model takes and gives: an input schema and an optional output schema."""
+    """What a model takes and gives: an input schema, an optional output schema and the
+    optional inference parameters `predict(..., params=)` accepts."""
 
-    def __init__(self, inputs: Schema | None = None, outputs: Schema | None = None) -> None:
+    def __init__(
+        self, inputs: Schema | None = None, outputs: Schema | None = None, params: ParamSchema | None = None
+    ) -> None:
         self.inputs = inputs
         self.outputs = outputs
+        self.params = params
 
     def to_dict(self) -> dict[str, Any]:
         """The `signature` section of an MLmodel file: JSON strings, as MLflow writes them."""
         return {
             "inputs": self.inputs.to_json() if self.inputs is not None else None,
             "outputs": self.outputs.to_json() if self.outputs is not None else None,
-            "params": None,
+            "params": self.params.to_json() if self.params is not None else None,
         }
 
     @classmethod
@@ -192,9 +217,11 @@ class ModelSignature:
         """Parse the `signature` section of an MLmodel file."""
         inputs = data.get("inputs")
         outputs = data.get("outputs")
+        params = data.get("params")
         return cls(
             Schema.from_json(inputs) if inputs else None,
             Schema.from_json(outputs) if outputs else None,
+            ParamSchema.from_json(params) if params else None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -202,10 +229,11 @@ class ModelSignature:
             isinstance(other, ModelSignature)
             and self.inputs == other.inputs
             and self.outputs == other.outputs
+            and self.params == other.params
         )
 
     def __repr__(self) -> str:
-        return f"ModelSignature(inputs={self.inputs!r}, outputs={self.outputs!r})"
+        return f"ModelSignature(inputs={self.inputs!r}, outputs={self.outputs!r}, params={self.params!r})"
 
 
 # ---------------------------------------------------------------- inference
@@ -278,10 +306,10 @@ def infer_schema(data: Any) -> Schema:
 
 
 def infer_signature(model_input: Any = None, model_output: Any = None, params: Any = None) -> ModelSignature:
-    """Infer a signature from example inputs and outputs (numpy, pandas, torch, lists, dicts)."""
-    if params is not None:
-        raise InvalidParameterValue("inference params are not supported in signatures yet")
+    """Infer a signature from example inputs and outputs (numpy, pandas, torch, lists, dicts);
+    `params`, a dict of name -> default value, gives the signature's ParamSchema."""
     return ModelSignature(
         infer_schema(model_input) if model_input is not None else None,
         infer_schema(model_output) if model_output is not None else None,
+        infer_param_schema(params) if params else None,  # no params ({}) is no params schema, as in MLflow
     )

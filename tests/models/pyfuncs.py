@@ -7,7 +7,7 @@ from typing import Any
 
 import gitml.pyfunc
 
-__all__ = ["AddN", "Lookup", "NoContext"]
+__all__ = ["AddN", "EchoParams", "Lookup", "NoContext"]
 
 
 class AddN(gitml.pyfunc.PythonModel):
@@ -37,3 +37,10 @@ class NoContext(gitml.pyfunc.PythonModel):
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
         return len(model_input)
+
+
+class EchoParams(gitml.pyfunc.PythonModel):
+    """Returns the params it was given, to show what the signature made of them."""
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        return params

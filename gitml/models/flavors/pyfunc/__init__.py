@@ -17,6 +17,7 @@ SPEC = FlavorSpec(
         "PyFuncModel",
         "PythonModel",
         "PythonModelContext",
+        "get_model_dependencies",
         "load_model",
         "save_model",
     ),

@@ -11,6 +11,7 @@ from typing import Any
 from gitml.config import env_flag
 from gitml.exceptions import CorruptMetadata, InvalidParameterValue
 from gitml.models.code import ShippedCode
+from gitml.models.dependencies import get_model_dependencies
 from gitml.models.flavors.pyfunc import SPEC
 from gitml.models.flavors.pyfunc._state import load_state, save_state
 from gitml.models.folder import (
@@ -30,6 +31,7 @@ __all__ = [
     "PyFuncModel",
     "PythonModel",
     "PythonModelContext",
+    "get_model_dependencies",
     "load_model",
     "load_pyfunc",
     "save_model",
