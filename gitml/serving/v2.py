@@ -323,7 +323,10 @@ def _columns(tensors: dict[str, Any], spec: InputSpec, params: dict[str, Any] | 
 
 def _tensor_out(name: str, value: Any) -> tuple[str, str, Any]:
     np = _numpy()
-    arr = value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
+    if type(value) is np.ndarray:
+        arr = value
+    else:
+        arr = value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
     if arr.dtype.kind in "OUS":
         return name, "BYTES", arr
     datatype = _datatype_of(arr.dtype)
@@ -335,6 +338,8 @@ def _tensor_out(name: str, value: Any) -> tuple[str, str, Any]:
 def output_tensors(predictions: Any) -> list[tuple[str, str, Any]]:
     """The model's predictions as (name, datatype, array) outputs: a DataFrame gives a
     tensor per column, a dict one per key, anything else one named `predict`."""
+    if type(predictions) is _numpy().ndarray:  # the common answer, checked first (cheaply)
+        return [_tensor_out("predict", predictions)]
     if hasattr(predictions, "columns") and hasattr(predictions, "iloc"):
         return [_tensor_out(str(c), predictions[c]) for c in predictions.columns]
     if isinstance(predictions, dict):
@@ -362,7 +367,7 @@ def dump_infer(predictions: Any, model_name: str, model_version: str, request_id
     if _orjson is not None and all(
         dt not in _FLOATS or bool(_numpy().isfinite(arr).all()) for _, dt, arr in tensors
     ):  # orjson writes the same JSON several times faster; NaN and infinity stay refused below
-        return bytes(_orjson.dumps(body, default=str))
+        return _orjson.dumps(body, default=str)
     return json.dumps(body, allow_nan=False, default=str).encode()
 
 
