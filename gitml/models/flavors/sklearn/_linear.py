@@ -65,14 +65,15 @@ def linear_predict(model: Any) -> Predict | None:
     return fast
 
 
-def _weights(model: Any, np: Any) -> tuple[Any, Any] | None:
+def _weights(model: Any, np: Any) -> tuple[Any, Any, int] | None:
+    """The coefficients as the product takes them, the intercept and the fitted width."""
     coef = getattr(model, "coef_", None)
     intercept = getattr(model, "intercept_", None)
     if not isinstance(coef, np.ndarray) or coef.dtype.kind != "f" or coef.ndim not in (1, 2):
         return None  # sparse or unusual coefficients: the estimator's own path
     if not isinstance(intercept, np.ndarray | float | int):
         return None
-    return coef, intercept
+    return (coef.T if coef.ndim == 2 else coef), intercept, coef.shape[-1]
 
 
 def _classifier(model: Any, np: Any) -> Predict | None:
@@ -80,9 +81,7 @@ def _classifier(model: Any, np: Any) -> Predict | None:
     classes = getattr(model, "classes_", None)
     if weights is None or not isinstance(classes, np.ndarray) or classes.dtype.kind == "O":
         return None
-    coef, intercept = weights
-    coef_t = coef.T if coef.ndim == 2 else coef
-    width = coef.shape[-1]
+    coef_t, intercept, width = weights
 
     def predict(x: Any) -> Any:
         if not _plain(x, width, np):
@@ -100,9 +99,7 @@ def _regressor(model: Any, np: Any) -> Predict | None:
     weights = _weights(model, np)
     if weights is None:
         return None
-    coef, intercept = weights
-    coef_t = coef.T if coef.ndim == 2 else coef
-    width = coef.shape[-1]
+    coef_t, intercept, width = weights
 
     def predict(x: Any) -> Any:
         if not _plain(x, width, np):
