@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from gitml.serving.formats import (
     InputSpec,
     ModelInput,
     Table,
+    UnsupportedContentType,
     dump_predictions,
     input_spec,
     merge_inputs,
@@ -40,6 +42,7 @@ from gitml.serving.metrics import ServingMetrics
 
 __all__ = [
     "BodyTooLarge",
+    "decode_body",
     "ScoringApp",
     "ServeOptions",
     "ServingState",
@@ -246,6 +249,28 @@ async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """A request body sent with `Content-Encoding` gzip or deflate (Triton's and KServe's
+    clients can compress requests), inflated to at most `limit` bytes: a small compressed
+    body that would inflate past the limit is refused (413) before it is all in memory."""
+    name = (encoding or "identity").strip().lower()
+    if name == "identity":
+        return body
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(name)
+    if wbits is None:
+        raise UnsupportedContentType(f"Content-Encoding {encoding!r} is not supported; use gzip or deflate")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise BodyTooLarge(f"The request body inflates past the limit of {limit} bytes")
+        if not inflater.eof:
+            raise InvalidParameterValue(f"The {name} request body is truncated")
+    except zlib.error as e:
+        raise InvalidParameterValue(f"The request body is not valid {name}: {e}") from e
+    return out
+
+
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -302,11 +327,14 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
         try:
             body = await _read_body(scope, receive, options.max_body_bytes)
             content_type = _header(scope, b"content-type")
-            if len(body) <= _PARSE_INLINE_BYTES:  # the common small request: no thread hop
+            encoding = _header(scope, b"content-encoding")
+            if len(body) <= _PARSE_INLINE_BYTES and encoding is None:  # the common small request
                 inp = parse_request(body, content_type, state.spec)
-            else:  # a big body is parsed off the event loop: /ping and small requests go on
+            else:  # a big or compressed body is read off the event loop: /ping and small requests go on
                 loop = asyncio.get_running_loop()
-                inp = await loop.run_in_executor(parsers, parse_request, body, content_type, state.spec)
+                inp = await loop.run_in_executor(
+                    parsers, lambda: parse_request(decoded(body, encoding), content_type, state.spec)
+                )
             return 200, dump_predictions(await batcher.submit(inp))
         except GitMLError as e:
             status = getattr(e, "status", None) or e.get_http_status_code()
@@ -317,8 +345,12 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
             message = f"Model prediction failed: {type(e).__name__}: {e}"
             return 500, _error_body("INTERNAL_ERROR", message)
 
-    def _parse_v2(body: bytes, header_length: str | None) -> tuple[dict[str, Any], Any, Any]:
-        head, binary = v2_binary.split_body(body, header_length)
+    def decoded(body: bytes, encoding: str | None) -> bytes:
+        return decode_body(body, encoding, options.max_body_bytes)
+
+    def _parse_v2(body: bytes, header_length: str | None, encoding: str | None = None) -> tuple[dict[str, Any], Any, Any]:
+        # the binary extension's header length counts the uncompressed JSON (Triton's clients)
+        head, binary = v2_binary.split_body(decoded(body, encoding), header_length)
         payload = parse_v2_body(head)
         if binary:
             v2_binary.decode_inputs(payload, binary)
@@ -340,11 +372,12 @@ def create_app(options: ServeOptions, loader: Callable[[str], Any] | None = None
                 return 503, v2.error_body(state.error or "The model is still loading")
             body = await _read_body(scope, receive, options.max_body_bytes)
             header_length = _header(scope, v2_binary.HEADER)
-            if len(body) <= _PARSE_INLINE_BYTES:
+            encoding = _header(scope, b"content-encoding")
+            if len(body) <= _PARSE_INLINE_BYTES and encoding is None:
                 payload, inp, want = _parse_v2(body, header_length)
-            else:  # as for /invocations: a big body is parsed off the event loop
+            else:  # as for /invocations: a big or compressed body is read off the event loop
                 loop = asyncio.get_running_loop()
-                payload, inp, want = await loop.run_in_executor(parsers, _parse_v2, body, header_length)
+                payload, inp, want = await loop.run_in_executor(parsers, _parse_v2, body, header_length, encoding)
             predictions = await batcher.submit(inp)
             if want is None:
                 return 200, v2.dump_infer(predictions, name, version, payload.get("id"))

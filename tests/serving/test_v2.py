@@ -248,3 +248,39 @@ def test_served_under_the_registered_name_and_version(repo: Path, tmp_path: Path
         assert r.status_code == 404
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_from_tritonclient(models: dict[str, Server], algorithm: str) -> None:
+    client = _client(models["sums"])
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for binary in (False, True):  # JSON, and the binary extension (its header counts uncompressed bytes)
+        inp = httpclient.InferInput("input-0", [2, 3], "FP32")
+        inp.set_data_from_numpy(data, binary_data=binary)
+        result = client.infer("sums", [inp], request_compression_algorithm=algorithm)
+        np.testing.assert_allclose(result.as_numpy("predict"), data.sum(axis=1) * 2.0)
+
+
+def test_compressed_bodies_are_bounded_and_bad_ones_refused(models: dict[str, Server]) -> None:
+    import gzip
+    import zlib
+
+    url = models["sums"].url
+    body = json.dumps({"inputs": [[1.0, 2.0], [3.0, 4.0]]}).encode()
+    ok = httpx.post(url + "/invocations", content=gzip.compress(body),
+                    headers={"content-type": "application/json", "content-encoding": "gzip"}, timeout=30)  # fmt: skip
+    assert ok.status_code == 200 and ok.json()["predictions"] == [6.0, 14.0]
+    bomb = gzip.compress(b" " * (60 * 1024 * 1024))  # 60 MiB of spaces in 60 KB: over the 50 MiB limit
+    cases = [
+        ("/invocations", bomb, "gzip", 413),
+        ("/v2/models/sums/infer", bomb, "gzip", 413),
+        ("/invocations", body, "gzip", 400),  # not gzip at all
+        ("/invocations", gzip.compress(body)[:-12], "gzip", 400),  # truncated
+        ("/v2/models/sums/infer", zlib.compress(body), "br", 415),
+    ]
+    for path, content, encoding, status in cases:
+        r = httpx.post(url + path, content=content, timeout=30,
+                       headers={"content-type": "application/json", "content-encoding": encoding})  # fmt: skip
+        assert r.status_code == status, (path, encoding, r.text)
+        assert ("error" if path.startswith("/v2") else "message") in r.json()
+    assert httpx.get(url + "/ping", timeout=5).status_code == 200
